@@ -1,0 +1,501 @@
+//! The production event store adapter on Postgres.
+//!
+//! One append is one statement (one round trip): a data-modifying CTE moves the stream's
+//! version under its row lock (the optimistic-concurrency check) and inserts the events with
+//! positions derived from the writing transaction's id, then `pg_notify` wakes subscribers at
+//! commit. Reads of `$all` stop below the oldest running transaction (`pg_snapshot_xmin`), which
+//! is what makes positions gap-safe: a long write transaction anywhere in the cluster delays
+//! `$all` readers until it ends, but never makes them skip.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{EventData, Metadata, RecordedEvent, Snapshot};
+use crate::store::{
+    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, classify_replay,
+};
+use crate::stream::StreamId;
+use crate::subscription::{SubscriptionOptions, catch_up_then_live};
+use crate::version::{ExpectedVersion, Position};
+
+/// The LISTEN/NOTIFY channel appends signal on.
+pub const NOTIFY_CHANNEL: &str = "bs_events";
+
+/// Event store on Postgres; cheap to clone.
+#[derive(Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    limits: Limits,
+    subscription: SubscriptionOptions,
+    wake: watch::Receiver<u64>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgEventStore {
+    /// Connects with a pool of up to `max_connections`, migrates the schema and starts listening.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Self::new(pool).await
+    }
+
+    /// Uses an existing pool: migrates the schema and starts listening for commits.
+    pub async fn new(pool: PgPool) -> Result<Self, StoreError> {
+        migrate(&pool).await?;
+        let (tx, rx) = watch::channel(0u64);
+        let listener = tokio::spawn(listen(pool.clone(), tx));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                limits: Limits::default(),
+                subscription: SubscriptionOptions::default(),
+                wake: rx,
+                listener,
+            }),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Appends inside the caller's transaction, so events commit atomically with other writes.
+    ///
+    /// Unlike [`EventStore::append`], a refusal aborts the caller's transaction and replays are
+    /// not recognised: a reused event id is reported as `DuplicateEventId`.
+    pub async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult, StoreError> {
+        let encoded = self.inner.limits.check(events)?;
+        match run_append(conn, stream, expected, events, encoded).await? {
+            Ok(done) => Ok(done),
+            Err(Refused::Version) => Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_string(),
+                expected,
+                actual: 0,
+            }),
+            Err(Refused::DuplicateId) => Err(StoreError::DuplicateEventId { id: events[0].id }),
+        }
+    }
+}
+
+/// Applies the event store's migrations (idempotent; other components' migrations may share the database).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Forwards commit notifications to subscribers; reconnects on failure.
+async fn listen(pool: PgPool, wake: watch::Sender<u64>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::warn!(error = %err, "event store listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(NOTIFY_CHANNEL).await {
+            tracing::warn!(error = %err, "event store listen failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(_) => {
+                    // Coalesce a burst of commits into one wake-up.
+                    while let Ok(Some(_)) = listener.try_recv().await {
+                        if wake.is_closed() {
+                            return;
+                        }
+                    }
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "event store listener lost its connection");
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                    break;
+                }
+            }
+            if wake.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+/// Why a single-statement append wrote nothing.
+enum Refused {
+    /// The stream's version did not match.
+    Version,
+    /// An event id is already stored.
+    DuplicateId,
+}
+
+/// The stream-version step of an append, by expected version. `$1` stream, `$2` event count,
+/// `$7` expected version.
+fn version_step(expected: ExpectedVersion) -> &'static str {
+    match expected {
+        ExpectedVersion::Any => {
+            "INSERT INTO es_streams (stream_id, version) VALUES ($1, $2) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = es_streams.version + $2 \
+             WHERE $7::bigint IS NULL RETURNING version"
+        }
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => {
+            "INSERT INTO es_streams (stream_id, version) SELECT $1, $2 WHERE $7::bigint IS NULL \
+             ON CONFLICT (stream_id) DO NOTHING RETURNING version"
+        }
+        ExpectedVersion::StreamExists => {
+            "UPDATE es_streams SET version = version + $2 \
+             WHERE stream_id = $1 AND $7::bigint IS NULL RETURNING version"
+        }
+        ExpectedVersion::Exact(_) => {
+            "UPDATE es_streams SET version = version + $2 \
+             WHERE stream_id = $1 AND version = $7 RETURNING version"
+        }
+    }
+}
+
+/// The append statement for each kind of expected version.
+static APPEND_SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
+    [
+        ExpectedVersion::Any,
+        ExpectedVersion::NoStream,
+        ExpectedVersion::StreamExists,
+        ExpectedVersion::Exact(1),
+    ]
+    .map(|e| {
+        format!(
+            "WITH s AS ({step}),
+             x AS (SELECT pg_current_xact_id()::text::bigint AS xid),
+             b AS (SELECT coalesce(
+                     (SELECT max(e.position) FROM es_events e, x
+                       WHERE e.position > (x.xid << 16) AND e.position < ((x.xid + 1) << 16)),
+                     (SELECT xid << 16 FROM x)) AS base),
+             ins AS (
+               INSERT INTO es_events (position, event_id, stream_id, version, event_type, data, metadata)
+               SELECT b.base + e.ord, e.id, $1, s.version - $2 + e.ord, e.ty, e.data, e.meta
+               FROM s, b, UNNEST($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])
+                          WITH ORDINALITY AS e(id, ty, data, meta, ord)
+               RETURNING position),
+             n AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '') AS sent FROM s)
+             SELECT (SELECT version FROM s) AS version,
+                    (SELECT min(position) FROM ins) AS first_position,
+                    (SELECT max(position) FROM ins) AS last_position,
+                    (SELECT count(*) FROM n) AS notified",
+            step = version_step(e)
+        )
+    })
+});
+
+fn append_sql(expected: ExpectedVersion) -> &'static str {
+    let sql = &*APPEND_SQL;
+    match expected {
+        ExpectedVersion::Any => &sql[0],
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => &sql[1],
+        ExpectedVersion::StreamExists => &sql[2],
+        ExpectedVersion::Exact(_) => &sql[3],
+    }
+}
+
+/// Runs the one-statement append. `Ok(Err(_))` is a refusal that wrote nothing.
+async fn run_append(
+    conn: &mut PgConnection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[EventData],
+    encoded: Vec<(String, String)>,
+) -> Result<Result<AppendResult, Refused>, StoreError> {
+    let n = events.len() as i64;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let (data, meta): (Vec<String>, Vec<String>) = encoded.into_iter().unzip();
+    let exact = match expected {
+        ExpectedVersion::Exact(v) if v > 0 => Some(v as i64),
+        _ => None,
+    };
+    let row = sqlx::query(append_sql(expected))
+        .bind(stream.as_str())
+        .bind(n)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&data)
+        .bind(&meta)
+        .bind(exact)
+        .fetch_one(conn)
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+            return Ok(Err(Refused::DuplicateId));
+        }
+        Err(err) => return Err(StoreError::from_db(err, true)),
+    };
+    let version: Option<i64> = row.try_get(0).map_err(StoreError::Unavailable)?;
+    let Some(version) = version else {
+        return Ok(Err(Refused::Version));
+    };
+    let first: Option<i64> = row.try_get(1).map_err(StoreError::Unavailable)?;
+    let last: Option<i64> = row.try_get(2).map_err(StoreError::Unavailable)?;
+    Ok(Ok(AppendResult {
+        next_expected_version: version as u64,
+        first_position: Position(first.unwrap_or(0) as u64),
+        last_position: Position(last.unwrap_or(0) as u64),
+    }))
+}
+
+const EVENT_COLUMNS: &str =
+    "position, event_id, stream_id, version, event_type, data, metadata, recorded_at";
+
+fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let get_err = StoreError::Unavailable;
+    let position: i64 = row.try_get(0).map_err(get_err)?;
+    let id: Uuid = row.try_get(1).map_err(get_err)?;
+    let stream_id: String = row.try_get(2).map_err(get_err)?;
+    let version: i64 = row.try_get(3).map_err(get_err)?;
+    let event_type: String = row.try_get(4).map_err(get_err)?;
+    let data: serde_json::Value = row.try_get(5).map_err(get_err)?;
+    let metadata: sqlx::types::Json<Metadata> =
+        row.try_get(6).map_err(|e| StoreError::Codec {
+            event_id: id,
+            reason: format!("metadata: {e}"),
+        })?;
+    let recorded_at: DateTime<Utc> = row.try_get(7).map_err(get_err)?;
+    Ok(RecordedEvent {
+        id,
+        stream_id: StreamId::trusted(stream_id),
+        version: version as u64,
+        position: Position(position as u64),
+        event_type,
+        data,
+        metadata: metadata.0,
+        recorded_at,
+    })
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError> {
+        let encoded = self.inner.limits.check(&events)?;
+        let mut conn = self
+            .inner
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let refused = match run_append(&mut conn, stream, expected, &events, encoded).await? {
+            Ok(done) => return Ok(done),
+            Err(refused) => refused,
+        };
+        // Refused: either a replay of an append that already happened, or a real conflict.
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let rows = sqlx::query(
+            "SELECT event_id, stream_id, version, position, event_type, data \
+             FROM es_events WHERE event_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::Unavailable)?;
+        let stored = rows
+            .iter()
+            .map(|r| {
+                Ok(StoredIdentity {
+                    id: r.try_get(0)?,
+                    stream_id: r.try_get(1)?,
+                    version: r.try_get::<i64, _>(2)? as u64,
+                    position: Position(r.try_get::<i64, _>(3)? as u64),
+                    event_type: r.try_get(4)?,
+                    data: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::Unavailable)?;
+        match classify_replay(stream, expected, &events, stored)? {
+            Replay::AlreadyAppended(done) => Ok(done),
+            Replay::NotStored => match refused {
+                Refused::DuplicateId => Err(StoreError::DuplicateEventId { id: events[0].id }),
+                Refused::Version => Err(StoreError::WrongExpectedVersion {
+                    stream: stream.to_string(),
+                    expected,
+                    actual: self.stream_version(stream).await?,
+                }),
+            },
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: Direction,
+        from: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (sql, from) = match direction {
+            Direction::Forward => (
+                format!(
+                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = $1 AND version >= $2 \
+                     ORDER BY version ASC LIMIT $3"
+                ),
+                from.unwrap_or(1),
+            ),
+            Direction::Backward => (
+                format!(
+                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = $1 AND version <= $2 \
+                     ORDER BY version DESC LIMIT $3"
+                ),
+                from.unwrap_or(i64::MAX as u64),
+            ),
+        };
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .bind(i64::try_from(from).unwrap_or(i64::MAX))
+            .bind(limit_i64(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = $1")
+                .bind(stream.as_str())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        Ok(version.unwrap_or(0) as u64)
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM es_events \
+                 WHERE position > $1 \
+                   AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
+                 ORDER BY position LIMIT $2"
+            )
+        });
+        let rows = sqlx::query(&SQL)
+            .bind(i64::try_from(after.0).unwrap_or(i64::MAX))
+            .bind(limit_i64(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        catch_up_then_live(
+            self.clone(),
+            after,
+            self.inner.wake.clone(),
+            self.inner.subscription,
+        )
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM es_checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        Ok(pos.map(|p| Position(p as u64)))
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO es_checkpoints (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(name)
+        .bind(i64::try_from(position.0).unwrap_or(i64::MAX))
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| StoreError::from_db(e, true))?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query("SELECT version, state FROM es_snapshots WHERE stream_id = $1")
+            .bind(stream.as_str())
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        row.map(|r| {
+            Ok(Snapshot {
+                version: r.try_get::<i64, _>(0)? as u64,
+                state: r.try_get(1)?,
+            })
+        })
+        .transpose()
+        .map_err(StoreError::Unavailable)
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO es_snapshots (stream_id, version, state) VALUES ($1, $2, $3) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, \
+             state = EXCLUDED.state, taken_at = now() WHERE es_snapshots.version < EXCLUDED.version",
+        )
+        .bind(stream.as_str())
+        .bind(snapshot.version as i64)
+        .bind(&snapshot.state)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| StoreError::from_db(e, true))?;
+        Ok(())
+    }
+
+    fn adapter(&self) -> &'static str {
+        "postgres"
+    }
+}

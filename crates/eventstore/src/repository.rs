@@ -1,0 +1,235 @@
+//! Loads aggregates from their streams, runs commands and appends the resulting events.
+
+use std::sync::Arc;
+
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::error::StoreError;
+use crate::event::{EventData, Metadata, Snapshot};
+use crate::store::{Direction, EventStore};
+use crate::stream::StreamId;
+use crate::version::ExpectedVersion;
+
+/// Events read per page while loading an aggregate.
+const LOAD_PAGE: usize = 1_000;
+
+/// Why a command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command.
+    #[error(transparent)]
+    Domain(E),
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event or snapshot does not decode into the aggregate's types.
+    #[error("stored data of {stream} does not decode: {reason}")]
+    Decode {
+        /// The stream.
+        stream: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Other writers kept winning the race for the stream.
+    #[error("stream {stream} stayed contended after {attempts} attempts")]
+    Contended {
+        /// The stream.
+        stream: String,
+        /// How many times the command was tried.
+        attempts: u32,
+    },
+}
+
+impl<E: std::error::Error + 'static> RepositoryError<E> {
+    /// A stable code for everything but domain errors, which carry their own.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Domain(_) => "DOMAIN",
+            Self::Store(e) => e.code(),
+            Self::Decode { .. } => "EVENT_CODEC",
+            Self::Contended { .. } => "CONTENDED",
+        }
+    }
+}
+
+/// An aggregate's state and the stream version it reflects.
+#[derive(Debug, Clone)]
+pub struct Loaded<A> {
+    /// The folded state.
+    pub state: A,
+    /// The version of the last event folded in (0 for a new aggregate).
+    pub version: u64,
+}
+
+/// The result of a command: the new state and the events it recorded.
+#[derive(Debug, Clone)]
+pub struct Executed<A: Aggregate> {
+    /// The state after the events.
+    pub state: A,
+    /// The stream version after the append.
+    pub version: u64,
+    /// The recorded events (empty when the command changed nothing).
+    pub events: Vec<A::Event>,
+}
+
+/// Loads, handles and appends for one aggregate type.
+pub struct Repository<A> {
+    store: Arc<dyn EventStore>,
+    snapshot_every: Option<u64>,
+    max_attempts: u32,
+    _aggregate: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for Repository<A> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            snapshot_every: self.snapshot_every,
+            max_attempts: self.max_attempts,
+            _aggregate: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate> Repository<A> {
+    /// A repository over `store`, retrying a command up to 5 times on version conflicts.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            snapshot_every: None,
+            max_attempts: 5,
+            _aggregate: std::marker::PhantomData,
+        }
+    }
+
+    /// Saves a snapshot whenever the stream crosses a multiple of `every` events.
+    pub fn with_snapshots(mut self, every: u64) -> Self {
+        self.snapshot_every = Some(every.max(1));
+        self
+    }
+
+    /// Sets how many times a command is tried when other writers win the race.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The stream of aggregate `id`.
+    pub fn stream_of(id: &str) -> Result<StreamId, StoreError> {
+        StreamId::of(A::CATEGORY, id)
+    }
+
+    /// Loads the aggregate: from its snapshot if there is one, then the events after it.
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        let mut loaded = match self.store.load_snapshot(&stream).await? {
+            Some(snapshot) => Loaded {
+                state: serde_json::from_value(snapshot.state).map_err(|e| {
+                    RepositoryError::Decode {
+                        stream: stream.to_string(),
+                        reason: format!("snapshot: {e}"),
+                    }
+                })?,
+                version: snapshot.version,
+            },
+            None => Loaded {
+                state: A::default(),
+                version: 0,
+            },
+        };
+        loop {
+            let page = self
+                .store
+                .read_stream(&stream, Direction::Forward, Some(loaded.version + 1), LOAD_PAGE)
+                .await?;
+            let full = page.len() == LOAD_PAGE;
+            for recorded in page {
+                let event: A::Event =
+                    recorded.decode().map_err(|e| RepositoryError::Decode {
+                        stream: stream.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                loaded.state.apply(&event);
+                loaded.version = recorded.version;
+            }
+            if !full {
+                return Ok(loaded);
+            }
+        }
+    }
+
+    /// Runs `command` against the current state and appends its events, retrying on conflicts.
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        for _attempt in 0..self.max_attempts {
+            let Loaded { mut state, version } = self.load(id).await?;
+            let events = state
+                .handle(command.clone())
+                .map_err(RepositoryError::Domain)?;
+            if events.is_empty() {
+                return Ok(Executed {
+                    state,
+                    version,
+                    events,
+                });
+            }
+            let data = events
+                .iter()
+                .map(|e| {
+                    EventData::json(e.event_type(), e).map(|d| d.with_metadata(metadata.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let expected = ExpectedVersion::Exact(version);
+            match self.store.append(&stream, expected, data).await {
+                Ok(done) => {
+                    for event in &events {
+                        state.apply(event);
+                    }
+                    self.maybe_snapshot(&stream, &state, version, done.next_expected_version)
+                        .await;
+                    return Ok(Executed {
+                        state,
+                        version: done.next_expected_version,
+                        events,
+                    });
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    tracing::debug!(stream = %stream, "version conflict; reloading");
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(RepositoryError::Contended {
+            stream: stream.to_string(),
+            attempts: self.max_attempts,
+        })
+    }
+
+    async fn maybe_snapshot(&self, stream: &StreamId, state: &A, before: u64, after: u64) {
+        let Some(every) = self.snapshot_every else {
+            return;
+        };
+        if before / every == after / every {
+            return;
+        }
+        let snapshot = match serde_json::to_value(state) {
+            Ok(value) => Snapshot {
+                version: after,
+                state: value,
+            },
+            Err(err) => {
+                tracing::warn!(stream = %stream, error = %err, "aggregate state does not serialise; no snapshot");
+                return;
+            }
+        };
+        // A snapshot is an optimisation: failing to save one must not fail the command.
+        if let Err(err) = self.store.save_snapshot(stream, &snapshot).await {
+            tracing::warn!(stream = %stream, error = %err, "snapshot not saved");
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The embedded event store adapter on SQLite (one file, WAL mode, no server).
+//!
+//! Writes go through a single writer connection inside `BEGIN IMMEDIATE` transactions, so
+//! commit order is position order and `$all` has no gaps to guard against; readers use their
+//! own pool and never block the writer. Subscribers in this process are woken at commit;
+//! writes by another process are picked up by the subscription's idle poll.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::event::{EventData, RecordedEvent, Snapshot};
+use crate::store::{
+    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, classify_replay,
+};
+use crate::stream::StreamId;
+use crate::subscription::{SubscriptionOptions, catch_up_then_live};
+use crate::version::{ExpectedVersion, Position};
+
+/// Event store in a SQLite file; cheap to clone.
+#[derive(Clone)]
+pub struct SqliteEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    limits: Limits,
+    subscription: SubscriptionOptions,
+    wake_tx: watch::Sender<u64>,
+    wake_rx: watch::Receiver<u64>,
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if needed) the store in `path` and migrates it.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", path.as_ref().display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(StoreError::Unavailable)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.set_ignore_missing(true);
+        migrator.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let (wake_tx, wake_rx) = watch::channel(0);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                limits: Limits::default(),
+                subscription: SubscriptionOptions::default(),
+                wake_tx,
+                wake_rx,
+            }),
+        })
+    }
+
+    /// The writer pool (one connection), for components that keep their own tables beside the events.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.inner.writer
+    }
+
+    async fn write_batch(
+        conn: &mut SqliteConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        encoded: Vec<(String, String)>,
+    ) -> Result<Result<AppendResult, Refusal>, StoreError> {
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = ?1")
+                .bind(stream.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        let current = current.unwrap_or(0) as u64;
+        let fits = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::StreamExists => current > 0,
+            ExpectedVersion::Exact(v) => current == v,
+        };
+        if !fits {
+            return Ok(Err(Refusal::Version(current)));
+        }
+        let now = Utc::now().to_rfc3339();
+        let mut first = None;
+        let mut last = 0i64;
+        for (i, (event, (data, metadata))) in events.iter().zip(encoded).enumerate() {
+            let result = sqlx::query(
+                "INSERT INTO es_events (event_id, stream_id, version, event_type, data, metadata, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(event.id)
+            .bind(stream.as_str())
+            .bind((current + 1 + i as u64) as i64)
+            .bind(&event.event_type)
+            .bind(data)
+            .bind(metadata)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await;
+            match result {
+                Ok(done) => {
+                    last = done.last_insert_rowid();
+                    first.get_or_insert(last);
+                }
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Ok(Err(Refusal::DuplicateId));
+                }
+                Err(err) => return Err(StoreError::from_db(err, true)),
+            }
+        }
+        let version = current + events.len() as u64;
+        sqlx::query(
+            "INSERT INTO es_streams (stream_id, version) VALUES (?1, ?2) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(stream.as_str())
+        .bind(version as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_db(e, true))?;
+        tx.commit().await.map_err(|e| StoreError::from_db(e, true))?;
+        Ok(Ok(AppendResult {
+            next_expected_version: version,
+            first_position: Position(first.unwrap_or(last) as u64),
+            last_position: Position(last as u64),
+        }))
+    }
+}
+
+/// Why an append wrote nothing.
+enum Refusal {
+    /// The stream was at this version instead.
+    Version(u64),
+    /// An event id is already stored.
+    DuplicateId,
+}
+
+const EVENT_COLUMNS: &str =
+    "position, event_id, stream_id, version, event_type, data, metadata, recorded_at";
+
+fn decode_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let get_err = StoreError::Unavailable;
+    let position: i64 = row.try_get(0).map_err(get_err)?;
+    let id: Uuid = row.try_get(1).map_err(get_err)?;
+    let stream_id: String = row.try_get(2).map_err(get_err)?;
+    let version: i64 = row.try_get(3).map_err(get_err)?;
+    let event_type: String = row.try_get(4).map_err(get_err)?;
+    let data: &str = row.try_get(5).map_err(get_err)?;
+    let metadata: &str = row.try_get(6).map_err(get_err)?;
+    let recorded_at: &str = row.try_get(7).map_err(get_err)?;
+    let codec = |what: &str, e: &dyn std::fmt::Display| StoreError::Codec {
+        event_id: id,
+        reason: format!("{what}: {e}"),
+    };
+    Ok(RecordedEvent {
+        id,
+        stream_id: StreamId::trusted(stream_id),
+        version: version as u64,
+        position: Position(position as u64),
+        event_type,
+        data: serde_json::from_str(data).map_err(|e| codec("data", &e))?,
+        metadata: serde_json::from_str(metadata).map_err(|e| codec("metadata", &e))?,
+        recorded_at: DateTime::parse_from_rfc3339(recorded_at)
+            .map_err(|e| codec("recorded_at", &e))?
+            .with_timezone(&Utc),
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, StoreError> {
+        let encoded = self.inner.limits.check(&events)?;
+        let mut conn = self
+            .inner
+            .writer
+            .acquire()
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let refusal = match Self::write_batch(&mut conn, stream, expected, &events, encoded).await? {
+            Ok(done) => {
+                self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
+                return Ok(done);
+            }
+            Err(refusal) => refusal,
+        };
+        let mut stored = Vec::with_capacity(events.len());
+        for event in &events {
+            let row = sqlx::query(
+                "SELECT event_id, stream_id, version, position, event_type, data \
+                 FROM es_events WHERE event_id = ?1",
+            )
+            .bind(event.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::Unavailable)?;
+            if let Some(r) = row {
+                let data: &str = r.try_get(5).map_err(StoreError::Unavailable)?;
+                stored.push(StoredIdentity {
+                    id: r.try_get(0).map_err(StoreError::Unavailable)?,
+                    stream_id: r.try_get(1).map_err(StoreError::Unavailable)?,
+                    version: r.try_get::<i64, _>(2).map_err(StoreError::Unavailable)? as u64,
+                    position: Position(r.try_get::<i64, _>(3).map_err(StoreError::Unavailable)? as u64),
+                    event_type: r.try_get(4).map_err(StoreError::Unavailable)?,
+                    data: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
+                });
+            }
+        }
+        match classify_replay(stream, expected, &events, stored)? {
+            Replay::AlreadyAppended(done) => Ok(done),
+            Replay::NotStored => match refusal {
+                Refusal::DuplicateId => Err(StoreError::DuplicateEventId { id: events[0].id }),
+                Refusal::Version(actual) => Err(StoreError::WrongExpectedVersion {
+                    stream: stream.to_string(),
+                    expected,
+                    actual,
+                }),
+            },
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        direction: Direction,
+        from: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (sql, from) = match direction {
+            Direction::Forward => (
+                format!(
+                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = ?1 AND version >= ?2 \
+                     ORDER BY version ASC LIMIT ?3"
+                ),
+                from.unwrap_or(1),
+            ),
+            Direction::Backward => (
+                format!(
+                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = ?1 AND version <= ?2 \
+                     ORDER BY version DESC LIMIT ?3"
+                ),
+                from.unwrap_or(i64::MAX as u64),
+            ),
+        };
+        let rows = sqlx::query(&sql)
+            .bind(stream.as_str())
+            .bind(to_i64(from))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = ?1")
+                .bind(stream.as_str())
+                .fetch_optional(&self.inner.reader)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        Ok(version.unwrap_or(0) as u64)
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM es_events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_i64(after.0))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        catch_up_then_live(
+            self.clone(),
+            after,
+            self.inner.wake_rx.clone(),
+            self.inner.subscription,
+        )
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM es_checkpoints WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.inner.reader)
+                .await
+                .map_err(StoreError::Unavailable)?;
+        Ok(pos.map(|p| Position(p as u64)))
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO es_checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(to_i64(position.0))
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.inner.writer)
+        .await
+        .map_err(|e| StoreError::from_db(e, true))?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query("SELECT version, state FROM es_snapshots WHERE stream_id = ?1")
+            .bind(stream.as_str())
+            .fetch_optional(&self.inner.reader)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let version: i64 = row.try_get(0).map_err(StoreError::Unavailable)?;
+        let state: &str = row.try_get(1).map_err(StoreError::Unavailable)?;
+        let state = serde_json::from_str(state).map_err(|e| StoreError::InvalidEvent {
+            reason: format!("stored snapshot of {stream} is not JSON: {e}"),
+        })?;
+        Ok(Some(Snapshot {
+            version: version as u64,
+            state,
+        }))
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO es_snapshots (stream_id, version, state, taken_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state, \
+             taken_at = excluded.taken_at WHERE es_snapshots.version < excluded.version",
+        )
+        .bind(stream.as_str())
+        .bind(to_i64(snapshot.version))
+        .bind(snapshot.state.to_string())
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.inner.writer)
+        .await
+        .map_err(|e| StoreError::from_db(e, true))?;
+        Ok(())
+    }
+
+    fn adapter(&self) -> &'static str {
+        "sqlite"
+    }
+}

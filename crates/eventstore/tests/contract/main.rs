@@ -1,0 +1,425 @@
+//! The event store contract, run against every adapter (Postgres and SQLite).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore::{
+    Direction, EventData, EventStore, ExpectedVersion, Metadata, PgEventStore, Position,
+    SqliteEventStore, StoreError, StreamId,
+};
+use futures::StreamExt;
+use serde_json::json;
+
+mod account;
+
+/// Keeps whatever backs a store (a database, a temp dir) alive for one test.
+type Guard = Box<dyn std::any::Any + Send>;
+
+async fn postgres() -> (Arc<dyn EventStore>, Guard) {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 24).await.expect("connect");
+    (Arc::new(store), Box::new(db))
+}
+
+async fn sqlite() -> (Arc<dyn EventStore>, Guard) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteEventStore::open(dir.path().join("events.db"))
+        .await
+        .expect("open");
+    (Arc::new(store), Box::new(dir))
+}
+
+fn stream(name: &str) -> StreamId {
+    StreamId::parse(name).unwrap()
+}
+
+fn ev(n: u64) -> EventData {
+    EventData::new("Counted", json!({ "n": n }))
+}
+
+macro_rules! contract {
+    ($adapter:ident: $($case:ident),* $(,)?) => {
+        mod $adapter {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _guard) = super::$adapter().await;
+                    super::cases::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        contract!(postgres: $($case),*);
+        contract!(sqlite: $($case),*);
+    };
+}
+
+suite!(
+    appends_and_reads_streams,
+    checks_expected_versions,
+    one_of_many_concurrent_appends_wins,
+    appends_are_idempotent_by_event_id,
+    keeps_metadata,
+    reads_all_in_global_order,
+    subscription_catches_up_then_goes_live,
+    subscription_sees_every_event_of_concurrent_writers,
+    stores_checkpoints_and_snapshots,
+    refuses_bad_input_and_writes_nothing,
+    repository_handles_commands_with_retries_and_snapshots,
+);
+
+mod cases {
+    use super::*;
+
+    pub async fn appends_and_reads_streams(store: Arc<dyn EventStore>) {
+        let s = stream("order-1");
+        let done = store
+            .append(&s, ExpectedVersion::NoStream, (1..=5).map(ev).collect())
+            .await
+            .unwrap();
+        assert_eq!(done.next_expected_version, 5);
+        assert!(done.first_position < done.last_position);
+        assert_eq!(store.stream_version(&s).await.unwrap(), 5);
+        assert_eq!(store.stream_version(&stream("order-none")).await.unwrap(), 0);
+
+        let fwd = store.read_stream(&s, Direction::Forward, None, 100).await.unwrap();
+        assert_eq!(fwd.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(fwd[2].data, json!({ "n": 3 }));
+        assert_eq!(fwd[0].stream_id, s);
+        assert_eq!(fwd[0].event_type, "Counted");
+        assert_eq!(fwd[0].position, done.first_position);
+        assert_eq!(fwd[4].position, done.last_position);
+
+        let page = store.read_stream(&s, Direction::Forward, Some(3), 2).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4]);
+        let back = store.read_stream(&s, Direction::Backward, None, 2).await.unwrap();
+        assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![5, 4]);
+        let back = store.read_stream(&s, Direction::Backward, Some(2), 10).await.unwrap();
+        assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 1]);
+        assert!(store
+            .read_stream(&stream("order-none"), Direction::Forward, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    fn assert_wrong_version(err: StoreError, expected: ExpectedVersion, actual: u64) {
+        match err {
+            StoreError::WrongExpectedVersion {
+                expected: e,
+                actual: a,
+                ..
+            } => {
+                assert_eq!(e, expected);
+                assert_eq!(a, actual);
+            }
+            other => panic!("expected WrongExpectedVersion, got {other:?}"),
+        }
+    }
+
+    pub async fn checks_expected_versions(store: Arc<dyn EventStore>) {
+        let s = stream("inventory-7");
+        let err = store
+            .append(&s, ExpectedVersion::StreamExists, vec![ev(0)])
+            .await
+            .unwrap_err();
+        assert_wrong_version(err, ExpectedVersion::StreamExists, 0);
+        let err = store.append(&s, ExpectedVersion::Exact(3), vec![ev(0)]).await.unwrap_err();
+        assert_wrong_version(err, ExpectedVersion::Exact(3), 0);
+
+        store.append(&s, ExpectedVersion::NoStream, vec![ev(1)]).await.unwrap();
+        let err = store.append(&s, ExpectedVersion::NoStream, vec![ev(2)]).await.unwrap_err();
+        assert_eq!(err.code(), "WRONG_EXPECTED_VERSION");
+        assert_wrong_version(err, ExpectedVersion::NoStream, 1);
+        let err = store.append(&s, ExpectedVersion::Exact(0), vec![ev(2)]).await.unwrap_err();
+        assert_wrong_version(err, ExpectedVersion::Exact(0), 1);
+
+        let done = store.append(&s, ExpectedVersion::Exact(1), vec![ev(2), ev(3)]).await.unwrap();
+        assert_eq!(done.next_expected_version, 3);
+        let err = store.append(&s, ExpectedVersion::Exact(1), vec![ev(4)]).await.unwrap_err();
+        assert_wrong_version(err, ExpectedVersion::Exact(1), 3);
+        let done = store.append(&s, ExpectedVersion::StreamExists, vec![ev(4)]).await.unwrap();
+        assert_eq!(done.next_expected_version, 4);
+        let done = store.append(&s, ExpectedVersion::Any, vec![ev(5)]).await.unwrap();
+        assert_eq!(done.next_expected_version, 5);
+        let done = store
+            .append(&stream("inventory-8"), ExpectedVersion::Any, vec![ev(1)])
+            .await
+            .unwrap();
+        assert_eq!(done.next_expected_version, 1);
+        assert_eq!(store.read_stream(&s, Direction::Forward, None, 100).await.unwrap().len(), 5);
+    }
+
+    pub async fn one_of_many_concurrent_appends_wins(store: Arc<dyn EventStore>) {
+        let s = stream("payment-race");
+        store.append(&s, ExpectedVersion::NoStream, vec![ev(0)]).await.unwrap();
+        for expected in [ExpectedVersion::Exact(1), ExpectedVersion::NoStream] {
+            let s = if expected == ExpectedVersion::NoStream {
+                stream("payment-race2")
+            } else {
+                s.clone()
+            };
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = store.clone();
+                    let s = s.clone();
+                    tokio::spawn(async move { store.append(&s, expected, vec![ev(i), ev(i)]).await })
+                })
+                .collect();
+            let mut wins = 0;
+            let mut conflicts = 0;
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(_) => wins += 1,
+                    Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                        assert!(actual >= 2, "actual {actual}");
+                        conflicts += 1;
+                    }
+                    Err(other) => panic!("unexpected error {other:?}"),
+                }
+            }
+            assert_eq!((wins, conflicts), (1, 15), "expected {expected}");
+        }
+        assert_eq!(store.stream_version(&s).await.unwrap(), 3);
+    }
+
+    pub async fn appends_are_idempotent_by_event_id(store: Arc<dyn EventStore>) {
+        let s = stream("order-idem");
+        let batch = vec![ev(1), ev(2)];
+        let first = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+        // Same ids at the same expected version: success, nothing written twice.
+        let again = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+        assert_eq!(again, first);
+        let again = store.append(&s, ExpectedVersion::Any, batch.clone()).await.unwrap();
+        assert_eq!(again.next_expected_version, 2);
+        assert_eq!(store.stream_version(&s).await.unwrap(), 2);
+        assert_eq!(store.read_all(Position::START, 100).await.unwrap().len(), 2);
+
+        // A used id carrying a different event is refused.
+        let mut changed = batch[0].clone();
+        changed.data = json!({ "n": 99 });
+        let err = store.append(&s, ExpectedVersion::Any, vec![changed]).await.unwrap_err();
+        assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
+        // A used id in another stream is refused.
+        let err = store
+            .append(&stream("order-other"), ExpectedVersion::Any, vec![batch[0].clone()])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
+        // Half replayed, half new: refused, nothing written.
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![batch[1].clone(), ev(3)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
+        assert_eq!(store.stream_version(&s).await.unwrap(), 2);
+        assert_eq!(store.stream_version(&stream("order-other")).await.unwrap(), 0);
+        assert_eq!(store.read_all(Position::START, 100).await.unwrap().len(), 2);
+    }
+
+    pub async fn keeps_metadata(store: Arc<dyn EventStore>) {
+        let s = stream("order-meta");
+        let correlation = uuid::Uuid::now_v7();
+        let causation = uuid::Uuid::now_v7();
+        let metadata = Metadata::caused_by(correlation, causation)
+            .with_user("user-42")
+            .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let event = ev(1).with_metadata(metadata.clone());
+        assert_eq!(event.id.get_version_num(), 7);
+        store.append(&s, ExpectedVersion::Any, vec![event.clone()]).await.unwrap();
+        let read = store.read_stream(&s, Direction::Forward, None, 1).await.unwrap();
+        assert_eq!(read[0].id, event.id);
+        assert_eq!(read[0].metadata, metadata);
+        let age = chrono::Utc::now() - read[0].recorded_at;
+        assert!(age.num_seconds().abs() < 60, "recorded_at {}", read[0].recorded_at);
+    }
+
+    pub async fn reads_all_in_global_order(store: Arc<dyn EventStore>) {
+        for i in 0..10u64 {
+            let s = stream(&format!("order-{}", i % 3));
+            store.append(&s, ExpectedVersion::Any, vec![ev(i)]).await.unwrap();
+        }
+        let all = store.read_all(Position::START, 100).await.unwrap();
+        let ns: Vec<u64> = all.iter().map(|e| e.data["n"].as_u64().unwrap()).collect();
+        assert_eq!(ns, (0..10).collect::<Vec<_>>());
+        assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+        let page = store.read_all(all[3].position, 4).await.unwrap();
+        assert_eq!(page, all[4..8].to_vec());
+        assert!(store.read_all(all[9].position, 10).await.unwrap().is_empty());
+    }
+
+    pub async fn subscription_catches_up_then_goes_live(store: Arc<dyn EventStore>) {
+        let s = stream("order-sub");
+        store.append(&s, ExpectedVersion::Any, (0..50).map(ev).collect()).await.unwrap();
+        let mut sub = store.subscribe_all(Position::START);
+        let mut seen = Vec::new();
+        while seen.len() < 50 {
+            let e = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("catch-up in time")
+                .unwrap()
+                .unwrap();
+            seen.push(e);
+        }
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 50..100 {
+                    store.append(&stream("order-sub"), ExpectedVersion::Any, vec![ev(i)]).await.unwrap();
+                }
+            })
+        };
+        while seen.len() < 100 {
+            let e = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("live event in time")
+                .unwrap()
+                .unwrap();
+            seen.push(e);
+        }
+        writer.await.unwrap();
+        let ns: Vec<u64> = seen.iter().map(|e| e.data["n"].as_u64().unwrap()).collect();
+        assert_eq!(ns, (0..100).collect::<Vec<_>>());
+        // Subscribing from a position starts right after it.
+        let mut from_mid = store.subscribe_all(seen[79].position);
+        let next = from_mid.next().await.unwrap().unwrap();
+        assert_eq!(next.id, seen[80].id);
+    }
+
+    pub async fn subscription_sees_every_event_of_concurrent_writers(store: Arc<dyn EventStore>) {
+        const WRITERS: u64 = 8;
+        const PER_WRITER: u64 = 40;
+        let mut sub = store.subscribe_all(Position::START);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..PER_WRITER {
+                        let s = stream(&format!("order-w{w}"));
+                        let batch = vec![ev(w * 1000 + i * 2), ev(w * 1000 + i * 2 + 1)];
+                        store.append(&s, ExpectedVersion::Any, batch).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let total = (WRITERS * PER_WRITER * 2) as usize;
+        let mut seen = Vec::with_capacity(total);
+        while seen.len() < total {
+            let e = tokio::time::timeout(Duration::from_secs(20), sub.next())
+                .await
+                .expect("every event arrives")
+                .unwrap()
+                .unwrap();
+            seen.push(e);
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(seen.windows(2).all(|w| w[0].position < w[1].position), "strictly increasing");
+        let ids: std::collections::HashSet<_> = seen.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), total, "no duplicates");
+        let all = store.read_all(Position::START, total + 10).await.unwrap();
+        assert_eq!(all.len(), total);
+        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), seen.iter().map(|e| e.id).collect::<Vec<_>>());
+        // Per stream, versions arrive in order.
+        for w in 0..WRITERS {
+            let name = format!("order-w{w}");
+            let versions: Vec<u64> =
+                seen.iter().filter(|e| e.stream_id.as_str() == name).map(|e| e.version).collect();
+            assert_eq!(versions, (1..=PER_WRITER * 2).collect::<Vec<_>>());
+        }
+    }
+
+    pub async fn stores_checkpoints_and_snapshots(store: Arc<dyn EventStore>) {
+        assert_eq!(store.load_checkpoint("relay").await.unwrap(), None);
+        store.save_checkpoint("relay", Position(42)).await.unwrap();
+        store.save_checkpoint("relay", Position(84)).await.unwrap();
+        store.save_checkpoint("other", Position(1)).await.unwrap();
+        assert_eq!(store.load_checkpoint("relay").await.unwrap(), Some(Position(84)));
+        assert_eq!(store.load_checkpoint("other").await.unwrap(), Some(Position(1)));
+
+        let s = stream("account-snap");
+        assert_eq!(store.load_snapshot(&s).await.unwrap(), None);
+        let snap = eventstore::Snapshot { version: 10, state: json!({ "balance": 5 }) };
+        store.save_snapshot(&s, &snap).await.unwrap();
+        let older = eventstore::Snapshot { version: 5, state: json!({ "balance": 1 }) };
+        store.save_snapshot(&s, &older).await.unwrap();
+        assert_eq!(store.load_snapshot(&s).await.unwrap(), Some(snap));
+    }
+
+    pub async fn refuses_bad_input_and_writes_nothing(store: Arc<dyn EventStore>) {
+        let s = stream("order-bad");
+        let huge = EventData::new("Huge", json!({ "blob": "x".repeat(2 * 1024 * 1024) }));
+        let err = store.append(&s, ExpectedVersion::Any, vec![ev(1), huge]).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = store.append(&s, ExpectedVersion::Any, vec![]).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![EventData::new("bad type!", json!({}))])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![EventData::new("", json!({}))])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let twice = ev(1);
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![twice.clone(), twice])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let nul = EventData::new("Nul", json!({ "s": "a\u{0}b" }));
+        let err = store.append(&s, ExpectedVersion::Any, vec![nul]).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = EventData::from_json_slice("Counted", b"{not json").unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = StreamId::parse("order 1; DROP TABLE es_events").unwrap_err();
+        assert_eq!(err.code(), "INVALID_STREAM_ID");
+        let err = "sometimes".parse::<ExpectedVersion>().unwrap_err();
+        assert_eq!(err.code(), "INVALID_EXPECTED_VERSION");
+        let too_many: Vec<_> = (0..10_001).map(ev).collect();
+        let err = store.append(&s, ExpectedVersion::Any, too_many).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+
+        assert_eq!(store.stream_version(&s).await.unwrap(), 0);
+        assert!(store.read_all(Position::START, 10).await.unwrap().is_empty());
+    }
+
+    pub async fn repository_handles_commands_with_retries_and_snapshots(store: Arc<dyn EventStore>) {
+        use account::{Account, Command};
+        use eventstore::Repository;
+        let repo = Repository::<Account>::new(store.clone()).with_snapshots(10).with_max_attempts(50);
+        repo.execute("a1", Command::Open { owner: "kim".into() }, Metadata::new()).await.unwrap();
+        let tasks: Vec<_> = (1..=20)
+            .map(|i| {
+                let repo = repo.clone();
+                tokio::spawn(async move {
+                    repo.execute("a1", Command::Deposit { amount: i }, Metadata::new()).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let loaded = repo.load("a1").await.unwrap();
+        assert_eq!(loaded.state.balance, (1..=20).sum::<u64>());
+        assert_eq!(loaded.version, 21);
+        let snap = store.load_snapshot(&stream("account-a1")).await.unwrap().expect("snapshot");
+        assert!(snap.version >= 10 && snap.version <= 21);
+        // Loading from the snapshot gives the same state as folding every event.
+        let plain = Repository::<Account>::new(store.clone()).load("a1").await.unwrap();
+        assert_eq!(plain.state, loaded.state);
+        let err = repo
+            .execute("a1", Command::Withdraw { amount: 1_000_000 }, Metadata::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, eventstore::RepositoryError::Domain(account::AccountError::Insufficient)));
+        assert_eq!(repo.load("a1").await.unwrap().version, 21);
+    }
+}
