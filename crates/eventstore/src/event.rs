@@ -119,8 +119,9 @@ impl EventData {
     }
 }
 
-/// An event as stored: its data plus where it sits in its stream and in `$all`.
-#[derive(Debug, Clone, PartialEq)]
+/// An event as stored: its data plus where it sits in its stream and in `$all`. Its JSON form
+/// is the envelope the relay publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     /// The event's id.
     pub id: Uuid,

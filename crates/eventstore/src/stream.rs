@@ -8,8 +8,16 @@ use crate::error::StoreError;
 pub const MAX_STREAM_ID_LEN: usize = 200;
 
 /// A validated stream id such as `order-0193...`; the part before the first `-` is its category.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct StreamId(String);
+
+impl<'de> serde::Deserialize<'de> for StreamId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(raw).map_err(serde::de::Error::custom)
+    }
+}
 
 impl StreamId {
     /// Parses a stream id: 1..=200 bytes of ASCII letters, digits and `-_.:@`, not starting with `$`.
