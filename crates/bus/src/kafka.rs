@@ -1,0 +1,404 @@
+//! The production adapter: Kafka through rdkafka.
+//!
+//! Publishing uses one idempotent `acks=all` producer per bus; a batch is enqueued whole, then
+//! every delivery report is awaited. Each subscription is its own consumer (one group member)
+//! with auto-commit off; offsets are committed synchronously, on a blocking thread, only when
+//! the caller commits. Topics are created with the admin client. Transactions and
+//! `read_committed` are never used (tansu, the test broker, sends no aborted-transaction list).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord};
+
+/// How long librdkafka keeps trying to deliver a record before the publish fails.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long topic creation may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait before enqueuing again when the producer's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Connection settings of the Kafka adapter.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port` (`KAFKA_BROKERS`).
+    pub brokers: String,
+    /// Consumer-group session timeout; a consumer that stops heartbeating leaves after this.
+    pub session_timeout: Duration,
+    /// The client id the broker sees (logs, quotas).
+    pub client_id: String,
+    /// Further librdkafka properties, applied last to every client (they override the defaults).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for `brokers`: 10 s session timeout, client id `bloody-sweet`, no extra properties.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            session_timeout: Duration::from_secs(10),
+            client_id: "bloody-sweet".to_owned(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets the session timeout and returns the config.
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// Adds a librdkafka property and returns the config.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// The properties shared by every client, extra properties last.
+    fn client_config(&self, defaults: &[(&str, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
+        for (key, value) in defaults {
+            config.set(*key, value);
+        }
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    /// Extra properties may hold credentials (`sasl.password`): only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<&str> = self.extra.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("session_timeout", &self.session_timeout)
+            .field("client_id", &self.client_id)
+            .field("extra", &extra)
+            .finish()
+    }
+}
+
+/// The Kafka message bus: one idempotent producer and one admin client, consumers per subscription.
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBus {
+    /// Creates the producer and admin client (connections are made lazily, on first use).
+    pub fn new(config: KafkaConfig) -> Result<Self, BusError> {
+        if config.brokers.trim().is_empty() {
+            return Err(BusError::Config("no Kafka brokers given".into()));
+        }
+        let producer = config
+            .client_config(&[
+                ("enable.idempotence", "true".into()),
+                ("acks", "all".into()),
+                ("linger.ms", "5".into()),
+                ("batch.num.messages", "10000".into()),
+                ("batch.size", (1024 * 1024).to_string()),
+                (
+                    "message.timeout.ms",
+                    MESSAGE_TIMEOUT.as_millis().to_string(),
+                ),
+            ])
+            .create::<FutureProducer>()
+            .map_err(|e| BusError::Config(format!("cannot create Kafka producer: {e}")))?;
+        let admin = config
+            .client_config(&[])
+            .create::<AdminClient<DefaultClientContext>>()
+            .map_err(|e| BusError::Config(format!("cannot create Kafka admin client: {e}")))?;
+        tracing::info!(brokers = %config.brokers, client_id = %config.client_id, "kafka bus created");
+        Ok(Self {
+            config,
+            producer,
+            admin,
+        })
+    }
+
+    /// The configuration this bus was created with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    /// Enqueues one record, waiting while the local queue is full; returns its delivery report.
+    async fn enqueue(
+        &self,
+        record: &OutgoingRecord,
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value),
+            });
+        }
+        let mut pending = FutureRecord::to(&record.topic)
+            .key(&record.key)
+            .payload(&record.payload)
+            .headers(headers);
+        loop {
+            match self.producer.send_result(pending) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    pending = back;
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MessageBus for KafkaBus {
+    async fn ensure_topics(&self, topics: &[&str], partitions: i32) -> Result<(), BusError> {
+        crate::check_topics_request(topics, partitions)?;
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            // Replication factor -1: the broker's default.
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
+            .collect();
+        let options = AdminOptions::new()
+            .request_timeout(Some(ADMIN_TIMEOUT))
+            .operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = self
+            .admin
+            .create_topics(new_topics.iter(), &options)
+            .await
+            .map_err(|e| BusError::Topics {
+                reason: e.to_string(),
+            })?;
+        for result in results {
+            match result {
+                Ok(topic) => tracing::info!(topic = %topic, partitions, "topic created"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BusError::Topics {
+                        reason: format!("{topic}: {code}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError> {
+        let total = records.len();
+        if total == 0 {
+            return Ok(());
+        }
+        let mut deliveries = Vec::with_capacity(total);
+        for record in &records {
+            match self.enqueue(record).await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(error) => {
+                    return Err(BusError::Publish {
+                        failed: total - deliveries.len(),
+                        total,
+                        reason: format!("cannot enqueue a record for {}: {error}", record.topic),
+                    });
+                }
+            }
+        }
+        let mut failed = 0;
+        let mut first_failure = None;
+        for report in join_all(deliveries).await {
+            let failure = match report {
+                Ok(Ok(_)) => continue,
+                Ok(Err((error, _))) => error.to_string(),
+                Err(_canceled) => "the producer dropped the delivery report".to_owned(),
+            };
+            failed += 1;
+            first_failure.get_or_insert(failure);
+        }
+        match first_failure {
+            None => {
+                tracing::debug!(records = total, "records published");
+                Ok(())
+            }
+            Some(reason) => Err(BusError::Publish {
+                failed,
+                total,
+                reason,
+            }),
+        }
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
+        crate::check_group_name(group)?;
+        crate::check_topic_names(topics)?;
+        let session_ms = self.config.session_timeout.as_millis().max(1);
+        let failure = |reason: String| BusError::Subscribe {
+            group: group.to_owned(),
+            reason,
+        };
+        let consumer: StreamConsumer = self
+            .config
+            .client_config(&[
+                ("group.id", group.to_owned()),
+                ("enable.auto.commit", "false".into()),
+                ("auto.offset.reset", "earliest".into()),
+                ("enable.partition.eof", "false".into()),
+                ("session.timeout.ms", session_ms.to_string()),
+                ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
+            ])
+            .create()
+            .map_err(|e| failure(format!("cannot create Kafka consumer: {e}")))?;
+        consumer
+            .subscribe(topics)
+            .map_err(|e| failure(e.to_string()))?;
+        tracing::info!(group, ?topics, "consumer subscribed");
+        Ok(Box::new(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            group: group.to_owned(),
+        }))
+    }
+
+    fn adapter(&self) -> &'static str {
+        "kafka"
+    }
+}
+
+/// A member of a Kafka consumer group; leaves the group when dropped (blocking briefly).
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    group: String,
+}
+
+/// Whether a consumer error is a connection problem that librdkafka recovers from by itself.
+fn is_transient(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageConsumption(code) | KafkaError::Global(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+    )
+}
+
+/// Copies a consumed Kafka message into the port's [`Message`].
+fn to_message(message: &BorrowedMessage<'_>) -> Message {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Message {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().unwrap_or_default().to_vec(),
+        headers,
+    }
+}
+
+#[async_trait::async_trait]
+impl Consumer for KafkaConsumer {
+    async fn recv(&mut self) -> Result<Message, BusError> {
+        loop {
+            match self.consumer.recv().await {
+                Ok(message) => return Ok(to_message(&message)),
+                Err(error) if is_transient(&error) => {
+                    tracing::warn!(group = %self.group, %error, "kafka connection problem, retrying");
+                }
+                Err(error) => {
+                    return Err(BusError::Receive {
+                        reason: error.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, message: &Message) -> Result<(), BusError> {
+        let offset = message.offset + 1;
+        let failure = |reason: String| BusError::Commit {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            offset,
+            reason,
+        };
+        let mut partitions = TopicPartitionList::new();
+        partitions
+            .add_partition_offset(&message.topic, message.partition, Offset::Offset(offset))
+            .map_err(|e| failure(e.to_string()))?;
+        let consumer = Arc::clone(&self.consumer);
+        // A synchronous commit waits for the broker; keep it off the async workers.
+        tokio::task::spawn_blocking(move || consumer.commit(&partitions, CommitMode::Sync))
+            .await
+            .map_err(|e| failure(format!("commit task failed: {e}")))?
+            .map_err(|e| failure(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_extra_values() {
+        let config = KafkaConfig::new("localhost:9092").with("sasl.password", "hunter2");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("sasl.password"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn extra_properties_override_defaults() {
+        let config = KafkaConfig::new("b:1").with("linger.ms", "50");
+        let client = config.client_config(&[("linger.ms", "5".into())]);
+        assert_eq!(client.get("linger.ms"), Some("50"));
+        assert_eq!(client.get("bootstrap.servers"), Some("b:1"));
+    }
+
+    #[test]
+    fn empty_brokers_are_a_config_error() {
+        let err = KafkaBus::new(KafkaConfig::new(" ")).unwrap_err();
+        assert_eq!(err.code(), "BUS_CONFIG");
+    }
+
+    #[test]
+    fn only_connection_errors_are_transient() {
+        assert!(is_transient(&KafkaError::MessageConsumption(
+            RDKafkaErrorCode::AllBrokersDown
+        )));
+        assert!(!is_transient(&KafkaError::MessageConsumption(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        )));
+    }
+}
