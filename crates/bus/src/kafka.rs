@@ -16,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord};
@@ -96,7 +96,9 @@ impl std::fmt::Debug for KafkaConfig {
 /// The Kafka message bus: one idempotent producer and one admin client, consumers per subscription.
 pub struct KafkaBus {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal producer error (e.g. a broker that lost its
+    /// state fences the idempotent producer); never held across an await.
+    producer: std::sync::RwLock<FutureProducer>,
     admin: AdminClient<DefaultClientContext>,
 }
 
@@ -114,20 +116,7 @@ impl KafkaBus {
         if config.brokers.trim().is_empty() {
             return Err(BusError::Config("no Kafka brokers given".into()));
         }
-        let producer = config
-            .client_config(&[
-                ("enable.idempotence", "true".into()),
-                ("acks", "all".into()),
-                ("linger.ms", "5".into()),
-                ("batch.num.messages", "10000".into()),
-                ("batch.size", (1024 * 1024).to_string()),
-                (
-                    "message.timeout.ms",
-                    MESSAGE_TIMEOUT.as_millis().to_string(),
-                ),
-            ])
-            .create::<FutureProducer>()
-            .map_err(|e| BusError::Config(format!("cannot create Kafka producer: {e}")))?;
+        let producer = create_producer(&config)?;
         let admin = config
             .client_config(&[])
             .create::<AdminClient<DefaultClientContext>>()
@@ -135,9 +124,39 @@ impl KafkaBus {
         tracing::info!(brokers = %config.brokers, client_id = %config.client_id, "kafka bus created");
         Ok(Self {
             config,
-            producer,
+            producer: std::sync::RwLock::new(producer),
             admin,
         })
+    }
+
+    /// The current producer (a cheap handle).
+    fn producer(&self) -> FutureProducer {
+        match self.producer.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the producer if librdkafka declared it unusable; returns whether it did.
+    fn replace_fatally_failed_producer(&self) -> bool {
+        let current = self.producer();
+        let Some((code, reason)) = current.client().fatal_error() else {
+            return false;
+        };
+        tracing::warn!(%code, %reason, "kafka producer failed fatally; creating a new one");
+        match create_producer(&self.config) {
+            Ok(fresh) => {
+                match self.producer.write() {
+                    Ok(mut guard) => *guard = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot create a new kafka producer");
+                false
+            }
+        }
     }
 
     /// The configuration this bus was created with.
@@ -147,7 +166,7 @@ impl KafkaBus {
 
     /// Enqueues one record, waiting while the local queue is full; returns its delivery report.
     async fn enqueue(
-        &self,
+        producer: &FutureProducer,
         record: &OutgoingRecord,
     ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -162,7 +181,7 @@ impl KafkaBus {
             .payload(&record.payload)
             .headers(headers);
         loop {
-            match self.producer.send_result(pending) {
+            match producer.send_result(pending) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     pending = back;
@@ -212,11 +231,13 @@ impl MessageBus for KafkaBus {
         if total == 0 {
             return Ok(());
         }
+        let producer = self.producer();
         let mut deliveries = Vec::with_capacity(total);
         for record in &records {
-            match self.enqueue(record).await {
+            match Self::enqueue(&producer, record).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => {
+                    self.replace_fatally_failed_producer();
                     return Err(BusError::Publish {
                         failed: total - deliveries.len(),
                         total,
@@ -241,11 +262,14 @@ impl MessageBus for KafkaBus {
                 tracing::debug!(records = total, "records published");
                 Ok(())
             }
-            Some(reason) => Err(BusError::Publish {
-                failed,
-                total,
-                reason,
-            }),
+            Some(reason) => {
+                self.replace_fatally_failed_producer();
+                Err(BusError::Publish {
+                    failed,
+                    total,
+                    reason,
+                })
+            }
         }
     }
 
@@ -282,6 +306,24 @@ impl MessageBus for KafkaBus {
     fn adapter(&self) -> &'static str {
         "kafka"
     }
+}
+
+/// Creates the idempotent, `acks=all` producer.
+fn create_producer(config: &KafkaConfig) -> Result<FutureProducer, BusError> {
+    config
+        .client_config(&[
+            ("enable.idempotence", "true".into()),
+            ("acks", "all".into()),
+            ("linger.ms", "5".into()),
+            ("batch.num.messages", "10000".into()),
+            ("batch.size", (1024 * 1024).to_string()),
+            (
+                "message.timeout.ms",
+                MESSAGE_TIMEOUT.as_millis().to_string(),
+            ),
+        ])
+        .create::<FutureProducer>()
+        .map_err(|e| BusError::Config(format!("cannot create Kafka producer: {e}")))
 }
 
 /// A member of a Kafka consumer group; leaves the group when dropped (blocking briefly).

@@ -140,3 +140,86 @@ mod tests {
         );
     }
 }
+
+/// A Kafka-protocol broker (tansu, in-memory storage) owned by one test, which can stop and
+/// restart it on the same port.
+pub struct Broker {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl Broker {
+    /// The tansu binary: `TANSU_BIN`, else where `scripts/broker` installs it.
+    pub fn binary() -> std::path::PathBuf {
+        if let Ok(bin) = std::env::var("TANSU_BIN") {
+            return bin.into();
+        }
+        let cache = std::env::var("BLOODY_SWEET_CACHE").unwrap_or_else(|_| {
+            format!("{}/.cache/bloody-sweet", std::env::var("HOME").unwrap_or_default())
+        });
+        std::path::PathBuf::from(cache).join("tools/tansu-0.6.0/tansu")
+    }
+
+    /// Starts a broker on a free loopback port and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut broker = Self { child: None, port };
+        broker.restart().await;
+        broker
+    }
+
+    /// The `bootstrap.servers` string for this broker.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (its in-memory data is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port (a no-op when it runs).
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let bin = Self::binary();
+        let child = std::process::Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/broker path)", bin.display()));
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        let up = eventually(Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(&addr).await.is_ok()
+        })
+        .await;
+        assert!(up, "broker did not start on {addr}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends logs to the test output when `TEST_LOG` is set (filter with `RUST_LOG`).
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
