@@ -429,6 +429,17 @@ impl EventStore for PgEventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    async fn head(&self) -> Result<Position, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar(
+            "SELECT max(position) FROM es_events \
+             WHERE position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)",
+        )
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(StoreError::Unavailable)?;
+        Ok(Position(head.unwrap_or(0) as u64))
+    }
+
     fn subscribe_all(
         &self,
         after: Position,

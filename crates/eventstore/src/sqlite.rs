@@ -321,6 +321,14 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(decode_event).collect()
     }
 
+    async fn head(&self) -> Result<Position, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM es_events")
+            .fetch_one(&self.inner.reader)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Position(head.unwrap_or(0) as u64))
+    }
+
     fn subscribe_all(
         &self,
         after: Position,

@@ -140,6 +140,9 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_all(&self, after: Position, limit: usize)
     -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The position of the last event a `$all` reader can see now (`START` when there is none).
+    async fn head(&self) -> Result<Position, StoreError>;
+
     /// Events of `$all` after `after`: first those already stored, then new ones as they commit.
     fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
 

@@ -239,6 +239,7 @@ mod cases {
     }
 
     pub async fn reads_all_in_global_order(store: Arc<dyn EventStore>) {
+        assert_eq!(store.head().await.unwrap(), Position::START);
         for i in 0..10u64 {
             let s = stream(&format!("order-{}", i % 3));
             store.append(&s, ExpectedVersion::Any, vec![ev(i)]).await.unwrap();
@@ -250,6 +251,7 @@ mod cases {
         let page = store.read_all(all[3].position, 4).await.unwrap();
         assert_eq!(page, all[4..8].to_vec());
         assert!(store.read_all(all[9].position, 10).await.unwrap().is_empty());
+        assert_eq!(store.head().await.unwrap(), all[9].position);
     }
 
     pub async fn subscription_catches_up_then_goes_live(store: Arc<dyn EventStore>) {

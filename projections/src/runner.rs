@@ -1,0 +1,149 @@
+//! Live consumers that keep a projection's live generation up to date.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Message, MessageBus};
+use eventstore::{EventStore, Position, RecordedEvent};
+use futures::StreamExt;
+
+use crate::error::ProjectionError;
+use crate::projection::Projection;
+use crate::read_models::{ReadModels, SOURCE_ALL};
+
+/// Most events applied in one transaction.
+const BATCH: usize = 500;
+/// How long a Kafka batch waits to fill up.
+const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// Wait before retrying a batch the read-model database refused.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// Feeds `projection` straight from the event store's `$all` (embedded mode), checkpointing in
+/// the batch's transaction; runs until `shutdown` resolves.
+pub async fn run_from_store(
+    models: ReadModels,
+    projection: Arc<dyn Projection>,
+    store: Arc<dyn EventStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ProjectionError> {
+    models.register(projection.as_ref()).await?;
+    let from = models
+        .checkpoint(projection.as_ref(), SOURCE_ALL)
+        .await?
+        .unwrap_or(Position::START);
+    tracing::info!(projection = projection.name(), position = %from, "projection following the event store");
+    let mut events = store.subscribe_all(from).ready_chunks(BATCH);
+    tokio::pin!(shutdown);
+    loop {
+        let chunk = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            chunk = events.next() => chunk,
+        };
+        let Some(chunk) = chunk else { return Ok(()) };
+        let mut batch = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match item {
+                Ok(event) => batch.push(event),
+                Err(err) => {
+                    metrics::counter!("projection_read_errors_total", "projection" => projection.name())
+                        .increment(1);
+                    tracing::warn!(projection = projection.name(), error = %err, "projection read failed; the subscription retries");
+                }
+            }
+        }
+        if !batch.is_empty() {
+            apply_with_retry(&models, projection.as_ref(), &batch, Some(SOURCE_ALL)).await?;
+        }
+    }
+}
+
+/// Feeds `projection` from the relay's Kafka topics as consumer group `group`; commits offsets
+/// only after the batch's transaction committed. Runs until `shutdown` resolves.
+pub async fn run_from_bus(
+    models: ReadModels,
+    projection: Arc<dyn Projection>,
+    bus: Arc<dyn MessageBus>,
+    group: &str,
+    topic_prefix: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ProjectionError> {
+    models.register(projection.as_ref()).await?;
+    let topics: Vec<String> = projection
+        .categories()
+        .iter()
+        .map(|c| relay::topic_for(topic_prefix, c))
+        .collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    bus.ensure_topics(&topic_refs, 6).await?;
+    let mut consumer = bus.subscribe(group, &topic_refs).await?;
+    tracing::info!(projection = projection.name(), group, ?topics, "projection following the bus");
+    tokio::pin!(shutdown);
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            msg = consumer.recv() => msg?,
+        };
+        let mut messages = vec![first];
+        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        while messages.len() < BATCH {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(msg) => messages.push(msg?),
+                Err(_elapsed) => break,
+            }
+        }
+        let events = messages
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<RecordedEvent>, _>>()?;
+        apply_with_retry(&models, projection.as_ref(), &events, None).await?;
+        // Commit the last message of each partition in the batch.
+        let mut last: HashMap<(&str, i32), &Message> = HashMap::new();
+        for msg in &messages {
+            last.insert((msg.topic.as_str(), msg.partition), msg);
+        }
+        for msg in last.into_values() {
+            consumer.commit(msg).await?;
+        }
+    }
+}
+
+/// Decodes the relay's JSON envelope.
+fn decode(msg: &Message) -> Result<RecordedEvent, ProjectionError> {
+    serde_json::from_slice(&msg.payload).map_err(|e| ProjectionError::Decode {
+        event_id: format!("{}/{}@{}", msg.topic, msg.partition, msg.offset),
+        reason: e.to_string(),
+    })
+}
+
+/// Applies a batch, retrying while the read-model database is unavailable; other failures
+/// (a gap, an undecodable event) stop the consumer.
+async fn apply_with_retry(
+    models: &ReadModels,
+    projection: &dyn Projection,
+    events: &[RecordedEvent],
+    source: Option<&str>,
+) -> Result<(), ProjectionError> {
+    let mut attempt: u32 = 0;
+    loop {
+        match models.apply_batch(projection, events, source).await {
+            Ok(applied) => {
+                tracing::debug!(projection = projection.name(), applied = applied.applied, duplicates = applied.duplicates, "batch applied");
+                return Ok(());
+            }
+            Err(ProjectionError::Database(err)) if attempt < 20 => {
+                attempt += 1;
+                metrics::counter!("projection_errors_total", "projection" => projection.name())
+                    .increment(1);
+                tracing::error!(projection = projection.name(), error = %err, attempt, "projection batch failed; retrying");
+                tokio::time::sleep(RETRY_AFTER * attempt.min(10)).await;
+            }
+            Err(err) => {
+                metrics::counter!("projection_errors_total", "projection" => projection.name())
+                    .increment(1);
+                tracing::error!(projection = projection.name(), error = %err, code = err.code(), "projection stopped");
+                return Err(err);
+            }
+        }
+    }
+}
