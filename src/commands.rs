@@ -1,0 +1,167 @@
+//! The subcommands of `bloody-sweet`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::platform::{self, Platform};
+use crate::settings::Settings;
+
+/// App-based real-time ordering platform for a dessert shop chain.
+#[derive(Debug, Parser)]
+#[command(name = "bloody-sweet", version)]
+pub struct Cli {
+    /// Optional TOML file with settings (environment variables override it).
+    #[arg(long, global = true, env = "BLOODY_SWEET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the whole platform in one process (embedded adapters unless configured otherwise).
+    Up {
+        /// Address of the HTTP server (overrides BLOODY_SWEET_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Runs the outbox relay alone (event store to Kafka).
+    Relay,
+    /// Read-model operations.
+    Projections {
+        /// What to do.
+        #[command(subcommand)]
+        action: ProjectionsAction,
+    },
+}
+
+/// A read-model operation.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsAction {
+    /// Runs every projection's live consumer.
+    Run,
+    /// Prints each projection's generation, checkpoint, lag and rebuild progress.
+    Status,
+    /// Rebuilds a projection from position 0 into new tables and swaps them in.
+    Rebuild {
+        /// The projection's name (see `status`).
+        name: String,
+    },
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stop requested");
+        cancel.cancel();
+    });
+    token
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Up { listen } => {
+            if let Some(addr) = listen {
+                settings.listen = addr;
+            }
+            let listener = TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding {}", settings.listen))?;
+            platform::run_up(settings, listener, shutdown_on_signal()).await
+        }
+        Command::Relay => {
+            let platform = Platform::connect(settings).await?;
+            platform.spawn_relay(shutdown_on_signal()).await?
+        }
+        Command::Projections { action } => projections(settings, action).await,
+    }
+}
+
+async fn projections(settings: Settings, action: ProjectionsAction) -> anyhow::Result<()> {
+    let platform = Platform::connect(settings).await?;
+    match action {
+        ProjectionsAction::Run => {
+            let shutdown = shutdown_on_signal();
+            for task in platform.spawn_projections(shutdown) {
+                task.await??;
+            }
+            Ok(())
+        }
+        ProjectionsAction::Status => {
+            let head = platform.store.head().await?;
+            for projection in platform::projections() {
+                platform.read_models.register(projection.as_ref()).await?;
+                let status = platform.read_models.status(projection.name()).await?;
+                let lag = status.checkpoint.map(|c| head.0.saturating_sub(c.0));
+                let line = serde_json::json!({
+                    "projection": status.name,
+                    "live_generation": status.live_generation,
+                    "checkpoint": status.checkpoint.map(|p| p.0),
+                    "head": head.0,
+                    "lag_positions": lag,
+                    "rebuild_generation": status.rebuild_generation,
+                    "rebuild_position": status.rebuild_position.map(|p| p.0),
+                    "rebuild_target": status.rebuild_target.map(|p| p.0),
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+        ProjectionsAction::Rebuild { name } => {
+            let projection = platform::projections()
+                .into_iter()
+                .find(|p| p.name() == name)
+                .with_context(|| format!("no projection named {name:?}"))?;
+            let report = platform
+                .read_models
+                .rebuild(projection.as_ref(), platform.store.as_ref(), 5_000, |p| {
+                    tracing::info!(generation = p.generation, position = p.position.0, target = p.target.0, events = p.events, "rebuild progress");
+                })
+                .await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "projection": name,
+                    "generation": report.generation,
+                    "events": report.events,
+                    "position": report.position.0,
+                    "millis": report.millis as u64,
+                })
+            );
+            Ok(())
+        }
+    }
+}

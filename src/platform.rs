@@ -1,0 +1,169 @@
+//! Wires the adapters chosen by the settings into the running platform.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bus::{KafkaBus, KafkaConfig, MemoryBus, MessageBus};
+use eventstore::{EventStore, PgEventStore, SqliteEventStore};
+use projections::catalog::StreamCatalog;
+use projections::{Projection, ReadModels};
+use relay::{Relay, RelayConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Settings;
+
+/// The connected ports of the platform.
+pub struct Platform {
+    /// The settings it was built from.
+    pub settings: Settings,
+    /// Event store (Postgres or SQLite).
+    pub store: Arc<dyn EventStore>,
+    /// Message bus (Kafka or in-process).
+    pub bus: Arc<dyn MessageBus>,
+    /// Read-model database (Postgres or SQLite).
+    pub read_models: ReadModels,
+}
+
+/// Every read model the platform maintains.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(StreamCatalog)]
+}
+
+impl Platform {
+    /// Connects every port, choosing the embedded adapter where no production setting is given.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let (store, read_models): (Arc<dyn EventStore>, ReadModels) = match settings.database_url()
+        {
+            Some(url) => {
+                let store = PgEventStore::connect(url, settings.database_max_connections)
+                    .await
+                    .context("connecting the Postgres event store (DATABASE_URL)")?;
+                let models = ReadModels::connect(url)
+                    .await
+                    .context("connecting the Postgres read models (DATABASE_URL)")?;
+                (Arc::new(store), models)
+            }
+            None => {
+                std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                    format!("creating data directory {}", settings.data_dir.display())
+                })?;
+                let store = SqliteEventStore::open(settings.data_dir.join("events.db"))
+                    .await
+                    .context("opening the SQLite event store")?;
+                let url = format!("sqlite://{}", settings.data_dir.join("read-models.db").display());
+                let models = ReadModels::connect(&url)
+                    .await
+                    .context("opening the SQLite read models")?;
+                (Arc::new(store), models)
+            }
+        };
+        let bus: Arc<dyn MessageBus> = match &settings.kafka_brokers {
+            Some(brokers) => Arc::new(
+                KafkaBus::new(KafkaConfig::new(brokers.clone())).context("creating the Kafka bus")?,
+            ),
+            None => Arc::new(MemoryBus::new()),
+        };
+        tracing::info!(
+            event_store = store.adapter(),
+            message_bus = bus.adapter(),
+            read_models = ?read_models.backend(),
+            "adapters selected"
+        );
+        Ok(Self {
+            settings,
+            store,
+            bus,
+            read_models,
+        })
+    }
+
+    /// Runs the relay until `shutdown` is cancelled.
+    pub fn spawn_relay(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let config = RelayConfig {
+            topic_prefix: self.settings.kafka_topic_prefix.clone(),
+            partitions: self.settings.kafka_partitions,
+            ..RelayConfig::default()
+        };
+        let relay = Relay::new(self.store.clone(), self.bus.clone(), config);
+        tokio::spawn(async move {
+            relay
+                .run(shutdown.cancelled_owned())
+                .await
+                .context("relay stopped")
+        })
+    }
+
+    /// Runs every projection until `shutdown` is cancelled: from Kafka when it is configured,
+    /// else straight from the event store.
+    pub fn spawn_projections(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        projections()
+            .into_iter()
+            .map(|projection| {
+                let models = self.read_models.clone();
+                let store = self.store.clone();
+                let bus = self.bus.clone();
+                let kafka = self.settings.kafka_brokers.is_some();
+                let prefix = self.settings.kafka_topic_prefix.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let name = projection.name();
+                    let result = if kafka {
+                        let group = format!("projection-{name}");
+                        projections::run_from_bus(models, projection, bus, &group, &prefix, shutdown.cancelled_owned()).await
+                    } else {
+                        projections::run_from_store(models, projection, store, shutdown.cancelled_owned()).await
+                    };
+                    result.with_context(|| format!("projection {name} stopped"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs the whole platform in this process until `shutdown` is cancelled: HTTP (health,
+/// readiness, metrics), the relay and the projections. A component that fails stops the rest.
+pub async fn run_up(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
+    let readiness = telemetry::Readiness::new();
+    let router = telemetry::ops_router(metrics, readiness.clone());
+    let http = tokio::spawn(telemetry::serve_ops(listener, router, shutdown.clone().cancelled_owned()));
+
+    let platform = Platform::connect(settings).await?;
+    let mut tasks = vec![platform.spawn_relay(shutdown.clone())];
+    tasks.extend(platform.spawn_projections(shutdown.clone()));
+    readiness.set_ready(true);
+    tracing::info!("platform up");
+
+    let mut tasks = futures::future::select_all(tasks);
+    let outcome = loop {
+        let (result, _index, rest) = tasks.await;
+        let failed = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(join) => Some(anyhow::anyhow!("component panicked: {join}")),
+        };
+        if let Some(err) = failed {
+            tracing::error!(error = %format!("{err:#}"), "component failed; stopping the platform");
+            shutdown.cancel();
+            break Err(err);
+        }
+        if rest.is_empty() {
+            break Ok(());
+        }
+        tasks = futures::future::select_all(rest);
+    };
+    readiness.set_ready(false);
+    shutdown.cancel();
+    // Give the HTTP server a moment to finish in-flight requests.
+    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    outcome
+}

@@ -1,0 +1,181 @@
+//! Typed configuration: defaults, then an optional TOML file, then environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Everything the platform reads at start. A missing production setting selects the
+/// embedded adapter of that port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Directory for embedded state (SQLite files); `BLOODY_SWEET_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Postgres URL of the event store and read models; `DATABASE_URL`. Embedded SQLite when unset.
+    pub database_url: Option<SecretString>,
+    /// Kafka bootstrap servers; `KAFKA_BROKERS`. In-process bus when unset.
+    pub kafka_brokers: Option<String>,
+    /// Prefix of every topic name; `KAFKA_TOPIC_PREFIX`.
+    pub kafka_topic_prefix: String,
+    /// Partitions of the topics the relay creates; `KAFKA_PARTITIONS`.
+    pub kafka_partitions: i32,
+    /// Address of the HTTP server (health, readiness, metrics); `BLOODY_SWEET_LISTEN`.
+    pub listen: SocketAddr,
+    /// Connections in the event store's pool; `DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".data"),
+            database_url: None,
+            kafka_brokers: None,
+            kafka_topic_prefix: String::new(),
+            kafka_partitions: 6,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            database_max_connections: 16,
+        }
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings (unknown keys are refused).
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        source: toml::de::Error,
+    },
+    /// An environment variable holds an unusable value.
+    #[error("invalid value for {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`], reading variables through `env` (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| SettingsError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => Settings::default(),
+        };
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("BLOODY_SWEET_DATA_DIR") {
+            settings.data_dir = v.into();
+        }
+        if let Some(v) = var("DATABASE_URL") {
+            settings.database_url = Some(v.into());
+        }
+        if let Some(v) = var("KAFKA_BROKERS") {
+            settings.kafka_brokers = Some(v);
+        }
+        if let Some(v) = var("KAFKA_TOPIC_PREFIX") {
+            settings.kafka_topic_prefix = v;
+        }
+        if let Some(v) = var("KAFKA_PARTITIONS") {
+            settings.kafka_partitions = parse("KAFKA_PARTITIONS", &v)?;
+        }
+        if let Some(v) = var("BLOODY_SWEET_LISTEN") {
+            settings.listen = parse("BLOODY_SWEET_LISTEN", &v)?;
+        }
+        if let Some(v) = var("DATABASE_MAX_CONNECTIONS") {
+            settings.database_max_connections = parse("DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if settings.kafka_partitions < 1 {
+            return Err(SettingsError::Env {
+                name: "KAFKA_PARTITIONS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// The Postgres URL, if configured.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_ref().map(|s| s.expose_secret())
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| SettingsError::Env {
+        name,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "kafka_topic_prefix = \"staging.\"\nlisten = \"127.0.0.1:5000\"\n").unwrap();
+        let s = Settings::load_from(Some(&file), |name| match name {
+            "KAFKA_BROKERS" => Some("b:9092".into()),
+            "DATABASE_URL" => Some("postgres://u:hunter2@h/db".into()),
+            "BLOODY_SWEET_LISTEN" => Some("".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.kafka_topic_prefix, "staging.");
+        assert_eq!(s.listen.port(), 5000);
+        assert_eq!(s.kafka_brokers.as_deref(), Some("b:9092"));
+        assert_eq!(s.database_url(), Some("postgres://u:hunter2@h/db"));
+        assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert!(d.database_url.is_none() && d.kafka_brokers.is_none());
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "kafka_brokerz = \"x\"\n").unwrap();
+        let err = Settings::load_from(Some(&file), |_| None).unwrap_err();
+        assert!(err.to_string().contains("kafka_brokerz"), "{err}");
+        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "zero".into())).unwrap_err();
+        assert!(err.to_string().contains("KAFKA_PARTITIONS"));
+        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("at least 1"));
+    }
+}
