@@ -60,14 +60,15 @@ async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -148,7 +149,13 @@ async fn projections(settings: Settings, action: ProjectionsAction) -> anyhow::R
             let report = platform
                 .read_models
                 .rebuild(projection.as_ref(), platform.store.as_ref(), 5_000, |p| {
-                    tracing::info!(generation = p.generation, position = p.position.0, target = p.target.0, events = p.events, "rebuild progress");
+                    tracing::info!(
+                        generation = p.generation,
+                        position = p.position.0,
+                        target = p.target.0,
+                        events = p.events,
+                        "rebuild progress"
+                    );
                 })
                 .await?;
             println!(

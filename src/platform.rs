@@ -52,7 +52,10 @@ impl Platform {
                 let store = SqliteEventStore::open(settings.data_dir.join("events.db"))
                     .await
                     .context("opening the SQLite event store")?;
-                let url = format!("sqlite://{}", settings.data_dir.join("read-models.db").display());
+                let url = format!(
+                    "sqlite://{}",
+                    settings.data_dir.join("read-models.db").display()
+                );
                 let models = ReadModels::connect(&url)
                     .await
                     .context("opening the SQLite read models")?;
@@ -61,7 +64,8 @@ impl Platform {
         };
         let bus: Arc<dyn MessageBus> = match &settings.kafka_brokers {
             Some(brokers) => Arc::new(
-                KafkaBus::new(KafkaConfig::new(brokers.clone())).context("creating the Kafka bus")?,
+                KafkaBus::new(KafkaConfig::new(brokers.clone()))
+                    .context("creating the Kafka bus")?,
             ),
             None => Arc::new(MemoryBus::new()),
         };
@@ -80,7 +84,10 @@ impl Platform {
     }
 
     /// Runs the relay until `shutdown` is cancelled.
-    pub fn spawn_relay(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    pub fn spawn_relay(
+        &self,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
         let config = RelayConfig {
             topic_prefix: self.settings.kafka_topic_prefix.clone(),
             partitions: self.settings.kafka_partitions,
@@ -114,9 +121,23 @@ impl Platform {
                     let name = projection.name();
                     let result = if kafka {
                         let group = format!("projection-{name}");
-                        projections::run_from_bus(models, projection, bus, &group, &prefix, shutdown.cancelled_owned()).await
+                        projections::run_from_bus(
+                            models,
+                            projection,
+                            bus,
+                            &group,
+                            &prefix,
+                            shutdown.cancelled_owned(),
+                        )
+                        .await
                     } else {
-                        projections::run_from_store(models, projection, store, shutdown.cancelled_owned()).await
+                        projections::run_from_store(
+                            models,
+                            projection,
+                            store,
+                            shutdown.cancelled_owned(),
+                        )
+                        .await
                     };
                     result.with_context(|| format!("projection {name} stopped"))
                 })
@@ -132,10 +153,15 @@ pub async fn run_up(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let metrics = telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
+    let metrics =
+        telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
     let readiness = telemetry::Readiness::new();
     let router = telemetry::ops_router(metrics, readiness.clone());
-    let http = tokio::spawn(telemetry::serve_ops(listener, router, shutdown.clone().cancelled_owned()));
+    let http = tokio::spawn(telemetry::serve_ops(
+        listener,
+        router,
+        shutdown.clone().cancelled_owned(),
+    ));
 
     let platform = Platform::connect(settings).await?;
     let mut tasks = vec![platform.spawn_relay(shutdown.clone())];

@@ -135,10 +135,13 @@ fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, Set
 where
     T::Err: std::fmt::Display,
 {
-    value.trim().parse().map_err(|e: T::Err| SettingsError::Env {
-        name,
-        reason: e.to_string(),
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| SettingsError::Env {
+            name,
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -149,7 +152,11 @@ mod tests {
     fn environment_overrides_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "kafka_topic_prefix = \"staging.\"\nlisten = \"127.0.0.1:5000\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "kafka_topic_prefix = \"staging.\"\nlisten = \"127.0.0.1:5000\"\n",
+        )
+        .unwrap();
         let s = Settings::load_from(Some(&file), |name| match name {
             "KAFKA_BROKERS" => Some("b:9092".into()),
             "DATABASE_URL" => Some("postgres://u:hunter2@h/db".into()),
@@ -173,9 +180,11 @@ mod tests {
         std::fs::write(&file, "kafka_brokerz = \"x\"\n").unwrap();
         let err = Settings::load_from(Some(&file), |_| None).unwrap_err();
         assert!(err.to_string().contains("kafka_brokerz"), "{err}");
-        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "zero".into())).unwrap_err();
+        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "zero".into()))
+            .unwrap_err();
         assert!(err.to_string().contains("KAFKA_PARTITIONS"));
-        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "0".into())).unwrap_err();
+        let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "0".into()))
+            .unwrap_err();
         assert!(err.to_string().contains("at least 1"));
     }
 }

@@ -15,7 +15,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut raw = String::new();
     conn.read_to_string(&mut raw).await.ok()?;
     let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -41,32 +44,42 @@ async fn runs_on_embedded_defaults_and_moves_events_to_read_models() {
     assert_eq!(get(addr, "/healthz").await.map(|r| r.0), Some(200));
 
     // Write to the same embedded event store the platform uses.
-    let store = eventstore::SqliteEventStore::open(dir.path().join("events.db")).await.unwrap();
+    let store = eventstore::SqliteEventStore::open(dir.path().join("events.db"))
+        .await
+        .unwrap();
     let stream = eventstore::StreamId::parse("order-42").unwrap();
     let events = (0..3)
         .map(|i| eventstore::EventData::new("OrderStepped", serde_json::json!({ "i": i })))
         .collect();
-    eventstore::EventStore::append(&store, &stream, eventstore::ExpectedVersion::NoStream, events)
-        .await
-        .unwrap();
+    eventstore::EventStore::append(
+        &store,
+        &stream,
+        eventstore::ExpectedVersion::NoStream,
+        events,
+    )
+    .await
+    .unwrap();
 
     // The catalog read model (SQLite) sees the stream; the relay published the events.
     let url = format!("sqlite://{}", dir.path().join("read-models.db").display());
     let models = projections::ReadModels::connect(&url).await.unwrap();
     let projected = testkit::eventually(Duration::from_secs(20), || async {
-        sqlx::query_scalar::<_, i64>("SELECT version FROM rm_catalog_streams WHERE stream_id = 'order-42'")
-            .fetch_optional(models.pool())
-            .await
-            .ok()
-            .flatten()
+        sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM rm_catalog_streams WHERE stream_id = 'order-42'",
+        )
+        .fetch_optional(models.pool())
+        .await
+        .ok()
+        .flatten()
             == Some(3)
     })
     .await;
     assert!(projected, "the read model caught up");
     let relayed = testkit::eventually(Duration::from_secs(20), || async {
-        get(addr, "/metrics")
-            .await
-            .is_some_and(|(_, body)| body.lines().any(|l| l.starts_with("relay_events_published_total") && l.ends_with(" 3")))
+        get(addr, "/metrics").await.is_some_and(|(_, body)| {
+            body.lines()
+                .any(|l| l.starts_with("relay_events_published_total") && l.ends_with(" 3"))
+        })
     })
     .await;
     assert!(relayed, "the relay published the three events");

@@ -21,7 +21,9 @@ pub enum ProjectionError {
         reason: String,
     },
     /// An event arrived whose predecessor in its stream was never applied.
-    #[error("stream {stream} skips from version {applied} to {received}: rebuild the read model from the event store")]
+    #[error(
+        "stream {stream} skips from version {applied} to {received}: rebuild the read model from the event store"
+    )]
     Gap {
         /// The stream.
         stream: String,

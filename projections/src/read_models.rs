@@ -178,7 +178,8 @@ impl ReadModels {
         metrics::counter!("projection_events_applied_total", "projection" => name)
             .increment(applied.applied as u64);
         if let Some(last) = events.last() {
-            metrics::gauge!("projection_position", "projection" => name).set(last.position.0 as f64);
+            metrics::gauge!("projection_position", "projection" => name)
+                .set(last.position.0 as f64);
         }
         Ok(applied)
     }
@@ -277,7 +278,11 @@ pub(crate) async fn point_views(
         conn.execute(format!("DROP VIEW IF EXISTS {view}").as_str())
             .await?;
         conn.execute(
-            format!("CREATE VIEW {view} AS SELECT * FROM {}", tables.table(table)).as_str(),
+            format!(
+                "CREATE VIEW {view} AS SELECT * FROM {}",
+                tables.table(table)
+            )
+            .as_str(),
         )
         .await?;
     }
@@ -453,4 +458,3 @@ async fn save_versions(
     }
     Ok(())
 }
-

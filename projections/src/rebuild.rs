@@ -15,8 +15,8 @@ use sqlx::Row;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, Tables};
 use crate::read_models::{
-    ReadModels, SOURCE_ALL, apply_in, checked_name, drop_generation, live_generation,
-    point_views, save_checkpoint,
+    ReadModels, SOURCE_ALL, apply_in, checked_name, drop_generation, live_generation, point_views,
+    save_checkpoint,
 };
 
 /// Source name of the rebuild's own checkpoint.
@@ -153,7 +153,11 @@ impl ReadModels {
         let live: i64 = row.try_get(0)?;
         let interrupted: Option<i64> = row.try_get(1)?;
         if let Some(stale) = interrupted {
-            tracing::warn!(projection = name, generation = stale, "dropping an interrupted rebuild");
+            tracing::warn!(
+                projection = name,
+                generation = stale,
+                "dropping an interrupted rebuild"
+            );
             drop_generation(&mut tx, projection, stale).await?;
         }
         let generation = live.max(interrupted.unwrap_or(0)) + 1;
@@ -173,4 +177,3 @@ impl ReadModels {
         Ok(generation)
     }
 }
-

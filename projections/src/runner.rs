@@ -77,7 +77,12 @@ pub async fn run_from_bus(
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     bus.ensure_topics(&topic_refs, 6).await?;
     let mut consumer = bus.subscribe(group, &topic_refs).await?;
-    tracing::info!(projection = projection.name(), group, ?topics, "projection following the bus");
+    tracing::info!(
+        projection = projection.name(),
+        group,
+        ?topics,
+        "projection following the bus"
+    );
     tokio::pin!(shutdown);
     loop {
         let first = tokio::select! {
@@ -128,7 +133,12 @@ async fn apply_with_retry(
     loop {
         match models.apply_batch(projection, events, source).await {
             Ok(applied) => {
-                tracing::debug!(projection = projection.name(), applied = applied.applied, duplicates = applied.duplicates, "batch applied");
+                tracing::debug!(
+                    projection = projection.name(),
+                    applied = applied.applied,
+                    duplicates = applied.duplicates,
+                    "batch applied"
+                );
                 return Ok(());
             }
             Err(ProjectionError::Database(err)) if attempt < 20 => {

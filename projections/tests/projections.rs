@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore::{EventData, EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StreamId};
+use eventstore::{
+    EventData, EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StreamId,
+};
 use projections::catalog::StreamCatalog;
 use projections::{Projection, ReadModels, Tables};
 use serde_json::json;
@@ -20,7 +22,9 @@ async fn postgres() -> (Arc<dyn EventStore>, ReadModels, Guard) {
 
 async fn sqlite() -> (Arc<dyn EventStore>, ReadModels, Guard) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteEventStore::open(dir.path().join("events.db")).await.unwrap();
+    let store = SqliteEventStore::open(dir.path().join("events.db"))
+        .await
+        .unwrap();
     let url = format!("sqlite://{}", dir.path().join("read.db").display());
     let models = ReadModels::connect(&url).await.unwrap();
     (Arc::new(store), models, Box::new(dir))
@@ -28,17 +32,23 @@ async fn sqlite() -> (Arc<dyn EventStore>, ReadModels, Guard) {
 
 async fn append(store: &Arc<dyn EventStore>, stream: &str, n: u64) {
     let s = StreamId::parse(stream).unwrap();
-    let events = (0..n).map(|i| EventData::new(format!("Step{}", i % 3), json!({ "i": i }))).collect();
-    store.append(&s, ExpectedVersion::Any, events).await.unwrap();
+    let events = (0..n)
+        .map(|i| EventData::new(format!("Step{}", i % 3), json!({ "i": i })))
+        .collect();
+    store
+        .append(&s, ExpectedVersion::Any, events)
+        .await
+        .unwrap();
 }
 
 async fn try_counts(models: &ReadModels) -> Result<(i64, i64), sqlx::Error> {
     let streams: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_catalog_streams")
         .fetch_one(models.pool())
         .await?;
-    let events: Option<i64> = sqlx::query_scalar("SELECT CAST(sum(events) AS BIGINT) FROM rm_catalog_event_types")
-        .fetch_one(models.pool())
-        .await?;
+    let events: Option<i64> =
+        sqlx::query_scalar("SELECT CAST(sum(events) AS BIGINT) FROM rm_catalog_event_types")
+            .fetch_one(models.pool())
+            .await?;
     Ok((streams, events.unwrap_or(0)))
 }
 
@@ -52,10 +62,20 @@ async fn wait_for_counts(models: &ReadModels, want: (i64, i64)) {
         try_counts(models).await.ok() == Some(want)
     })
     .await;
-    assert!(ok, "read model reached {want:?}, has {:?}", counts(models).await);
+    assert!(
+        ok,
+        "read model reached {want:?}, has {:?}",
+        counts(models).await
+    );
 }
 
-fn spawn_live(models: &ReadModels, store: &Arc<dyn EventStore>) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+fn spawn_live(
+    models: &ReadModels,
+    store: &Arc<dyn EventStore>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let models = models.clone();
     let store = store.clone();
@@ -76,7 +96,11 @@ macro_rules! both {
     };
 }
 
-both!(follows_the_event_store_exactly_once, refuses_gaps_and_writes_nothing, rebuilds_and_swaps_while_serving);
+both!(
+    follows_the_event_store_exactly_once,
+    refuses_gaps_and_writes_nothing,
+    rebuilds_and_swaps_while_serving
+);
 
 async fn follows_the_event_store_exactly_once(store: Arc<dyn EventStore>, models: ReadModels) {
     append(&store, "order-1", 5).await;
@@ -84,10 +108,11 @@ async fn follows_the_event_store_exactly_once(store: Arc<dyn EventStore>, models
     append(&store, "account-1", 4).await; // a category the catalog does not read
     let (task, stop) = spawn_live(&models, &store);
     wait_for_counts(&models, (2, 8)).await;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM rm_catalog_streams WHERE stream_id = 'order-1'")
-        .fetch_one(models.pool())
-        .await
-        .unwrap();
+    let version: i64 =
+        sqlx::query_scalar("SELECT version FROM rm_catalog_streams WHERE stream_id = 'order-1'")
+            .fetch_one(models.pool())
+            .await
+            .unwrap();
     assert_eq!(version, 5);
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -102,21 +127,42 @@ async fn follows_the_event_store_exactly_once(store: Arc<dyn EventStore>, models
     task.await.unwrap();
 
     // Redelivering everything changes nothing.
-    let all = store.read_all(eventstore::Position::START, 1000).await.unwrap();
-    let applied = models.apply_batch(&StreamCatalog, &all, None).await.unwrap();
-    assert_eq!((applied.applied, applied.duplicates, applied.ignored), (0, 10, 4));
+    let all = store
+        .read_all(eventstore::Position::START, 1000)
+        .await
+        .unwrap();
+    let applied = models
+        .apply_batch(&StreamCatalog, &all, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (applied.applied, applied.duplicates, applied.ignored),
+        (0, 10, 4)
+    );
     assert_eq!(counts(&models).await, (3, 10));
 }
 
 async fn refuses_gaps_and_writes_nothing(store: Arc<dyn EventStore>, models: ReadModels) {
     models.register(&StreamCatalog).await.unwrap();
     append(&store, "order-9", 4).await;
-    let all = store.read_all(eventstore::Position::START, 10).await.unwrap();
-    models.apply_batch(&StreamCatalog, &all[..1], None).await.unwrap();
-    let err = models.apply_batch(&StreamCatalog, &all[2..], None).await.unwrap_err();
+    let all = store
+        .read_all(eventstore::Position::START, 10)
+        .await
+        .unwrap();
+    models
+        .apply_batch(&StreamCatalog, &all[..1], None)
+        .await
+        .unwrap();
+    let err = models
+        .apply_batch(&StreamCatalog, &all[2..], None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "PROJECTION_GAP");
     assert_eq!(counts(&models).await, (1, 1));
-    let applied = models.apply_batch(&StreamCatalog, &all[1..], None).await.unwrap();
+    let applied = models
+        .apply_batch(&StreamCatalog, &all[1..], None)
+        .await
+        .unwrap();
     assert_eq!(applied.applied, 3);
     assert_eq!(counts(&models).await, (1, 4));
 }
@@ -178,8 +224,13 @@ async fn rebuilds_and_swaps_while_serving(store: Arc<dyn EventStore>, models: Re
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reader.await.unwrap() > 0);
     let status = models.status("catalog").await.unwrap();
-    assert_eq!((status.live_generation, status.rebuild_generation), (2, None));
-    let old = sqlx::query(&format!("SELECT count(*) FROM {g1}")).fetch_one(models.pool()).await;
+    assert_eq!(
+        (status.live_generation, status.rebuild_generation),
+        (2, None)
+    );
+    let old = sqlx::query(&format!("SELECT count(*) FROM {g1}"))
+        .fetch_one(models.pool())
+        .await;
     assert!(old.is_err(), "the old generation was dropped");
     stop_live.send(()).unwrap();
     live.await.unwrap();
@@ -190,16 +241,24 @@ async fn follows_kafka_exactly_once() {
     testkit::init_logs();
     let (store, models, _guard) = postgres().await;
     let bus: Arc<dyn bus::MessageBus> = Arc::new(
-        bus::KafkaBus::new(bus::KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6)))
-            .unwrap(),
+        bus::KafkaBus::new(
+            bus::KafkaConfig::new(testkit::kafka_brokers())
+                .with_session_timeout(Duration::from_secs(6)),
+        )
+        .unwrap(),
     );
     let prefix = testkit::unique_name("p") + ".";
     for s in 0..6 {
         append(&store, &format!("order-{s}"), 10).await;
         append(&store, &format!("payment-{s}"), 5).await;
     }
-    let relay_config = relay::RelayConfig { topic_prefix: prefix.clone(), ..Default::default() };
-    let relay = tokio::spawn(relay::Relay::new(store.clone(), bus.clone(), relay_config).run(std::future::pending()));
+    let relay_config = relay::RelayConfig {
+        topic_prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let relay = tokio::spawn(
+        relay::Relay::new(store.clone(), bus.clone(), relay_config).run(std::future::pending()),
+    );
     let run = |group: String| {
         let (models, bus, prefix) = (models.clone(), bus.clone(), prefix.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

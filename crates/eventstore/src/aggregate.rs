@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A domain event: a past-tense fact with a stable type name.
-pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync
+{
     /// The stored event type, such as `OrderPlaced`.
     fn event_type(&self) -> &'static str;
 }

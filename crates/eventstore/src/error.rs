@@ -32,7 +32,9 @@ pub enum StoreError {
         reason: String,
     },
     /// An expected-version value that names no known state.
-    #[error("invalid expected version {0:?}: use any, no_stream, stream_exists or a version number")]
+    #[error(
+        "invalid expected version {0:?}: use any, no_stream, stream_exists or a version number"
+    )]
     InvalidExpectedVersion(String),
     /// An event breaks a limit or is malformed; nothing was written.
     #[error("invalid event: {reason}")]

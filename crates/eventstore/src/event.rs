@@ -91,7 +91,10 @@ impl EventData {
     }
 
     /// An event whose body is `value` serialised to JSON.
-    pub fn json<T: Serialize>(event_type: impl Into<String>, value: &T) -> Result<Self, StoreError> {
+    pub fn json<T: Serialize>(
+        event_type: impl Into<String>,
+        value: &T,
+    ) -> Result<Self, StoreError> {
         let data = serde_json::to_value(value).map_err(|e| StoreError::InvalidEvent {
             reason: format!("data does not serialise to JSON: {e}"),
         })?;
@@ -99,7 +102,10 @@ impl EventData {
     }
 
     /// An event whose body is raw bytes that must be JSON.
-    pub fn from_json_slice(event_type: impl Into<String>, bytes: &[u8]) -> Result<Self, StoreError> {
+    pub fn from_json_slice(
+        event_type: impl Into<String>,
+        bytes: &[u8],
+    ) -> Result<Self, StoreError> {
         let data = serde_json::from_slice(bytes).map_err(|e| StoreError::InvalidEvent {
             reason: format!("data is not JSON: {e}"),
         })?;

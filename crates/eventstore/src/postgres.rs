@@ -286,11 +286,10 @@ fn decode_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let version: i64 = row.try_get(3).map_err(get_err)?;
     let event_type: String = row.try_get(4).map_err(get_err)?;
     let data: serde_json::Value = row.try_get(5).map_err(get_err)?;
-    let metadata: sqlx::types::Json<Metadata> =
-        row.try_get(6).map_err(|e| StoreError::Codec {
-            event_id: id,
-            reason: format!("metadata: {e}"),
-        })?;
+    let metadata: sqlx::types::Json<Metadata> = row.try_get(6).map_err(|e| StoreError::Codec {
+        event_id: id,
+        reason: format!("metadata: {e}"),
+    })?;
     let recorded_at: DateTime<Utc> = row.try_get(7).map_err(get_err)?;
     Ok(RecordedEvent {
         id,
@@ -491,7 +490,11 @@ impl EventStore for PgEventStore {
         .map_err(StoreError::Unavailable)
     }
 
-    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO es_snapshots (stream_id, version, state) VALUES ($1, $2, $3) \
              ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, \

@@ -139,15 +139,19 @@ impl<A: Aggregate> Repository<A> {
         loop {
             let page = self
                 .store
-                .read_stream(&stream, Direction::Forward, Some(loaded.version + 1), LOAD_PAGE)
+                .read_stream(
+                    &stream,
+                    Direction::Forward,
+                    Some(loaded.version + 1),
+                    LOAD_PAGE,
+                )
                 .await?;
             let full = page.len() == LOAD_PAGE;
             for recorded in page {
-                let event: A::Event =
-                    recorded.decode().map_err(|e| RepositoryError::Decode {
-                        stream: stream.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let event: A::Event = recorded.decode().map_err(|e| RepositoryError::Decode {
+                    stream: stream.to_string(),
+                    reason: e.to_string(),
+                })?;
                 loaded.state.apply(&event);
                 loaded.version = recorded.version;
             }

@@ -152,7 +152,9 @@ impl SqliteEventStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_db(e, true))?;
-        tx.commit().await.map_err(|e| StoreError::from_db(e, true))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_db(e, true))?;
         Ok(Ok(AppendResult {
             next_expected_version: version,
             first_position: Position(first.unwrap_or(last) as u64),
@@ -219,7 +221,8 @@ impl EventStore for SqliteEventStore {
             .acquire()
             .await
             .map_err(StoreError::Unavailable)?;
-        let refusal = match Self::write_batch(&mut conn, stream, expected, &events, encoded).await? {
+        let refusal = match Self::write_batch(&mut conn, stream, expected, &events, encoded).await?
+        {
             Ok(done) => {
                 self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
                 return Ok(done);
@@ -242,7 +245,9 @@ impl EventStore for SqliteEventStore {
                     id: r.try_get(0).map_err(StoreError::Unavailable)?,
                     stream_id: r.try_get(1).map_err(StoreError::Unavailable)?,
                     version: r.try_get::<i64, _>(2).map_err(StoreError::Unavailable)? as u64,
-                    position: Position(r.try_get::<i64, _>(3).map_err(StoreError::Unavailable)? as u64),
+                    position: Position(
+                        r.try_get::<i64, _>(3).map_err(StoreError::Unavailable)? as u64
+                    ),
                     event_type: r.try_get(4).map_err(StoreError::Unavailable)?,
                     data: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
                 });
@@ -383,7 +388,11 @@ impl EventStore for SqliteEventStore {
         }))
     }
 
-    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO es_snapshots (stream_id, version, state, taken_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state, \

@@ -86,11 +86,10 @@ impl Limits {
                 ));
             }
             let data = event.data.to_string();
-            let metadata = serde_json::to_string(&event.metadata).map_err(|e| {
-                StoreError::InvalidEvent {
+            let metadata =
+                serde_json::to_string(&event.metadata).map_err(|e| StoreError::InvalidEvent {
                     reason: format!("metadata does not serialise: {e}"),
-                }
-            })?;
+                })?;
             if data.len() + metadata.len() > self.max_event_bytes {
                 return invalid(format!(
                     "event {} is {} bytes; the limit is {}",
@@ -137,14 +136,20 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Reads up to `limit` events of `$all` after `after`, in global order, never returning an
     /// event while an older, still-running transaction could commit one before it.
-    async fn read_all(&self, after: Position, limit: usize)
-    -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The position of the last event a `$all` reader can see now (`START` when there is none).
     async fn head(&self) -> Result<Position, StoreError>;
 
     /// Events of `$all` after `after`: first those already stored, then new ones as they commit.
-    fn subscribe_all(&self, after: Position) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>>;
 
     /// The last position a named consumer saved.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError>;
@@ -156,7 +161,8 @@ pub trait EventStore: Send + Sync + 'static {
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError>;
 
     /// Saves a snapshot of a stream (kept only if newer than the stored one).
-    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot) -> Result<(), StoreError>;
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: &Snapshot)
+    -> Result<(), StoreError>;
 
     /// The adapter's name for the start-up log ("postgres", "sqlite").
     fn adapter(&self) -> &'static str;
@@ -202,9 +208,7 @@ pub(crate) fn classify_replay(
     for (i, event) in events.iter().enumerate() {
         let Some(found) = by_id.get(&event.id) else {
             // Part of the batch is stored and part is not: not a replay.
-            return Err(StoreError::DuplicateEventId {
-                id: stored[0].id,
-            });
+            return Err(StoreError::DuplicateEventId { id: stored[0].id });
         };
         let same = found.stream_id == stream.as_str()
             && found.version == first_version + i as u64

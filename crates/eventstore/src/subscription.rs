@@ -82,7 +82,8 @@ where
             match st.store.read_all(st.after, st.options.page_size).await {
                 Ok(events) if !events.is_empty() => st.buffer.extend(events),
                 Ok(_) => {
-                    let waited = tokio::time::timeout(st.options.idle_poll, st.wake.changed()).await;
+                    let waited =
+                        tokio::time::timeout(st.options.idle_poll, st.wake.changed()).await;
                     if let Ok(Err(_closed)) = waited {
                         // The signal is gone (store shutting down): fall back to polling.
                         tokio::time::sleep(st.options.idle_poll).await;

@@ -66,7 +66,9 @@ impl FromStr for ExpectedVersion {
 
 /// A place in the global `$all` order. Positions increase in commit-visibility order and may
 /// have gaps; `Position::START` is before every event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Position(pub u64);
 
 impl Position {
@@ -86,13 +88,22 @@ mod tests {
 
     #[test]
     fn parses_expected_versions() {
-        assert_eq!("any".parse::<ExpectedVersion>().unwrap(), ExpectedVersion::Any);
-        assert_eq!("no_stream".parse::<ExpectedVersion>().unwrap(), ExpectedVersion::NoStream);
+        assert_eq!(
+            "any".parse::<ExpectedVersion>().unwrap(),
+            ExpectedVersion::Any
+        );
+        assert_eq!(
+            "no_stream".parse::<ExpectedVersion>().unwrap(),
+            ExpectedVersion::NoStream
+        );
         assert_eq!(
             "stream_exists".parse::<ExpectedVersion>().unwrap(),
             ExpectedVersion::StreamExists
         );
-        assert_eq!("7".parse::<ExpectedVersion>().unwrap(), ExpectedVersion::Exact(7));
+        assert_eq!(
+            "7".parse::<ExpectedVersion>().unwrap(),
+            ExpectedVersion::Exact(7)
+        );
         for bad in ["", "-1", "maybe", "1.5", "Any"] {
             let err = bad.parse::<ExpectedVersion>().unwrap_err();
             assert_eq!(err.code(), "INVALID_EXPECTED_VERSION", "{bad}");
@@ -101,10 +112,22 @@ mod tests {
 
     #[test]
     fn decodes_wire_encoding() {
-        assert_eq!(ExpectedVersion::from_wire(-2).unwrap(), ExpectedVersion::Any);
-        assert_eq!(ExpectedVersion::from_wire(-1).unwrap(), ExpectedVersion::NoStream);
-        assert_eq!(ExpectedVersion::from_wire(-4).unwrap(), ExpectedVersion::StreamExists);
-        assert_eq!(ExpectedVersion::from_wire(0).unwrap(), ExpectedVersion::Exact(1));
+        assert_eq!(
+            ExpectedVersion::from_wire(-2).unwrap(),
+            ExpectedVersion::Any
+        );
+        assert_eq!(
+            ExpectedVersion::from_wire(-1).unwrap(),
+            ExpectedVersion::NoStream
+        );
+        assert_eq!(
+            ExpectedVersion::from_wire(-4).unwrap(),
+            ExpectedVersion::StreamExists
+        );
+        assert_eq!(
+            ExpectedVersion::from_wire(0).unwrap(),
+            ExpectedVersion::Exact(1)
+        );
         assert!(ExpectedVersion::from_wire(-3).is_err());
         assert!(ExpectedVersion::from_wire(-100).is_err());
     }

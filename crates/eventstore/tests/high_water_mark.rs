@@ -25,7 +25,12 @@ async fn older_transaction_that_commits_late_is_not_skipped() {
     let e1 = ev(1);
     let mut tx_a = store.pool().begin().await.unwrap();
     let a = store
-        .append_in(&mut tx_a, &stream("order-a"), ExpectedVersion::Any, &[e1.clone()])
+        .append_in(
+            &mut tx_a,
+            &stream("order-a"),
+            ExpectedVersion::Any,
+            std::slice::from_ref(&e1),
+        )
         .await
         .unwrap();
     // B: younger, commits first.
@@ -34,12 +39,24 @@ async fn older_transaction_that_commits_late_is_not_skipped() {
         .append(&stream("order-b"), ExpectedVersion::Any, vec![e2.clone()])
         .await
         .unwrap();
-    assert!(a.first_position < b.first_position, "A holds the earlier position");
+    assert!(
+        a.first_position < b.first_position,
+        "A holds the earlier position"
+    );
 
     // While A is open nothing may be delivered: delivering e2 now would skip e1 for good.
     let early = tokio::time::timeout(Duration::from_millis(800), sub.next()).await;
-    assert!(early.is_err(), "an event was delivered past an open older transaction");
-    assert!(store.read_all(Position::START, 10).await.unwrap().is_empty());
+    assert!(
+        early.is_err(),
+        "an event was delivered past an open older transaction"
+    );
+    assert!(
+        store
+            .read_all(Position::START, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     tx_a.commit().await.unwrap();
     let mut got = Vec::new();
@@ -61,7 +78,12 @@ async fn rolled_back_older_transaction_does_not_stall_readers() {
     let mut sub = store.subscribe_all(Position::START);
     let mut tx_a = store.pool().begin().await.unwrap();
     store
-        .append_in(&mut tx_a, &stream("order-a"), ExpectedVersion::Any, &[ev(1)])
+        .append_in(
+            &mut tx_a,
+            &stream("order-a"),
+            ExpectedVersion::Any,
+            &[ev(1)],
+        )
         .await
         .unwrap();
     let e2 = ev(2);
@@ -91,7 +113,12 @@ async fn many_overlapping_transactions_are_all_delivered_in_order() {
             tokio::spawn(async move {
                 let mut tx = store.pool().begin().await.unwrap();
                 store
-                    .append_in(&mut tx, &stream(&format!("order-{i}")), ExpectedVersion::Any, &[ev(i), ev(i + 1000)])
+                    .append_in(
+                        &mut tx,
+                        &stream(&format!("order-{i}")),
+                        ExpectedVersion::Any,
+                        &[ev(i), ev(i + 1000)],
+                    )
                     .await
                     .unwrap();
                 // Hold the transaction open for a varying time so commits land out of order.

@@ -141,7 +141,10 @@ impl Relay {
     }
 
     /// Publishes a batch, retrying until the broker acknowledges all of it.
-    async fn publish_until_acknowledged(&mut self, batch: &[RecordedEvent]) -> Result<(), RelayError> {
+    async fn publish_until_acknowledged(
+        &mut self,
+        batch: &[RecordedEvent],
+    ) -> Result<(), RelayError> {
         let records = batch
             .iter()
             .map(|e| to_record(&self.config.topic_prefix, e))
@@ -167,7 +170,10 @@ impl Relay {
         }
     }
 
-    async fn ensure_topics(&mut self, records: &[bus::OutgoingRecord]) -> Result<(), bus::BusError> {
+    async fn ensure_topics(
+        &mut self,
+        records: &[bus::OutgoingRecord],
+    ) -> Result<(), bus::BusError> {
         let new: Vec<&str> = records
             .iter()
             .map(|r| r.topic.as_str())

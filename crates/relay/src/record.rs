@@ -19,9 +19,18 @@ pub fn topic_for(prefix: &str, category: &str) -> String {
 /// id, type, position and W3C trace context in headers.
 pub fn to_record(prefix: &str, event: &RecordedEvent) -> Result<OutgoingRecord, serde_json::Error> {
     let mut headers = vec![
-        (HEADER_EVENT_ID.to_owned(), event.id.to_string().into_bytes()),
-        (HEADER_EVENT_TYPE.to_owned(), event.event_type.clone().into_bytes()),
-        (HEADER_POSITION.to_owned(), event.position.0.to_string().into_bytes()),
+        (
+            HEADER_EVENT_ID.to_owned(),
+            event.id.to_string().into_bytes(),
+        ),
+        (
+            HEADER_EVENT_TYPE.to_owned(),
+            event.event_type.clone().into_bytes(),
+        ),
+        (
+            HEADER_POSITION.to_owned(),
+            event.position.0.to_string().into_bytes(),
+        ),
     ];
     if let Some(tp) = &event.metadata.traceparent {
         headers.push(("traceparent".to_owned(), tp.clone().into_bytes()));

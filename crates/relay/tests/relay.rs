@@ -28,14 +28,22 @@ fn config(prefix: &str) -> RelayConfig {
 }
 
 /// Appends `per_stream` events to each of `streams` streams per category, in rounds.
-async fn append_events(store: Arc<dyn EventStore>, streams: usize, per_stream: u64, tag: &str) -> usize {
+async fn append_events(
+    store: Arc<dyn EventStore>,
+    streams: usize,
+    per_stream: u64,
+    tag: &str,
+) -> usize {
     let mut total = 0;
     for round in 0..per_stream {
         for s in 0..streams {
             let category = CATEGORIES[s % CATEGORIES.len()];
             let stream = StreamId::parse(format!("{category}-{tag}{s}")).unwrap();
             let event = EventData::new("Happened", json!({ "round": round, "s": s }));
-            store.append(&stream, ExpectedVersion::Any, vec![event]).await.unwrap();
+            store
+                .append(&stream, ExpectedVersion::Any, vec![event])
+                .await
+                .unwrap();
             total += 1;
         }
     }
@@ -43,8 +51,16 @@ async fn append_events(store: Arc<dyn EventStore>, streams: usize, per_stream: u
 }
 
 /// Consumes the relay's topics until `want` distinct events arrived; returns them in arrival order (with duplicates).
-async fn consume(bus: &Arc<dyn MessageBus>, prefix: &str, want: usize, within: Duration) -> Vec<RecordedEvent> {
-    let topics: Vec<String> = CATEGORIES.iter().map(|c| relay::topic_for(prefix, c)).collect();
+async fn consume(
+    bus: &Arc<dyn MessageBus>,
+    prefix: &str,
+    want: usize,
+    within: Duration,
+) -> Vec<RecordedEvent> {
+    let topics: Vec<String> = CATEGORIES
+        .iter()
+        .map(|c| relay::topic_for(prefix, c))
+        .collect();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     bus.ensure_topics(&topic_refs, 3).await.unwrap();
     let mut consumer = bus
@@ -61,10 +77,19 @@ async fn consume(bus: &Arc<dyn MessageBus>, prefix: &str, want: usize, within: D
             Err(_) => panic!("only {} of {want} distinct events arrived", ids.len()),
         };
         let event: RecordedEvent = serde_json::from_slice(&msg.payload).unwrap();
-        assert_eq!(msg.key.as_deref(), Some(event.stream_id.as_str().as_bytes()));
-        assert_eq!(msg.header(relay::HEADER_EVENT_ID), Some(event.id.to_string().as_bytes()));
+        assert_eq!(
+            msg.key.as_deref(),
+            Some(event.stream_id.as_str().as_bytes())
+        );
+        assert_eq!(
+            msg.header(relay::HEADER_EVENT_ID),
+            Some(event.id.to_string().as_bytes())
+        );
         assert_eq!(msg.header(relay::HEADER_EVENT_TYPE), Some(&b"Happened"[..]));
-        assert_eq!(msg.topic, relay::topic_for(prefix, event.stream_id.category()));
+        assert_eq!(
+            msg.topic,
+            relay::topic_for(prefix, event.stream_id.category())
+        );
         ids.insert(event.id);
         seen.push(event);
     }
@@ -84,7 +109,10 @@ fn assert_per_stream_order(seen: &[RecordedEvent], per_stream: u64) {
             *expect += 1;
         }
     }
-    assert!(next.values().all(|v| *v == per_stream + 1), "every version of every stream");
+    assert!(
+        next.values().all(|v| *v == per_stream + 1),
+        "every version of every stream"
+    );
 }
 
 async fn relays_everything_in_stream_order(bus: Arc<dyn MessageBus>) {
@@ -93,15 +121,26 @@ async fn relays_everything_in_stream_order(bus: Arc<dyn MessageBus>) {
     let prefix = testkit::unique_name("t") + ".";
     let total = append_events(store.clone(), 9, 20, "a").await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(Relay::new(store.clone(), bus.clone(), config(&prefix)).run(async {
-        let _ = stop_rx.await;
-    }));
+    let relay = tokio::spawn(
+        Relay::new(store.clone(), bus.clone(), config(&prefix)).run(async {
+            let _ = stop_rx.await;
+        }),
+    );
     let seen = consume(&bus, &prefix, total, Duration::from_secs(60)).await;
     assert_per_stream_order(&seen, 20);
     stop_tx.send(()).unwrap();
     relay.await.unwrap().unwrap();
-    let last = store.read_all(eventstore::Position::START, 10_000).await.unwrap().last().unwrap().position;
-    assert_eq!(store.load_checkpoint("relay-test").await.unwrap(), Some(last));
+    let last = store
+        .read_all(eventstore::Position::START, 10_000)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position;
+    assert_eq!(
+        store.load_checkpoint("relay-test").await.unwrap(),
+        Some(last)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +162,9 @@ async fn resumes_after_a_crash_with_nothing_lost() {
     let writer = tokio::spawn(append_events(store.clone(), 12, 150, "c"));
     // Kill the relay mid-stream, twice, then let a third one finish.
     for _ in 0..2 {
-        let relay = tokio::spawn(Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()));
+        let relay = tokio::spawn(
+            Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()),
+        );
         let advanced = testkit::eventually(Duration::from_secs(30), || {
             let store = store.clone();
             async move { store.load_checkpoint("relay-test").await.unwrap().is_some() }
@@ -136,12 +177,23 @@ async fn resumes_after_a_crash_with_nothing_lost() {
     }
     let total = writer.await.unwrap();
     let checkpoint = store.load_checkpoint("relay-test").await.unwrap().unwrap();
-    let all = store.read_all(eventstore::Position::START, 100_000).await.unwrap();
-    assert!(checkpoint < all.last().unwrap().position, "the crash happened mid-stream");
-    let relay = tokio::spawn(Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()));
+    let all = store
+        .read_all(eventstore::Position::START, 100_000)
+        .await
+        .unwrap();
+    assert!(
+        checkpoint < all.last().unwrap().position,
+        "the crash happened mid-stream"
+    );
+    let relay = tokio::spawn(
+        Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()),
+    );
     let seen = consume(&bus, &prefix, total, Duration::from_secs(90)).await;
     relay.abort();
-    assert_eq!(seen.iter().map(|e| e.id).collect::<HashSet<_>>().len(), total);
+    assert_eq!(
+        seen.iter().map(|e| e.id).collect::<HashSet<_>>().len(),
+        total
+    );
     assert_per_stream_order(&seen, 150);
 }
 
@@ -153,7 +205,9 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
     let bus = kafka(&broker.brokers());
     let prefix = testkit::unique_name("t") + ".";
-    let relay = tokio::spawn(Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()));
+    let relay = tokio::spawn(
+        Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()),
+    );
 
     let before = append_events(store.clone(), 6, 20, "before").await;
     let seen = consume(&bus, &prefix, before, Duration::from_secs(60)).await;
@@ -184,6 +238,9 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
         .map(|e| e.id)
         .collect();
     assert_eq!(expected.len(), during + after);
-    assert!(expected.is_subset(&ids), "every event after the outage was published");
+    assert!(
+        expected.is_subset(&ids),
+        "every event after the outage was published"
+    );
     relay.abort();
 }

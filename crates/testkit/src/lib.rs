@@ -19,7 +19,9 @@ pub fn postgres_server_url() -> String {
 /// The Kafka-protocol broker tests use (`KAFKA_BROKERS`, set by `scripts/test`).
 pub fn kafka_brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| {
-        panic!("KAFKA_BROKERS is not set: run the tests through scripts/test, which starts a broker")
+        panic!(
+            "KAFKA_BROKERS is not set: run the tests through scripts/test, which starts a broker"
+        )
     })
 }
 
@@ -79,7 +81,9 @@ impl Drop for TestDb {
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&server_url).await {
                     let _ = conn
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .execute(
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                        )
                         .await;
                 }
             });
@@ -123,24 +127,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_database_name() {
-        assert_eq!(
-            replace_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(replace_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-        assert_eq!(
-            replace_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-    }
-}
-
 /// A Kafka-protocol broker (tansu, in-memory storage) owned by one test, which can stop and
 /// restart it on the same port.
 pub struct Broker {
@@ -155,7 +141,10 @@ impl Broker {
             return bin.into();
         }
         let cache = std::env::var("BLOODY_SWEET_CACHE").unwrap_or_else(|_| {
-            format!("{}/.cache/bloody-sweet", std::env::var("HOME").unwrap_or_default())
+            format!(
+                "{}/.cache/bloody-sweet",
+                std::env::var("HOME").unwrap_or_default()
+            )
         });
         std::path::PathBuf::from(cache).join("tools/tansu-0.6.0/tansu")
     }
@@ -192,12 +181,23 @@ impl Broker {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let bin = Self::binary();
         let child = std::process::Command::new(&bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (run scripts/broker path)", bin.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (run scripts/broker path)",
+                    bin.display()
+                )
+            });
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
         let up = eventually(Duration::from_secs(10), || async {
@@ -221,5 +221,26 @@ pub fn init_logs() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            replace_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }

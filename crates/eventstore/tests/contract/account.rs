@@ -55,7 +55,9 @@ impl Aggregate for Account {
             Command::Open { .. } => Err(AccountError::AlreadyOpen),
             _ if !self.open => Err(AccountError::NotOpen),
             Command::Deposit { amount } => Ok(vec![Event::Deposited { amount }]),
-            Command::Withdraw { amount } if amount > self.balance => Err(AccountError::Insufficient),
+            Command::Withdraw { amount } if amount > self.balance => {
+                Err(AccountError::Insufficient)
+            }
             Command::Withdraw { amount } => Ok(vec![Event::Withdrawn { amount }]),
         }
     }
@@ -77,16 +79,29 @@ mod given_when_then {
     #[test]
     fn opens_once() {
         AggregateTest::<Account>::given_no_previous_events()
-            .when(Command::Open { owner: "kim".into() })
-            .then_expect_events(vec![Event::Opened { owner: "kim".into() }]);
-        AggregateTest::<Account>::given(vec![Event::Opened { owner: "kim".into() }])
-            .when(Command::Open { owner: "lee".into() })
-            .then_expect_error_message("account already open");
+            .when(Command::Open {
+                owner: "kim".into(),
+            })
+            .then_expect_events(vec![Event::Opened {
+                owner: "kim".into(),
+            }]);
+        AggregateTest::<Account>::given(vec![Event::Opened {
+            owner: "kim".into(),
+        }])
+        .when(Command::Open {
+            owner: "lee".into(),
+        })
+        .then_expect_error_message("account already open");
     }
 
     #[test]
     fn withdraws_only_what_is_there() {
-        let given = vec![Event::Opened { owner: "kim".into() }, Event::Deposited { amount: 10 }];
+        let given = vec![
+            Event::Opened {
+                owner: "kim".into(),
+            },
+            Event::Deposited { amount: 10 },
+        ];
         let state = AggregateTest::<Account>::given(given.clone())
             .when(Command::Withdraw { amount: 4 })
             .then_expect_events(vec![Event::Withdrawn { amount: 4 }]);

@@ -84,27 +84,56 @@ mod cases {
         assert_eq!(done.next_expected_version, 5);
         assert!(done.first_position < done.last_position);
         assert_eq!(store.stream_version(&s).await.unwrap(), 5);
-        assert_eq!(store.stream_version(&stream("order-none")).await.unwrap(), 0);
+        assert_eq!(
+            store.stream_version(&stream("order-none")).await.unwrap(),
+            0
+        );
 
-        let fwd = store.read_stream(&s, Direction::Forward, None, 100).await.unwrap();
-        assert_eq!(fwd.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        let fwd = store
+            .read_stream(&s, Direction::Forward, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            fwd.iter().map(|e| e.version).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(fwd[2].data, json!({ "n": 3 }));
         assert_eq!(fwd[0].stream_id, s);
         assert_eq!(fwd[0].event_type, "Counted");
         assert_eq!(fwd[0].position, done.first_position);
         assert_eq!(fwd[4].position, done.last_position);
 
-        let page = store.read_stream(&s, Direction::Forward, Some(3), 2).await.unwrap();
-        assert_eq!(page.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4]);
-        let back = store.read_stream(&s, Direction::Backward, None, 2).await.unwrap();
-        assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![5, 4]);
-        let back = store.read_stream(&s, Direction::Backward, Some(2), 10).await.unwrap();
-        assert_eq!(back.iter().map(|e| e.version).collect::<Vec<_>>(), vec![2, 1]);
-        assert!(store
-            .read_stream(&stream("order-none"), Direction::Forward, None, 10)
+        let page = store
+            .read_stream(&s, Direction::Forward, Some(3), 2)
             .await
-            .unwrap()
-            .is_empty());
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.version).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        let back = store
+            .read_stream(&s, Direction::Backward, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            back.iter().map(|e| e.version).collect::<Vec<_>>(),
+            vec![5, 4]
+        );
+        let back = store
+            .read_stream(&s, Direction::Backward, Some(2), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            back.iter().map(|e| e.version).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert!(
+            store
+                .read_stream(&stream("order-none"), Direction::Forward, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     fn assert_wrong_version(err: StoreError, expected: ExpectedVersion, actual: u64) {
@@ -128,35 +157,69 @@ mod cases {
             .await
             .unwrap_err();
         assert_wrong_version(err, ExpectedVersion::StreamExists, 0);
-        let err = store.append(&s, ExpectedVersion::Exact(3), vec![ev(0)]).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Exact(3), vec![ev(0)])
+            .await
+            .unwrap_err();
         assert_wrong_version(err, ExpectedVersion::Exact(3), 0);
 
-        store.append(&s, ExpectedVersion::NoStream, vec![ev(1)]).await.unwrap();
-        let err = store.append(&s, ExpectedVersion::NoStream, vec![ev(2)]).await.unwrap_err();
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![ev(1)])
+            .await
+            .unwrap();
+        let err = store
+            .append(&s, ExpectedVersion::NoStream, vec![ev(2)])
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "WRONG_EXPECTED_VERSION");
         assert_wrong_version(err, ExpectedVersion::NoStream, 1);
-        let err = store.append(&s, ExpectedVersion::Exact(0), vec![ev(2)]).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Exact(0), vec![ev(2)])
+            .await
+            .unwrap_err();
         assert_wrong_version(err, ExpectedVersion::Exact(0), 1);
 
-        let done = store.append(&s, ExpectedVersion::Exact(1), vec![ev(2), ev(3)]).await.unwrap();
+        let done = store
+            .append(&s, ExpectedVersion::Exact(1), vec![ev(2), ev(3)])
+            .await
+            .unwrap();
         assert_eq!(done.next_expected_version, 3);
-        let err = store.append(&s, ExpectedVersion::Exact(1), vec![ev(4)]).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Exact(1), vec![ev(4)])
+            .await
+            .unwrap_err();
         assert_wrong_version(err, ExpectedVersion::Exact(1), 3);
-        let done = store.append(&s, ExpectedVersion::StreamExists, vec![ev(4)]).await.unwrap();
+        let done = store
+            .append(&s, ExpectedVersion::StreamExists, vec![ev(4)])
+            .await
+            .unwrap();
         assert_eq!(done.next_expected_version, 4);
-        let done = store.append(&s, ExpectedVersion::Any, vec![ev(5)]).await.unwrap();
+        let done = store
+            .append(&s, ExpectedVersion::Any, vec![ev(5)])
+            .await
+            .unwrap();
         assert_eq!(done.next_expected_version, 5);
         let done = store
             .append(&stream("inventory-8"), ExpectedVersion::Any, vec![ev(1)])
             .await
             .unwrap();
         assert_eq!(done.next_expected_version, 1);
-        assert_eq!(store.read_stream(&s, Direction::Forward, None, 100).await.unwrap().len(), 5);
+        assert_eq!(
+            store
+                .read_stream(&s, Direction::Forward, None, 100)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     pub async fn one_of_many_concurrent_appends_wins(store: Arc<dyn EventStore>) {
         let s = stream("payment-race");
-        store.append(&s, ExpectedVersion::NoStream, vec![ev(0)]).await.unwrap();
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![ev(0)])
+            .await
+            .unwrap();
         for expected in [ExpectedVersion::Exact(1), ExpectedVersion::NoStream] {
             let s = if expected == ExpectedVersion::NoStream {
                 stream("payment-race2")
@@ -167,7 +230,9 @@ mod cases {
                 .map(|i| {
                     let store = store.clone();
                     let s = s.clone();
-                    tokio::spawn(async move { store.append(&s, expected, vec![ev(i), ev(i)]).await })
+                    tokio::spawn(
+                        async move { store.append(&s, expected, vec![ev(i), ev(i)]).await },
+                    )
                 })
                 .collect();
             let mut wins = 0;
@@ -190,11 +255,20 @@ mod cases {
     pub async fn appends_are_idempotent_by_event_id(store: Arc<dyn EventStore>) {
         let s = stream("order-idem");
         let batch = vec![ev(1), ev(2)];
-        let first = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+        let first = store
+            .append(&s, ExpectedVersion::NoStream, batch.clone())
+            .await
+            .unwrap();
         // Same ids at the same expected version: success, nothing written twice.
-        let again = store.append(&s, ExpectedVersion::NoStream, batch.clone()).await.unwrap();
+        let again = store
+            .append(&s, ExpectedVersion::NoStream, batch.clone())
+            .await
+            .unwrap();
         assert_eq!(again, first);
-        let again = store.append(&s, ExpectedVersion::Any, batch.clone()).await.unwrap();
+        let again = store
+            .append(&s, ExpectedVersion::Any, batch.clone())
+            .await
+            .unwrap();
         assert_eq!(again.next_expected_version, 2);
         assert_eq!(store.stream_version(&s).await.unwrap(), 2);
         assert_eq!(store.read_all(Position::START, 100).await.unwrap().len(), 2);
@@ -202,11 +276,18 @@ mod cases {
         // A used id carrying a different event is refused.
         let mut changed = batch[0].clone();
         changed.data = json!({ "n": 99 });
-        let err = store.append(&s, ExpectedVersion::Any, vec![changed]).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![changed])
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
         // A used id in another stream is refused.
         let err = store
-            .append(&stream("order-other"), ExpectedVersion::Any, vec![batch[0].clone()])
+            .append(
+                &stream("order-other"),
+                ExpectedVersion::Any,
+                vec![batch[0].clone()],
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
@@ -217,7 +298,10 @@ mod cases {
             .unwrap_err();
         assert_eq!(err.code(), "DUPLICATE_EVENT_ID");
         assert_eq!(store.stream_version(&s).await.unwrap(), 2);
-        assert_eq!(store.stream_version(&stream("order-other")).await.unwrap(), 0);
+        assert_eq!(
+            store.stream_version(&stream("order-other")).await.unwrap(),
+            0
+        );
         assert_eq!(store.read_all(Position::START, 100).await.unwrap().len(), 2);
     }
 
@@ -230,19 +314,32 @@ mod cases {
             .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         let event = ev(1).with_metadata(metadata.clone());
         assert_eq!(event.id.get_version_num(), 7);
-        store.append(&s, ExpectedVersion::Any, vec![event.clone()]).await.unwrap();
-        let read = store.read_stream(&s, Direction::Forward, None, 1).await.unwrap();
+        store
+            .append(&s, ExpectedVersion::Any, vec![event.clone()])
+            .await
+            .unwrap();
+        let read = store
+            .read_stream(&s, Direction::Forward, None, 1)
+            .await
+            .unwrap();
         assert_eq!(read[0].id, event.id);
         assert_eq!(read[0].metadata, metadata);
         let age = chrono::Utc::now() - read[0].recorded_at;
-        assert!(age.num_seconds().abs() < 60, "recorded_at {}", read[0].recorded_at);
+        assert!(
+            age.num_seconds().abs() < 60,
+            "recorded_at {}",
+            read[0].recorded_at
+        );
     }
 
     pub async fn reads_all_in_global_order(store: Arc<dyn EventStore>) {
         assert_eq!(store.head().await.unwrap(), Position::START);
         for i in 0..10u64 {
             let s = stream(&format!("order-{}", i % 3));
-            store.append(&s, ExpectedVersion::Any, vec![ev(i)]).await.unwrap();
+            store
+                .append(&s, ExpectedVersion::Any, vec![ev(i)])
+                .await
+                .unwrap();
         }
         let all = store.read_all(Position::START, 100).await.unwrap();
         let ns: Vec<u64> = all.iter().map(|e| e.data["n"].as_u64().unwrap()).collect();
@@ -250,13 +347,22 @@ mod cases {
         assert!(all.windows(2).all(|w| w[0].position < w[1].position));
         let page = store.read_all(all[3].position, 4).await.unwrap();
         assert_eq!(page, all[4..8].to_vec());
-        assert!(store.read_all(all[9].position, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .read_all(all[9].position, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(store.head().await.unwrap(), all[9].position);
     }
 
     pub async fn subscription_catches_up_then_goes_live(store: Arc<dyn EventStore>) {
         let s = stream("order-sub");
-        store.append(&s, ExpectedVersion::Any, (0..50).map(ev).collect()).await.unwrap();
+        store
+            .append(&s, ExpectedVersion::Any, (0..50).map(ev).collect())
+            .await
+            .unwrap();
         let mut sub = store.subscribe_all(Position::START);
         let mut seen = Vec::new();
         while seen.len() < 50 {
@@ -271,7 +377,10 @@ mod cases {
             let store = store.clone();
             tokio::spawn(async move {
                 for i in 50..100 {
-                    store.append(&stream("order-sub"), ExpectedVersion::Any, vec![ev(i)]).await.unwrap();
+                    store
+                        .append(&stream("order-sub"), ExpectedVersion::Any, vec![ev(i)])
+                        .await
+                        .unwrap();
                 }
             })
         };
@@ -321,17 +430,26 @@ mod cases {
         for w in writers {
             w.await.unwrap();
         }
-        assert!(seen.windows(2).all(|w| w[0].position < w[1].position), "strictly increasing");
+        assert!(
+            seen.windows(2).all(|w| w[0].position < w[1].position),
+            "strictly increasing"
+        );
         let ids: std::collections::HashSet<_> = seen.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), total, "no duplicates");
         let all = store.read_all(Position::START, total + 10).await.unwrap();
         assert_eq!(all.len(), total);
-        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), seen.iter().map(|e| e.id).collect::<Vec<_>>());
+        assert_eq!(
+            all.iter().map(|e| e.id).collect::<Vec<_>>(),
+            seen.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
         // Per stream, versions arrive in order.
         for w in 0..WRITERS {
             let name = format!("order-w{w}");
-            let versions: Vec<u64> =
-                seen.iter().filter(|e| e.stream_id.as_str() == name).map(|e| e.version).collect();
+            let versions: Vec<u64> = seen
+                .iter()
+                .filter(|e| e.stream_id.as_str() == name)
+                .map(|e| e.version)
+                .collect();
             assert_eq!(versions, (1..=PER_WRITER * 2).collect::<Vec<_>>());
         }
     }
@@ -341,14 +459,26 @@ mod cases {
         store.save_checkpoint("relay", Position(42)).await.unwrap();
         store.save_checkpoint("relay", Position(84)).await.unwrap();
         store.save_checkpoint("other", Position(1)).await.unwrap();
-        assert_eq!(store.load_checkpoint("relay").await.unwrap(), Some(Position(84)));
-        assert_eq!(store.load_checkpoint("other").await.unwrap(), Some(Position(1)));
+        assert_eq!(
+            store.load_checkpoint("relay").await.unwrap(),
+            Some(Position(84))
+        );
+        assert_eq!(
+            store.load_checkpoint("other").await.unwrap(),
+            Some(Position(1))
+        );
 
         let s = stream("account-snap");
         assert_eq!(store.load_snapshot(&s).await.unwrap(), None);
-        let snap = eventstore::Snapshot { version: 10, state: json!({ "balance": 5 }) };
+        let snap = eventstore::Snapshot {
+            version: 10,
+            state: json!({ "balance": 5 }),
+        };
         store.save_snapshot(&s, &snap).await.unwrap();
-        let older = eventstore::Snapshot { version: 5, state: json!({ "balance": 1 }) };
+        let older = eventstore::Snapshot {
+            version: 5,
+            state: json!({ "balance": 1 }),
+        };
         store.save_snapshot(&s, &older).await.unwrap();
         assert_eq!(store.load_snapshot(&s).await.unwrap(), Some(snap));
     }
@@ -356,17 +486,31 @@ mod cases {
     pub async fn refuses_bad_input_and_writes_nothing(store: Arc<dyn EventStore>) {
         let s = stream("order-bad");
         let huge = EventData::new("Huge", json!({ "blob": "x".repeat(2 * 1024 * 1024) }));
-        let err = store.append(&s, ExpectedVersion::Any, vec![ev(1), huge]).await.unwrap_err();
-        assert_eq!(err.code(), "INVALID_EVENT");
-        let err = store.append(&s, ExpectedVersion::Any, vec![]).await.unwrap_err();
-        assert_eq!(err.code(), "INVALID_EVENT");
         let err = store
-            .append(&s, ExpectedVersion::Any, vec![EventData::new("bad type!", json!({}))])
+            .append(&s, ExpectedVersion::Any, vec![ev(1), huge])
             .await
             .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
         let err = store
-            .append(&s, ExpectedVersion::Any, vec![EventData::new("", json!({}))])
+            .append(&s, ExpectedVersion::Any, vec![])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = store
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                vec![EventData::new("bad type!", json!({}))],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT");
+        let err = store
+            .append(
+                &s,
+                ExpectedVersion::Any,
+                vec![EventData::new("", json!({}))],
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
@@ -377,7 +521,10 @@ mod cases {
             .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
         let nul = EventData::new("Nul", json!({ "s": "a\u{0}b" }));
-        let err = store.append(&s, ExpectedVersion::Any, vec![nul]).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![nul])
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
         let err = EventData::from_json_slice("Counted", b"{not json").unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
@@ -386,23 +533,45 @@ mod cases {
         let err = "sometimes".parse::<ExpectedVersion>().unwrap_err();
         assert_eq!(err.code(), "INVALID_EXPECTED_VERSION");
         let too_many: Vec<_> = (0..10_001).map(ev).collect();
-        let err = store.append(&s, ExpectedVersion::Any, too_many).await.unwrap_err();
+        let err = store
+            .append(&s, ExpectedVersion::Any, too_many)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
 
         assert_eq!(store.stream_version(&s).await.unwrap(), 0);
-        assert!(store.read_all(Position::START, 10).await.unwrap().is_empty());
+        assert!(
+            store
+                .read_all(Position::START, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
-    pub async fn repository_handles_commands_with_retries_and_snapshots(store: Arc<dyn EventStore>) {
+    pub async fn repository_handles_commands_with_retries_and_snapshots(
+        store: Arc<dyn EventStore>,
+    ) {
         use account::{Account, Command};
         use eventstore::Repository;
-        let repo = Repository::<Account>::new(store.clone()).with_snapshots(10).with_max_attempts(50);
-        repo.execute("a1", Command::Open { owner: "kim".into() }, Metadata::new()).await.unwrap();
+        let repo = Repository::<Account>::new(store.clone())
+            .with_snapshots(10)
+            .with_max_attempts(50);
+        repo.execute(
+            "a1",
+            Command::Open {
+                owner: "kim".into(),
+            },
+            Metadata::new(),
+        )
+        .await
+        .unwrap();
         let tasks: Vec<_> = (1..=20)
             .map(|i| {
                 let repo = repo.clone();
                 tokio::spawn(async move {
-                    repo.execute("a1", Command::Deposit { amount: i }, Metadata::new()).await
+                    repo.execute("a1", Command::Deposit { amount: i }, Metadata::new())
+                        .await
                 })
             })
             .collect();
@@ -412,16 +581,30 @@ mod cases {
         let loaded = repo.load("a1").await.unwrap();
         assert_eq!(loaded.state.balance, (1..=20).sum::<u64>());
         assert_eq!(loaded.version, 21);
-        let snap = store.load_snapshot(&stream("account-a1")).await.unwrap().expect("snapshot");
+        let snap = store
+            .load_snapshot(&stream("account-a1"))
+            .await
+            .unwrap()
+            .expect("snapshot");
         assert!(snap.version >= 10 && snap.version <= 21);
         // Loading from the snapshot gives the same state as folding every event.
-        let plain = Repository::<Account>::new(store.clone()).load("a1").await.unwrap();
+        let plain = Repository::<Account>::new(store.clone())
+            .load("a1")
+            .await
+            .unwrap();
         assert_eq!(plain.state, loaded.state);
         let err = repo
-            .execute("a1", Command::Withdraw { amount: 1_000_000 }, Metadata::new())
+            .execute(
+                "a1",
+                Command::Withdraw { amount: 1_000_000 },
+                Metadata::new(),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, eventstore::RepositoryError::Domain(account::AccountError::Insufficient)));
+        assert!(matches!(
+            err,
+            eventstore::RepositoryError::Domain(account::AccountError::Insufficient)
+        ));
         assert_eq!(repo.load("a1").await.unwrap().version, 21);
     }
 }
