@@ -39,6 +39,8 @@ pub struct OrderPlaced {
     pub lines: Vec<PricedLine>,
     /// KRW, computed by the server.
     pub total: i64,
+    /// When it was placed.
+    pub placed_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Stock is reserved: the order now waits for the customer's payment (order category).
