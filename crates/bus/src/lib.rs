@@ -17,6 +17,7 @@ pub mod error;
 pub mod kafka;
 pub mod memory;
 pub mod record;
+pub mod worker;
 
 use std::sync::Arc;
 

@@ -1,6 +1,16 @@
 //! The order subgraph: the `Order` aggregate (lines, totals, status timeline), the
-//! orchestration saga (reserve stock → confirm payment → confirm order, with compensation), and
-//! its Federation v2 GraphQL schema.
+//! orchestration saga that runs order → stock reservation → payment → paid with
+//! compensation, and (soon) its Federation v2 GraphQL schema.
 //!
-//! It calls no other subgraph: it sends commands over the message bus and reads prices from the
-//! inventory read model. Built in the ordering issue; empty until then.
+//! Parts: [`order`] (the aggregate), [`saga`] (the saga aggregate: pure decisions),
+//! [`orchestrator`] (carries the saga's decisions out over the bus and the clock). It calls no
+//! other subgraph: it sends commands over the message bus and hears back through replies and
+//! published events.
+
+pub mod orchestrator;
+pub mod order;
+pub mod saga;
+
+pub use orchestrator::{Orchestrator, SagaConfig};
+pub use order::{Order, OrderCommand, OrderError, OrderStatus};
+pub use saga::{OrderSaga, Phase};

@@ -1,0 +1,421 @@
+//! Runs order sagas: turns bus messages into saga inputs, carries out the saga's decisions,
+//! and fires payment deadlines and re-sends of unanswered commands from a small index.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Message, MessageBus, OutgoingRecord};
+use chrono::{SecondsFormat, Utc};
+use contracts::events::{OrderPlaced, PaymentConfirmed, PaymentFailed};
+use contracts::{Envelope, SagaReply};
+use eventstore::{
+    Aggregate, EventData, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository,
+    StoreError,
+};
+use sqlx::{AnyPool, Executor};
+use uuid::Uuid;
+
+use crate::order::{Order, OrderCommand, OrderError};
+use crate::saga::{OrderAction, OrderSaga, Outgoing, SagaCommand, SagaInput, Phase};
+
+/// How the orchestrator is set up.
+#[derive(Debug, Clone)]
+pub struct SagaConfig {
+    /// How long a reserved order waits for payment.
+    pub payment_timeout: chrono::Duration,
+    /// Prefix of every topic.
+    pub topic_prefix: String,
+    /// Consumer group of the orchestrator.
+    pub group: String,
+    /// How often deadlines and unanswered commands are checked.
+    pub tick: Duration,
+    /// Unanswered commands are sent again after this long.
+    pub resend_after: chrono::Duration,
+}
+
+impl Default for SagaConfig {
+    fn default() -> Self {
+        Self {
+            payment_timeout: chrono::Duration::minutes(10),
+            topic_prefix: String::new(),
+            group: "order-saga".into(),
+            tick: Duration::from_secs(1),
+            resend_after: chrono::Duration::seconds(10),
+        }
+    }
+}
+
+/// Why a saga step failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The saga index failed.
+    #[error("saga index: {0}")]
+    Index(#[from] sqlx::Error),
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    /// A message could not be decoded.
+    #[error("undecodable message on {topic}: {reason}")]
+    Decode {
+        /// Where it came from.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// An order or saga stream is unreadable or stayed contended.
+    #[error("{0}")]
+    Repository(String),
+}
+
+/// Drives every order saga.
+pub struct Orchestrator {
+    store: Arc<dyn EventStore>,
+    bus: Arc<dyn MessageBus>,
+    orders: Repository<Order>,
+    index: AnyPool,
+    config: SagaConfig,
+}
+
+const INDEX_DDL: &str = "CREATE TABLE IF NOT EXISTS saga_index (
+    order_id TEXT PRIMARY KEY,
+    phase TEXT NOT NULL,
+    deadline TEXT,
+    pending BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+)";
+
+fn stamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl Orchestrator {
+    /// An orchestrator over `store` and `bus`, keeping its index in `index` (the read-model database).
+    pub async fn new(
+        store: Arc<dyn EventStore>,
+        bus: Arc<dyn MessageBus>,
+        index: AnyPool,
+        config: SagaConfig,
+    ) -> Result<Arc<Self>, OrchestratorError> {
+        index.execute(INDEX_DDL).await?;
+        let orders = Repository::new(store.clone()).with_max_attempts(50);
+        Ok(Arc::new(Self {
+            store,
+            bus,
+            orders,
+            index,
+            config,
+        }))
+    }
+
+    /// Topics the orchestrator consumes.
+    pub fn input_topics(&self) -> Vec<String> {
+        let p = &self.config.topic_prefix;
+        vec![
+            relay::topic_for(p, "order"),
+            relay::topic_for(p, "payment"),
+            format!("{p}{}", contracts::SAGA_REPLIES),
+        ]
+    }
+
+    /// Consumes saga inputs and runs the clock until `shutdown` resolves.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), OrchestratorError> {
+        let topics = self.input_topics();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let mut all = refs.clone();
+        let commands = self.command_topics();
+        all.extend(commands.iter().map(String::as_str));
+        self.bus.ensure_topics(&all, 6).await?;
+        let clock = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(me.config.tick);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    if let Err(err) = me.tick().await {
+                        tracing::warn!(error = %err, "saga clock failed; retrying next tick");
+                    }
+                }
+            })
+        };
+        let me = self.clone();
+        let result = bus::worker::run_worker(
+            self.bus.as_ref(),
+            &self.config.group,
+            &refs,
+            move |msg| {
+                let me = me.clone();
+                async move { me.on_message(&msg).await }
+            },
+            shutdown,
+        )
+        .await;
+        clock.abort();
+        Ok(result?)
+    }
+
+    fn command_topics(&self) -> [String; 2] {
+        let p = &self.config.topic_prefix;
+        [
+            format!("{p}{}", contracts::INVENTORY_COMMANDS),
+            format!("{p}{}", contracts::PAYMENT_COMMANDS),
+        ]
+    }
+
+    /// Handles one bus message; returns the commands to publish.
+    pub async fn on_message(&self, msg: &Message) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        match decode(&self.config.topic_prefix, msg)? {
+            Some((order_id, message_id, input)) => self.advance(&order_id, message_id, input).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Feeds one input to a saga and carries out its decision.
+    pub async fn advance(
+        &self,
+        order_id: &str,
+        message_id: Uuid,
+        input: SagaInput,
+    ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        let stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}"))?;
+        let command = SagaCommand {
+            message_id,
+            order_id: order_id.to_owned(),
+            input,
+            payment_timeout: self.config.payment_timeout,
+        };
+        let sagas = Repository::<OrderSaga>::new(self.store.clone());
+        for _ in 0..50 {
+            let loaded = sagas
+                .load(&format!("order:{order_id}"))
+                .await
+                .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+            let events = loaded
+                .state
+                .handle(command.clone())
+                .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+            if events.is_empty() {
+                // Seen before (or irrelevant): make sure what it sent is not lost.
+                self.update_index(&loaded.state).await?;
+                return self.records(loaded.state.pending.values());
+            }
+            // Order changes first: they are idempotent, so a crash before the saga's own
+            // append only repeats them.
+            for event in &events {
+                for action in &event.order_actions {
+                    self.apply_order_action(order_id, action).await?;
+                }
+            }
+            let data = events
+                .iter()
+                .map(|e| {
+                    EventData::json("SagaAdvanced", e)
+                        .map(|d| d.with_id(derived_id(message_id, order_id)))
+                        .map(|d| d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match self
+                .store
+                .append(&stream, ExpectedVersion::Exact(loaded.version), data)
+                .await
+            {
+                Ok(_) => {
+                    let mut state = loaded.state;
+                    for e in &events {
+                        state.apply(e);
+                    }
+                    self.update_index(&state).await?;
+                    metrics::counter!("saga_steps_total").increment(1);
+                    let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
+                    return self.records(sent.into_iter());
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(OrchestratorError::Repository(format!("saga of {order_id} stayed contended")))
+    }
+
+    async fn apply_order_action(&self, order_id: &str, action: &OrderAction) -> Result<(), OrchestratorError> {
+        let command = match action.clone() {
+            OrderAction::AwaitPayment { expires_at } => OrderCommand::AwaitPayment { expires_at },
+            OrderAction::MarkPaid { payment_key } => OrderCommand::MarkPaid { payment_key },
+            OrderAction::Reject { reason } => OrderCommand::Reject { reason },
+            OrderAction::FailPayment { reason } => OrderCommand::FailPayment { reason },
+            OrderAction::Expire => OrderCommand::Expire,
+            OrderAction::MarkRefunded { amount } => OrderCommand::MarkRefunded { amount },
+        };
+        match self.orders.execute(order_id, command, Metadata::new()).await {
+            Ok(_) => Ok(()),
+            // The order moved on (e.g. the customer cancelled meanwhile): the saga hears of it
+            // through the order's own events and compensates then.
+            Err(eventstore::RepositoryError::Domain(err @ OrderError::WrongStatus { .. })) => {
+                tracing::info!(order_id, error = %err, "order moved on; saga action skipped");
+                Ok(())
+            }
+            Err(eventstore::RepositoryError::Domain(err)) => {
+                tracing::warn!(order_id, error = %err, "saga action refused by the order");
+                Ok(())
+            }
+            Err(err) => Err(OrchestratorError::Repository(err.to_string())),
+        }
+    }
+
+    fn records<'a>(
+        &self,
+        outgoing: impl Iterator<Item = &'a Outgoing>,
+    ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        let [inventory, payment] = self.command_topics();
+        outgoing
+            .map(|out| {
+                let (topic, order_id, payload) = match out {
+                    Outgoing::Inventory(e) => (&inventory, &e.order_id, serde_json::to_vec(e)),
+                    Outgoing::Payment(e) => (&payment, &e.order_id, serde_json::to_vec(e)),
+                };
+                let payload = payload.map_err(|e| OrchestratorError::Decode {
+                    topic: topic.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok(OutgoingRecord::new(topic.clone(), order_id.clone(), payload))
+            })
+            .collect()
+    }
+
+    async fn update_index(&self, saga: &OrderSaga) -> Result<(), OrchestratorError> {
+        let phase = serde_json::to_value(saga.phase)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (order_id) DO UPDATE SET phase = excluded.phase, deadline = excluded.deadline, \
+             pending = excluded.pending, updated_at = excluded.updated_at",
+        )
+        .bind(saga.order_id.as_str())
+        .bind(phase)
+        .bind(saga.deadline.map(stamp))
+        .bind(saga.pending.len() as i64)
+        .bind(stamp(Utc::now()))
+        .execute(&self.index)
+        .await?;
+        Ok(())
+    }
+
+    /// Fires due payment deadlines and re-sends commands unanswered for too long.
+    pub async fn tick(&self) -> Result<(), OrchestratorError> {
+        let now = Utc::now();
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT order_id FROM saga_index WHERE phase = 'awaiting_payment' AND deadline <= $1 LIMIT 500",
+        )
+        .bind(stamp(now))
+        .fetch_all(&self.index)
+        .await?;
+        let mut records = Vec::new();
+        for order_id in due {
+            let id = Uuid::new_v5(&order_uuid(&order_id), b"payment-deadline");
+            records.extend(self.advance(&order_id, id, SagaInput::Tick { now }).await?);
+        }
+        let stale: Vec<String> = sqlx::query_scalar(
+            "SELECT order_id FROM saga_index WHERE pending > 0 AND updated_at <= $1 LIMIT 500",
+        )
+        .bind(stamp(now - self.config.resend_after))
+        .fetch_all(&self.index)
+        .await?;
+        for order_id in stale {
+            let sagas = Repository::<OrderSaga>::new(self.store.clone());
+            let loaded = sagas
+                .load(&format!("order:{order_id}"))
+                .await
+                .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+            tracing::info!(order_id, pending = loaded.state.pending.len(), "re-sending unanswered saga commands");
+            records.extend(self.records(loaded.state.pending.values())?);
+            self.update_index(&loaded.state).await?;
+        }
+        if !records.is_empty() {
+            self.bus.publish(records).await?;
+        }
+        Ok(())
+    }
+
+    /// The saga's phase, for tests and operators.
+    pub async fn phase(&self, order_id: &str) -> Result<Phase, OrchestratorError> {
+        let sagas = Repository::<OrderSaga>::new(self.store.clone());
+        let loaded = sagas
+            .load(&format!("order:{order_id}"))
+            .await
+            .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+        Ok(loaded.state.phase)
+    }
+}
+
+/// A stable UUID for an order id (order ids are UUIDs; anything else is hashed).
+fn order_uuid(order_id: &str) -> Uuid {
+    Uuid::parse_str(order_id).unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, order_id.as_bytes()))
+}
+
+/// The saga event id for an input: the same input always yields the same id, so an append
+/// repeated after a crash is recognised as a replay.
+fn derived_id(message_id: Uuid, order_id: &str) -> Uuid {
+    Uuid::new_v5(&message_id, order_id.as_bytes())
+}
+
+/// Reads a saga input from a bus message, or `None` when the message is not one.
+fn decode(prefix: &str, msg: &Message) -> Result<Option<(String, Uuid, SagaInput)>, OrchestratorError> {
+    let bad = |reason: String| OrchestratorError::Decode {
+        topic: msg.topic.clone(),
+        reason,
+    };
+    if msg.topic == format!("{prefix}{}", contracts::SAGA_REPLIES) {
+        let env: Envelope<SagaReply> = serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
+        return Ok(Some((env.order_id, env.message_id, SagaInput::Replied(env.body))));
+    }
+    let event: RecordedEvent = serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
+    let input = match event.event_type.as_str() {
+        contracts::events::ORDER_PLACED => {
+            let placed: OrderPlaced = event.decode().map_err(|e| bad(e.to_string()))?;
+            Some((
+                placed.order_id,
+                SagaInput::OrderPlaced {
+                    lines: placed.lines.into_iter().map(|l| l.line).collect(),
+                    total: placed.total,
+                },
+            ))
+        }
+        "OrderCancelled" | "OrderRejected" => {
+            let changed: crate::order::StatusChanged = event.decode().map_err(|e| bad(e.to_string()))?;
+            Some((
+                changed.order_id,
+                SagaInput::OrderWithdrawn {
+                    reason: changed.reason.unwrap_or_else(|| "withdrawn".into()),
+                },
+            ))
+        }
+        contracts::events::PAYMENT_CONFIRMED => {
+            let paid: PaymentConfirmed = event.decode().map_err(|e| bad(e.to_string()))?;
+            Some((
+                paid.order_id,
+                SagaInput::PaymentConfirmed {
+                    payment_key: paid.payment_key,
+                    amount: paid.amount,
+                },
+            ))
+        }
+        contracts::events::PAYMENT_FAILED => {
+            let failed: PaymentFailed = event.decode().map_err(|e| bad(e.to_string()))?;
+            Some((
+                failed.order_id,
+                SagaInput::PaymentFailed {
+                    reason: format!("{} ({})", failed.reason, failed.code),
+                },
+            ))
+        }
+        _ => None,
+    };
+    Ok(input.map(|(order_id, input)| (order_id, event.id, input)))
+}

@@ -1,0 +1,404 @@
+//! The order saga: reserve stock → wait for payment → commit stock and mark paid, with
+//! compensation (release stock, refund) on failure, cancellation, rejection and timeout.
+//!
+//! The saga is an event-sourced aggregate (stream `saga-order:{order_id}`) driven by inputs:
+//! order and payment events, handlers' replies, and timeouts. Each input carries a message id;
+//! an input seen before changes nothing, so redelivery and replays are harmless. Deciding is
+//! pure (`handle`); the runner carries out the decision's effects: order commands (idempotent
+//! by status) and bus commands (idempotent by reservation/refund id, re-sent until answered).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use contracts::{Envelope, InventoryCommand, PaymentCommand, SagaReply, StockLine};
+use eventstore::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where the saga stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Not started.
+    #[default]
+    New,
+    /// Waiting for inventory to reserve.
+    Reserving,
+    /// Stock reserved; waiting for the customer's payment.
+    AwaitingPayment,
+    /// Paid; committing stock.
+    Committing,
+    /// Paid and stock sold: the happy path is done.
+    Confirmed,
+    /// Undoing: releasing stock and/or refunding.
+    Compensating,
+    /// Finished without a sale (rejected for stock).
+    Ended,
+}
+
+/// A command the saga sends over the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "to", content = "message")]
+pub enum Outgoing {
+    /// To inventory.
+    Inventory(Envelope<InventoryCommand>),
+    /// To payment.
+    Payment(Envelope<PaymentCommand>),
+}
+
+impl Outgoing {
+    /// The key a reply answers this by: `reserve:`, `release:`, `commit:` or `refund:` plus the id.
+    pub fn answer_key(&self) -> String {
+        match self {
+            Outgoing::Inventory(e) => match &e.body {
+                InventoryCommand::ReserveStock { reservation_id, .. } => format!("reserve:{reservation_id}"),
+                InventoryCommand::ReleaseStock { reservation_id } => format!("release:{reservation_id}"),
+                InventoryCommand::CommitStock { reservation_id } => format!("commit:{reservation_id}"),
+            },
+            Outgoing::Payment(e) => match &e.body {
+                PaymentCommand::RefundPayment { refund_id, .. } => format!("refund:{refund_id}"),
+            },
+        }
+    }
+}
+
+/// The answer key of a reply (matches [`Outgoing::answer_key`]).
+pub fn reply_key(reply: &SagaReply) -> String {
+    match reply {
+        SagaReply::StockReserved { reservation_id } | SagaReply::StockRejected { reservation_id, .. } => {
+            format!("reserve:{reservation_id}")
+        }
+        SagaReply::StockReleased { reservation_id } => format!("release:{reservation_id}"),
+        SagaReply::StockCommitted { reservation_id } => format!("commit:{reservation_id}"),
+        SagaReply::PaymentRefunded { refund_id, .. } | SagaReply::RefundFailed { refund_id, .. } => {
+            format!("refund:{refund_id}")
+        }
+    }
+}
+
+/// A change the saga asks of the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OrderAction {
+    /// Stock reserved: request payment until `expires_at`.
+    AwaitPayment {
+        /// Deadline.
+        expires_at: DateTime<Utc>,
+    },
+    /// Payment confirmed.
+    MarkPaid {
+        /// Toss's key.
+        payment_key: String,
+    },
+    /// Rejected for stock.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+    /// Payment failed.
+    FailPayment {
+        /// Why.
+        reason: String,
+    },
+    /// Payment did not arrive in time.
+    Expire,
+    /// Money returned.
+    MarkRefunded {
+        /// KRW.
+        amount: i64,
+    },
+}
+
+/// What drives the saga.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SagaInput {
+    /// The order was placed.
+    OrderPlaced {
+        /// What to reserve.
+        lines: Vec<StockLine>,
+        /// KRW.
+        total: i64,
+    },
+    /// A handler answered.
+    Replied(SagaReply),
+    /// Toss confirmed the payment.
+    PaymentConfirmed {
+        /// Toss's key.
+        payment_key: String,
+        /// KRW.
+        amount: i64,
+    },
+    /// The payment failed.
+    PaymentFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The customer cancelled or the shop rejected the order.
+    OrderWithdrawn {
+        /// Why.
+        reason: String,
+    },
+    /// The clock passed a deadline.
+    Tick {
+        /// Now.
+        now: DateTime<Utc>,
+    },
+}
+
+/// An input with the id of the message that carried it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaCommand {
+    /// Unique per message; the saga ignores ids it has seen.
+    pub message_id: Uuid,
+    /// The order.
+    pub order_id: String,
+    /// What happened.
+    pub input: SagaInput,
+    /// How long to wait for payment.
+    pub payment_timeout: Duration,
+}
+
+/// The one kind of saga event: what an input changed and which effects it calls for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaAdvanced {
+    /// The message that caused it.
+    pub cause: Uuid,
+    /// The order.
+    pub order_id: String,
+    /// The phase entered.
+    pub phase: Phase,
+    /// Payment deadline, while awaiting payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// Lines, when starting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<StockLine>,
+    /// Whether money is held (set on payment, cleared on refund).
+    pub paid: bool,
+    /// Toss's key, once paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_key: Option<String>,
+    /// Commands sent with this step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<Outgoing>,
+    /// Answer keys of commands this step received replies for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<String>,
+    /// Order changes this step calls for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order_actions: Vec<OrderAction>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl DomainEvent for SagaAdvanced {
+    fn event_type(&self) -> &'static str {
+        "SagaAdvanced"
+    }
+}
+
+/// The saga's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderSaga {
+    /// The order.
+    pub order_id: String,
+    /// Current phase.
+    pub phase: Phase,
+    /// What was reserved.
+    pub lines: Vec<StockLine>,
+    /// Payment deadline.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Whether money is held.
+    pub paid: bool,
+    /// Toss's key.
+    pub payment_key: Option<String>,
+    /// Commands sent and not answered yet, by answer key.
+    pub pending: BTreeMap<String, Outgoing>,
+    /// Messages already handled (most recent 256).
+    pub seen: Vec<Uuid>,
+}
+
+/// The saga never refuses an input; unexpected ones change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("saga error: {0}")]
+pub struct SagaError(String);
+
+const SEEN_KEPT: usize = 256;
+
+impl OrderSaga {
+    fn inventory(&self, body: InventoryCommand) -> Outgoing {
+        Outgoing::Inventory(Envelope::new(self.order_id.clone(), body))
+    }
+
+    fn release(&self) -> Outgoing {
+        self.inventory(InventoryCommand::ReleaseStock {
+            reservation_id: self.order_id.clone(),
+        })
+    }
+
+    fn refund(&self, reason: &str) -> Outgoing {
+        Outgoing::Payment(Envelope::new(
+            self.order_id.clone(),
+            PaymentCommand::RefundPayment {
+                refund_id: format!("{}:refund", self.order_id),
+                amount: None,
+                reason: reason.to_owned(),
+            },
+        ))
+    }
+}
+
+impl Aggregate for OrderSaga {
+    const CATEGORY: &'static str = "saga";
+    type Command = SagaCommand;
+    type Event = SagaAdvanced;
+    type Error = SagaError;
+
+    fn handle(&self, cmd: SagaCommand) -> Result<Vec<SagaAdvanced>, SagaError> {
+        if self.seen.contains(&cmd.message_id) {
+            return Ok(vec![]);
+        }
+        let now = Utc::now();
+        let mut next = SagaAdvanced {
+            cause: cmd.message_id,
+            order_id: cmd.order_id.clone(),
+            phase: self.phase,
+            deadline: self.deadline,
+            lines: vec![],
+            paid: self.paid,
+            payment_key: self.payment_key.clone(),
+            sent: vec![],
+            answered: vec![],
+            order_actions: vec![],
+            at: now,
+        };
+        let mut me = self.clone();
+        me.order_id = cmd.order_id.clone();
+        use Phase as P;
+        match cmd.input {
+            SagaInput::OrderPlaced { lines, .. } => {
+                if self.phase != P::New {
+                    return Ok(vec![]);
+                }
+                me.lines = lines.clone();
+                next.lines = lines.clone();
+                next.phase = P::Reserving;
+                next.sent.push(me.inventory(InventoryCommand::ReserveStock {
+                    reservation_id: cmd.order_id.clone(),
+                    lines,
+                }));
+            }
+            SagaInput::Replied(reply) => {
+                let key = reply_key(&reply);
+                if !self.pending.contains_key(&key) {
+                    return Ok(vec![]); // a duplicate or stray reply
+                }
+                next.answered.push(key);
+                match reply {
+                    SagaReply::StockReserved { .. } => match self.phase {
+                        P::Reserving => {
+                            let deadline = now + cmd.payment_timeout;
+                            next.phase = P::AwaitingPayment;
+                            next.deadline = Some(deadline);
+                            next.order_actions.push(OrderAction::AwaitPayment { expires_at: deadline });
+                        }
+                        // Withdrawn while reserving: give the units back.
+                        P::Compensating | P::Ended => next.sent.push(me.release()),
+                        _ => {}
+                    },
+                    SagaReply::StockRejected { reason, .. } => {
+                        next.phase = P::Ended;
+                        next.order_actions.push(OrderAction::Reject { reason: format!("out of stock: {reason}") });
+                    }
+                    SagaReply::StockCommitted { .. } => {
+                        if self.phase == P::Committing {
+                            next.phase = P::Confirmed;
+                        }
+                    }
+                    SagaReply::StockReleased { .. } => {}
+                    SagaReply::PaymentRefunded { amount, .. } => {
+                        next.paid = false;
+                        next.order_actions.push(OrderAction::MarkRefunded { amount });
+                    }
+                    SagaReply::RefundFailed { code, reason, .. } => {
+                        tracing::error!(order_id = %cmd.order_id, code, reason, "refund failed; needs an operator");
+                    }
+                }
+            }
+            SagaInput::PaymentConfirmed { payment_key, .. } => {
+                if self.paid {
+                    return Ok(vec![]);
+                }
+                next.paid = true;
+                next.payment_key = Some(payment_key.clone());
+                match self.phase {
+                    P::AwaitingPayment | P::Reserving => {
+                        next.phase = P::Committing;
+                        next.deadline = None;
+                        next.order_actions.push(OrderAction::MarkPaid { payment_key });
+                        next.sent.push(me.inventory(InventoryCommand::CommitStock {
+                            reservation_id: cmd.order_id.clone(),
+                        }));
+                    }
+                    // Paid after expiry, cancellation or rejection: return the money.
+                    _ => next.sent.push(me.refund("order no longer valid when payment arrived")),
+                }
+            }
+            SagaInput::PaymentFailed { reason } => {
+                if !matches!(self.phase, P::AwaitingPayment | P::Reserving) {
+                    return Ok(vec![]);
+                }
+                next.phase = P::Compensating;
+                next.deadline = None;
+                next.sent.push(me.release());
+                next.order_actions.push(OrderAction::FailPayment { reason: format!("payment failed: {reason}") });
+            }
+            SagaInput::OrderWithdrawn { reason } => {
+                if matches!(self.phase, P::New | P::Compensating | P::Ended) {
+                    return Ok(vec![]);
+                }
+                next.phase = P::Compensating;
+                next.deadline = None;
+                if self.phase != P::Reserving {
+                    // Reserved or committed units go back; while reserving, the reply triggers it.
+                    next.sent.push(me.release());
+                }
+                if self.paid {
+                    next.sent.push(me.refund(&reason));
+                }
+            }
+            SagaInput::Tick { now } => {
+                let expired = self.phase == P::AwaitingPayment && self.deadline.is_some_and(|d| d <= now);
+                if !expired {
+                    return Ok(vec![]);
+                }
+                next.phase = P::Compensating;
+                next.deadline = None;
+                next.sent.push(me.release());
+                next.order_actions.push(OrderAction::Expire);
+            }
+        }
+        Ok(vec![next])
+    }
+
+    fn apply(&mut self, e: &SagaAdvanced) {
+        self.order_id = e.order_id.clone();
+        self.phase = e.phase;
+        self.deadline = e.deadline;
+        self.paid = e.paid;
+        self.payment_key = e.payment_key.clone();
+        if !e.lines.is_empty() {
+            self.lines = e.lines.clone();
+        }
+        for key in &e.answered {
+            self.pending.remove(key);
+        }
+        for out in &e.sent {
+            self.pending.insert(out.answer_key(), out.clone());
+        }
+        self.seen.push(e.cause);
+        if self.seen.len() > SEEN_KEPT {
+            self.seen.remove(0);
+        }
+    }
+}
