@@ -14,3 +14,6 @@ pub mod saga;
 pub use orchestrator::{Orchestrator, SagaConfig};
 pub use order::{Order, OrderCommand, OrderError, OrderStatus};
 pub use saga::{OrderSaga, Phase};
+pub mod orders_view;
+pub mod pricing;
+pub mod service;

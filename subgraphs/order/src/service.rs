@@ -1,0 +1,209 @@
+//! What customers and staff can do with orders, with the checks each needs.
+
+use std::sync::Arc;
+
+use auth::{AuthError, Identity};
+use contracts::StockLine;
+use contracts::events::PricedLine;
+use eventstore::{EventStore, Metadata, Repository, RepositoryError};
+use uuid::Uuid;
+
+use crate::order::{Order, OrderCommand, OrderError, OrderStatus, validate_lines};
+use crate::pricing::PriceBook;
+
+/// Namespace of order ids derived from (customer, idempotency key).
+const ORDER_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_722d_6964_656d_706f_7465_6e74);
+
+/// Why an order operation was refused; `code()` is the GraphQL `extensions.code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Not signed in / not allowed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The order's rules refused it.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// A product cannot be ordered.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Input malformed.
+    #[error("{0}")]
+    BadInput(String),
+    /// Infrastructure failed.
+    #[error("order service unavailable: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Auth(e) => e.code(),
+            Self::Order(e) => e.code(),
+            Self::Unavailable(_) => "PRODUCT_NOT_AVAILABLE",
+            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl From<RepositoryError<OrderError>> for ServiceError {
+    fn from(err: RepositoryError<OrderError>) -> Self {
+        match err {
+            RepositoryError::Domain(e) => Self::Order(e),
+            other => {
+                tracing::error!(error = %other, "order repository failed");
+                Self::Internal(other.code().to_owned())
+            }
+        }
+    }
+}
+
+/// A staff step on the order board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffStep {
+    /// Accept a paid order.
+    Accept,
+    /// Start preparing.
+    StartPreparing,
+    /// Ready for pick-up.
+    MarkReady,
+    /// Handed over.
+    Complete,
+}
+
+/// Order operations.
+#[derive(Clone)]
+pub struct OrderService {
+    orders: Repository<Order>,
+    prices: PriceBook,
+}
+
+impl OrderService {
+    /// A service over `store`, pricing from `prices`.
+    pub fn new(store: Arc<dyn EventStore>, prices: PriceBook) -> Self {
+        Self {
+            orders: Repository::new(store).with_max_attempts(20),
+            prices,
+        }
+    }
+
+    /// The order id a customer's idempotency key stands for.
+    pub fn order_id_for(customer: &str, idempotency_key: &str) -> String {
+        Uuid::new_v5(&ORDER_NAMESPACE, format!("{customer}\u{0}{idempotency_key}").as_bytes()).to_string()
+    }
+
+    /// Places an order for the caller with server-side prices; the same idempotency key
+    /// returns the same order.
+    pub async fn place(
+        &self,
+        identity: Option<&Identity>,
+        lines: Vec<(String, u32)>,
+        idempotency_key: &str,
+    ) -> Result<Order, ServiceError> {
+        let me = auth::require(identity)?;
+        let key = idempotency_key.trim();
+        if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
+            return Err(ServiceError::BadInput("idempotencyKey must be 1 to 128 printable characters".into()));
+        }
+        validate_lines(&lines)?;
+        let order_id = Self::order_id_for(&me.sub, key);
+        let existing = self.orders.load(&order_id).await?;
+        if existing.version > 0 {
+            return Ok(existing.state);
+        }
+        let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
+        let prices = self
+            .prices
+            .prices(&ids)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("catalog: {e}")))?;
+        let mut priced = Vec::with_capacity(lines.len());
+        for (product_id, quantity) in lines {
+            let Some(p) = prices.get(&product_id) else {
+                return Err(ServiceError::Unavailable(format!("unknown product {product_id}")));
+            };
+            if p.status != "ON_SALE" {
+                return Err(ServiceError::Unavailable(format!("{} is not on sale ({})", p.name, p.status)));
+            }
+            priced.push(PricedLine {
+                line: StockLine { product_id, quantity },
+                product_name: p.name.clone(),
+                unit_price: p.price,
+            });
+        }
+        let command = OrderCommand::Place { order_id: order_id.clone(), customer_id: me.sub.clone(), lines: priced };
+        let done = self.orders.execute(&order_id, command, Metadata::new().with_user(&me.sub)).await?;
+        metrics::counter!("orders_placed_total").increment(1);
+        Ok(done.state)
+    }
+
+    /// An order, if the caller may see it (its customer or staff).
+    pub async fn get(&self, identity: Option<&Identity>, order_id: &str) -> Result<Order, ServiceError> {
+        let me = auth::require(identity)?;
+        let loaded = self.load(order_id).await?;
+        if loaded.customer_id != me.sub && !me.is_staff() {
+            // Same answer as a missing order: do not reveal that it exists.
+            return Err(OrderError::NotFound.into());
+        }
+        Ok(loaded)
+    }
+
+    async fn load(&self, order_id: &str) -> Result<Order, ServiceError> {
+        if Uuid::parse_str(order_id).is_err() {
+            return Err(OrderError::NotFound.into());
+        }
+        let loaded = self.orders.load(order_id).await?;
+        if loaded.state.status == OrderStatus::New {
+            return Err(OrderError::NotFound.into());
+        }
+        Ok(loaded.state)
+    }
+
+    /// The customer cancels their own order (before the shop accepted it).
+    pub async fn cancel(&self, identity: Option<&Identity>, order_id: &str, reason: Option<String>) -> Result<Order, ServiceError> {
+        let order = self.get(identity, order_id).await?;
+        let me = auth::require(identity)?;
+        if order.customer_id != me.sub {
+            return Err(AuthError::Forbidden("only the customer can cancel; staff reject").into());
+        }
+        let reason = reason.unwrap_or_else(|| "cancelled by the customer".into());
+        if reason.chars().count() > 500 {
+            return Err(ServiceError::BadInput("reason is longer than 500 characters".into()));
+        }
+        let done = self
+            .orders
+            .execute(order_id, OrderCommand::Cancel { reason }, Metadata::new().with_user(&me.sub))
+            .await?;
+        Ok(done.state)
+    }
+
+    /// Staff rejects an order (refunded by the saga when paid).
+    pub async fn reject(&self, identity: Option<&Identity>, order_id: &str, reason: String) -> Result<Order, ServiceError> {
+        let me = auth::require_staff(identity)?;
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(ServiceError::BadInput("reason must be 1 to 500 characters".into()));
+        }
+        self.load(order_id).await?;
+        let done = self
+            .orders
+            .execute(order_id, OrderCommand::Reject { reason }, Metadata::new().with_user(&me.sub))
+            .await?;
+        Ok(done.state)
+    }
+
+    /// Staff moves an order along the board.
+    pub async fn staff_step(&self, identity: Option<&Identity>, order_id: &str, step: StaffStep) -> Result<Order, ServiceError> {
+        let me = auth::require_staff(identity)?;
+        self.load(order_id).await?;
+        let command = match step {
+            StaffStep::Accept => OrderCommand::Accept,
+            StaffStep::StartPreparing => OrderCommand::StartPreparing,
+            StaffStep::MarkReady => OrderCommand::MarkReady,
+            StaffStep::Complete => OrderCommand::Complete,
+        };
+        let done = self.orders.execute(order_id, command, Metadata::new().with_user(&me.sub)).await?;
+        Ok(done.state)
+    }
+}
