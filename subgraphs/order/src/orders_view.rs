@@ -5,7 +5,7 @@ use eventstore::RecordedEvent;
 use projections::{Projection, ProjectionError, Tables};
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
-use crate::order::{OrderEvent, StatusChange};
+use crate::order::{Order, OrderEvent, OrderStatus, StatusChange};
 
 /// The `orders` projection (view `rm_orders_orders`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -130,26 +130,11 @@ fn to_json<T: serde::Serialize>(value: &T, event: &RecordedEvent) -> Result<Stri
     })
 }
 
-/// One row of the orders list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderRow {
-    /// The order.
-    pub id: String,
-    /// Its customer.
-    pub customer_id: String,
-    /// Current status.
-    pub status: String,
-    /// KRW.
-    pub total: i64,
-    /// When it was placed (RFC 3339).
-    pub created_at: String,
-}
-
-/// A page of orders, newest first.
+/// A page of orders, newest first, with each order's cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
-    /// The rows.
-    pub rows: Vec<OrderRow>,
+    /// The orders and their cursors (`created_at|id`).
+    pub rows: Vec<(Order, String)>,
     /// Whether more follow.
     pub has_next: bool,
 }
@@ -160,10 +145,12 @@ pub async fn list_orders(
     pool: &AnyPool,
     customer: Option<&str>,
     status: Option<&str>,
-    after: Option<(&str, &str)>,
+    after: Option<&str>,
     first: usize,
 ) -> Result<OrderPage, sqlx::Error> {
-    let mut sql = String::from("SELECT id, customer_id, status, total, created_at FROM rm_orders_orders WHERE 1 = 1");
+    let mut sql = String::from(
+        "SELECT id, customer_id, status, total, lines, timeline, created_at FROM rm_orders_orders WHERE 1 = 1",
+    );
     let mut binds: Vec<String> = Vec::new();
     if let Some(c) = customer {
         binds.push(c.to_owned());
@@ -173,7 +160,7 @@ pub async fn list_orders(
         binds.push(s.to_owned());
         sql.push_str(&format!(" AND status = ${}", binds.len()));
     }
-    if let Some((created, id)) = after {
+    if let Some((created, id)) = after.and_then(|a| a.split_once('|')) {
         binds.push(created.to_owned());
         let c = binds.len();
         binds.push(id.to_owned());
@@ -186,15 +173,28 @@ pub async fn list_orders(
         query = query.bind(b.as_str());
     }
     let rows = query.fetch_all(pool).await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len().min(first));
     for row in rows.iter().take(first) {
-        out.push(OrderRow {
-            id: row.try_get(0)?,
+        let id: String = row.try_get(0)?;
+        let status: String = row.try_get(2)?;
+        let lines: String = row.try_get(4)?;
+        let timeline: String = row.try_get(5)?;
+        let created_at: String = row.try_get(6)?;
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        let timeline: Vec<StatusChange> = serde_json::from_str(&timeline).map_err(decode)?;
+        let status = serde_json::from_value(serde_json::Value::String(status)).map_err(decode)?;
+        let order = Order {
             customer_id: row.try_get(1)?,
-            status: row.try_get(2)?,
             total: row.try_get(3)?,
-            created_at: row.try_get(4)?,
-        });
+            lines: serde_json::from_str(&lines).map_err(decode)?,
+            paid: timeline.iter().any(|c| c.status == OrderStatus::Paid)
+                && !timeline.iter().any(|c| c.status == OrderStatus::Refunded),
+            payment_key: None,
+            status,
+            timeline,
+            id: id.clone(),
+        };
+        out.push((order, format!("{created_at}|{id}")));
     }
     Ok(OrderPage { has_next: rows.len() > first, rows: out })
 }

@@ -1,0 +1,69 @@
+//! Serves the order subgraph over HTTP: `POST /graphql`, WebSocket subscriptions on
+//! `GET /graphql` (graphql-transport-ws), identity from the gateway's header.
+
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use auth::Identity;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::schema::OrderSchema;
+
+/// The subgraph's routes.
+pub fn router(schema: OrderSchema) -> Router {
+    Router::new()
+        .route("/graphql", get(subscribe).post(graphql))
+        .with_state(schema)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    schema: OrderSchema,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(schema))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn identity(headers: &HeaderMap) -> Result<Option<Identity>, auth::AuthError> {
+    Identity::from_headers(headers)
+}
+
+async fn graphql(State(schema): State<OrderSchema>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let who = match identity(&headers) {
+        Ok(who) => who,
+        Err(err) => return unauthenticated(err),
+    };
+    GraphQLResponse::from(schema.execute(request.into_inner().data(who)).await).into_response()
+}
+
+async fn subscribe(
+    State(schema): State<OrderSchema>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let who = match identity(&headers) {
+        Ok(who) => who,
+        Err(err) => return unauthenticated(err),
+    };
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let mut data = Data::default();
+            data.insert(who);
+            GraphQLWebSocket::new(socket, schema, protocol).with_data(data).serve()
+        })
+}
+
+fn unauthenticated(err: auth::AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
+    });
+    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+}

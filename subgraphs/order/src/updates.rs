@@ -1,0 +1,43 @@
+//! Live order updates: one follower of `$all` per process fans order changes out to every
+//! `orderUpdated` subscription.
+
+use std::sync::Arc;
+
+use eventstore::{EventStore, Position};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+/// Fan-out of "this order changed" signals.
+#[derive(Clone)]
+pub struct OrderUpdates {
+    tx: broadcast::Sender<String>,
+}
+
+impl OrderUpdates {
+    /// Starts following `store` from its current head; stops when every clone is dropped and
+    /// the task is aborted by its owner.
+    pub async fn follow(store: Arc<dyn EventStore>) -> Result<(Self, tokio::task::JoinHandle<()>), eventstore::StoreError> {
+        let (tx, _) = broadcast::channel(4096);
+        let head = store.head().await.unwrap_or(Position::START);
+        let sender = tx.clone();
+        let task = tokio::spawn(async move {
+            let mut events = store.subscribe_all(head);
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(event) if event.stream_id.category() == "order" => {
+                        // No receivers is fine: nobody is watching.
+                        let _ = sender.send(event.stream_id.entity_id().to_owned());
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "order updates: read failed; retrying"),
+                }
+            }
+        });
+        Ok((Self { tx }, task))
+    }
+
+    /// A receiver of changed order ids.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+}
