@@ -2,4 +2,5 @@
 //! webhooks, and the Toss-compatible test server used by tests and the embedded mode.
 //!
 //! It never trusts an amount from a client: the confirmed amount must equal the order total.
-//! Built in the ordering issue; empty until then.
+
+pub mod toss;

@@ -1,0 +1,131 @@
+//! What Toss (or the road to it) said when a call did not succeed.
+
+use serde::{Deserialize, Serialize};
+
+/// Toss error codes this crate acts on. Toss has many more; every one is kept verbatim in
+/// [`TossError::code`].
+pub mod codes {
+    /// The payment key was already confirmed.
+    pub const ALREADY_PROCESSED_PAYMENT: &str = "ALREADY_PROCESSED_PAYMENT";
+    /// Another payment of the same order id was already confirmed.
+    pub const DUPLICATED_ORDER_ID: &str = "DUPLICATED_ORDER_ID";
+    /// The card company declined.
+    pub const REJECT_CARD_COMPANY: &str = "REJECT_CARD_COMPANY";
+    /// Nothing is left to cancel.
+    pub const NOT_CANCELABLE_PAYMENT: &str = "NOT_CANCELABLE_PAYMENT";
+    /// The cancel amount exceeds what is left.
+    pub const NOT_CANCELABLE_AMOUNT: &str = "NOT_CANCELABLE_AMOUNT";
+    /// The card company or bank failed.
+    pub const PROVIDER_ERROR: &str = "PROVIDER_ERROR";
+    /// Toss failed internally.
+    pub const FAILED_INTERNAL_SYSTEM_PROCESSING: &str = "FAILED_INTERNAL_SYSTEM_PROCESSING";
+    /// The request is malformed or does not match the payment.
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    /// No payment has this key.
+    pub const NOT_FOUND_PAYMENT: &str = "NOT_FOUND_PAYMENT";
+    /// The payment session (a minted key) does not exist or expired.
+    pub const NOT_FOUND_PAYMENT_SESSION: &str = "NOT_FOUND_PAYMENT_SESSION";
+    /// The secret key is wrong.
+    pub const UNAUTHORIZED_KEY: &str = "UNAUTHORIZED_KEY";
+    /// A request with the same idempotency key is still being processed.
+    pub const IDEMPOTENT_REQUEST_PROCESSING: &str = "IDEMPOTENT_REQUEST_PROCESSING";
+    /// Ours: Toss did not answer in time; the request may or may not have taken effect.
+    pub const TOSS_TIMEOUT: &str = "TOSS_TIMEOUT";
+    /// Ours: Toss could not be reached (or the connection broke).
+    pub const TOSS_UNREACHABLE: &str = "TOSS_UNREACHABLE";
+    /// Ours: Toss answered something this client cannot read.
+    pub const TOSS_BAD_RESPONSE: &str = "TOSS_BAD_RESPONSE";
+}
+
+/// The error body Toss sends: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TossErrorBody {
+    /// Toss's code, such as `REJECT_CARD_COMPANY`.
+    pub code: String,
+    /// Toss's message, meant for the customer.
+    pub message: String,
+}
+
+/// A failed Toss call: Toss's own code and message, or one of ours (`TOSS_TIMEOUT`,
+/// `TOSS_UNREACHABLE`, `TOSS_BAD_RESPONSE`) when Toss gave no readable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("toss {code} (http {}): {message}", status.map_or_else(|| "none".to_owned(), |s| s.to_string()))]
+pub struct TossError {
+    /// Toss's code (kept verbatim) or ours.
+    pub code: String,
+    /// Toss's message or ours.
+    pub message: String,
+    /// The HTTP status Toss answered with; `None` when there was no answer.
+    pub status: Option<u16>,
+}
+
+impl TossError {
+    /// An error Toss answered with.
+    pub fn api(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            status: Some(status),
+        }
+    }
+
+    /// An error without an answer from Toss.
+    pub fn local(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            status: None,
+        }
+    }
+
+    /// A request this client refuses to send.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::local(codes::INVALID_REQUEST, message)
+    }
+
+    /// Whether trying the same request again (with the same idempotency key) may succeed:
+    /// timeouts, connection failures, 5xx and 429.
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            None => matches!(
+                self.code.as_str(),
+                codes::TOSS_TIMEOUT | codes::TOSS_UNREACHABLE
+            ),
+            Some(status) => status >= 500 || status == 429 || status == 409,
+        }
+    }
+
+    /// Whether the request may have taken effect at Toss although it failed (no answer, or a
+    /// 5xx): reload the payment before deciding anything.
+    pub fn maybe_done(&self) -> bool {
+        match self.status {
+            None => self.code != codes::INVALID_REQUEST,
+            Some(status) => status >= 500,
+        }
+    }
+
+    /// Whether Toss refused the payment itself (a 403: declined card, limits, not cancelable),
+    /// as opposed to a malformed request or a transient failure.
+    pub fn is_rejection(&self) -> bool {
+        self.status == Some(403)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_failures() {
+        let declined = TossError::api(403, codes::REJECT_CARD_COMPANY, "declined");
+        assert!(declined.is_rejection() && !declined.is_transient() && !declined.maybe_done());
+        let provider = TossError::api(500, codes::PROVIDER_ERROR, "boom");
+        assert!(provider.is_transient() && provider.maybe_done());
+        let timeout = TossError::local(codes::TOSS_TIMEOUT, "slow");
+        assert!(timeout.is_transient() && timeout.maybe_done());
+        let invalid = TossError::invalid("bad key");
+        assert!(!invalid.is_transient() && !invalid.maybe_done());
+        assert!(TossError::api(429, "TOO_MANY_REQUESTS", "slow down").is_transient());
+        assert_eq!(provider.to_string(), "toss PROVIDER_ERROR (http 500): boom");
+    }
+}
