@@ -1,5 +1,24 @@
 //! The inventory subgraph: the `Product` entity (catalog, price in KRW, stock) and stock
-//! reservations (reserve / release / commit, idempotent by reservation id, never oversold), with
-//! its Federation v2 GraphQL schema.
+//! reservations for the order saga (reserve / release / commit, idempotent by reservation id,
+//! never oversold under any concurrency), with its Federation v2 GraphQL schema.
 //!
-//! Built in the ordering issue; empty until then.
+//! Layout: [`product`] (the `Product` aggregate: rules, events, errors), [`reservation`] (the
+//! `Reservation` aggregate: a reservation's lines, decision and end), [`service`] (the
+//! [`Inventory`] service running product commands), [`stock`] (the saga's reserve / release /
+//! commit protocol, all-or-none across lines), [`error`] (one error enum with stable codes).
+//!
+//! Domain modules (`product`, `reservation`) know nothing of SQL, HTTP or GraphQL. This crate
+//! never calls another subgraph: the saga reaches it through [`Inventory::handle`] with
+//! `contracts` messages.
+
+pub mod error;
+pub mod product;
+pub mod reservation;
+pub mod service;
+pub mod stock;
+
+pub use error::InventoryError;
+pub use product::{
+    NewProduct, Product, ProductCommand, ProductError, ProductEvent, ProductId, ProductStatus,
+};
+pub use service::Inventory;

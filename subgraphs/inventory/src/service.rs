@@ -1,0 +1,124 @@
+//! The inventory service: runs product commands against the event store. Catalog management
+//! (create, price, restock, discontinue) is here; the saga's stock commands are in
+//! [`crate::stock`].
+
+use std::sync::Arc;
+
+use eventstore::{EventStore, Metadata, Repository, RepositoryError};
+
+use crate::error::InventoryError;
+use crate::product::{NewProduct, Product, ProductCommand, ProductError, ProductId};
+use crate::reservation::Reservation;
+
+/// How often a command is retried when other writers win the race for a product: many
+/// orders may reserve the same cake at once, and each loss costs one reload.
+pub const MAX_ATTEMPTS: u32 = 200;
+/// A snapshot every this many events keeps popular products quick to load.
+const SNAPSHOT_EVERY: u64 = 50;
+
+/// Runs inventory commands; cheap to clone.
+#[derive(Clone)]
+pub struct Inventory {
+    pub(crate) products: Repository<Product>,
+    pub(crate) reservations: Repository<Reservation>,
+}
+
+impl Inventory {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            products: Repository::new(store.clone())
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_snapshots(SNAPSHOT_EVERY),
+            reservations: Repository::new(store).with_max_attempts(MAX_ATTEMPTS),
+        }
+    }
+
+    /// The aggregate id (`product:{id}`) of a product: its stream is `inventory-product:{id}`.
+    pub fn product_key(id: &ProductId) -> String {
+        format!("product:{id}")
+    }
+
+    /// Puts a new product on sale under `id` (a fresh id when `None`). Repeating it with the
+    /// same details is a no-op that returns the product.
+    pub async fn create_product(
+        &self,
+        id: Option<ProductId>,
+        details: NewProduct,
+        metadata: Metadata,
+    ) -> Result<Product, InventoryError> {
+        let id = id.unwrap_or_else(ProductId::generate);
+        let command = ProductCommand::Create {
+            id: id.clone(),
+            details,
+        };
+        let done = self.run(&id, command, metadata).await?;
+        tracing::info!(product_id = %id, "product created");
+        Ok(done)
+    }
+
+    /// Sets the price of product `id` (KRW).
+    pub async fn change_price(
+        &self,
+        id: &ProductId,
+        price: i64,
+        metadata: Metadata,
+    ) -> Result<Product, InventoryError> {
+        self.run(id, ProductCommand::ChangePrice { price }, metadata)
+            .await
+    }
+
+    /// Adds `quantity` units on hand to product `id`.
+    pub async fn restock(
+        &self,
+        id: &ProductId,
+        quantity: i64,
+        metadata: Metadata,
+    ) -> Result<Product, InventoryError> {
+        self.run(id, ProductCommand::Restock { quantity }, metadata)
+            .await
+    }
+
+    /// Stops selling product `id`.
+    pub async fn discontinue(
+        &self,
+        id: &ProductId,
+        metadata: Metadata,
+    ) -> Result<Product, InventoryError> {
+        self.run(id, ProductCommand::Discontinue, metadata).await
+    }
+
+    /// The current state of product `id` from its events (`None` when it was never created).
+    pub async fn product(&self, id: &ProductId) -> Result<Option<Product>, InventoryError> {
+        let loaded = self
+            .products
+            .load(&Self::product_key(id))
+            .await
+            .map_err(InventoryError::from)?;
+        Ok(loaded.state.exists().then_some(loaded.state))
+    }
+
+    /// Runs one product command and returns the state after it.
+    pub(crate) async fn run(
+        &self,
+        id: &ProductId,
+        command: ProductCommand,
+        metadata: Metadata,
+    ) -> Result<Product, InventoryError> {
+        self.products
+            .execute(&Self::product_key(id), command, metadata)
+            .await
+            .map(|done| done.state)
+            .map_err(|err| not_found_as(id, err))
+    }
+}
+
+/// Names the product in a not-found error.
+pub(crate) fn not_found_as(id: &ProductId, err: RepositoryError<ProductError>) -> InventoryError {
+    match err {
+        RepositoryError::Domain(ProductError::NotFound) => {
+            InventoryError::ProductNotFound { id: id.to_string() }
+        }
+        other => other.into(),
+    }
+}
