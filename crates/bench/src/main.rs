@@ -1,0 +1,72 @@
+//! The workspace's benchmarks, run by `scripts/bench NAME`; each prints one human-readable line
+//! per figure and ends with a single `BENCH {json}` line on stdout (logs go to stderr).
+//!
+//! Layout: [`eventstore_bench`] wires the `eventstore` benchmark (Postgres in a scratch database
+//! from [`scratch_db`], SQLite in a temporary directory, the relay onto Kafka), [`workload`]
+//! generates realistic order, stock and payment events before any clock starts, [`phases`] holds
+//! the timed phases written against the ports only, and [`report`] the goals and output lines.
+//! This binary only measures: it never changes the crates it exercises and leaves no database
+//! or file behind.
+
+mod eventstore_bench;
+mod phases;
+mod report;
+mod scratch_db;
+mod workload;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Benchmarks of the bloody-sweet platform.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append, catch-up and relay throughput of the event store adapters.
+    Eventstore {
+        /// Postgres server; the benchmark creates and drops its own database on it.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        database_url: String,
+        /// Kafka bootstrap servers for the relay phase (needed unless `--only sqlite`).
+        #[arg(long, env = "KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+        /// Run one adapter only.
+        #[arg(long, value_enum)]
+        only: Option<eventstore_bench::Only>,
+        #[command(flatten)]
+        sizes: eventstore_bench::Sizes,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Eventstore {
+            database_url,
+            kafka_brokers,
+            only,
+            sizes,
+        } => {
+            let line = eventstore_bench::run(&database_url, kafka_brokers.as_deref(), &sizes, only)
+                .await?;
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
