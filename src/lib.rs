@@ -2,9 +2,10 @@
 //!
 //! Layout: [`settings`] (typed configuration from defaults, a TOML file and the environment),
 //! [`platform`] (chooses an adapter for each port and runs the components), [`commands`]
-//! (what each subcommand does). The crates it wires own all business logic; this crate only
+//! (what each subcommand does), [`workers`] (saga command workers). The crates it wires own all business logic; this crate only
 //! connects them at the edge.
 
 pub mod commands;
 pub mod platform;
 pub mod settings;
+pub mod workers;

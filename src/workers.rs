@@ -1,0 +1,83 @@
+//! Command workers: consume a saga command topic, hand each command to its subgraph's
+//! handler, and publish the reply to the saga; malformed commands go to a dead-letter topic.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bus::{Message, MessageBus, OutgoingRecord};
+use contracts::{Envelope, SagaReply};
+use serde::de::DeserializeOwned;
+
+/// Why a command could not be handled.
+#[derive(Debug)]
+pub enum Failure {
+    /// It can never succeed (malformed): dead-letter it.
+    Permanent(String),
+    /// It may succeed later (a store is down): retry it.
+    Transient(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Permanent(m) => write!(f, "permanent: {m}"),
+            Self::Transient(m) => write!(f, "transient: {m}"),
+        }
+    }
+}
+
+/// Runs a worker for commands of type `C` on `topic` until `shutdown` resolves.
+pub async fn run_command_worker<C, H, Fut>(
+    bus: Arc<dyn MessageBus>,
+    group: &str,
+    topic: &str,
+    replies: &str,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), bus::BusError>
+where
+    C: DeserializeOwned + Send,
+    H: Fn(Envelope<C>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<SagaReply, Failure>> + Send,
+{
+    let dead_letters = format!("{topic}.dlq");
+    bus.ensure_topics(&[topic, replies, &dead_letters], 6).await?;
+    let handler = &handler;
+    let dead_letters = dead_letters.as_str();
+    bus::worker::run_worker(
+        bus.as_ref(),
+        group,
+        &[topic],
+        move |msg: Message| async move {
+            let envelope: Envelope<C> = match serde_json::from_slice(&msg.payload) {
+                Ok(env) => env,
+                Err(err) => return Ok(dead_letter(dead_letters, &msg, &err.to_string())),
+            };
+            let order_id = envelope.order_id.clone();
+            let traceparent = envelope.traceparent.clone();
+            match handler(envelope).await {
+                Ok(reply) => {
+                    let mut answer = Envelope::new(order_id.clone(), reply);
+                    answer.traceparent = traceparent;
+                    let payload = serde_json::to_vec(&answer).map_err(|e| Failure::Transient(e.to_string()))?;
+                    Ok(vec![OutgoingRecord::new(replies, order_id, payload)])
+                }
+                Err(Failure::Permanent(reason)) => Ok(dead_letter(dead_letters, &msg, &reason)),
+                Err(err) => Err(err),
+            }
+        },
+        shutdown,
+    )
+    .await
+}
+
+fn dead_letter(topic: &str, msg: &Message, reason: &str) -> Vec<OutgoingRecord> {
+    tracing::error!(topic = %msg.topic, offset = msg.offset, reason, "command dead-lettered");
+    metrics::counter!("commands_dead_lettered_total").increment(1);
+    let key = msg
+        .key
+        .as_deref()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    vec![OutgoingRecord::new(topic, key, msg.payload.clone()).with_header("error", reason.as_bytes().to_vec())]
+}
