@@ -3,4 +3,5 @@
 //!
 //! It never trusts an amount from a client: the confirmed amount must equal the order total.
 
+pub mod payment;
 pub mod toss;
