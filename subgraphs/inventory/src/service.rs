@@ -2,9 +2,12 @@
 //! (create, price, restock, discontinue) is here; the saga's stock commands are in
 //! [`crate::stock`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
+use eventstore::repository::Executed;
 use eventstore::{EventStore, Metadata, Repository, RepositoryError};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::InventoryError;
 use crate::product::{NewProduct, Product, ProductCommand, ProductError, ProductId};
@@ -17,10 +20,15 @@ pub const MAX_ATTEMPTS: u32 = 200;
 const SNAPSHOT_EVERY: u64 = 50;
 
 /// Runs inventory commands; cheap to clone.
+///
+/// Within one process, commands to the same product take turns (a hot product would
+/// otherwise see every racing command reload and retry); across processes the event store's
+/// expected-version check is what prevents overselling.
 #[derive(Clone)]
 pub struct Inventory {
-    pub(crate) products: Repository<Product>,
+    products: Repository<Product>,
     pub(crate) reservations: Repository<Reservation>,
+    turns: Arc<Turns>,
 }
 
 impl Inventory {
@@ -31,6 +39,7 @@ impl Inventory {
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_snapshots(SNAPSHOT_EVERY),
             reservations: Repository::new(store).with_max_attempts(MAX_ATTEMPTS),
+            turns: Arc::new(Turns::default()),
         }
     }
 
@@ -105,11 +114,53 @@ impl Inventory {
         command: ProductCommand,
         metadata: Metadata,
     ) -> Result<Product, InventoryError> {
-        self.products
-            .execute(&Self::product_key(id), command, metadata)
+        self.execute(id, command, metadata)
             .await
             .map(|done| done.state)
             .map_err(|err| not_found_as(id, err))
+    }
+
+    /// Runs one product command in this process's turn for the product.
+    pub(crate) async fn execute(
+        &self,
+        id: &ProductId,
+        command: ProductCommand,
+        metadata: Metadata,
+    ) -> Result<Executed<Product>, RepositoryError<ProductError>> {
+        let _turn = self.turns.take(id).await;
+        self.products
+            .execute(&Self::product_key(id), command, metadata)
+            .await
+    }
+}
+
+/// One async lock per product in use, forgotten once nobody holds or waits for it.
+#[derive(Default)]
+struct Turns {
+    locks: Mutex<HashMap<ProductId, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl Turns {
+    /// Entries kept before dead ones are swept.
+    const SWEEP_AT: usize = 1_024;
+
+    async fn take(&self, id: &ProductId) -> OwnedMutexGuard<()> {
+        let lock = {
+            // A poisoned map only means another thread panicked mid-insert; the map is intact.
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            if locks.len() >= Self::SWEEP_AT {
+                locks.retain(|_, weak| weak.strong_count() > 0);
+            }
+            match locks.get(id).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(id.clone(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 }
 

@@ -142,8 +142,10 @@ impl Inventory {
                 reservation_id: reservation_id.to_owned(),
                 quantity: i64::from(line.quantity),
             };
-            let key = Inventory::product_key(&line.product_id);
-            match self.products.execute(&key, command, metadata.clone()).await {
+            match self
+                .execute(&line.product_id, command, metadata.clone())
+                .await
+            {
                 Ok(done) => {
                     let held = done.state.hold(reservation_id).map(|h| h.state);
                     if held != Some(HoldState::Reserved) {
