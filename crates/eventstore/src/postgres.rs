@@ -2,8 +2,10 @@
 //!
 //! One append is one statement (one round trip): a data-modifying CTE moves the stream's
 //! version under its row lock (the optimistic-concurrency check) and inserts the events with
-//! positions derived from the writing transaction's id, then `pg_notify` wakes subscribers at
-//! commit. Reads of `$all` stop below the oldest running transaction (`pg_snapshot_xmin`), which
+//! positions derived from the writing transaction's id. Subscribers in this process are woken
+//! right after the commit; other processes hear a `NOTIFY` that a background task sends at most
+//! once every few milliseconds after appends (a `NOTIFY` inside the append would serialise every
+//! commit on Postgres's notify lock). Reads of `$all` stop below the oldest running transaction (`pg_snapshot_xmin`), which
 //! is what makes positions gap-safe: a long write transaction anywhere in the cluster delays
 //! `$all` readers until it ends, but never makes them skip.
 
@@ -40,15 +42,23 @@ struct Inner {
     pool: PgPool,
     limits: Limits,
     subscription: SubscriptionOptions,
+    wake_tx: watch::Sender<u64>,
     wake: watch::Receiver<u64>,
+    /// Tells the notifier task that appends committed.
+    appended: Arc<tokio::sync::Notify>,
     listener: tokio::task::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.notifier.abort();
     }
 }
+
+/// Longest delay between a commit and the `NOTIFY` that tells other processes.
+const NOTIFY_EVERY: Duration = Duration::from_millis(2);
 
 impl PgEventStore {
     /// Connects with a pool of up to `max_connections`, migrates the schema and starts listening.
@@ -66,14 +76,19 @@ impl PgEventStore {
     pub async fn new(pool: PgPool) -> Result<Self, StoreError> {
         migrate(&pool).await?;
         let (tx, rx) = watch::channel(0u64);
-        let listener = tokio::spawn(listen(pool.clone(), tx));
+        let listener = tokio::spawn(listen(pool.clone(), tx.clone()));
+        let appended = Arc::new(tokio::sync::Notify::new());
+        let notifier = tokio::spawn(notify_other_processes(pool.clone(), appended.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 limits: Limits::default(),
                 subscription: SubscriptionOptions::default(),
+                wake_tx: tx,
                 wake: rx,
+                appended,
                 listener,
+                notifier,
             }),
         })
     }
@@ -81,6 +96,13 @@ impl PgEventStore {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    /// Tells subscribers (here and in other processes) that events were committed; call it
+    /// after committing a transaction that used [`PgEventStore::append_in`].
+    pub fn notify_committed(&self) {
+        self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner.appended.notify_one();
     }
 
     /// Appends inside the caller's transaction, so events commit atomically with other writes.
@@ -113,6 +135,22 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
     Ok(())
+}
+
+/// Sends one `NOTIFY` per burst of appends, so subscribers in other processes wake up.
+async fn notify_other_processes(pool: PgPool, appended: Arc<tokio::sync::Notify>) {
+    loop {
+        appended.notified().await;
+        tokio::time::sleep(NOTIFY_EVERY).await;
+        let sent = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&pool)
+            .await;
+        if let Err(err) = sent {
+            // Subscribers elsewhere still catch up through their idle poll.
+            tracing::debug!(error = %err, "event store notify failed");
+        }
+    }
 }
 
 /// Forwards commit notifications to subscribers; reconnects on failure.
@@ -208,12 +246,10 @@ static APPEND_SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
                SELECT b.base + e.ord, e.id, $1, s.version - $2 + e.ord, e.ty, e.data, e.meta
                FROM s, b, UNNEST($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])
                           WITH ORDINALITY AS e(id, ty, data, meta, ord)
-               RETURNING position),
-             n AS (SELECT pg_notify('{NOTIFY_CHANNEL}', '') AS sent FROM s)
+               RETURNING position)
              SELECT (SELECT version FROM s) AS version,
                     (SELECT min(position) FROM ins) AS first_position,
-                    (SELECT max(position) FROM ins) AS last_position,
-                    (SELECT count(*) FROM n) AS notified",
+                    (SELECT max(position) FROM ins) AS last_position",
             step = version_step(e)
         )
     })
@@ -323,7 +359,10 @@ impl EventStore for PgEventStore {
             .await
             .map_err(StoreError::Unavailable)?;
         let refused = match run_append(&mut conn, stream, expected, &events, encoded).await? {
-            Ok(done) => return Ok(done),
+            Ok(done) => {
+                self.notify_committed();
+                return Ok(done);
+            }
             Err(refused) => refused,
         };
         // Refused: either a replay of an append that already happened, or a real conflict.
@@ -413,10 +452,13 @@ impl EventStore for PgEventStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "SELECT {EVENT_COLUMNS} FROM es_events \
-                 WHERE position > $1 \
-                   AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
-                 ORDER BY position LIMIT $2"
+                // The page is taken first and bounded after: the plan then never depends on
+                // statistics about the bound (a fresh table otherwise gets a full sort per page).
+                "SELECT {EVENT_COLUMNS} FROM ( \
+                   SELECT {EVENT_COLUMNS} FROM es_events WHERE position > $1 \
+                   ORDER BY position LIMIT $2) page \
+                 WHERE position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
+                 ORDER BY position"
             )
         });
         let rows = sqlx::query(&SQL)

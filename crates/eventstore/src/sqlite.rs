@@ -117,24 +117,49 @@ impl SqliteEventStore {
         let now = Utc::now().to_rfc3339();
         let mut first = None;
         let mut last = 0i64;
-        for (i, (event, (data, metadata))) in events.iter().zip(encoded).enumerate() {
-            let result = sqlx::query(
-                "INSERT INTO es_events (event_id, stream_id, version, event_type, data, metadata, recorded_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .bind(event.id)
-            .bind(stream.as_str())
-            .bind((current + 1 + i as u64) as i64)
-            .bind(&event.event_type)
-            .bind(data)
-            .bind(metadata)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await;
-            match result {
+        let rows: Vec<(usize, &EventData, (String, String))> = events
+            .iter()
+            .zip(encoded)
+            .enumerate()
+            .map(|(i, (event, enc))| (i, event, enc))
+            .collect();
+        // One multi-row INSERT per chunk: SQLite round trips cost a thread hand-off each.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 7;
+                    format!(
+                        "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO es_events (event_id, stream_id, version, event_type, data, metadata, recorded_at) VALUES {}",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (i, event, (data, metadata)) in chunk {
+                query = query
+                    .bind(event.id)
+                    .bind(stream.as_str())
+                    .bind((current + 1 + *i as u64) as i64)
+                    .bind(event.event_type.as_str())
+                    .bind(data.as_str())
+                    .bind(metadata.as_str())
+                    .bind(now.as_str());
+            }
+            match query.execute(&mut *tx).await {
                 Ok(done) => {
+                    // A single writer inserts consecutive rowids.
                     last = done.last_insert_rowid();
-                    first.get_or_insert(last);
+                    first.get_or_insert(last - chunk.len() as i64 + 1);
                 }
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                     return Ok(Err(Refusal::DuplicateId));
@@ -162,6 +187,9 @@ impl SqliteEventStore {
         }))
     }
 }
+
+/// Rows per multi-row INSERT (7 parameters each, well under SQLite's limit).
+const INSERT_CHUNK: usize = 500;
 
 /// Why an append wrote nothing.
 enum Refusal {

@@ -59,6 +59,7 @@ async fn older_transaction_that_commits_late_is_not_skipped() {
     );
 
     tx_a.commit().await.unwrap();
+    store.notify_committed();
     let mut got = Vec::new();
     for _ in 0..2 {
         let e = tokio::time::timeout(Duration::from_secs(5), sub.next())
@@ -124,6 +125,7 @@ async fn many_overlapping_transactions_are_all_delivered_in_order() {
                 // Hold the transaction open for a varying time so commits land out of order.
                 tokio::time::sleep(Duration::from_millis((TXS - i) * 7 % 97)).await;
                 tx.commit().await.unwrap();
+                store.notify_committed();
             })
         })
         .collect();
