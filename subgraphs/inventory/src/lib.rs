@@ -5,18 +5,22 @@
 //! Layout: [`product`] (the `Product` aggregate: rules, events, errors), [`reservation`] (the
 //! `Reservation` aggregate: a reservation's lines, decision and end), [`service`] (the
 //! [`Inventory`] service running product commands), [`stock`] (the saga's reserve / release /
-//! commit protocol, all-or-none across lines), [`error`] (one error enum with stable codes).
+//! commit protocol, all-or-none across lines), [`catalog`] (the `products` read model and its
+//! queries), [`cursor`] (opaque Relay cursors), [`error`] (one error enum with stable codes).
 //!
 //! Domain modules (`product`, `reservation`) know nothing of SQL, HTTP or GraphQL. This crate
 //! never calls another subgraph: the saga reaches it through [`Inventory::handle`] with
 //! `contracts` messages.
 
+pub mod catalog;
+pub mod cursor;
 pub mod error;
 pub mod product;
 pub mod reservation;
 pub mod service;
 pub mod stock;
 
+pub use catalog::{Catalog, ProductCatalog, ProductFilter, ProductPage, ProductView};
 pub use error::InventoryError;
 pub use product::{
     NewProduct, Product, ProductCommand, ProductError, ProductEvent, ProductId, ProductStatus,
