@@ -290,6 +290,9 @@ impl MessageBus for KafkaBus {
                 ("enable.partition.eof", "false".into()),
                 ("session.timeout.ms", session_ms.to_string()),
                 ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
+                // Saga steps hop through Kafka several times: answer fetches quickly rather
+                // than waiting up to librdkafka's default 500 ms for more data.
+                ("fetch.wait.max.ms", "10".into()),
             ])
             .create()
             .map_err(|e| failure(format!("cannot create Kafka consumer: {e}")))?;
@@ -314,7 +317,7 @@ fn create_producer(config: &KafkaConfig) -> Result<FutureProducer, BusError> {
         .client_config(&[
             ("enable.idempotence", "true".into()),
             ("acks", "all".into()),
-            ("linger.ms", "5".into()),
+            ("linger.ms", "2".into()),
             ("batch.num.messages", "10000".into()),
             ("batch.size", (1024 * 1024).to_string()),
             (
