@@ -1,7 +1,27 @@
 //! The payment subgraph: the `Payment` entity, Toss Payments confirmation, cancellation and
 //! webhooks, and the Toss-compatible test server used by tests and the embedded mode.
 //!
-//! It never trusts an amount from a client: the confirmed amount must equal the order total.
+//! Layout: [`toss`] (the Toss API client, its objects and errors, and the test server),
+//! [`payment`] (the event-sourced `Payment` aggregate, stream `payment-{order_id}`),
+//! [`payable`] (the read model of orders awaiting payment), [`service`] (the use cases:
+//! confirm, show, refund for the saga, reconcile), [`commands`] (the saga's command consumer on
+//! the bus), [`webhook`] (Toss webhooks), [`schema`] (GraphQL, Federation v2) and [`server`]
+//! (HTTP). It never trusts an amount from a client: the confirmed amount must equal the
+//! order's, read from the order's own events. It never calls another subgraph, and never logs
+//! the Toss secret key.
 
+pub mod commands;
+pub mod error;
+pub mod payable;
 pub mod payment;
+pub mod schema;
+pub mod server;
+pub mod service;
 pub mod toss;
+pub mod webhook;
+
+pub use error::PaymentError;
+pub use payable::{Payable, PayableOrder, PayableOrders};
+pub use schema::{PaymentSchema, schema, sdl};
+pub use server::{router, run};
+pub use service::{PaymentService, Reconciled};

@@ -1,0 +1,70 @@
+//! The saga's payment commands from the bus: each `Envelope<PaymentCommand>` on
+//! `{prefix}payment.commands` is handled by [`PaymentService::handle`] and answered with an
+//! `Envelope<SagaReply>` on `{prefix}saga.replies`, keyed by order id. The offset is committed
+//! only after the reply is published; a command whose outcome is not known yet is retried
+//! (safe: refunds are idempotent by refund id, at Toss and in the aggregate).
+
+use std::sync::Arc;
+
+use bus::{BusError, Message, MessageBus, OutgoingRecord};
+use contracts::{Envelope, PAYMENT_COMMANDS, PaymentCommand, SAGA_REPLIES};
+use uuid::Uuid;
+
+use crate::error::PaymentError;
+use crate::service::PaymentService;
+
+/// Consumes payment commands as consumer group `group` until `shutdown` resolves.
+pub async fn run_commands(
+    bus: Arc<dyn MessageBus>,
+    service: PaymentService,
+    group: &str,
+    topic_prefix: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), BusError> {
+    let commands = format!("{topic_prefix}{PAYMENT_COMMANDS}");
+    let replies = format!("{topic_prefix}{SAGA_REPLIES}");
+    bus.ensure_topics(&[&commands, &replies], 6).await?;
+    tracing::info!(group, topic = %commands, "payment commands consumer started");
+    bus::worker::run_worker(
+        bus.as_ref(),
+        group,
+        &[&commands],
+        move |msg| {
+            let service = service.clone();
+            let replies = replies.clone();
+            async move { on_command(&service, &replies, &msg).await }
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Handles one command message; returns the reply to publish on `replies_topic` (nothing for
+/// a message that is not a payment command, which is logged and skipped).
+pub async fn on_command(
+    service: &PaymentService,
+    replies_topic: &str,
+    msg: &Message,
+) -> Result<Vec<OutgoingRecord>, PaymentError> {
+    let envelope: Envelope<PaymentCommand> = match serde_json::from_slice(&msg.payload) {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            tracing::error!(topic = %msg.topic, partition = msg.partition, offset = msg.offset, error = %err, "undecodable payment command skipped");
+            return Ok(Vec::new());
+        }
+    };
+    let order_id = envelope.order_id.clone();
+    let message_id = envelope.message_id;
+    let traceparent = envelope.traceparent.clone();
+    let reply = service.handle(envelope).await?;
+    let answer = Envelope {
+        // The same command always gets the same reply id, so the saga recognises redeliveries.
+        message_id: Uuid::new_v5(&message_id, b"payment-reply"),
+        order_id: order_id.clone(),
+        traceparent,
+        body: reply,
+    };
+    let payload = serde_json::to_vec(&answer)
+        .map_err(|e| PaymentError::Invalid(format!("reply does not serialise: {e}")))?;
+    Ok(vec![OutgoingRecord::new(replies_topic, order_id, payload)])
+}

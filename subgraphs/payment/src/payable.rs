@@ -1,0 +1,167 @@
+//! The `payable` read model: orders awaiting payment, from the order category's
+//! `PaymentRequested` events, closed again when the order is cancelled, expired or rejected.
+//! Portable SQL over sqlx `Any` (Postgres in production, SQLite embedded).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use eventstore::RecordedEvent;
+use projections::{Projection, ProjectionError, ReadModels, Tables};
+use sqlx::{AnyConnection, Executor, Row};
+
+/// Order events that end the wait for payment.
+pub const CLOSING_EVENTS: &[&str] = &["OrderCancelled", "OrderExpired", "OrderRejected"];
+
+/// The view readers query.
+const VIEW: &str = "rm_payable_orders";
+
+/// The projection of orders awaiting payment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Payable;
+
+#[async_trait]
+impl Projection for Payable {
+    fn name(&self) -> &'static str {
+        "payable"
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["orders"]
+    }
+
+    async fn create_tables(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+    ) -> Result<(), ProjectionError> {
+        conn.execute(
+            format!(
+                "CREATE TABLE {} (
+                    order_id TEXT PRIMARY KEY,
+                    customer_id TEXT NOT NULL,
+                    amount BIGINT NOT NULL,
+                    expires_at TEXT NOT NULL,
+                    closed_by TEXT,
+                    updated_at TEXT NOT NULL
+                )",
+                tables.table("orders")
+            )
+            .as_str(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let table = tables.table("orders");
+        let event_type = event.event_type.as_str();
+        if event_type == contracts::events::PAYMENT_REQUESTED {
+            let requested: contracts::events::PaymentRequested =
+                event.decode().map_err(|e| ProjectionError::Decode {
+                    event_id: event.id.to_string(),
+                    reason: e.to_string(),
+                })?;
+            sqlx::query(&format!(
+                "INSERT INTO {table} (order_id, customer_id, amount, expires_at, closed_by, updated_at) \
+                 VALUES ($1, $2, $3, $4, NULL, $5) \
+                 ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
+                 amount = excluded.amount, expires_at = excluded.expires_at, closed_by = NULL, \
+                 updated_at = excluded.updated_at"
+            ))
+            .bind(requested.order_id)
+            .bind(requested.customer_id)
+            .bind(requested.amount)
+            .bind(requested.expires_at.to_rfc3339())
+            .bind(event.recorded_at.to_rfc3339())
+            .execute(&mut *conn)
+            .await?;
+        } else if CLOSING_EVENTS.contains(&event_type) {
+            sqlx::query(&format!(
+                "UPDATE {table} SET closed_by = $1, updated_at = $2 WHERE order_id = $3"
+            ))
+            .bind(event_type)
+            .bind(event.recorded_at.to_rfc3339())
+            .bind(event.stream_id.entity_id())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// An order as the payment subgraph knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayableOrder {
+    /// The order.
+    pub order_id: String,
+    /// The customer who must pay.
+    pub customer_id: String,
+    /// KRW to confirm, exactly.
+    pub amount: i64,
+    /// When the order stops waiting.
+    pub expires_at: DateTime<Utc>,
+    /// The order event that ended the wait (`OrderCancelled`, ...), if any.
+    pub closed_by: Option<String>,
+}
+
+impl PayableOrder {
+    /// Why the order cannot be paid at `now`, if it cannot.
+    pub fn unpayable_reason(&self, now: DateTime<Utc>) -> Option<String> {
+        if let Some(closed_by) = &self.closed_by {
+            return Some(format!("the order is closed ({closed_by})"));
+        }
+        (now >= self.expires_at).then(|| "the payment window has expired".to_owned())
+    }
+}
+
+/// Reads the `payable` read model.
+#[derive(Clone)]
+pub struct PayableOrders {
+    models: ReadModels,
+}
+
+impl PayableOrders {
+    /// Registers the projection (so its view exists) and reads from it.
+    pub async fn new(models: ReadModels) -> Result<Self, ProjectionError> {
+        models.register(&Payable).await?;
+        Ok(Self { models })
+    }
+
+    /// The order, if it ever awaited payment.
+    pub async fn get(&self, order_id: &str) -> Result<Option<PayableOrder>, ProjectionError> {
+        let row = sqlx::query(&format!(
+            "SELECT order_id, customer_id, amount, expires_at, closed_by FROM {VIEW} WHERE order_id = $1"
+        ))
+        .bind(order_id)
+        .fetch_optional(self.models.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: String = row.try_get(3)?;
+        let expires_at = DateTime::parse_from_rfc3339(&expires_at)
+            .map_err(|e| ProjectionError::Decode {
+                event_id: format!("payable order {order_id}"),
+                reason: e.to_string(),
+            })?
+            .with_timezone(&Utc);
+        Ok(Some(PayableOrder {
+            order_id: row.try_get(0)?,
+            customer_id: row.try_get(1)?,
+            amount: row.try_get(2)?,
+            expires_at,
+            closed_by: row.try_get(4)?,
+        }))
+    }
+
+    /// The read-model database.
+    pub fn models(&self) -> &ReadModels {
+        &self.models
+    }
+}

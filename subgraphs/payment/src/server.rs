@@ -1,0 +1,78 @@
+//! Serves the payment subgraph over HTTP: `POST /graphql` (identity from the gateway's
+//! header), `POST /webhooks/toss` and `GET /healthz`.
+
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use auth::Identity;
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::schema::{PaymentSchema, schema};
+use crate::service::PaymentService;
+use crate::webhook::toss_webhook;
+
+#[derive(Clone)]
+struct AppState {
+    schema: PaymentSchema,
+    service: PaymentService,
+}
+
+impl FromRef<AppState> for PaymentSchema {
+    fn from_ref(state: &AppState) -> Self {
+        state.schema.clone()
+    }
+}
+
+impl FromRef<AppState> for PaymentService {
+    fn from_ref(state: &AppState) -> Self {
+        state.service.clone()
+    }
+}
+
+/// The subgraph's routes over `service`.
+pub fn router(service: PaymentService) -> Router {
+    let state = AppState {
+        schema: schema(service.clone()),
+        service,
+    };
+    Router::new()
+        .route("/graphql", post(graphql))
+        .route("/webhooks/toss", post(toss_webhook))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Serves the subgraph on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    service: PaymentService,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "payment subgraph listening");
+    }
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn graphql(
+    State(schema): State<PaymentSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let who = match Identity::from_headers(&headers) {
+        Ok(who) => who,
+        Err(err) => return unauthenticated(err),
+    };
+    GraphQLResponse::from(schema.execute(request.into_inner().data(who)).await).into_response()
+}
+
+fn unauthenticated(err: auth::AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
+    });
+    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+}

@@ -1,0 +1,575 @@
+//! The payment use cases: confirm a customer's payment, show it, refund it for the saga, and
+//! reconcile with what Toss says (webhooks).
+//!
+//! The amount is never trusted: it must equal what the order asked for (the `payable` read
+//! model) before Toss is called. Every Toss call carries an idempotency key derived from the
+//! order (confirm) or the refund id (cancel), so retrying any of them is safe; after an answer
+//! that may hide an effect (timeout, 5xx, `ALREADY_PROCESSED_PAYMENT`) the payment is looked up
+//! at Toss before anything is recorded.
+
+use std::sync::Arc;
+
+use auth::{AuthError, Group, Identity};
+use chrono::Utc;
+use contracts::{Envelope, SagaReply};
+use eventstore::{EventStore, Metadata, Repository};
+use projections::ReadModels;
+use uuid::Uuid;
+
+use crate::error::PaymentError;
+use crate::payable::PayableOrders;
+use crate::payment::{Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund};
+use crate::toss::{TossCancel, TossClient, TossError, TossPayment, TossStatus, codes};
+
+/// What a reconciliation with Toss did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// New facts were recorded.
+    Recorded {
+        /// How many events.
+        events: usize,
+    },
+    /// Toss's state was already recorded.
+    Unchanged,
+    /// The payment is not one of ours to record.
+    Ignored(&'static str),
+}
+
+/// The payment use cases; cheap to clone.
+#[derive(Clone)]
+pub struct PaymentService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    payments: Repository<Payment>,
+    payable: PayableOrders,
+    toss: TossClient,
+}
+
+impl PaymentService {
+    /// A service over the event store, the read-model database (registering the `payable`
+    /// projection there) and a Toss client.
+    pub async fn new(
+        store: Arc<dyn EventStore>,
+        models: ReadModels,
+        toss: TossClient,
+    ) -> Result<Self, PaymentError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                payments: Repository::new(store),
+                payable: PayableOrders::new(models).await?,
+                toss,
+            }),
+        })
+    }
+
+    /// The orders awaiting payment.
+    pub fn payable(&self) -> &PayableOrders {
+        &self.inner.payable
+    }
+
+    /// The Toss client.
+    pub fn toss(&self) -> &TossClient {
+        &self.inner.toss
+    }
+
+    /// Confirms the caller's payment of their order with Toss.
+    ///
+    /// The caller must be the customer of an order awaiting payment and `amount` must equal
+    /// its amount exactly (else `AMOUNT_MISMATCH`, and Toss is never called). Confirming again
+    /// with the same payment key returns the recorded payment without charging again.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn confirm(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        payment_key: &str,
+        amount: i64,
+    ) -> Result<Payment, PaymentError> {
+        let identity = auth::require(identity)?;
+        if !identity.is(Group::Customers) {
+            return Err(AuthError::Forbidden("only customers pay for orders").into());
+        }
+        check_order_id(order_id)?;
+        crate::toss::client::check_payment_key(payment_key)
+            .map_err(|e| PaymentError::Invalid(e.message))?;
+        if amount <= 0 {
+            return Err(PaymentError::Invalid("amount must be positive".into()));
+        }
+        let order = self
+            .inner
+            .payable
+            .get(order_id)
+            .await?
+            .ok_or_else(|| PaymentError::OrderNotFound(order_id.to_owned()))?;
+        if order.customer_id != identity.sub {
+            return Err(AuthError::Forbidden("not your order").into());
+        }
+        if amount != order.amount {
+            tracing::warn!(
+                order_id,
+                amount,
+                expected = order.amount,
+                "payment amount mismatch"
+            );
+            return Err(PaymentRuleError::AmountMismatch {
+                expected: order.amount,
+                given: amount,
+            }
+            .into());
+        }
+        let state = self.inner.payments.load(order_id).await?.state;
+        if state.status.was_confirmed() || state.status == PaymentStatus::Failed {
+            // Already decided: the aggregate answers (a no-op for the same key).
+            let metadata = metadata(order_id, None).with_user(&identity.sub);
+            let done = self
+                .inner
+                .payments
+                .execute(order_id, confirm_command(payment_key, &state), metadata)
+                .await?;
+            return Ok(done.state);
+        }
+        if let Some(reason) = order.unpayable_reason(Utc::now()) {
+            return Err(PaymentError::NotPayable(reason));
+        }
+        let metadata = metadata(order_id, None).with_user(&identity.sub);
+        self.inner
+            .payments
+            .execute(
+                order_id,
+                PaymentCommand::Request {
+                    order_id: order.order_id.clone(),
+                    customer_id: order.customer_id.clone(),
+                    amount: order.amount,
+                    expires_at: order.expires_at,
+                },
+                metadata.clone(),
+            )
+            .await?;
+        let key = confirm_idempotency_key(order_id, payment_key);
+        match self
+            .inner
+            .toss
+            .confirm(payment_key, order_id, amount, &key)
+            .await
+        {
+            Ok(paid) => self.record_approved(order_id, &paid, metadata).await,
+            Err(err) => {
+                self.confirm_failed(order_id, payment_key, err, metadata)
+                    .await
+            }
+        }
+    }
+
+    /// After a failed confirm: record what Toss says, and return the error unless the payment
+    /// turns out approved after all.
+    async fn confirm_failed(
+        &self,
+        order_id: &str,
+        payment_key: &str,
+        err: TossError,
+        metadata: Metadata,
+    ) -> Result<Payment, PaymentError> {
+        tracing::info!(order_id, code = %err.code, "toss refused or failed the confirm");
+        if err.maybe_done() || err.code == codes::ALREADY_PROCESSED_PAYMENT {
+            match self.inner.toss.get(payment_key).await {
+                Ok(found) if found.order_id == order_id && found.status.was_approved() => {
+                    return self.record_approved(order_id, &found, metadata).await;
+                }
+                Ok(_) => {}
+                Err(lookup) => {
+                    // The outcome is unknown: record nothing; a retry reuses the idempotency key.
+                    tracing::warn!(order_id, code = %lookup.code, "payment lookup failed after a confirm failure");
+                    return Err(err.into());
+                }
+            }
+        }
+        let for_good = err.is_rejection() || (err.status.is_some_and(|s| s >= 500));
+        if for_good {
+            self.inner
+                .payments
+                .execute(
+                    order_id,
+                    PaymentCommand::Fail {
+                        payment_key: Some(payment_key.to_owned()),
+                        code: err.code.clone(),
+                        reason: err.message.clone(),
+                    },
+                    metadata,
+                )
+                .await?;
+        }
+        Err(err.into())
+    }
+
+    /// Records a payment Toss approved (and any cancels it already has).
+    async fn record_approved(
+        &self,
+        order_id: &str,
+        paid: &TossPayment,
+        metadata: Metadata,
+    ) -> Result<Payment, PaymentError> {
+        if paid.order_id != order_id || !paid.status.was_approved() {
+            tracing::error!(order_id, toss_order_id = %paid.order_id, status = ?paid.status, "toss answered another payment");
+            return Err(PaymentError::Mismatch(format!(
+                "payment of order {} is {:?}",
+                paid.order_id, paid.status
+            )));
+        }
+        let confirm = PaymentCommand::Confirm {
+            payment_key: paid.payment_key.clone(),
+            amount: paid.total_amount,
+            method: paid.method.clone(),
+            approved_at: paid.approved_at.map(|at| at.with_timezone(&Utc)),
+            receipt_url: paid.receipt.as_ref().map(|r| r.url.clone()),
+        };
+        let mut done = self
+            .inner
+            .payments
+            .execute(order_id, confirm, metadata.clone())
+            .await?;
+        if !paid.cancels.is_empty() {
+            done = self
+                .inner
+                .payments
+                .execute(
+                    order_id,
+                    PaymentCommand::Refund {
+                        refunds: observed_refunds(&paid.cancels),
+                    },
+                    metadata,
+                )
+                .await?;
+        }
+        tracing::info!(order_id, "payment confirmed");
+        Ok(done.state)
+    }
+
+    /// The payment of an order, for its customer or staff; `None` when nothing was recorded.
+    pub async fn payment(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+    ) -> Result<Option<Payment>, PaymentError> {
+        let identity = auth::require(identity)?;
+        check_order_id(order_id)?;
+        let state = self.inner.payments.load(order_id).await?.state;
+        if state.status == PaymentStatus::New {
+            return Ok(None);
+        }
+        if !identity.is_staff() && state.customer_id != identity.sub {
+            return Err(AuthError::Forbidden("not your order").into());
+        }
+        Ok(Some(state))
+    }
+
+    /// Handles a saga command. `Ok` is the reply to send (including refusals for good, as
+    /// `RefundFailed`); `Err` means the outcome is not known yet (Toss or a store unavailable):
+    /// do not acknowledge, handle the same message again later, which is safe.
+    #[tracing::instrument(skip_all, fields(order_id = %envelope.order_id, message_id = %envelope.message_id))]
+    pub async fn handle(
+        &self,
+        envelope: Envelope<contracts::PaymentCommand>,
+    ) -> Result<SagaReply, PaymentError> {
+        let mut metadata = metadata(&envelope.order_id, Some(envelope.message_id));
+        if let Some(traceparent) = &envelope.traceparent {
+            metadata = metadata.with_traceparent(traceparent.clone());
+        }
+        match envelope.body {
+            contracts::PaymentCommand::RefundPayment {
+                refund_id,
+                amount,
+                reason,
+            } => {
+                let result = self
+                    .refund(&envelope.order_id, &refund_id, amount, &reason, metadata)
+                    .await;
+                match result {
+                    Ok(amount) => Ok(SagaReply::PaymentRefunded { refund_id, amount }),
+                    Err(err) if err.is_transient() => Err(err),
+                    Err(err) => {
+                        tracing::info!(code = err.code(), "refund failed");
+                        Ok(SagaReply::RefundFailed {
+                            refund_id,
+                            code: err.code().to_owned(),
+                            reason: err.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refunds (cancels at Toss) and records it; returns the KRW refunded.
+    async fn refund(
+        &self,
+        order_id: &str,
+        refund_id: &str,
+        amount: Option<i64>,
+        reason: &str,
+        metadata: Metadata,
+    ) -> Result<i64, PaymentError> {
+        check_order_id(order_id)?;
+        let valid_id = !refund_id.is_empty()
+            && refund_id.len() <= crate::toss::client::MAX_IDEMPOTENCY_KEY_LEN
+            && refund_id.chars().all(|c| c.is_ascii_graphic());
+        if !valid_id {
+            return Err(PaymentError::Invalid(
+                "refund id must be 1..=300 printable ASCII characters".into(),
+            ));
+        }
+        if amount.is_some_and(|a| a <= 0) {
+            return Err(PaymentError::Invalid(
+                "refund amount must be positive".into(),
+            ));
+        }
+        let state = self.inner.payments.load(order_id).await?.state;
+        if let Some(done) = state.refund(refund_id) {
+            return Ok(done.amount);
+        }
+        if !state.status.was_confirmed() {
+            return Err(if state.status == PaymentStatus::New {
+                PaymentRuleError::NotRequested
+            } else {
+                PaymentRuleError::NotConfirmed
+            }
+            .into());
+        }
+        let payment_key = state
+            .payment_key
+            .clone()
+            .ok_or(PaymentRuleError::NotConfirmed)?;
+        let reason = if reason.trim().is_empty() {
+            "refund"
+        } else {
+            reason
+        };
+        let cancelled = self
+            .inner
+            .toss
+            .cancel(&payment_key, reason, amount, refund_id)
+            .await?;
+        // Toss appends the new cancel; ours is the last one.
+        let ours = cancelled.cancels.last().ok_or_else(|| {
+            PaymentError::Mismatch("toss answered a cancel without cancels".into())
+        })?;
+        let mut refunds = vec![Refund {
+            refund_id: refund_id.to_owned(),
+            transaction_key: ours.transaction_key.clone(),
+            amount: ours.cancel_amount,
+            reason: ours.cancel_reason.clone(),
+            canceled_at: ours.canceled_at.with_timezone(&Utc),
+        }];
+        refunds.extend(observed_refunds(&cancelled.cancels));
+        let done = self
+            .inner
+            .payments
+            .execute(order_id, PaymentCommand::Refund { refunds }, metadata)
+            .await?;
+        let recorded = done.state.refund(refund_id).or_else(|| {
+            done.state
+                .refunds
+                .iter()
+                .find(|r| r.transaction_key.is_some() && r.transaction_key == ours.transaction_key)
+        });
+        Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
+    }
+
+    /// Brings the recorded payment in line with what Toss says about `payment_key` (fetched
+    /// from Toss, never taken from the caller). `order_id`, when given, must match Toss's.
+    #[tracing::instrument(skip_all)]
+    pub async fn reconcile(
+        &self,
+        order_id: Option<&str>,
+        payment_key: &str,
+    ) -> Result<Reconciled, PaymentError> {
+        let paid = match self.inner.toss.get(payment_key).await {
+            Ok(paid) => paid,
+            Err(err) if err.status == Some(404) || err.code == codes::INVALID_REQUEST => {
+                return Ok(Reconciled::Ignored("toss does not know this payment"));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if order_id.is_some_and(|id| id != paid.order_id) {
+            return Ok(Reconciled::Ignored("the order id does not match toss's"));
+        }
+        let order_id = paid.order_id.as_str();
+        if check_order_id(order_id).is_err() {
+            return Ok(Reconciled::Ignored("not an order id of ours"));
+        }
+        let loaded = self.inner.payments.load(order_id).await?;
+        let mut state = loaded.state;
+        let before = loaded.version;
+        let metadata = metadata(order_id, None);
+        if state.status == PaymentStatus::New {
+            let Some(order) = self.inner.payable.get(order_id).await? else {
+                return Ok(Reconciled::Ignored("no order of ours awaits this payment"));
+            };
+            state = self
+                .inner
+                .payments
+                .execute(
+                    order_id,
+                    PaymentCommand::Request {
+                        order_id: order.order_id,
+                        customer_id: order.customer_id,
+                        amount: order.amount,
+                        expires_at: order.expires_at,
+                    },
+                    metadata.clone(),
+                )
+                .await?
+                .state;
+        }
+        let ours = state.payment_key.as_deref() == Some(paid.payment_key.as_str());
+        match paid.status {
+            s if s.was_approved() && state.status == PaymentStatus::Requested => {
+                match self.record_approved(order_id, &paid, metadata).await {
+                    Ok(_) => {}
+                    Err(PaymentError::Rule(rule)) => {
+                        tracing::error!(order_id, code = rule.code(), error = %rule, "toss approved a payment the order refuses");
+                        return Ok(Reconciled::Ignored("the payment does not fit the order"));
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            s if s.was_approved() && ours && state.status.was_confirmed() => {
+                self.inner
+                    .payments
+                    .execute(
+                        order_id,
+                        PaymentCommand::Refund {
+                            refunds: observed_refunds(&paid.cancels),
+                        },
+                        metadata,
+                    )
+                    .await?;
+            }
+            TossStatus::Aborted | TossStatus::Expired
+                if state.status == PaymentStatus::Requested =>
+            {
+                let status = if paid.status == TossStatus::Aborted {
+                    "ABORTED"
+                } else {
+                    "EXPIRED"
+                };
+                self.inner
+                    .payments
+                    .execute(
+                        order_id,
+                        PaymentCommand::Fail {
+                            payment_key: Some(paid.payment_key.clone()),
+                            code: format!("PAYMENT_{status}"),
+                            reason: format!("toss reports the payment {status}"),
+                        },
+                        metadata,
+                    )
+                    .await?;
+            }
+            _ => {}
+        }
+        let after = self.inner.payments.load(order_id).await?.version;
+        Ok(match after.saturating_sub(before) {
+            0 => Reconciled::Unchanged,
+            events => Reconciled::Recorded {
+                events: events as usize,
+            },
+        })
+    }
+}
+
+/// The Confirm command that re-asks an already decided payment (a no-op for its own key).
+fn confirm_command(payment_key: &str, state: &Payment) -> PaymentCommand {
+    PaymentCommand::Confirm {
+        payment_key: payment_key.to_owned(),
+        amount: state.amount,
+        method: state.method.clone(),
+        approved_at: state.approved_at,
+        receipt_url: state.receipt_url.clone(),
+    }
+}
+
+/// Toss cancels as refunds; those made elsewhere (e.g. the Toss console) get the id
+/// `toss-{transactionKey}` (or `toss-cancel-{n}` without one).
+fn observed_refunds(cancels: &[TossCancel]) -> Vec<Refund> {
+    cancels
+        .iter()
+        .enumerate()
+        .map(|(i, cancel)| Refund {
+            refund_id: match &cancel.transaction_key {
+                Some(tx) => format!("toss-{tx}"),
+                None => format!("toss-cancel-{i}"),
+            },
+            transaction_key: cancel.transaction_key.clone(),
+            amount: cancel.cancel_amount,
+            reason: cancel.cancel_reason.clone(),
+            canceled_at: cancel.canceled_at.with_timezone(&Utc),
+        })
+        .collect()
+}
+
+/// The confirm's idempotency key: derived from the order (and the payment key, so a new
+/// payment attempt after a refused request is a new request), so a retried confirm is safe.
+pub fn confirm_idempotency_key(order_id: &str, payment_key: &str) -> String {
+    let attempt = Uuid::new_v5(&order_uuid(order_id), payment_key.as_bytes());
+    format!("confirm-{order_id}-{}", attempt.simple())
+}
+
+/// Order ids are Toss order ids too: 1..=64 ASCII letters, digits, `-` or `_`.
+fn check_order_id(order_id: &str) -> Result<(), PaymentError> {
+    let ok = !order_id.is_empty()
+        && order_id.len() <= 64
+        && order_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        && !order_id.starts_with('-')
+        && !order_id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PaymentError::Invalid(
+            "order id must be 1..=64 ASCII letters, digits, '-' or '_'".into(),
+        ))
+    }
+}
+
+/// A stable UUID for an order id (order ids are UUIDs; anything else is hashed).
+fn order_uuid(order_id: &str) -> Uuid {
+    Uuid::parse_str(order_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, order_id.as_bytes()))
+}
+
+/// Metadata of events written for `order_id`, correlated by the order.
+fn metadata(order_id: &str, cause: Option<Uuid>) -> Metadata {
+    Metadata::caused_by(order_uuid(order_id), cause.unwrap_or_else(Uuid::now_v7))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_stable_and_fit_toss() {
+        let a = confirm_idempotency_key("0193a1b2-0000-7000-8000-000000000001", "tbs_x");
+        assert_eq!(
+            a,
+            confirm_idempotency_key("0193a1b2-0000-7000-8000-000000000001", "tbs_x")
+        );
+        assert_ne!(
+            a,
+            confirm_idempotency_key("0193a1b2-0000-7000-8000-000000000001", "tbs_y")
+        );
+        assert!(a.len() <= 300);
+        let long = confirm_idempotency_key(&"o".repeat(64), &"k".repeat(200));
+        assert!(long.len() <= 300);
+    }
+
+    #[test]
+    fn order_ids_are_checked() {
+        assert!(check_order_id("0193a1b2-0000-7000-8000-000000000001").is_ok());
+        for bad in ["", "-x", "a/b", "a b", &"o".repeat(65)] {
+            assert!(check_order_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Test harness: a fresh Postgres database (event store and read models), a Toss test server
+//! on port 0, and the payment service wired to both.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use eventstore::{EventData, EventStore, ExpectedVersion, PgEventStore, StreamId};
+use payment::payable::Payable;
+use payment::payment::{Payment, PaymentEvent};
+use payment::toss::{RetryPolicy, Timeouts, TossClient, TossTestServer};
+use payment::{PaymentService, payable::PayableOrders};
+use projections::ReadModels;
+use secrecy::SecretString;
+
+/// The secret key tests use.
+pub const SECRET: &str = "test_sk_bloody_sweet_tests";
+
+/// A Toss test server serving on 127.0.0.1:0 until dropped.
+pub struct Toss {
+    pub base: String,
+    pub server: TossTestServer,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Toss {
+    pub async fn start(server: TossTestServer) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.clone().serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            server,
+            _stop: stop,
+        }
+    }
+
+    /// A client with short timeouts and quick retries.
+    pub fn client(&self) -> TossClient {
+        TossClient::new(&self.base, SecretString::from(SECRET.to_owned()))
+            .unwrap()
+            .with_timeouts(Timeouts {
+                connect: Duration::from_secs(1),
+                request: Duration::from_millis(500),
+            })
+            .unwrap()
+            .with_retry(RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            })
+    }
+}
+
+pub struct Harness {
+    pub store: Arc<dyn EventStore>,
+    pub models: ReadModels,
+    pub service: PaymentService,
+    pub toss: Toss,
+    _db: testkit::TestDb,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_toss(
+            TossTestServer::builder()
+                .timeout_delay(Duration::from_secs(3))
+                .build(),
+        )
+        .await
+    }
+
+    pub async fn with_toss(server: TossTestServer) -> Self {
+        let db = testkit::TestDb::new().await;
+        let store: Arc<dyn EventStore> =
+            Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
+        let models = ReadModels::connect(db.url()).await.unwrap();
+        let toss = Toss::start(server).await;
+        let service = PaymentService::new(store.clone(), models.clone(), toss.client())
+            .await
+            .unwrap();
+        Self {
+            store,
+            models,
+            service,
+            toss,
+            _db: db,
+        }
+    }
+
+    /// Appends an order event and feeds the `payable` read model with the order's stream.
+    pub async fn order_event(&self, order_id: &str, event: EventData) {
+        let stream = StreamId::of("order", order_id).unwrap();
+        self.store
+            .append(&stream, ExpectedVersion::Any, vec![event])
+            .await
+            .unwrap();
+        let recorded = self
+            .store
+            .read_stream(&stream, eventstore::Direction::Forward, None, 1_000)
+            .await
+            .unwrap();
+        self.models
+            .apply_batch(&Payable, &recorded, None)
+            .await
+            .unwrap();
+    }
+
+    /// An order of `customer` awaiting a payment of `amount` for the next hour.
+    pub async fn payable_order(&self, customer: &str, amount: i64) -> String {
+        self.payable_order_until(customer, amount, Utc::now() + chrono::Duration::hours(1))
+            .await
+    }
+
+    pub async fn payable_order_until(
+        &self,
+        customer: &str,
+        amount: i64,
+        expires_at: DateTime<Utc>,
+    ) -> String {
+        let order_id = uuid::Uuid::now_v7().to_string();
+        self.order_event(
+            &order_id,
+            payment_requested(&order_id, customer, amount, expires_at),
+        )
+        .await;
+        order_id
+    }
+
+    /// Mints a payment key for the order, as the widget would.
+    pub async fn mint(&self, order_id: &str, amount: i64) -> String {
+        payment::toss::server::mint_payment_key(&self.toss.base, order_id, amount)
+            .await
+            .unwrap()
+    }
+
+    /// The payment stream's events: (type, data).
+    pub async fn payment_events(&self, order_id: &str) -> Vec<(String, serde_json::Value)> {
+        let stream = StreamId::of("payment", order_id).unwrap();
+        self.store
+            .read_stream(&stream, eventstore::Direction::Forward, None, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event_type, e.data))
+            .collect()
+    }
+
+    /// The payment's state as the aggregate folds it.
+    pub async fn payment(&self, order_id: &str) -> Payment {
+        let stream = StreamId::of("payment", order_id).unwrap();
+        let mut state = Payment::default();
+        for recorded in self
+            .store
+            .read_stream(&stream, eventstore::Direction::Forward, None, 1_000)
+            .await
+            .unwrap()
+        {
+            let event: PaymentEvent = recorded.decode().unwrap();
+            eventstore::Aggregate::apply(&mut state, &event);
+        }
+        state
+    }
+
+    pub async fn payable(&self) -> PayableOrders {
+        PayableOrders::new(self.models.clone()).await.unwrap()
+    }
+}
+
+pub fn payment_requested(
+    order_id: &str,
+    customer: &str,
+    amount: i64,
+    expires_at: DateTime<Utc>,
+) -> EventData {
+    EventData::json(
+        contracts::events::PAYMENT_REQUESTED,
+        &contracts::events::PaymentRequested {
+            order_id: order_id.to_owned(),
+            customer_id: customer.to_owned(),
+            amount,
+            expires_at,
+        },
+    )
+    .unwrap()
+}
+
+/// An order status event shaped like the order subgraph's.
+pub fn order_status(event_type: &str, order_id: &str, status: &str) -> EventData {
+    EventData::new(
+        event_type,
+        serde_json::json!({
+            "order_id": order_id,
+            "status": status,
+            "reason": "test",
+            "at": Utc::now(),
+        }),
+    )
+}

@@ -1,0 +1,419 @@
+//! The payment service with real Postgres (event store and read model) and the Toss test
+//! server over HTTP: amount checks, ownership, charging once, failures, refunds for the saga.
+
+mod common;
+
+use auth::Identity;
+use common::{Harness, order_status};
+use contracts::{Envelope, PaymentCommand, SagaReply};
+use payment::payment::PaymentStatus;
+use payment::toss::{FailureMode, TossStatus};
+
+fn refund(order_id: &str, refund_id: &str, amount: Option<i64>) -> Envelope<PaymentCommand> {
+    Envelope::new(
+        order_id,
+        PaymentCommand::RefundPayment {
+            refund_id: refund_id.to_owned(),
+            amount,
+            reason: "order rejected".to_owned(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_tampered_amount_is_refused_before_toss_is_called() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 100).await;
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "AMOUNT_MISMATCH");
+    assert_eq!(
+        h.toss.server.stats().confirm_requests,
+        0,
+        "toss never saw a confirm"
+    );
+    assert!(
+        h.payment_events(&order).await.is_empty(),
+        "nothing recorded"
+    );
+}
+
+#[tokio::test]
+async fn only_the_customer_of_the_order_pays_for_it() {
+    let h = Harness::new().await;
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    let other = Identity::customer("c-2");
+    let err = h
+        .service
+        .confirm(Some(&other), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN");
+    let staff = Identity::staff("s-1");
+    let err = h
+        .service
+        .confirm(Some(&staff), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN");
+    let err = h
+        .service
+        .confirm(None, &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UNAUTHENTICATED");
+    assert_eq!(h.toss.server.stats().confirm_requests, 0);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let err = h
+        .service
+        .confirm(Some(&Identity::customer("c-1")), &unknown, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ORDER_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_duplicate_confirm_charges_once_and_returns_the_payment() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    let first = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(first.status, PaymentStatus::Confirmed);
+    assert_eq!(first.payment_key.as_deref(), Some(key.as_str()));
+    assert_eq!((first.amount, first.balance), (15_000, 15_000));
+    assert!(first.receipt_url.is_some() && first.approved_at.is_some());
+
+    let again = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let stats = h.toss.server.stats();
+    assert_eq!(
+        (stats.confirm_requests, stats.confirmed),
+        (1, 1),
+        "charged once"
+    );
+
+    let events = h.payment_events(&order).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["PaymentRequestReceived", "PaymentConfirmed"]);
+    let contract: contracts::events::PaymentConfirmed =
+        serde_json::from_value(events[1].1.clone()).unwrap();
+    assert_eq!(
+        contract,
+        contracts::events::PaymentConfirmed {
+            order_id: order.clone(),
+            payment_key: key.clone(),
+            amount: 15_000,
+        }
+    );
+
+    // Another payment key for a paid order is refused without calling Toss.
+    let other_key = h.mint(&order, 15_000).await;
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &other_key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ALREADY_PROCESSED_PAYMENT");
+    assert_eq!(h.toss.server.stats().confirm_requests, 1);
+}
+
+#[tokio::test]
+async fn concurrent_confirms_charge_once() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 9_000).await;
+    let key = h.mint(&order, 9_000).await;
+    let (a, b) = tokio::join!(
+        h.service.confirm(Some(&me), &order, &key, 9_000),
+        h.service.confirm(Some(&me), &order, &key, 9_000),
+    );
+    assert_eq!(a.unwrap(), b.unwrap());
+    assert_eq!(h.toss.server.stats().confirmed, 1);
+    let confirmed = h
+        .payment_events(&order)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == contracts::events::PAYMENT_CONFIRMED)
+        .count();
+    assert_eq!(confirmed, 1);
+}
+
+#[tokio::test]
+async fn a_declined_card_records_payment_failed() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.toss.server.set_failure(FailureMode::Declined, Some(&key));
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "REJECT_CARD_COMPANY");
+    let events = h.payment_events(&order).await;
+    let (ty, data) = events.last().unwrap();
+    assert_eq!(ty, contracts::events::PAYMENT_FAILED);
+    let failed: contracts::events::PaymentFailed = serde_json::from_value(data.clone()).unwrap();
+    assert_eq!(failed.order_id, order);
+    assert_eq!(failed.code, "REJECT_CARD_COMPANY");
+    assert!(!failed.reason.is_empty());
+
+    // The failure is final: no second charge attempt.
+    h.toss.server.set_failure(FailureMode::None, None);
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PAYMENT_FAILED");
+    assert_eq!(h.toss.server.stats().confirm_requests, 1);
+}
+
+#[tokio::test]
+async fn a_provider_error_is_retried_then_recorded_as_failed() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.toss.server.set_failure(FailureMode::ProviderError, None);
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PROVIDER_ERROR");
+    assert_eq!(h.toss.server.stats().confirm_requests, 3);
+    assert_eq!(h.payment(&order).await.status, PaymentStatus::Failed);
+    let events = h.payment_events(&order).await;
+    assert_eq!(events.last().unwrap().0, contracts::events::PAYMENT_FAILED);
+}
+
+#[tokio::test]
+async fn a_timeout_records_nothing_and_a_retry_charges_once() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.toss.server.set_failure(FailureMode::Timeout, Some(&key));
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TOSS_TIMEOUT");
+    assert_eq!(h.payment(&order).await.status, PaymentStatus::Requested);
+
+    h.toss.server.set_failure(FailureMode::None, Some(&key));
+    let paid = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(h.toss.server.stats().confirmed, 1);
+}
+
+#[tokio::test]
+async fn a_confirm_that_reached_toss_but_was_not_recorded_is_recovered() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    // Toss confirmed under another idempotency key (as if our process died before recording).
+    h.toss
+        .client()
+        .confirm(&key, &order, 15_000, "lost-attempt")
+        .await
+        .unwrap();
+    let paid = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(h.toss.server.stats().confirmed, 1, "not charged twice");
+}
+
+#[tokio::test]
+async fn closed_and_expired_orders_cannot_be_paid() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    h.order_event(&order, order_status("OrderCancelled", &order, "CANCELLED"))
+        .await;
+    let key = h.mint(&order, 15_000).await;
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
+
+    let expired = h
+        .payable_order_until(
+            "c-1",
+            15_000,
+            chrono::Utc::now() - chrono::Duration::seconds(1),
+        )
+        .await;
+    let key = h.mint(&expired, 15_000).await;
+    let err = h
+        .service
+        .confirm(Some(&me), &expired, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
+    assert_eq!(h.toss.server.stats().confirm_requests, 0);
+}
+
+#[tokio::test]
+async fn refunds_for_the_saga_partly_then_fully_idempotently() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+
+    let command = refund(&order, "refund-1", Some(5_000));
+    let reply = h.service.handle(command.clone()).await.unwrap();
+    assert_eq!(
+        reply,
+        SagaReply::PaymentRefunded {
+            refund_id: "refund-1".into(),
+            amount: 5_000
+        }
+    );
+    // A redelivered command is answered the same, without a second cancel.
+    assert_eq!(h.service.handle(command).await.unwrap(), reply);
+    assert_eq!(h.toss.server.stats().cancels, 1);
+
+    let reply = h
+        .service
+        .handle(refund(&order, "refund-2", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        SagaReply::PaymentRefunded {
+            refund_id: "refund-2".into(),
+            amount: 10_000
+        }
+    );
+    let at_toss = h.toss.client().get(&key).await.unwrap();
+    assert_eq!(at_toss.balance_amount, 0);
+    assert_eq!(at_toss.status, TossStatus::Canceled);
+    let state = h.payment(&order).await;
+    assert_eq!((state.status, state.balance), (PaymentStatus::Refunded, 0));
+    assert_eq!(state.refunds.len(), 2);
+
+    let reply = h
+        .service
+        .handle(refund(&order, "refund-3", None))
+        .await
+        .unwrap();
+    match reply {
+        SagaReply::RefundFailed {
+            refund_id, code, ..
+        } => {
+            assert_eq!(refund_id, "refund-3");
+            assert_eq!(code, "NOT_CANCELABLE_PAYMENT");
+        }
+        other => panic!("expected RefundFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refunding_an_unpaid_order_fails_for_good() {
+    let h = Harness::new().await;
+    let order = h.payable_order("c-1", 15_000).await;
+    let reply = h
+        .service
+        .handle(refund(&order, "refund-1", None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&reply, SagaReply::RefundFailed { code, .. } if code == "PAYMENT_NOT_FOUND"),
+        "{reply:?}"
+    );
+    assert_eq!(h.toss.server.stats().cancel_requests, 0);
+}
+
+#[tokio::test]
+async fn a_refund_while_toss_is_down_is_not_answered_so_it_is_retried() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    h.toss.server.set_failure(FailureMode::ProviderError, None);
+    let command = refund(&order, "refund-1", None);
+    let err = h.service.handle(command.clone()).await.unwrap_err();
+    assert_eq!(err.code(), "PROVIDER_ERROR");
+    assert!(err.is_transient());
+    h.toss.server.set_failure(FailureMode::None, None);
+    let reply = h.service.handle(command).await.unwrap();
+    assert_eq!(
+        reply,
+        SagaReply::PaymentRefunded {
+            refund_id: "refund-1".into(),
+            amount: 15_000
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_payment_is_shown_to_its_customer_and_staff_only() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    assert_eq!(h.service.payment(Some(&me), &order).await.unwrap(), None);
+    let key = h.mint(&order, 15_000).await;
+    h.service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert!(
+        h.service
+            .payment(Some(&me), &order)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let staff = Identity::staff("s-1");
+    assert!(
+        h.service
+            .payment(Some(&staff), &order)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let err = h
+        .service
+        .payment(Some(&Identity::customer("c-2")), &order)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN");
+}
