@@ -41,7 +41,8 @@ where
     Fut: Future<Output = Result<SagaReply, Failure>> + Send,
 {
     let dead_letters = format!("{topic}.dlq");
-    bus.ensure_topics(&[topic, replies, &dead_letters], 6).await?;
+    bus.ensure_topics(&[topic, replies, &dead_letters], 6)
+        .await?;
     let handler = &handler;
     let dead_letters = dead_letters.as_str();
     bus::worker::run_worker(
@@ -59,7 +60,8 @@ where
                 Ok(reply) => {
                     let mut answer = Envelope::new(order_id.clone(), reply);
                     answer.traceparent = traceparent;
-                    let payload = serde_json::to_vec(&answer).map_err(|e| Failure::Transient(e.to_string()))?;
+                    let payload = serde_json::to_vec(&answer)
+                        .map_err(|e| Failure::Transient(e.to_string()))?;
                     Ok(vec![OutgoingRecord::new(replies, order_id, payload)])
                 }
                 Err(Failure::Permanent(reason)) => Ok(dead_letter(dead_letters, &msg, &reason)),
@@ -79,5 +81,8 @@ fn dead_letter(topic: &str, msg: &Message, reason: &str) -> Vec<OutgoingRecord> 
         .as_deref()
         .map(|k| String::from_utf8_lossy(k).into_owned())
         .unwrap_or_default();
-    vec![OutgoingRecord::new(topic, key, msg.payload.clone()).with_header("error", reason.as_bytes().to_vec())]
+    vec![
+        OutgoingRecord::new(topic, key, msg.payload.clone())
+            .with_header("error", reason.as_bytes().to_vec()),
+    ]
 }

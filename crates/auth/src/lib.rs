@@ -94,7 +94,9 @@ impl Identity {
         if raw.len() > MAX_HEADER_LEN {
             return Err(AuthError::Malformed);
         }
-        let json = URL_SAFE_NO_PAD.decode(raw).map_err(|_| AuthError::Malformed)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| AuthError::Malformed)?;
         let identity: Identity = serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)?;
         if identity.sub.is_empty() || identity.sub.len() > 256 {
             return Err(AuthError::Malformed);
@@ -150,7 +152,10 @@ mod tests {
         let me = Identity::staff("u-1");
         let read = Identity::from_headers(&headers(&me.to_header_value())).unwrap();
         assert_eq!(read, Some(me));
-        assert_eq!(Identity::from_headers(&http::HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            Identity::from_headers(&http::HeaderMap::new()).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -165,7 +170,10 @@ mod tests {
     fn checks_roles() {
         let customer = Identity::customer("c");
         assert!(require(Some(&customer)).is_ok());
-        assert_eq!(require_staff(Some(&customer)).unwrap_err().code(), "FORBIDDEN");
+        assert_eq!(
+            require_staff(Some(&customer)).unwrap_err().code(),
+            "FORBIDDEN"
+        );
         assert_eq!(require(None).unwrap_err().code(), "UNAUTHENTICATED");
         assert!(require_staff(Some(&Identity::staff("s"))).is_ok());
     }

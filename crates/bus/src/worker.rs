@@ -49,7 +49,8 @@ where
                 Ok(()) => break,
                 Err(reason) => {
                     attempt = attempt.saturating_add(1);
-                    metrics::counter!("worker_failures_total", "group" => group.to_owned()).increment(1);
+                    metrics::counter!("worker_failures_total", "group" => group.to_owned())
+                        .increment(1);
                     tracing::error!(group, topic = %msg.topic, partition = msg.partition, offset = msg.offset, attempt, error = %reason, "message handling failed; retrying");
                     let backoff = (Duration::from_millis(100) * attempt.min(50)).min(MAX_BACKOFF);
                     tokio::select! {

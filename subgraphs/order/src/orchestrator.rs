@@ -16,7 +16,7 @@ use sqlx::{AnyPool, Executor};
 use uuid::Uuid;
 
 use crate::order::{Order, OrderCommand, OrderError};
-use crate::saga::{OrderAction, OrderSaga, Outgoing, SagaCommand, SagaInput, Phase};
+use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput};
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -169,7 +169,10 @@ impl Orchestrator {
     }
 
     /// Handles one bus message; returns the commands to publish.
-    pub async fn on_message(&self, msg: &Message) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+    pub async fn on_message(
+        &self,
+        msg: &Message,
+    ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
         match decode(&self.config.topic_prefix, msg)? {
             Some((order_id, message_id, input)) => self.advance(&order_id, message_id, input).await,
             None => Ok(vec![]),
@@ -217,7 +220,9 @@ impl Orchestrator {
                 .map(|e| {
                     EventData::json("SagaAdvanced", e)
                         .map(|d| d.with_id(derived_id(message_id, order_id)))
-                        .map(|d| d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id)))
+                        .map(|d| {
+                            d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id))
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             match self
@@ -239,10 +244,16 @@ impl Orchestrator {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(OrchestratorError::Repository(format!("saga of {order_id} stayed contended")))
+        Err(OrchestratorError::Repository(format!(
+            "saga of {order_id} stayed contended"
+        )))
     }
 
-    async fn apply_order_action(&self, order_id: &str, action: &OrderAction) -> Result<(), OrchestratorError> {
+    async fn apply_order_action(
+        &self,
+        order_id: &str,
+        action: &OrderAction,
+    ) -> Result<(), OrchestratorError> {
         let command = match action.clone() {
             OrderAction::AwaitPayment { expires_at } => OrderCommand::AwaitPayment { expires_at },
             OrderAction::MarkPaid { payment_key } => OrderCommand::MarkPaid { payment_key },
@@ -251,7 +262,11 @@ impl Orchestrator {
             OrderAction::Expire => OrderCommand::Expire,
             OrderAction::MarkRefunded { amount } => OrderCommand::MarkRefunded { amount },
         };
-        match self.orders.execute(order_id, command, Metadata::new()).await {
+        match self
+            .orders
+            .execute(order_id, command, Metadata::new())
+            .await
+        {
             Ok(_) => Ok(()),
             // The order moved on (e.g. the customer cancelled meanwhile): the saga hears of it
             // through the order's own events and compensates then.
@@ -282,7 +297,11 @@ impl Orchestrator {
                     topic: topic.clone(),
                     reason: e.to_string(),
                 })?;
-                Ok(OutgoingRecord::new(topic.clone(), order_id.clone(), payload))
+                Ok(OutgoingRecord::new(
+                    topic.clone(),
+                    order_id.clone(),
+                    payload,
+                ))
             })
             .collect()
     }
@@ -333,7 +352,11 @@ impl Orchestrator {
                 .load(&format!("order:{order_id}"))
                 .await
                 .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
-            tracing::info!(order_id, pending = loaded.state.pending.len(), "re-sending unanswered saga commands");
+            tracing::info!(
+                order_id,
+                pending = loaded.state.pending.len(),
+                "re-sending unanswered saga commands"
+            );
             records.extend(self.records(loaded.state.pending.values())?);
             self.update_index(&loaded.state).await?;
         }
@@ -356,7 +379,8 @@ impl Orchestrator {
 
 /// A stable UUID for an order id (order ids are UUIDs; anything else is hashed).
 fn order_uuid(order_id: &str) -> Uuid {
-    Uuid::parse_str(order_id).unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, order_id.as_bytes()))
+    Uuid::parse_str(order_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, order_id.as_bytes()))
 }
 
 /// The saga event id for an input: the same input always yields the same id, so an append
@@ -366,16 +390,25 @@ fn derived_id(message_id: Uuid, order_id: &str) -> Uuid {
 }
 
 /// Reads a saga input from a bus message, or `None` when the message is not one.
-fn decode(prefix: &str, msg: &Message) -> Result<Option<(String, Uuid, SagaInput)>, OrchestratorError> {
+fn decode(
+    prefix: &str,
+    msg: &Message,
+) -> Result<Option<(String, Uuid, SagaInput)>, OrchestratorError> {
     let bad = |reason: String| OrchestratorError::Decode {
         topic: msg.topic.clone(),
         reason,
     };
     if msg.topic == format!("{prefix}{}", contracts::SAGA_REPLIES) {
-        let env: Envelope<SagaReply> = serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
-        return Ok(Some((env.order_id, env.message_id, SagaInput::Replied(env.body))));
+        let env: Envelope<SagaReply> =
+            serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
+        return Ok(Some((
+            env.order_id,
+            env.message_id,
+            SagaInput::Replied(env.body),
+        )));
     }
-    let event: RecordedEvent = serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
+    let event: RecordedEvent =
+        serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
     let input = match event.event_type.as_str() {
         contracts::events::ORDER_PLACED => {
             let placed: OrderPlaced = event.decode().map_err(|e| bad(e.to_string()))?;
@@ -388,7 +421,8 @@ fn decode(prefix: &str, msg: &Message) -> Result<Option<(String, Uuid, SagaInput
             ))
         }
         "OrderCancelled" | "OrderRejected" => {
-            let changed: crate::order::StatusChanged = event.decode().map_err(|e| bad(e.to_string()))?;
+            let changed: crate::order::StatusChanged =
+                event.decode().map_err(|e| bad(e.to_string()))?;
             Some((
                 changed.order_id,
                 SagaInput::OrderWithdrawn {

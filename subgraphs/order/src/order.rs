@@ -384,7 +384,14 @@ impl Aggregate for Order {
                     return Ok(vec![]);
                 }
                 self.require(
-                    &[S::Placed, S::StockReserved, S::PaymentPending, S::Paid, S::Accepted, S::Preparing],
+                    &[
+                        S::Placed,
+                        S::StockReserved,
+                        S::PaymentPending,
+                        S::Paid,
+                        S::Accepted,
+                        S::Preparing,
+                    ],
                     "reject",
                 )?;
                 Ok(vec![self.change(S::Rejected, Some(reason))])

@@ -25,7 +25,11 @@ impl Projection for OrdersView {
         &["orders"]
     }
 
-    async fn create_tables(&self, conn: &mut AnyConnection, tables: &Tables) -> Result<(), ProjectionError> {
+    async fn create_tables(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+    ) -> Result<(), ProjectionError> {
         conn.execute(
             format!(
                 "CREATE TABLE {} (
@@ -43,7 +47,10 @@ impl Projection for OrdersView {
             .as_str(),
         )
         .await?;
-        for (suffix, columns) in [("by_customer", "customer_id, created_at"), ("by_status", "status, created_at")] {
+        for (suffix, columns) in [
+            ("by_customer", "customer_id, created_at"),
+            ("by_status", "status, created_at"),
+        ] {
             conn.execute(
                 format!(
                     "CREATE INDEX {} ON {} ({columns})",
@@ -57,17 +64,28 @@ impl Projection for OrdersView {
         Ok(())
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, tables: &Tables, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("orders");
         let decode_err = |e: eventstore::StoreError| ProjectionError::Decode {
             event_id: event.id.to_string(),
             reason: e.to_string(),
         };
         let order_event: OrderEvent = event.decode().map_err(decode_err)?;
-        let at = event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let at = event
+            .recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         match order_event {
             OrderEvent::Placed(p) => {
-                let timeline = vec![StatusChange { status: crate::order::OrderStatus::Placed, at: p.placed_at, reason: None }];
+                let timeline = vec![StatusChange {
+                    status: crate::order::OrderStatus::Placed,
+                    at: p.placed_at,
+                    reason: None,
+                }];
                 sqlx::query(&format!(
                     "INSERT INTO {table} (id, customer_id, status, total, lines, timeline, created_at, updated_at) \
                      VALUES ($1, $2, 'PLACED', $3, $4, $5, $6, $6)"
@@ -82,10 +100,30 @@ impl Projection for OrdersView {
                 .await?;
             }
             OrderEvent::PaymentRequested(r) => {
-                self.push(conn, &table, &r.order_id, StatusChange { status: crate::order::OrderStatus::PaymentPending, at: event.recorded_at, reason: None }).await?;
+                self.push(
+                    conn,
+                    &table,
+                    &r.order_id,
+                    StatusChange {
+                        status: crate::order::OrderStatus::PaymentPending,
+                        at: event.recorded_at,
+                        reason: None,
+                    },
+                )
+                .await?;
             }
             OrderEvent::Changed(c) => {
-                self.push(conn, &table, &c.order_id, StatusChange { status: c.status, at: c.at, reason: c.reason }).await?;
+                self.push(
+                    conn,
+                    &table,
+                    &c.order_id,
+                    StatusChange {
+                        status: c.status,
+                        at: c.at,
+                        reason: c.reason,
+                    },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -93,37 +131,51 @@ impl Projection for OrdersView {
 }
 
 impl OrdersView {
-    async fn push(&self, conn: &mut AnyConnection, table: &str, order_id: &str, change: StatusChange) -> Result<(), ProjectionError> {
+    async fn push(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        order_id: &str,
+        change: StatusChange,
+    ) -> Result<(), ProjectionError> {
         let row = sqlx::query(&format!("SELECT timeline FROM {table} WHERE id = $1"))
             .bind(order_id)
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else { return Ok(()) };
         let raw: String = row.try_get(0)?;
-        let mut timeline: Vec<StatusChange> = serde_json::from_str(&raw).map_err(|e| ProjectionError::Decode {
-            event_id: format!("orders row {order_id}"),
-            reason: e.to_string(),
-        })?;
+        let mut timeline: Vec<StatusChange> =
+            serde_json::from_str(&raw).map_err(|e| ProjectionError::Decode {
+                event_id: format!("orders row {order_id}"),
+                reason: e.to_string(),
+            })?;
         let status = change.status.as_str();
-        let at = change.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let at = change
+            .at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         timeline.push(change);
         let timeline = serde_json::to_string(&timeline).map_err(|e| ProjectionError::Decode {
             event_id: format!("orders row {order_id}"),
             reason: e.to_string(),
         })?;
-        sqlx::query(&format!("UPDATE {table} SET status = $1, timeline = $2, updated_at = $3 WHERE id = $4"))
-            .bind(status)
-            .bind(timeline)
-            .bind(at)
-            .bind(order_id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE {table} SET status = $1, timeline = $2, updated_at = $3 WHERE id = $4"
+        ))
+        .bind(status)
+        .bind(timeline)
+        .bind(at)
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }
 
 /// JSON text of plain data (orders' lines and timelines).
-fn to_json<T: serde::Serialize>(value: &T, event: &RecordedEvent) -> Result<String, ProjectionError> {
+fn to_json<T: serde::Serialize>(
+    value: &T,
+    event: &RecordedEvent,
+) -> Result<String, ProjectionError> {
     serde_json::to_string(value).map_err(|e| ProjectionError::Decode {
         event_id: event.id.to_string(),
         reason: e.to_string(),
@@ -165,9 +217,14 @@ pub async fn list_orders(
         let c = binds.len();
         binds.push(id.to_owned());
         let i = binds.len();
-        sql.push_str(&format!(" AND (created_at < ${c} OR (created_at = ${c} AND id < ${i}))"));
+        sql.push_str(&format!(
+            " AND (created_at < ${c} OR (created_at = ${c} AND id < ${i}))"
+        ));
     }
-    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {}", first + 1));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT {}",
+        first + 1
+    ));
     let mut query = sqlx::query(&sql);
     for b in &binds {
         query = query.bind(b.as_str());
@@ -196,5 +253,8 @@ pub async fn list_orders(
         };
         out.push((order, format!("{created_at}|{id}")));
     }
-    Ok(OrderPage { has_next: rows.len() > first, rows: out })
+    Ok(OrderPage {
+        has_next: rows.len() > first,
+        rows: out,
+    })
 }

@@ -30,7 +30,10 @@ impl PriceBook {
     }
 
     /// The products among `ids` that exist, by id.
-    pub async fn prices(&self, ids: &[String]) -> Result<HashMap<String, ProductPrice>, sqlx::Error> {
+    pub async fn prices(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, ProductPrice>, sqlx::Error> {
         let mut found = HashMap::with_capacity(ids.len());
         if ids.is_empty() {
             return Ok(found);

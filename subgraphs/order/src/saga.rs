@@ -51,9 +51,15 @@ impl Outgoing {
     pub fn answer_key(&self) -> String {
         match self {
             Outgoing::Inventory(e) => match &e.body {
-                InventoryCommand::ReserveStock { reservation_id, .. } => format!("reserve:{reservation_id}"),
-                InventoryCommand::ReleaseStock { reservation_id } => format!("release:{reservation_id}"),
-                InventoryCommand::CommitStock { reservation_id } => format!("commit:{reservation_id}"),
+                InventoryCommand::ReserveStock { reservation_id, .. } => {
+                    format!("reserve:{reservation_id}")
+                }
+                InventoryCommand::ReleaseStock { reservation_id } => {
+                    format!("release:{reservation_id}")
+                }
+                InventoryCommand::CommitStock { reservation_id } => {
+                    format!("commit:{reservation_id}")
+                }
             },
             Outgoing::Payment(e) => match &e.body {
                 PaymentCommand::RefundPayment { refund_id, .. } => format!("refund:{refund_id}"),
@@ -65,12 +71,14 @@ impl Outgoing {
 /// The answer key of a reply (matches [`Outgoing::answer_key`]).
 pub fn reply_key(reply: &SagaReply) -> String {
     match reply {
-        SagaReply::StockReserved { reservation_id } | SagaReply::StockRejected { reservation_id, .. } => {
+        SagaReply::StockReserved { reservation_id }
+        | SagaReply::StockRejected { reservation_id, .. } => {
             format!("reserve:{reservation_id}")
         }
         SagaReply::StockReleased { reservation_id } => format!("release:{reservation_id}"),
         SagaReply::StockCommitted { reservation_id } => format!("commit:{reservation_id}"),
-        SagaReply::PaymentRefunded { refund_id, .. } | SagaReply::RefundFailed { refund_id, .. } => {
+        SagaReply::PaymentRefunded { refund_id, .. }
+        | SagaReply::RefundFailed { refund_id, .. } => {
             format!("refund:{refund_id}")
         }
     }
@@ -300,7 +308,9 @@ impl Aggregate for OrderSaga {
                             let deadline = now + cmd.payment_timeout;
                             next.phase = P::AwaitingPayment;
                             next.deadline = Some(deadline);
-                            next.order_actions.push(OrderAction::AwaitPayment { expires_at: deadline });
+                            next.order_actions.push(OrderAction::AwaitPayment {
+                                expires_at: deadline,
+                            });
                         }
                         // Withdrawn while reserving: give the units back.
                         P::Compensating | P::Ended => next.sent.push(me.release()),
@@ -308,7 +318,9 @@ impl Aggregate for OrderSaga {
                     },
                     SagaReply::StockRejected { reason, .. } => {
                         next.phase = P::Ended;
-                        next.order_actions.push(OrderAction::Reject { reason: format!("out of stock: {reason}") });
+                        next.order_actions.push(OrderAction::Reject {
+                            reason: format!("out of stock: {reason}"),
+                        });
                     }
                     SagaReply::StockCommitted { .. } => {
                         if self.phase == P::Committing {
@@ -318,7 +330,8 @@ impl Aggregate for OrderSaga {
                     SagaReply::StockReleased { .. } => {}
                     SagaReply::PaymentRefunded { amount, .. } => {
                         next.paid = false;
-                        next.order_actions.push(OrderAction::MarkRefunded { amount });
+                        next.order_actions
+                            .push(OrderAction::MarkRefunded { amount });
                     }
                     SagaReply::RefundFailed { code, reason, .. } => {
                         tracing::error!(order_id = %cmd.order_id, code, reason, "refund failed; needs an operator");
@@ -335,13 +348,16 @@ impl Aggregate for OrderSaga {
                     P::AwaitingPayment | P::Reserving => {
                         next.phase = P::Committing;
                         next.deadline = None;
-                        next.order_actions.push(OrderAction::MarkPaid { payment_key });
+                        next.order_actions
+                            .push(OrderAction::MarkPaid { payment_key });
                         next.sent.push(me.inventory(InventoryCommand::CommitStock {
                             reservation_id: cmd.order_id.clone(),
                         }));
                     }
                     // Paid after expiry, cancellation or rejection: return the money.
-                    _ => next.sent.push(me.refund("order no longer valid when payment arrived")),
+                    _ => next
+                        .sent
+                        .push(me.refund("order no longer valid when payment arrived")),
                 }
             }
             SagaInput::PaymentFailed { reason } => {
@@ -351,7 +367,9 @@ impl Aggregate for OrderSaga {
                 next.phase = P::Compensating;
                 next.deadline = None;
                 next.sent.push(me.release());
-                next.order_actions.push(OrderAction::FailPayment { reason: format!("payment failed: {reason}") });
+                next.order_actions.push(OrderAction::FailPayment {
+                    reason: format!("payment failed: {reason}"),
+                });
             }
             SagaInput::OrderWithdrawn { reason } => {
                 if matches!(self.phase, P::New | P::Compensating | P::Ended) {
@@ -368,7 +386,8 @@ impl Aggregate for OrderSaga {
                 }
             }
             SagaInput::Tick { now } => {
-                let expired = self.phase == P::AwaitingPayment && self.deadline.is_some_and(|d| d <= now);
+                let expired =
+                    self.phase == P::AwaitingPayment && self.deadline.is_some_and(|d| d <= now);
                 if !expired {
                     return Ok(vec![]);
                 }

@@ -185,7 +185,9 @@ impl OrderGql {
             .lines
             .iter()
             .map(|l| OrderLine {
-                product: ProductRef { id: ID(l.line.product_id.clone()) },
+                product: ProductRef {
+                    id: ID(l.line.product_id.clone()),
+                },
                 product_name: l.product_name.clone(),
                 quantity: l.line.quantity as i32,
                 unit_price: l.unit_price,
@@ -241,7 +243,8 @@ pub struct Query;
 fn page_size(first: Option<i32>) -> async_graphql::Result<usize> {
     match first.unwrap_or(20) {
         n @ 1..=100 => Ok(n as usize),
-        _ => Err(async_graphql::Error::new("first must be 1 to 100").extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))),
+        _ => Err(async_graphql::Error::new("first must be 1 to 100")
+            .extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))),
     }
 }
 
@@ -255,13 +258,16 @@ async fn order_connection(
     let st = state(ctx)?;
     let first = page_size(first)?;
     let status = status.map(|s| DomainStatus::from(s).as_str());
-    let page = crate::orders_view::list_orders(&st.read_models, customer, status, after.as_deref(), first)
-        .await
-        .map_err(|e| gql_error(ServiceError::Internal(e.to_string())))?;
+    let page =
+        crate::orders_view::list_orders(&st.read_models, customer, status, after.as_deref(), first)
+            .await
+            .map_err(|e| gql_error(ServiceError::Internal(e.to_string())))?;
     let mut connection = Connection::new(after.is_some(), page.has_next);
-    connection
-        .edges
-        .extend(page.rows.into_iter().map(|(order, cursor)| Edge::new(cursor, OrderGql(order))));
+    connection.edges.extend(
+        page.rows
+            .into_iter()
+            .map(|(order, cursor)| Edge::new(cursor, OrderGql(order))),
+    );
     Ok(connection)
 }
 
@@ -270,7 +276,11 @@ impl Query {
     /// One order: its customer's or, for staff, any.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderGql> {
         let st = state(ctx)?;
-        st.service.get(identity(ctx), &id).await.map(OrderGql).map_err(gql_error)
+        st.service
+            .get(identity(ctx), &id)
+            .await
+            .map(OrderGql)
+            .map_err(gql_error)
     }
 
     /// The caller's orders, newest first.
@@ -300,7 +310,11 @@ impl Query {
     #[graphql(entity)]
     async fn find_order_by_id(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderGql> {
         let st = state(ctx)?;
-        st.service.get(identity(ctx), &id).await.map(OrderGql).map_err(gql_error)
+        st.service
+            .get(identity(ctx), &id)
+            .await
+            .map(OrderGql)
+            .map_err(gql_error)
     }
 }
 
@@ -320,7 +334,10 @@ impl Mutation {
         let mut lines = Vec::with_capacity(input.lines.len());
         for l in input.lines {
             let quantity = u32::try_from(l.quantity).map_err(|_| {
-                gql_error(ServiceError::BadInput(format!("quantity of {} must be 1 to 99", l.product_id.0)))
+                gql_error(ServiceError::BadInput(format!(
+                    "quantity of {} must be 1 to 99",
+                    l.product_id.0
+                )))
             })?;
             lines.push((l.product_id.0, quantity));
         }
@@ -332,9 +349,18 @@ impl Mutation {
     }
 
     /// The customer cancels their order before the shop accepts it (refunded if paid).
-    async fn cancel_order(&self, ctx: &Context<'_>, id: ID, reason: Option<String>) -> async_graphql::Result<OrderGql> {
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+    ) -> async_graphql::Result<OrderGql> {
         let st = state(ctx)?;
-        st.service.cancel(identity(ctx), &id, reason).await.map(OrderGql).map_err(gql_error)
+        st.service
+            .cancel(identity(ctx), &id, reason)
+            .await
+            .map(OrderGql)
+            .map_err(gql_error)
     }
 
     /// Staff accepts a paid order.
@@ -358,15 +384,28 @@ impl Mutation {
     }
 
     /// Staff rejects an order (refunded if paid).
-    async fn reject_order(&self, ctx: &Context<'_>, id: ID, reason: String) -> async_graphql::Result<OrderGql> {
+    async fn reject_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> async_graphql::Result<OrderGql> {
         let st = state(ctx)?;
-        st.service.reject(identity(ctx), &id, reason).await.map(OrderGql).map_err(gql_error)
+        st.service
+            .reject(identity(ctx), &id, reason)
+            .await
+            .map(OrderGql)
+            .map_err(gql_error)
     }
 }
 
 async fn step(ctx: &Context<'_>, id: &str, step: StaffStep) -> async_graphql::Result<OrderGql> {
     let st = state(ctx)?;
-    st.service.staff_step(identity(ctx), id, step).await.map(OrderGql).map_err(gql_error)
+    st.service
+        .staff_step(identity(ctx), id, step)
+        .await
+        .map(OrderGql)
+        .map_err(gql_error)
 }
 
 /// Subscriptions.
@@ -384,7 +423,11 @@ impl SubscriptionRoot {
         let who = identity(ctx).cloned();
         // Listen before reading, so no change between the read and the first wait is missed.
         let changes = st.updates.subscribe();
-        let first = st.service.get(who.as_ref(), &order_id).await.map_err(gql_error)?;
+        let first = st
+            .service
+            .get(who.as_ref(), &order_id)
+            .await
+            .map_err(gql_error)?;
         let watch = Watch {
             st,
             who,

@@ -4,11 +4,11 @@
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use auth::Identity;
+use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::schema::OrderSchema;
 
@@ -34,7 +34,11 @@ fn identity(headers: &HeaderMap) -> Result<Option<Identity>, auth::AuthError> {
     Identity::from_headers(headers)
 }
 
-async fn graphql(State(schema): State<OrderSchema>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn graphql(
+    State(schema): State<OrderSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
     let who = match identity(&headers) {
         Ok(who) => who,
         Err(err) => return unauthenticated(err),
@@ -57,7 +61,9 @@ async fn subscribe(
         .on_upgrade(move |socket| {
             let mut data = Data::default();
             data.insert(who);
-            GraphQLWebSocket::new(socket, schema, protocol).with_data(data).serve()
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .with_data(data)
+                .serve()
         })
 }
 

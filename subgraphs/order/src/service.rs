@@ -90,7 +90,11 @@ impl OrderService {
 
     /// The order id a customer's idempotency key stands for.
     pub fn order_id_for(customer: &str, idempotency_key: &str) -> String {
-        Uuid::new_v5(&ORDER_NAMESPACE, format!("{customer}\u{0}{idempotency_key}").as_bytes()).to_string()
+        Uuid::new_v5(
+            &ORDER_NAMESPACE,
+            format!("{customer}\u{0}{idempotency_key}").as_bytes(),
+        )
+        .to_string()
     }
 
     /// Places an order for the caller with server-side prices; the same idempotency key
@@ -104,7 +108,9 @@ impl OrderService {
         let me = auth::require(identity)?;
         let key = idempotency_key.trim();
         if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
-            return Err(ServiceError::BadInput("idempotencyKey must be 1 to 128 printable characters".into()));
+            return Err(ServiceError::BadInput(
+                "idempotencyKey must be 1 to 128 printable characters".into(),
+            ));
         }
         validate_lines(&lines)?;
         let order_id = Self::order_id_for(&me.sub, key);
@@ -121,25 +127,44 @@ impl OrderService {
         let mut priced = Vec::with_capacity(lines.len());
         for (product_id, quantity) in lines {
             let Some(p) = prices.get(&product_id) else {
-                return Err(ServiceError::Unavailable(format!("unknown product {product_id}")));
+                return Err(ServiceError::Unavailable(format!(
+                    "unknown product {product_id}"
+                )));
             };
             if p.status != "ON_SALE" {
-                return Err(ServiceError::Unavailable(format!("{} is not on sale ({})", p.name, p.status)));
+                return Err(ServiceError::Unavailable(format!(
+                    "{} is not on sale ({})",
+                    p.name, p.status
+                )));
             }
             priced.push(PricedLine {
-                line: StockLine { product_id, quantity },
+                line: StockLine {
+                    product_id,
+                    quantity,
+                },
                 product_name: p.name.clone(),
                 unit_price: p.price,
             });
         }
-        let command = OrderCommand::Place { order_id: order_id.clone(), customer_id: me.sub.clone(), lines: priced };
-        let done = self.orders.execute(&order_id, command, Metadata::new().with_user(&me.sub)).await?;
+        let command = OrderCommand::Place {
+            order_id: order_id.clone(),
+            customer_id: me.sub.clone(),
+            lines: priced,
+        };
+        let done = self
+            .orders
+            .execute(&order_id, command, Metadata::new().with_user(&me.sub))
+            .await?;
         metrics::counter!("orders_placed_total").increment(1);
         Ok(done.state)
     }
 
     /// An order, if the caller may see it (its customer or staff).
-    pub async fn get(&self, identity: Option<&Identity>, order_id: &str) -> Result<Order, ServiceError> {
+    pub async fn get(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+    ) -> Result<Order, ServiceError> {
         let me = auth::require(identity)?;
         let loaded = self.load(order_id).await?;
         if loaded.customer_id != me.sub && !me.is_staff() {
@@ -161,7 +186,12 @@ impl OrderService {
     }
 
     /// The customer cancels their own order (before the shop accepted it).
-    pub async fn cancel(&self, identity: Option<&Identity>, order_id: &str, reason: Option<String>) -> Result<Order, ServiceError> {
+    pub async fn cancel(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        reason: Option<String>,
+    ) -> Result<Order, ServiceError> {
         let order = self.get(identity, order_id).await?;
         let me = auth::require(identity)?;
         if order.customer_id != me.sub {
@@ -169,32 +199,54 @@ impl OrderService {
         }
         let reason = reason.unwrap_or_else(|| "cancelled by the customer".into());
         if reason.chars().count() > 500 {
-            return Err(ServiceError::BadInput("reason is longer than 500 characters".into()));
+            return Err(ServiceError::BadInput(
+                "reason is longer than 500 characters".into(),
+            ));
         }
         let done = self
             .orders
-            .execute(order_id, OrderCommand::Cancel { reason }, Metadata::new().with_user(&me.sub))
+            .execute(
+                order_id,
+                OrderCommand::Cancel { reason },
+                Metadata::new().with_user(&me.sub),
+            )
             .await?;
         Ok(done.state)
     }
 
     /// Staff rejects an order (refunded by the saga when paid).
-    pub async fn reject(&self, identity: Option<&Identity>, order_id: &str, reason: String) -> Result<Order, ServiceError> {
+    pub async fn reject(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        reason: String,
+    ) -> Result<Order, ServiceError> {
         let me = auth::require_staff(identity)?;
         let reason = reason.trim().to_owned();
         if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(ServiceError::BadInput("reason must be 1 to 500 characters".into()));
+            return Err(ServiceError::BadInput(
+                "reason must be 1 to 500 characters".into(),
+            ));
         }
         self.load(order_id).await?;
         let done = self
             .orders
-            .execute(order_id, OrderCommand::Reject { reason }, Metadata::new().with_user(&me.sub))
+            .execute(
+                order_id,
+                OrderCommand::Reject { reason },
+                Metadata::new().with_user(&me.sub),
+            )
             .await?;
         Ok(done.state)
     }
 
     /// Staff moves an order along the board.
-    pub async fn staff_step(&self, identity: Option<&Identity>, order_id: &str, step: StaffStep) -> Result<Order, ServiceError> {
+    pub async fn staff_step(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        step: StaffStep,
+    ) -> Result<Order, ServiceError> {
         let me = auth::require_staff(identity)?;
         self.load(order_id).await?;
         let command = match step {
@@ -203,7 +255,10 @@ impl OrderService {
             StaffStep::MarkReady => OrderCommand::MarkReady,
             StaffStep::Complete => OrderCommand::Complete,
         };
-        let done = self.orders.execute(order_id, command, Metadata::new().with_user(&me.sub)).await?;
+        let done = self
+            .orders
+            .execute(order_id, command, Metadata::new().with_user(&me.sub))
+            .await?;
         Ok(done.state)
     }
 }

@@ -16,7 +16,9 @@ pub struct OrderUpdates {
 impl OrderUpdates {
     /// Starts following `store` from its current head; stops when every clone is dropped and
     /// the task is aborted by its owner.
-    pub async fn follow(store: Arc<dyn EventStore>) -> Result<(Self, tokio::task::JoinHandle<()>), eventstore::StoreError> {
+    pub async fn follow(
+        store: Arc<dyn EventStore>,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), eventstore::StoreError> {
         let (tx, _) = broadcast::channel(4096);
         let head = store.head().await.unwrap_or(Position::START);
         let sender = tx.clone();
@@ -29,7 +31,9 @@ impl OrderUpdates {
                         let _ = sender.send(event.stream_id.entity_id().to_owned());
                     }
                     Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "order updates: read failed; retrying"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "order updates: read failed; retrying")
+                    }
                 }
             }
         });

@@ -3,15 +3,18 @@
 use chrono::{Duration, Utc};
 use contracts::events::PricedLine;
 use contracts::{InventoryCommand, PaymentCommand, SagaReply, StockLine};
-use eventstore::testing::AggregateTest;
 use eventstore::Aggregate;
+use eventstore::testing::AggregateTest;
 use order::order::{Order, OrderCommand, OrderEvent, OrderStatus};
 use order::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaAdvanced, SagaCommand, SagaInput};
 use uuid::Uuid;
 
 fn line(product: &str, quantity: u32, unit_price: i64) -> PricedLine {
     PricedLine {
-        line: StockLine { product_id: product.into(), quantity },
+        line: StockLine {
+            product_id: product.into(),
+            quantity,
+        },
         product_name: format!("cake {product}"),
         unit_price,
     }
@@ -39,11 +42,17 @@ fn fold(events: &[OrderEvent]) -> Order {
 #[test]
 fn placing_computes_the_total_on_the_server() {
     let events = placed();
-    let OrderEvent::Placed(p) = &events[0] else { panic!("placed") };
+    let OrderEvent::Placed(p) = &events[0] else {
+        panic!("placed")
+    };
     assert_eq!(p.total, 2 * 6_500 + 4_000);
     // Placing again (same idempotency key → same order id) changes nothing.
     AggregateTest::<Order>::given(events)
-        .when(OrderCommand::Place { order_id: "o1".into(), customer_id: "c1".into(), lines: vec![line("p1", 1, 1)] })
+        .when(OrderCommand::Place {
+            order_id: "o1".into(),
+            customer_id: "c1".into(),
+            lines: vec![line("p1", 1, 1)],
+        })
         .then_expect_events(vec![]);
 }
 
@@ -59,7 +68,11 @@ fn placing_refuses_bad_lines() {
     ];
     for lines in bad {
         AggregateTest::<Order>::given_no_previous_events()
-            .when(OrderCommand::Place { order_id: "o".into(), customer_id: "c".into(), lines })
+            .when(OrderCommand::Place {
+                order_id: "o".into(),
+                customer_id: "c".into(),
+                lines,
+            })
             .then_expect_error(|e| e.code() == "BAD_USER_INPUT");
     }
 }
@@ -69,8 +82,12 @@ fn runs_the_status_timeline_and_refuses_skips() {
     let mut events = placed();
     let mut o = fold(&events);
     for cmd in [
-        OrderCommand::AwaitPayment { expires_at: Utc::now() + Duration::minutes(10) },
-        OrderCommand::MarkPaid { payment_key: "pk".into() },
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now() + Duration::minutes(10),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
         OrderCommand::Accept,
         OrderCommand::StartPreparing,
         OrderCommand::MarkReady,
@@ -87,7 +104,16 @@ fn runs_the_status_timeline_and_refuses_skips() {
     let statuses: Vec<&str> = o.timeline.iter().map(|c| c.status.as_str()).collect();
     assert_eq!(
         statuses,
-        ["PLACED", "STOCK_RESERVED", "PAYMENT_PENDING", "PAID", "ACCEPTED", "PREPARING", "READY", "COMPLETED"]
+        [
+            "PLACED",
+            "STOCK_RESERVED",
+            "PAYMENT_PENDING",
+            "PAID",
+            "ACCEPTED",
+            "PREPARING",
+            "READY",
+            "COMPLETED"
+        ]
     );
     AggregateTest::<Order>::given(placed())
         .when(OrderCommand::Accept)
@@ -98,24 +124,43 @@ fn runs_the_status_timeline_and_refuses_skips() {
 fn customers_cannot_cancel_once_accepted() {
     let mut o = fold(&placed());
     for cmd in [
-        OrderCommand::AwaitPayment { expires_at: Utc::now() },
-        OrderCommand::MarkPaid { payment_key: "pk".into() },
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now(),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
         OrderCommand::Accept,
     ] {
         for e in o.handle(cmd).unwrap() {
             o.apply(&e);
         }
     }
-    let err = o.handle(OrderCommand::Cancel { reason: "changed my mind".into() }).unwrap_err();
+    let err = o
+        .handle(OrderCommand::Cancel {
+            reason: "changed my mind".into(),
+        })
+        .unwrap_err();
     assert_eq!(err.code(), "INVALID_ORDER_STATUS");
     // Staff may still reject (and the saga refunds).
-    assert!(!o.handle(OrderCommand::Reject { reason: "oven broke".into() }).unwrap().is_empty());
+    assert!(
+        !o.handle(OrderCommand::Reject {
+            reason: "oven broke".into()
+        })
+        .unwrap()
+        .is_empty()
+    );
 }
 
 // ---- saga ----
 
 fn cmd(input: SagaInput) -> SagaCommand {
-    SagaCommand { message_id: Uuid::now_v7(), order_id: "o1".into(), input, payment_timeout: Duration::minutes(10) }
+    SagaCommand {
+        message_id: Uuid::now_v7(),
+        order_id: "o1".into(),
+        input,
+        payment_timeout: Duration::minutes(10),
+    }
 }
 
 fn step(saga: &mut OrderSaga, input: SagaInput) -> SagaAdvanced {
@@ -128,14 +173,30 @@ fn step(saga: &mut OrderSaga, input: SagaInput) -> SagaAdvanced {
 
 fn started() -> OrderSaga {
     let mut saga = OrderSaga::default();
-    let e = step(&mut saga, SagaInput::OrderPlaced { lines: vec![StockLine { product_id: "p1".into(), quantity: 2 }], total: 13_000 });
-    assert!(matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReserveStock { .. })));
+    let e = step(
+        &mut saga,
+        SagaInput::OrderPlaced {
+            lines: vec![StockLine {
+                product_id: "p1".into(),
+                quantity: 2,
+            }],
+            total: 13_000,
+        },
+    );
+    assert!(
+        matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReserveStock { .. }))
+    );
     saga
 }
 
 fn reserved() -> (OrderSaga, SagaAdvanced) {
     let mut saga = started();
-    let e = step(&mut saga, SagaInput::Replied(SagaReply::StockReserved { reservation_id: "o1".into() }));
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::StockReserved {
+            reservation_id: "o1".into(),
+        }),
+    );
     (saga, e)
 }
 
@@ -143,12 +204,33 @@ fn reserved() -> (OrderSaga, SagaAdvanced) {
 fn happy_path_reserves_waits_commits_and_marks_paid() {
     let (mut saga, e) = reserved();
     assert_eq!(saga.phase, Phase::AwaitingPayment);
-    assert!(matches!(e.order_actions[0], OrderAction::AwaitPayment { .. }));
+    assert!(matches!(
+        e.order_actions[0],
+        OrderAction::AwaitPayment { .. }
+    ));
     assert!(saga.deadline.is_some());
-    let e = step(&mut saga, SagaInput::PaymentConfirmed { payment_key: "pk".into(), amount: 13_000 });
-    assert_eq!(e.order_actions, vec![OrderAction::MarkPaid { payment_key: "pk".into() }]);
-    assert!(matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::CommitStock { .. })));
-    step(&mut saga, SagaInput::Replied(SagaReply::StockCommitted { reservation_id: "o1".into() }));
+    let e = step(
+        &mut saga,
+        SagaInput::PaymentConfirmed {
+            payment_key: "pk".into(),
+            amount: 13_000,
+        },
+    );
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkPaid {
+            payment_key: "pk".into()
+        }]
+    );
+    assert!(
+        matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::CommitStock { .. }))
+    );
+    step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::StockCommitted {
+            reservation_id: "o1".into(),
+        }),
+    );
     assert_eq!(saga.phase, Phase::Confirmed);
     assert!(saga.pending.is_empty());
 }
@@ -156,63 +238,138 @@ fn happy_path_reserves_waits_commits_and_marks_paid() {
 #[test]
 fn a_redelivered_message_changes_nothing() {
     let mut saga = started();
-    let reply = cmd(SagaInput::Replied(SagaReply::StockReserved { reservation_id: "o1".into() }));
+    let reply = cmd(SagaInput::Replied(SagaReply::StockReserved {
+        reservation_id: "o1".into(),
+    }));
     for e in saga.handle(reply.clone()).unwrap() {
         saga.apply(&e);
     }
     assert!(saga.handle(reply).unwrap().is_empty(), "same message id");
     // The same reply under a new message id is no longer awaited.
-    assert!(saga
-        .handle(cmd(SagaInput::Replied(SagaReply::StockReserved { reservation_id: "o1".into() })))
+    assert!(
+        saga.handle(cmd(SagaInput::Replied(SagaReply::StockReserved {
+            reservation_id: "o1".into()
+        })))
         .unwrap()
-        .is_empty());
+        .is_empty()
+    );
 }
 
 #[test]
 fn out_of_stock_rejects_the_order() {
     let mut saga = started();
-    let e = step(&mut saga, SagaInput::Replied(SagaReply::StockRejected { reservation_id: "o1".into(), reason: "only 1 left".into() }));
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::StockRejected {
+            reservation_id: "o1".into(),
+            reason: "only 1 left".into(),
+        }),
+    );
     assert_eq!(saga.phase, Phase::Ended);
-    assert!(matches!(&e.order_actions[0], OrderAction::Reject { reason } if reason.contains("only 1 left")));
+    assert!(
+        matches!(&e.order_actions[0], OrderAction::Reject { reason } if reason.contains("only 1 left"))
+    );
 }
 
 #[test]
 fn declined_payment_releases_stock() {
     let (mut saga, _) = reserved();
-    let e = step(&mut saga, SagaInput::PaymentFailed { reason: "REJECT_CARD_COMPANY".into() });
-    assert!(matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. })));
-    assert!(matches!(e.order_actions[0], OrderAction::FailPayment { .. }));
+    let e = step(
+        &mut saga,
+        SagaInput::PaymentFailed {
+            reason: "REJECT_CARD_COMPANY".into(),
+        },
+    );
+    assert!(
+        matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. }))
+    );
+    assert!(matches!(
+        e.order_actions[0],
+        OrderAction::FailPayment { .. }
+    ));
 }
 
 #[test]
 fn deadline_expires_the_order_and_late_payment_is_refunded() {
     let (mut saga, _) = reserved();
-    assert!(saga.handle(cmd(SagaInput::Tick { now: Utc::now() })).unwrap().is_empty(), "not yet due");
-    let e = step(&mut saga, SagaInput::Tick { now: Utc::now() + Duration::minutes(11) });
+    assert!(
+        saga.handle(cmd(SagaInput::Tick { now: Utc::now() }))
+            .unwrap()
+            .is_empty(),
+        "not yet due"
+    );
+    let e = step(
+        &mut saga,
+        SagaInput::Tick {
+            now: Utc::now() + Duration::minutes(11),
+        },
+    );
     assert_eq!(e.order_actions, vec![OrderAction::Expire]);
-    assert!(matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. })));
-    let e = step(&mut saga, SagaInput::PaymentConfirmed { payment_key: "pk".into(), amount: 13_000 });
-    assert!(matches!(&e.sent[0], Outgoing::Payment(env) if matches!(env.body, PaymentCommand::RefundPayment { .. })));
+    assert!(
+        matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. }))
+    );
+    let e = step(
+        &mut saga,
+        SagaInput::PaymentConfirmed {
+            payment_key: "pk".into(),
+            amount: 13_000,
+        },
+    );
+    assert!(
+        matches!(&e.sent[0], Outgoing::Payment(env) if matches!(env.body, PaymentCommand::RefundPayment { .. }))
+    );
 }
 
 #[test]
 fn withdrawal_after_payment_releases_stock_and_refunds() {
     let (mut saga, _) = reserved();
-    step(&mut saga, SagaInput::PaymentConfirmed { payment_key: "pk".into(), amount: 13_000 });
-    let e = step(&mut saga, SagaInput::OrderWithdrawn { reason: "customer cancelled".into() });
+    step(
+        &mut saga,
+        SagaInput::PaymentConfirmed {
+            payment_key: "pk".into(),
+            amount: 13_000,
+        },
+    );
+    let e = step(
+        &mut saga,
+        SagaInput::OrderWithdrawn {
+            reason: "customer cancelled".into(),
+        },
+    );
     assert_eq!(e.sent.len(), 2);
     assert_eq!(saga.phase, Phase::Compensating);
-    let e = step(&mut saga, SagaInput::Replied(SagaReply::PaymentRefunded { refund_id: "o1:refund".into(), amount: 13_000 }));
-    assert_eq!(e.order_actions, vec![OrderAction::MarkRefunded { amount: 13_000 }]);
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::PaymentRefunded {
+            refund_id: "o1:refund".into(),
+            amount: 13_000,
+        }),
+    );
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefunded { amount: 13_000 }]
+    );
     assert!(!saga.paid);
 }
 
 #[test]
 fn withdrawal_while_reserving_releases_once_reserved() {
     let mut saga = started();
-    let e = step(&mut saga, SagaInput::OrderWithdrawn { reason: "customer cancelled".into() });
+    let e = step(
+        &mut saga,
+        SagaInput::OrderWithdrawn {
+            reason: "customer cancelled".into(),
+        },
+    );
     assert!(e.sent.is_empty(), "nothing reserved yet");
-    let e = step(&mut saga, SagaInput::Replied(SagaReply::StockReserved { reservation_id: "o1".into() }));
-    assert!(matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. })));
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::StockReserved {
+            reservation_id: "o1".into(),
+        }),
+    );
+    assert!(
+        matches!(&e.sent[0], Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. }))
+    );
     assert!(e.order_actions.is_empty());
 }
