@@ -333,6 +333,8 @@ pub struct Product {
     name: String,
     description: String,
     price: i64,
+    /// The price it was created with: a retried create is recognised by it, not by today's.
+    created_price: i64,
     category: String,
     image_url: Option<String>,
     on_hand: u32,
@@ -413,7 +415,7 @@ impl Product {
         if self.exists() {
             // A retried create is a no-op; another product under the same id is refused.
             let same = matches!(&created, ProductEvent::ProductCreated { name, description, price, category, image_url, .. }
-                if *name == self.name && *description == self.description && *price == self.price
+                if *name == self.name && *description == self.description && *price == self.created_price
                     && *category == self.category && *image_url == self.image_url);
             return if same {
                 Ok(vec![])
@@ -553,6 +555,7 @@ impl Aggregate for Product {
                 self.name = name.clone();
                 self.description = description.clone();
                 self.price = *price;
+                self.created_price = *price;
                 self.category = category.clone();
                 self.image_url = image_url.clone();
             }

@@ -99,6 +99,20 @@ fn a_repeated_create_is_a_no_op_and_another_product_under_the_id_is_refused() {
             },
         })
         .then_expect_error(|e| matches!(e, ProductError::AlreadyExists(_)));
+    // Recognised by the details it was created with, whatever happened since.
+    let changed = vec![
+        created(),
+        E::PriceChanged {
+            previous_price: 32_000,
+            price: 30_000,
+        },
+    ];
+    AggregateTest::<Product>::given(changed)
+        .when(C::Create {
+            id: id(),
+            details: details(),
+        })
+        .then_expect_events(vec![]);
 }
 
 #[test]
