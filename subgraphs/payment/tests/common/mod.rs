@@ -202,3 +202,65 @@ pub fn order_status(event_type: &str, order_id: &str, status: &str) -> EventData
         }),
     )
 }
+
+/// The payment subgraph serving on 127.0.0.1:0 until dropped.
+pub struct Subgraph {
+    pub url: String,
+    pub http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Subgraph {
+    pub async fn start(service: PaymentService) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(payment::run(listener, service, async move {
+            let _ = stopped.await;
+        }));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            _stop: stop,
+        }
+    }
+
+    /// Posts a GraphQL request as `who` (anonymous when `None`); returns the JSON response.
+    pub async fn graphql(
+        &self,
+        who: Option<&auth::Identity>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        if let Some(who) = who {
+            request = request.header(auth::IDENTITY_HEADER, who.to_header_value());
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Posts a raw body to the Toss webhook; returns status and JSON body.
+    pub async fn webhook(&self, body: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/webhooks/toss", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+}
+
+/// The first error's `extensions.code` of a GraphQL response.
+pub fn error_code(response: &serde_json::Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {response}"))
+}

@@ -1,0 +1,170 @@
+//! Toss webhooks over HTTP: the body is never trusted; the payment is re-fetched from Toss and
+//! its state recorded once.
+
+mod common;
+
+use auth::Identity;
+use common::{Harness, Subgraph};
+use payment::payment::PaymentStatus;
+use serde_json::json;
+
+fn status_changed(data: serde_json::Value) -> String {
+    json!({ "eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-11-26T12:00:00.000000", "data": data })
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_console_cancel_becomes_one_refund_whatever_the_body_claims() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    // Someone cancels 5,000 KRW in the Toss console.
+    h.toss
+        .client()
+        .cancel(&key, "customer called", Some(5_000), "console-1")
+        .await
+        .unwrap();
+
+    // The body lies: fully cancelled, other amounts. Toss's own state wins.
+    let lying = status_changed(json!({
+        "paymentKey": key, "orderId": order, "status": "CANCELED",
+        "totalAmount": 1, "balanceAmount": 0,
+        "cancels": [{ "cancelAmount": 15000, "cancelReason": "x", "canceledAt": "2026-11-26T12:00:00+09:00" }]
+    }));
+    let (status, body) = subgraph.webhook(&lying).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({ "status": "recorded", "events": 1 }));
+    let state = h.payment(&order).await;
+    assert_eq!(state.status, PaymentStatus::PartiallyRefunded);
+    assert_eq!(state.balance, 10_000);
+    assert_eq!(state.refunds.len(), 1);
+    assert_eq!(state.refunds[0].amount, 5_000);
+    assert_eq!(state.refunds[0].reason, "customer called");
+
+    // Delivered again: recorded once.
+    let (status, body) = subgraph.webhook(&lying).await;
+    assert_eq!((status, body), (200, json!({ "status": "unchanged" })));
+    assert_eq!(h.payment(&order).await.refunds.len(), 1);
+
+    // A later refund through the saga does not count the console cancel twice.
+    let reply = h
+        .service
+        .handle(contracts::Envelope::new(
+            &order,
+            contracts::PaymentCommand::RefundPayment {
+                refund_id: "saga-refund".into(),
+                amount: None,
+                reason: "rejected".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        contracts::SagaReply::PaymentRefunded {
+            refund_id: "saga-refund".into(),
+            amount: 10_000
+        }
+    );
+    let state = h.payment(&order).await;
+    assert_eq!(
+        (state.status, state.balance, state.refunds.len()),
+        (PaymentStatus::Refunded, 0, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_payment_confirmed_at_toss_but_not_recorded_is_recorded_from_the_webhook() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let order = h.payable_order("c-1", 12_000).await;
+    let key = h.mint(&order, 12_000).await;
+    h.toss
+        .client()
+        .confirm(&key, &order, 12_000, "elsewhere")
+        .await
+        .unwrap();
+    let body = status_changed(json!({ "paymentKey": key, "orderId": order, "status": "DONE" }));
+    let (status, answer) = subgraph.webhook(&body).await;
+    assert_eq!(
+        (status, answer),
+        (200, json!({ "status": "recorded", "events": 2 }))
+    );
+    let events = h.payment_events(&order).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["PaymentRequestReceived", "PaymentConfirmed"]);
+}
+
+#[tokio::test]
+async fn a_declined_payment_reported_by_webhook_is_recorded_as_failed_once() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let order = h.payable_order("c-1", 12_000).await;
+    let key = h.mint(&order, 12_000).await;
+    h.toss
+        .server
+        .set_failure(payment::toss::FailureMode::Declined, Some(&key));
+    let _ = h.toss.client().confirm(&key, &order, 12_000, "x").await;
+    // The body claims DONE; Toss says ABORTED.
+    let body = status_changed(json!({ "paymentKey": key, "orderId": order, "status": "DONE" }));
+    let (status, _) = subgraph.webhook(&body).await;
+    assert_eq!(status, 200);
+    let state = h.payment(&order).await;
+    assert_eq!(state.status, PaymentStatus::Failed);
+    let (_, again) = subgraph.webhook(&body).await;
+    assert_eq!(again, json!({ "status": "unchanged" }));
+}
+
+#[tokio::test]
+async fn foreign_unknown_and_malformed_webhooks() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+
+    let (status, body) = subgraph
+        .webhook(&json!({ "eventType": "DEPOSIT_CALLBACK", "data": {} }).to_string())
+        .await;
+    assert_eq!((status, body), (200, json!({ "status": "ignored" })));
+
+    for malformed in [
+        "not json".to_owned(),
+        json!({ "data": {} }).to_string(),
+        status_changed(json!({ "orderId": "o" })),
+        status_changed(json!({ "paymentKey": "../../v1/test/stats" })),
+    ] {
+        let (status, _) = subgraph.webhook(&malformed).await;
+        assert_eq!(status, 400, "{malformed}");
+    }
+
+    let (status, body) = subgraph
+        .webhook(&status_changed(
+            json!({ "paymentKey": "tbs_unknown", "orderId": "o-1" }),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ignored");
+
+    // The body names another order than Toss does: ignored.
+    let order = h.payable_order("c-1", 1_000).await;
+    let key = h.mint(&order, 1_000).await;
+    h.toss
+        .client()
+        .confirm(&key, &order, 1_000, "k")
+        .await
+        .unwrap();
+    let other = h.payable_order("c-1", 1_000).await;
+    let (status, body) = subgraph
+        .webhook(&status_changed(
+            json!({ "paymentKey": key, "orderId": other }),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ignored");
+    assert!(h.payment_events(&other).await.is_empty());
+    assert!(h.payment_events(&order).await.is_empty());
+}
