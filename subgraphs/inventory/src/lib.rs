@@ -6,7 +6,7 @@
 //! `Reservation` aggregate: a reservation's lines, decision and end), [`service`] (the
 //! [`Inventory`] service running product commands), [`stock`] (the saga's reserve / release /
 //! commit protocol, all-or-none across lines), [`catalog`] (the `products` read model and its
-//! queries), [`cursor`] (opaque Relay cursors), [`schema`] (the GraphQL schema: `Product`
+//! queries), [`cursor`] (opaque Relay cursors), [`mod@schema`] (the GraphQL schema: `Product`
 //! entity, public queries, staff mutations), [`server`] (`POST /graphql` and
 //! `run(listener, state, shutdown)`), [`error`] (one error enum with stable codes).
 //!

@@ -1,0 +1,215 @@
+//! The rules every product input obeys: limits, the product id, and the checks that turn
+//! raw input into valid values (or a [`ProductError`] naming the field).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Highest price accepted, in KRW.
+pub const MAX_PRICE: i64 = 10_000_000;
+/// Most units one restock (or the initial stock) may add.
+pub const MAX_RESTOCK: i64 = 10_000;
+/// Most units one reservation of one product may hold.
+pub const MAX_RESERVE: i64 = 10_000;
+/// Most units a product may have on hand.
+pub const MAX_ON_HAND: u32 = 1_000_000;
+/// Longest product id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+/// Longest reservation id, in bytes.
+pub const MAX_RESERVATION_ID_LEN: usize = 128;
+pub(crate) const MAX_NAME_CHARS: usize = 100;
+pub(crate) const MAX_DESCRIPTION_CHARS: usize = 2_000;
+pub(crate) const MAX_CATEGORY_CHARS: usize = 50;
+pub(crate) const MAX_IMAGE_URL_LEN: usize = 2_048;
+
+/// A product id: 1..=64 ASCII letters, digits and `-_.` (it is part of a stream id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProductId(String);
+
+impl ProductId {
+    /// Parses an id given from outside.
+    pub fn parse(raw: &str) -> Result<Self, ProductError> {
+        if valid_id(raw, MAX_ID_LEN) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ProductError::invalid(
+                "id",
+                format!("must be 1..={MAX_ID_LEN} ASCII letters, digits, '-', '_' or '.'"),
+            ))
+        }
+    }
+
+    /// A fresh id (a UUID v7).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `raw` is 1..=`max` ASCII letters, digits and `-_.`.
+fn valid_id(raw: &str, max: usize) -> bool {
+    !raw.is_empty()
+        && raw.len() <= max
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+/// Why a product refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    /// An input is out of range or malformed; `field` names it.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending input, e.g. `price`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The product was never created.
+    #[error("the product does not exist")]
+    NotFound,
+    /// The id is taken by a product with other details.
+    #[error("product {0} already exists with other details")]
+    AlreadyExists(ProductId),
+    /// Fewer units are available than requested.
+    #[error("{}", out_of_stock(name, *available, *requested))]
+    OutOfStock {
+        /// The product's name.
+        name: String,
+        /// Units available.
+        available: u32,
+        /// Units requested.
+        requested: u32,
+    },
+    /// The product is discontinued.
+    #[error("'{name}' is discontinued and no longer sold")]
+    NotOnSale {
+        /// The product's name.
+        name: String,
+    },
+}
+
+fn out_of_stock(name: &str, available: u32, requested: u32) -> String {
+    if available == 0 {
+        format!("'{name}' is sold out, {requested} requested")
+    } else {
+        format!("only {available} of '{name}' left, {requested} requested")
+    }
+}
+
+impl ProductError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "BAD_USER_INPUT",
+            Self::NotFound => "NOT_FOUND",
+            Self::AlreadyExists(_) => "ALREADY_EXISTS",
+            Self::OutOfStock { .. } => "OUT_OF_STOCK",
+            Self::NotOnSale { .. } => "NOT_ON_SALE",
+        }
+    }
+}
+
+/// Checks a reservation id: 1..=128 ASCII letters, digits and `-_.`.
+pub fn reservation(reservation_id: &str) -> Result<(), ProductError> {
+    if valid_id(reservation_id, MAX_RESERVATION_ID_LEN) {
+        Ok(())
+    } else {
+        Err(ProductError::invalid(
+            "reservation_id",
+            format!("must be 1..={MAX_RESERVATION_ID_LEN} ASCII letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+/// Checks a price in KRW.
+pub(crate) fn price(price: i64) -> Result<i64, ProductError> {
+    if (1..=MAX_PRICE).contains(&price) {
+        Ok(price)
+    } else {
+        Err(ProductError::invalid(
+            "price",
+            format!("must be 1..={MAX_PRICE} KRW, got {price}"),
+        ))
+    }
+}
+
+/// Checks a unit count.
+pub(crate) fn quantity(
+    field: &'static str,
+    value: i64,
+    min: i64,
+    max: i64,
+) -> Result<u32, ProductError> {
+    if (min..=max).contains(&value) {
+        u32::try_from(value).map_err(|_| ProductError::invalid(field, "out of range"))
+    } else {
+        Err(ProductError::invalid(
+            field,
+            format!("must be {min}..={max}, got {value}"),
+        ))
+    }
+}
+
+/// Trims a text and checks its length in characters and that it holds no control characters.
+pub(crate) fn text(
+    field: &'static str,
+    raw: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, ProductError> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars < min || chars > max {
+        return Err(ProductError::invalid(
+            field,
+            format!("must be {min}..={max} characters, got {chars}"),
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && !(field == "description" && matches!(c, '\n' | '\t')))
+    {
+        return Err(ProductError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks an `http(s)` URL without whitespace.
+pub(crate) fn image_url(raw: &str) -> Result<String, ProductError> {
+    let url = raw.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host_ok = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+    if !scheme_ok
+        || !host_ok
+        || url.len() > MAX_IMAGE_URL_LEN
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ProductError::invalid(
+            "image_url",
+            format!("must be an http(s) URL of at most {MAX_IMAGE_URL_LEN} bytes"),
+        ));
+    }
+    Ok(url.to_owned())
+}
