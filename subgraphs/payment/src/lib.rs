@@ -4,16 +4,19 @@
 //! Layout: [`toss`] (the Toss API client, its objects and errors, and the test server),
 //! [`payment`] (the event-sourced `Payment` aggregate, stream `payment-{order_id}`),
 //! [`payable`] (the read model of orders awaiting payment), [`service`] (the use cases:
-//! confirm, show, refund for the saga, reconcile), [`commands`] (the saga's command consumer on
-//! the bus), [`webhook`] (Toss webhooks), [`schema`] (GraphQL, Federation v2) and [`server`]
-//! (HTTP). It never trusts an amount from a client: the confirmed amount must equal the
-//! order's, read from the order's own events. It never calls another subgraph, and never logs
-//! the Toss secret key.
+//! confirm, show, refund for the saga), [`reconcile`] (recording what Toss says, for
+//! webhooks), [`commands`] (the saga's command consumer on the bus), [`webhook`] (Toss
+//! webhooks), [`schema`](mod@schema) (GraphQL, Federation v2), [`server`] (HTTP) and [`error`].
+//!
+//! It never trusts an amount from a client: the confirmed amount must equal the order's, read
+//! from the order's own events. It never calls another subgraph, and never logs the Toss
+//! secret key. The domain ([`payment`]) knows nothing of HTTP, SQL or GraphQL.
 
 pub mod commands;
 pub mod error;
 pub mod payable;
 pub mod payment;
+pub mod reconcile;
 pub mod schema;
 pub mod server;
 pub mod service;
@@ -22,6 +25,7 @@ pub mod webhook;
 
 pub use error::PaymentError;
 pub use payable::{Payable, PayableOrder, PayableOrders};
+pub use reconcile::Reconciled;
 pub use schema::{PaymentSchema, schema, sdl};
 pub use server::{router, run};
-pub use service::{PaymentService, Reconciled};
+pub use service::PaymentService;

@@ -19,32 +19,19 @@ use uuid::Uuid;
 use crate::error::PaymentError;
 use crate::payable::PayableOrders;
 use crate::payment::{Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund};
-use crate::toss::{TossCancel, TossClient, TossError, TossPayment, TossStatus, codes};
-
-/// What a reconciliation with Toss did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reconciled {
-    /// New facts were recorded.
-    Recorded {
-        /// How many events.
-        events: usize,
-    },
-    /// Toss's state was already recorded.
-    Unchanged,
-    /// The payment is not one of ours to record.
-    Ignored(&'static str),
-}
+use crate::toss::{TossCancel, TossClient, TossError, TossPayment, codes};
 
 /// The payment use cases; cheap to clone.
 #[derive(Clone)]
 pub struct PaymentService {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    payments: Repository<Payment>,
-    payable: PayableOrders,
-    toss: TossClient,
+/// What the service holds.
+pub(crate) struct Inner {
+    pub(crate) payments: Repository<Payment>,
+    pub(crate) payable: PayableOrders,
+    pub(crate) toss: TossClient,
 }
 
 impl PaymentService {
@@ -185,7 +172,9 @@ impl PaymentService {
                 }
             }
         }
-        let for_good = err.is_rejection() || (err.status.is_some_and(|s| s >= 500));
+        // Declines, and the provider failing, are answers for good; other 5xx and no answer
+        // leave the outcome open (a retry reuses the idempotency key).
+        let for_good = err.is_rejection() || err.code == codes::PROVIDER_ERROR;
         if for_good {
             self.inner
                 .payments
@@ -204,7 +193,7 @@ impl PaymentService {
     }
 
     /// Records a payment Toss approved (and any cancels it already has).
-    async fn record_approved(
+    pub(crate) async fn record_approved(
         &self,
         order_id: &str,
         paid: &TossPayment,
@@ -375,108 +364,6 @@ impl PaymentService {
         });
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
     }
-
-    /// Brings the recorded payment in line with what Toss says about `payment_key` (fetched
-    /// from Toss, never taken from the caller). `order_id`, when given, must match Toss's.
-    #[tracing::instrument(skip_all)]
-    pub async fn reconcile(
-        &self,
-        order_id: Option<&str>,
-        payment_key: &str,
-    ) -> Result<Reconciled, PaymentError> {
-        let paid = match self.inner.toss.get(payment_key).await {
-            Ok(paid) => paid,
-            Err(err) if err.status == Some(404) || err.code == codes::INVALID_REQUEST => {
-                return Ok(Reconciled::Ignored("toss does not know this payment"));
-            }
-            Err(err) => return Err(err.into()),
-        };
-        if order_id.is_some_and(|id| id != paid.order_id) {
-            return Ok(Reconciled::Ignored("the order id does not match toss's"));
-        }
-        let order_id = paid.order_id.as_str();
-        if check_order_id(order_id).is_err() {
-            return Ok(Reconciled::Ignored("not an order id of ours"));
-        }
-        let loaded = self.inner.payments.load(order_id).await?;
-        let mut state = loaded.state;
-        let before = loaded.version;
-        let metadata = metadata(order_id, None);
-        if state.status == PaymentStatus::New {
-            let Some(order) = self.inner.payable.get(order_id).await? else {
-                return Ok(Reconciled::Ignored("no order of ours awaits this payment"));
-            };
-            state = self
-                .inner
-                .payments
-                .execute(
-                    order_id,
-                    PaymentCommand::Request {
-                        order_id: order.order_id,
-                        customer_id: order.customer_id,
-                        amount: order.amount,
-                        expires_at: order.expires_at,
-                    },
-                    metadata.clone(),
-                )
-                .await?
-                .state;
-        }
-        let ours = state.payment_key.as_deref() == Some(paid.payment_key.as_str());
-        match paid.status {
-            s if s.was_approved() && state.status == PaymentStatus::Requested => {
-                match self.record_approved(order_id, &paid, metadata).await {
-                    Ok(_) => {}
-                    Err(PaymentError::Rule(rule)) => {
-                        tracing::error!(order_id, code = rule.code(), error = %rule, "toss approved a payment the order refuses");
-                        return Ok(Reconciled::Ignored("the payment does not fit the order"));
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            s if s.was_approved() && ours && state.status.was_confirmed() => {
-                self.inner
-                    .payments
-                    .execute(
-                        order_id,
-                        PaymentCommand::Refund {
-                            refunds: observed_refunds(&paid.cancels),
-                        },
-                        metadata,
-                    )
-                    .await?;
-            }
-            TossStatus::Aborted | TossStatus::Expired
-                if state.status == PaymentStatus::Requested =>
-            {
-                let status = if paid.status == TossStatus::Aborted {
-                    "ABORTED"
-                } else {
-                    "EXPIRED"
-                };
-                self.inner
-                    .payments
-                    .execute(
-                        order_id,
-                        PaymentCommand::Fail {
-                            payment_key: Some(paid.payment_key.clone()),
-                            code: format!("PAYMENT_{status}"),
-                            reason: format!("toss reports the payment {status}"),
-                        },
-                        metadata,
-                    )
-                    .await?;
-            }
-            _ => {}
-        }
-        let after = self.inner.payments.load(order_id).await?.version;
-        Ok(match after.saturating_sub(before) {
-            0 => Reconciled::Unchanged,
-            events => Reconciled::Recorded {
-                events: events as usize,
-            },
-        })
-    }
 }
 
 /// The Confirm command that re-asks an already decided payment (a no-op for its own key).
@@ -492,7 +379,7 @@ fn confirm_command(payment_key: &str, state: &Payment) -> PaymentCommand {
 
 /// Toss cancels as refunds; those made elsewhere (e.g. the Toss console) get the id
 /// `toss-{transactionKey}` (or `toss-cancel-{n}` without one).
-fn observed_refunds(cancels: &[TossCancel]) -> Vec<Refund> {
+pub(crate) fn observed_refunds(cancels: &[TossCancel]) -> Vec<Refund> {
     cancels
         .iter()
         .enumerate()
@@ -517,7 +404,7 @@ pub fn confirm_idempotency_key(order_id: &str, payment_key: &str) -> String {
 }
 
 /// Order ids are Toss order ids too: 1..=64 ASCII letters, digits, `-` or `_`.
-fn check_order_id(order_id: &str) -> Result<(), PaymentError> {
+pub(crate) fn check_order_id(order_id: &str) -> Result<(), PaymentError> {
     let ok = !order_id.is_empty()
         && order_id.len() <= 64
         && order_id
@@ -541,7 +428,7 @@ fn order_uuid(order_id: &str) -> Uuid {
 }
 
 /// Metadata of events written for `order_id`, correlated by the order.
-fn metadata(order_id: &str, cause: Option<Uuid>) -> Metadata {
+pub(crate) fn metadata(order_id: &str, cause: Option<Uuid>) -> Metadata {
     Metadata::caused_by(order_uuid(order_id), cause.unwrap_or_else(Uuid::now_v7))
 }
 

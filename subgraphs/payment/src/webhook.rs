@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::service::{PaymentService, Reconciled};
+use crate::reconcile::Reconciled;
+use crate::service::PaymentService;
 
 /// The webhook event type this endpoint acts on.
 pub const PAYMENT_STATUS_CHANGED: &str = "PAYMENT_STATUS_CHANGED";
@@ -61,6 +62,7 @@ pub async fn toss_webhook(State(service): State<PaymentService>, body: Bytes) ->
                 json!({ "status": "recorded", "events": events }),
             )
         }
+        Ok(Reconciled::Voided) => answer(StatusCode::OK, json!({ "status": "voided" })),
         Ok(Reconciled::Unchanged) => answer(StatusCode::OK, json!({ "status": "unchanged" })),
         Ok(Reconciled::Ignored(reason)) => {
             tracing::info!(reason, "webhook ignored");

@@ -168,3 +168,39 @@ async fn foreign_unknown_and_malformed_webhooks() {
     assert!(h.payment_events(&other).await.is_empty());
     assert!(h.payment_events(&order).await.is_empty());
 }
+
+#[tokio::test]
+async fn money_taken_for_a_failed_payment_is_given_back() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 12_000).await;
+    let key = h.mint(&order, 12_000).await;
+    h.toss
+        .server
+        .set_failure(payment::toss::FailureMode::Declined, Some(&key));
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 12_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "REJECT_CARD_COMPANY");
+    // The same key gets approved later, outside this service.
+    h.toss
+        .server
+        .set_failure(payment::toss::FailureMode::None, None);
+    h.toss
+        .client()
+        .confirm(&key, &order, 12_000, "late-approval")
+        .await
+        .unwrap();
+    let body = status_changed(json!({ "paymentKey": key, "orderId": order }));
+    let (status, answer) = subgraph.webhook(&body).await;
+    assert_eq!((status, answer), (200, json!({ "status": "voided" })));
+    let at_toss = h.toss.client().get(&key).await.unwrap();
+    assert_eq!(at_toss.balance_amount, 0);
+    assert_eq!(h.payment(&order).await.status, PaymentStatus::Failed);
+    // The cancel's own webhook changes nothing.
+    let (_, again) = subgraph.webhook(&body).await;
+    assert_eq!(again, json!({ "status": "unchanged" }));
+}

@@ -84,14 +84,17 @@ impl TossError {
     }
 
     /// Whether trying the same request again (with the same idempotency key) may succeed:
-    /// timeouts, connection failures, 5xx and 429.
+    /// timeouts, connection failures, 5xx, 429, and a request with the same idempotency key
+    /// still being processed.
     pub fn is_transient(&self) -> bool {
         match self.status {
             None => matches!(
                 self.code.as_str(),
                 codes::TOSS_TIMEOUT | codes::TOSS_UNREACHABLE
             ),
-            Some(status) => status >= 500 || status == 429 || status == 409,
+            Some(status) => {
+                status >= 500 || status == 429 || self.code == codes::IDEMPOTENT_REQUEST_PROCESSING
+            }
         }
     }
 
