@@ -333,3 +333,19 @@ async fn an_unreachable_toss_is_reported_after_retries() {
     assert_eq!(err.code, codes::TOSS_UNREACHABLE);
     assert!(err.is_transient());
 }
+
+#[tokio::test]
+async fn the_plain_run_function_serves_the_embedded_key() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(payment::toss::server::run(listener, async move {
+        let _ = stopped.await;
+    }));
+    let key = mint_payment_key(&base, "order-9", 3_000).await.unwrap();
+    let client = client_with(&base, payment::toss::server::EMBEDDED_SECRET_KEY);
+    let paid = client.confirm(&key, "order-9", 3_000, "k").await.unwrap();
+    assert_eq!(paid.status, TossStatus::Done);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

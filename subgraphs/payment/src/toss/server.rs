@@ -33,6 +33,10 @@ pub const DEFAULT_PORT: u16 = 4010;
 /// Prefix of the secret keys the test server accepts.
 pub const TEST_SECRET_PREFIX: &str = "test_sk_";
 
+/// The secret key the embedded mode uses with the test server when `TOSS_SECRET_KEY` is unset
+/// (a test key: it moves no money anywhere).
+pub const EMBEDDED_SECRET_KEY: &str = "test_sk_bloody_sweet_embedded";
+
 /// Builds a [`TossTestServer`].
 #[derive(Debug, Clone)]
 pub struct TossTestServerBuilder {
