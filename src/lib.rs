@@ -1,11 +1,13 @@
 //! The `bloody-sweet` platform binary's library: settings, wiring and commands.
 //!
 //! Layout: [`settings`] (typed configuration from defaults, a TOML file and the environment),
-//! [`platform`] (chooses an adapter for each port and runs the components), [`commands`]
+//! [`platform`] (chooses an adapter for each port and runs the components), [`ordering`]
+//! (the inventory, order and payment subgraphs with the saga and its workers), [`commands`]
 //! (what each subcommand does), [`workers`] (saga command workers). The crates it wires own all business logic; this crate only
 //! connects them at the edge.
 
 pub mod commands;
+pub mod ordering;
 pub mod platform;
 pub mod settings;
 pub mod workers;

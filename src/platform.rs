@@ -28,7 +28,12 @@ pub struct Platform {
 
 /// Every read model the platform maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(StreamCatalog)]
+    vec![
+        Arc::new(StreamCatalog),
+        Arc::new(inventory::ProductCatalog),
+        Arc::new(order::orders_view::OrdersView),
+        Arc::new(payment::Payable),
+    ]
 }
 
 impl Platform {
@@ -146,6 +151,50 @@ impl Platform {
     }
 }
 
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// The Toss client: the real API (or `TOSS_BASE_URL`) with `TOSS_SECRET_KEY`, else the
+/// embedded Toss test server, started here, with its test key.
+pub async fn toss_client(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    payment::toss::client::TossClient,
+    Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+)> {
+    use secrecy::ExposeSecret as _;
+    if let Some(key) = &settings.toss_secret_key {
+        let base = settings
+            .toss_base_url
+            .clone()
+            .unwrap_or_else(|| "https://api.tosspayments.com".to_owned());
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client =
+            payment::toss::client::TossClient::new(&base, key.expose_secret().to_owned().into())
+                .context("creating the Toss client")?;
+        tracing::info!(toss = %base, "payment provider: toss api");
+        return Ok((client, None));
+    }
+    let listener = bind(settings.toss_test_listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = payment::toss::server::TossTestServer::default();
+    let task = tokio::spawn(async move {
+        server
+            .serve(listener, shutdown.cancelled_owned())
+            .await
+            .context("toss test server")
+    });
+    let client =
+        payment::toss::client::TossClient::new(&base, "test_sk_embedded".to_owned().into())
+            .context("creating the Toss client")?;
+    tracing::info!(toss = %base, "payment provider: embedded toss test server");
+    Ok((client, Some(task)))
+}
+
 /// Runs the whole platform in this process until `shutdown` is cancelled: HTTP (health,
 /// readiness, metrics), the relay and the projections. A component that fails stops the rest.
 pub async fn run_up(
@@ -166,6 +215,24 @@ pub async fn run_up(
     let platform = Platform::connect(settings).await?;
     let mut tasks = vec![platform.spawn_relay(shutdown.clone())];
     tasks.extend(platform.spawn_projections(shutdown.clone()));
+    let (toss, toss_task) = toss_client(&platform.settings, shutdown.clone()).await?;
+    tasks.extend(toss_task);
+    let s = &platform.settings;
+    let listeners = crate::ordering::Listeners {
+        order: bind(s.order_listen).await?,
+        inventory: bind(s.inventory_listen).await?,
+        payment: bind(s.payment_listen).await?,
+    };
+    let saga = order::SagaConfig {
+        payment_timeout: chrono::Duration::seconds(
+            i64::try_from(s.payment_timeout_secs).unwrap_or(600),
+        ),
+        ..order::SagaConfig::default()
+    };
+    let (_ordering, ordering_tasks) =
+        crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
+            .await?;
+    tasks.extend(ordering_tasks);
     readiness.set_ready(true);
     tracing::info!("platform up");
 

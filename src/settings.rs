@@ -25,6 +25,21 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Connections in the event store's pool; `DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
+    /// The order subgraph's address; `ORDER_LISTEN`.
+    pub order_listen: SocketAddr,
+    /// The inventory subgraph's address; `INVENTORY_LISTEN`.
+    pub inventory_listen: SocketAddr,
+    /// The payment subgraph's address; `PAYMENT_LISTEN`.
+    pub payment_listen: SocketAddr,
+    /// Toss Payments API; `TOSS_BASE_URL`. Unset: the real API when a secret key is set, else
+    /// the embedded Toss test server.
+    pub toss_base_url: Option<String>,
+    /// Toss secret key; `TOSS_SECRET_KEY`. Unset: the embedded test server and its test key.
+    pub toss_secret_key: Option<SecretString>,
+    /// Address of the embedded Toss test server; `TOSS_TEST_LISTEN`.
+    pub toss_test_listen: SocketAddr,
+    /// Seconds a reserved order waits for payment; `PAYMENT_TIMEOUT_SECS`.
+    pub payment_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -37,6 +52,13 @@ impl Default for Settings {
             kafka_partitions: 6,
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             database_max_connections: 16,
+            order_listen: SocketAddr::from(([127, 0, 0, 1], 4001)),
+            inventory_listen: SocketAddr::from(([127, 0, 0, 1], 4002)),
+            payment_listen: SocketAddr::from(([127, 0, 0, 1], 4003)),
+            toss_base_url: None,
+            toss_secret_key: None,
+            toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
+            payment_timeout_secs: 600,
         }
     }
 }
@@ -115,6 +137,31 @@ impl Settings {
         }
         if let Some(v) = var("DATABASE_MAX_CONNECTIONS") {
             settings.database_max_connections = parse("DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        for (name, slot) in [
+            ("ORDER_LISTEN", &mut settings.order_listen),
+            ("INVENTORY_LISTEN", &mut settings.inventory_listen),
+            ("PAYMENT_LISTEN", &mut settings.payment_listen),
+            ("TOSS_TEST_LISTEN", &mut settings.toss_test_listen),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = parse(name, &v)?;
+            }
+        }
+        if let Some(v) = var("TOSS_BASE_URL") {
+            settings.toss_base_url = Some(v);
+        }
+        if let Some(v) = var("TOSS_SECRET_KEY") {
+            settings.toss_secret_key = Some(v.into());
+        }
+        if let Some(v) = var("PAYMENT_TIMEOUT_SECS") {
+            settings.payment_timeout_secs = parse("PAYMENT_TIMEOUT_SECS", &v)?;
+        }
+        if settings.payment_timeout_secs == 0 {
+            return Err(SettingsError::Env {
+                name: "PAYMENT_TIMEOUT_SECS",
+                reason: "must be at least 1".into(),
+            });
         }
         if settings.kafka_partitions < 1 {
             return Err(SettingsError::Env {

@@ -26,8 +26,12 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
 async fn runs_on_embedded_defaults_and_moves_events_to_read_models() {
     testkit::init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::load_from(None, |name| {
-        (name == "BLOODY_SWEET_DATA_DIR").then(|| dir.path().display().to_string())
+    let settings = Settings::load_from(None, |name| match name {
+        "BLOODY_SWEET_DATA_DIR" => Some(dir.path().display().to_string()),
+        "ORDER_LISTEN" | "INVENTORY_LISTEN" | "PAYMENT_LISTEN" | "TOSS_TEST_LISTEN" => {
+            Some("127.0.0.1:0".into())
+        }
+        _ => None,
     })
     .unwrap();
     assert!(settings.database_url.is_none() && settings.kafka_brokers.is_none());
@@ -47,9 +51,9 @@ async fn runs_on_embedded_defaults_and_moves_events_to_read_models() {
     let store = eventstore::SqliteEventStore::open(dir.path().join("events.db"))
         .await
         .unwrap();
-    let stream = eventstore::StreamId::parse("order-42").unwrap();
+    let stream = eventstore::StreamId::parse("review-42").unwrap();
     let events = (0..3)
-        .map(|i| eventstore::EventData::new("OrderStepped", serde_json::json!({ "i": i })))
+        .map(|i| eventstore::EventData::new("ReviewNoted", serde_json::json!({ "i": i })))
         .collect();
     eventstore::EventStore::append(
         &store,
@@ -65,7 +69,7 @@ async fn runs_on_embedded_defaults_and_moves_events_to_read_models() {
     let models = projections::ReadModels::connect(&url).await.unwrap();
     let projected = testkit::eventually(Duration::from_secs(20), || async {
         sqlx::query_scalar::<_, i64>(
-            "SELECT version FROM rm_catalog_streams WHERE stream_id = 'order-42'",
+            "SELECT version FROM rm_catalog_streams WHERE stream_id = 'review-42'",
         )
         .fetch_optional(models.pool())
         .await

@@ -137,13 +137,20 @@ impl KafkaBus {
         }
     }
 
-    /// Replaces the producer if librdkafka declared it unusable; returns whether it did.
-    fn replace_fatally_failed_producer(&self) -> bool {
+    /// Replaces the producer if librdkafka declared it unusable, or if the broker refused its
+    /// idempotence state (`fenced`: e.g. a broker that lost its state answers `ProducerFenced`
+    /// to every later record); returns whether it did.
+    fn replace_broken_producer(&self, fenced: bool) -> bool {
         let current = self.producer();
-        let Some((code, reason)) = current.client().fatal_error() else {
-            return false;
-        };
-        tracing::warn!(%code, %reason, "kafka producer failed fatally; creating a new one");
+        match current.client().fatal_error() {
+            Some((code, reason)) => {
+                tracing::warn!(%code, %reason, "kafka producer failed fatally; creating a new one");
+            }
+            None if fenced => {
+                tracing::warn!("kafka producer fenced by the broker; creating a new one");
+            }
+            None => return false,
+        }
         match create_producer(&self.config) {
             Ok(fresh) => {
                 match self.producer.write() {
@@ -237,7 +244,7 @@ impl MessageBus for KafkaBus {
             match Self::enqueue(&producer, record).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => {
-                    self.replace_fatally_failed_producer();
+                    self.replace_broken_producer(breaks_idempotence(&error));
                     return Err(BusError::Publish {
                         failed: total - deliveries.len(),
                         total,
@@ -248,10 +255,14 @@ impl MessageBus for KafkaBus {
         }
         let mut failed = 0;
         let mut first_failure = None;
+        let mut fenced = false;
         for report in join_all(deliveries).await {
             let failure = match report {
                 Ok(Ok(_)) => continue,
-                Ok(Err((error, _))) => error.to_string(),
+                Ok(Err((error, _))) => {
+                    fenced |= breaks_idempotence(&error);
+                    error.to_string()
+                }
                 Err(_canceled) => "the producer dropped the delivery report".to_owned(),
             };
             failed += 1;
@@ -263,7 +274,7 @@ impl MessageBus for KafkaBus {
                 Ok(())
             }
             Some(reason) => {
-                self.replace_fatally_failed_producer();
+                self.replace_broken_producer(fenced);
                 Err(BusError::Publish {
                     failed,
                     total,
@@ -309,6 +320,22 @@ impl MessageBus for KafkaBus {
     fn adapter(&self) -> &'static str {
         "kafka"
     }
+}
+
+/// Whether a produce error means the broker no longer accepts this producer's idempotence
+/// state, so only a new producer (a new producer id) can publish again.
+fn breaks_idempotence(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::Fatal
+        )
+    )
 }
 
 /// Creates the idempotent, `acks=all` producer.

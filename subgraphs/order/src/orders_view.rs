@@ -75,7 +75,23 @@ impl Projection for OrdersView {
             event_id: event.id.to_string(),
             reason: e.to_string(),
         };
-        let order_event: OrderEvent = event.decode().map_err(decode_err)?;
+        // Decode by type; types this model does not know (newer writers) are skipped.
+        let order_event = match event.event_type.as_str() {
+            contracts::events::ORDER_PLACED => {
+                OrderEvent::Placed(event.decode().map_err(decode_err)?)
+            }
+            contracts::events::PAYMENT_REQUESTED => {
+                OrderEvent::PaymentRequested(event.decode().map_err(decode_err)?)
+            }
+            t if t.starts_with("Order") => OrderEvent::Changed(event.decode().map_err(decode_err)?),
+            other => {
+                tracing::debug!(
+                    event_type = other,
+                    "orders view skips an unknown event type"
+                );
+                return Ok(());
+            }
+        };
         let at = event
             .recorded_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
