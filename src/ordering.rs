@@ -74,6 +74,7 @@ impl Ordering {
             models.pool().clone(),
             SagaConfig {
                 topic_prefix: prefix.clone(),
+                group: format!("{prefix}{}", saga.group),
                 ..saga
             },
         )
@@ -118,7 +119,7 @@ impl Ordering {
             let replies = format!("{p}{}", contracts::SAGA_REPLIES);
             crate::workers::run_command_worker(
                 bus,
-                "inventory-commands",
+                &format!("{p}inventory-commands"),
                 &topic,
                 &replies,
                 |envelope| {
@@ -144,7 +145,7 @@ impl Ordering {
             payment::commands::run_commands(
                 bus,
                 service,
-                "payment-commands",
+                &format!("{prefix}payment-commands"),
                 &prefix,
                 stop.cancelled_owned(),
             )

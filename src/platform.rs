@@ -125,7 +125,7 @@ impl Platform {
                 tokio::spawn(async move {
                     let name = projection.name();
                     let result = if kafka {
-                        let group = format!("projection-{name}");
+                        let group = format!("{prefix}projection-{name}");
                         projections::run_from_bus(
                             models,
                             projection,

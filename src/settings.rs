@@ -21,6 +21,8 @@ pub struct Settings {
     pub kafka_topic_prefix: String,
     /// Partitions of the topics the relay creates; `KAFKA_PARTITIONS`.
     pub kafka_partitions: i32,
+    /// Consumer-group session timeout in milliseconds; `KAFKA_SESSION_TIMEOUT_MS`.
+    pub kafka_session_timeout_ms: u64,
     /// Address of the HTTP server (health, readiness, metrics); `BLOODY_SWEET_LISTEN`.
     pub listen: SocketAddr,
     /// Connections in the event store's pool; `DATABASE_MAX_CONNECTIONS`.
@@ -50,6 +52,7 @@ impl Default for Settings {
             kafka_brokers: None,
             kafka_topic_prefix: String::new(),
             kafka_partitions: 6,
+            kafka_session_timeout_ms: 10_000,
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             database_max_connections: 16,
             order_listen: SocketAddr::from(([127, 0, 0, 1], 4001)),
@@ -131,6 +134,9 @@ impl Settings {
         }
         if let Some(v) = var("KAFKA_PARTITIONS") {
             settings.kafka_partitions = parse("KAFKA_PARTITIONS", &v)?;
+        }
+        if let Some(v) = var("KAFKA_SESSION_TIMEOUT_MS") {
+            settings.kafka_session_timeout_ms = parse("KAFKA_SESSION_TIMEOUT_MS", &v)?;
         }
         if let Some(v) = var("BLOODY_SWEET_LISTEN") {
             settings.listen = parse("BLOODY_SWEET_LISTEN", &v)?;

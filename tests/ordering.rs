@@ -1,0 +1,604 @@
+//! The ordering flow end to end, against real Postgres, the real Kafka-protocol broker and the
+//! Toss test server over HTTP: order → stock reservation → payment → paid, and every way it
+//! can go wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Identity;
+use bloody_sweet::ordering::{Listeners, Ordering};
+use bloody_sweet::platform::Platform;
+use bloody_sweet::settings::Settings;
+use eventstore::Metadata;
+use inventory::{NewProduct, ProductId};
+use order::{OrderStatus, SagaConfig};
+use payment::toss::client::TossClient;
+use payment::toss::ledger::FailureMode;
+use payment::toss::server::TossTestServer;
+use tokio_util::sync::CancellationToken;
+
+struct Harness {
+    ordering: Ordering,
+    toss: TossTestServer,
+    shutdown: CancellationToken,
+    platform: Platform,
+    _db: testkit::TestDb,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+async fn harness(payment_timeout: chrono::Duration) -> Harness {
+    testkit::init_logs();
+    let db = testkit::TestDb::new().await;
+    let prefix = testkit::unique_name("o") + ".";
+    let url = db.url().to_owned();
+    let settings = Settings::load_from(None, |name| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "KAFKA_BROKERS" => Some(testkit::kafka_brokers()),
+        "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
+        "KAFKA_PARTITIONS" => Some("3".into()),
+        "KAFKA_SESSION_TIMEOUT_MS" => Some("6000".into()),
+        _ => None,
+    })
+    .unwrap();
+    let platform = Platform::connect(settings).await.unwrap();
+    let shutdown = CancellationToken::new();
+    platform.spawn_relay(shutdown.clone());
+    platform.spawn_projections(shutdown.clone());
+    let toss = TossTestServer::builder()
+        .timeout_delay(Duration::from_secs(3))
+        .build();
+    let toss_listener = listener().await;
+    let base = format!("http://{}", toss_listener.local_addr().unwrap());
+    tokio::spawn(
+        toss.clone()
+            .serve(toss_listener, shutdown.clone().cancelled_owned()),
+    );
+    let client = TossClient::new(&base, "test_sk_ordering".to_owned().into()).unwrap();
+    let saga = SagaConfig {
+        payment_timeout,
+        tick: Duration::from_millis(200),
+        resend_after: chrono::Duration::seconds(2),
+        ..SagaConfig::default()
+    };
+    let listeners = Listeners {
+        order: listener().await,
+        inventory: listener().await,
+        payment: listener().await,
+    };
+    let (ordering, _tasks) = Ordering::start(&platform, client, saga, listeners, shutdown.clone())
+        .await
+        .unwrap();
+    Harness {
+        ordering,
+        toss,
+        shutdown,
+        platform,
+        _db: db,
+    }
+}
+
+impl Harness {
+    async fn product(&self, name: &str, price: i64, stock: i64) -> String {
+        let details = NewProduct {
+            name: name.into(),
+            description: format!("{name}, baked today"),
+            price,
+            category: "cake".into(),
+            image_url: None,
+            initial_stock: stock,
+        };
+        let product = self
+            .ordering
+            .inventory
+            .inventory
+            .create_product(None, details, Metadata::new())
+            .await
+            .unwrap();
+        let id = product.id().map(ToString::to_string).unwrap();
+        let catalog = self.ordering.inventory.catalog.clone();
+        let visible = testkit::eventually(Duration::from_secs(20), || {
+            let (catalog, id) = (catalog.clone(), id.clone());
+            async move { catalog.get(&id).await.ok().flatten().is_some() }
+        })
+        .await;
+        assert!(visible, "product reached the catalog read model");
+        id
+    }
+
+    async fn stock(&self, id: &str) -> (u32, u32) {
+        let product = self
+            .ordering
+            .inventory
+            .inventory
+            .product(&ProductId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        (product.on_hand(), product.reserved())
+    }
+
+    async fn place(&self, who: &Identity, lines: Vec<(String, u32)>) -> order::Order {
+        let key = uuid::Uuid::new_v4().to_string();
+        self.ordering
+            .orders
+            .place(Some(who), lines, &key)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_status(&self, who: &Identity, order_id: &str, want: OrderStatus) -> order::Order {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let order = self.ordering.orders.get(Some(who), order_id).await.unwrap();
+            if order.status == want {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_id} is {:?}, waited for {want:?}",
+                order.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Confirms as the app would once the Toss widget returned a payment key.
+    async fn pay(
+        &self,
+        who: &Identity,
+        order: &order::Order,
+        amount: i64,
+    ) -> Result<payment::payment::Payment, payment::PaymentError> {
+        let key = self.toss.mint(&order.id, order.total);
+        self.confirm(who, &order.id, &key, amount).await
+    }
+
+    async fn confirm(
+        &self,
+        who: &Identity,
+        order_id: &str,
+        key: &str,
+        amount: i64,
+    ) -> Result<payment::payment::Payment, payment::PaymentError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match self
+                .ordering
+                .payments
+                .confirm(Some(who), order_id, key, amount)
+                .await
+            {
+                // The payable read model may lag the order by a moment.
+                Err(err)
+                    if err.code() == "ORDER_NOT_FOUND"
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_reaches_paid_and_sells_the_stock() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Strawberry Cake", 6_500, 10).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
+    assert_eq!(order.total, 13_000);
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    assert_eq!(h.stock(&cake).await, (10, 2));
+    let paid = h.pay(&kim, &order, 13_000).await.unwrap();
+    assert_eq!(paid.amount, 13_000);
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let sold = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (8, 0)
+    })
+    .await;
+    assert!(sold, "stock committed: {:?}", h.stock(&cake).await);
+    // Staff runs it to completion.
+    let staff = Identity::staff("lee");
+    for step in [
+        order::service::StaffStep::Accept,
+        order::service::StaffStep::StartPreparing,
+        order::service::StaffStep::MarkReady,
+        order::service::StaffStep::Complete,
+    ] {
+        h.ordering
+            .orders
+            .staff_step(Some(&staff), &order.id, step)
+            .await
+            .unwrap();
+    }
+    h.wait_status(&kim, &order.id, OrderStatus::Completed).await;
+    assert_eq!(h.toss.stats().confirmed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_stock_is_rejected_with_a_reason() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Chestnut Mont Blanc", 7_000, 1).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
+    let order = h.wait_status(&kim, &order.id, OrderStatus::Rejected).await;
+    let reason = order
+        .timeline
+        .last()
+        .and_then(|c| c.reason.clone())
+        .unwrap();
+    assert!(reason.contains("out of stock"), "{reason}");
+    assert_eq!(h.stock(&cake).await, (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_card_cancels_and_releases_stock() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Earl Grey Roll", 5_000, 5).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 3)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    h.toss.set_failure(FailureMode::Declined, None);
+    let err = h.pay(&kim, &order, 15_000).await.unwrap_err();
+    assert_eq!(err.code(), "REJECT_CARD_COMPANY");
+    h.wait_status(&kim, &order.id, OrderStatus::Cancelled).await;
+    let released = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (5, 0)
+    })
+    .await;
+    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_order_expires_and_releases_stock() {
+    let h = harness(chrono::Duration::seconds(2)).await;
+    let cake = h.product("Matcha Tiramisu", 8_000, 4).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 4)]).await;
+    h.wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    h.wait_status(&kim, &order.id, OrderStatus::Expired).await;
+    let released = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (4, 0)
+    })
+    .await;
+    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+    // Paying an expired order is refused.
+    let err = h.pay(&kim, &order, 32_000).await.unwrap_err();
+    assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_amount_charges_nothing_and_duplicate_confirm_charges_once() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Basque Cheesecake", 6_000, 5).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake, 1)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    let key = h.toss.mint(&order.id, order.total);
+    let err = h.confirm(&kim, &order.id, &key, 100).await.unwrap_err();
+    assert_eq!(err.code(), "AMOUNT_MISMATCH");
+    assert_eq!(h.toss.stats().confirm_requests, 0, "Toss was never asked");
+    let first = h.confirm(&kim, &order.id, &key, 6_000).await.unwrap();
+    let again = h.confirm(&kim, &order.id, &key, 6_000).await.unwrap();
+    assert_eq!(first.payment_key, again.payment_key);
+    assert_eq!(h.toss.stats().confirmed, 1, "charged once");
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_cancel_after_payment_refunds_and_returns_stock() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Lemon Tart", 4_500, 6).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    h.pay(&kim, &order, 9_000).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    h.ordering
+        .orders
+        .cancel(Some(&kim), &order.id, Some("plans changed".into()))
+        .await
+        .unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    let restored = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (6, 0)
+    })
+    .await;
+    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+    let payment = h
+        .ordering
+        .payments
+        .payment(Some(&kim), &order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(payment.balance, 0, "fully refunded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_reject_after_payment_refunds() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Hojicha Cake", 6_800, 3).await;
+    let kim = Identity::customer("kim");
+    let staff = Identity::staff("lee");
+    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    h.pay(&kim, &order, 6_800).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    h.ordering
+        .orders
+        .staff_step(Some(&staff), &order.id, order::service::StaffStep::Accept)
+        .await
+        .unwrap();
+    // A customer can no longer cancel once accepted; staff can reject.
+    let err = h
+        .ordering
+        .orders
+        .cancel(Some(&kim), &order.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ORDER_STATUS");
+    h.ordering
+        .orders
+        .reject(Some(&staff), &order.id, "oven broke".into())
+        .await
+        .unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    let restored = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (3, 0)
+    })
+    .await;
+    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_cannot_read_each_others_orders() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Pistachio Cake", 7_500, 3).await;
+    let kim = Identity::customer("kim");
+    let park = Identity::customer("park");
+    let order = h.place(&kim, vec![(cake, 1)]).await;
+    let err = h
+        .ordering
+        .orders
+        .get(Some(&park), &order.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "NOT_FOUND");
+    let err = h.ordering.orders.get(None, &order.id).await.unwrap_err();
+    assert_eq!(err.code(), "UNAUTHENTICATED");
+    assert!(
+        h.ordering
+            .orders
+            .get(Some(&Identity::staff("lee")), &order.id)
+            .await
+            .is_ok()
+    );
+    let err = h
+        .ordering
+        .orders
+        .cancel(Some(&park), &order.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_idempotency_key_returns_the_same_order_and_prices_come_from_the_catalog() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Carrot Cake", 5_500, 10).await;
+    let kim = Identity::customer("kim");
+    let a = h
+        .ordering
+        .orders
+        .place(Some(&kim), vec![(cake.clone(), 1)], "key-1")
+        .await
+        .unwrap();
+    let b = h
+        .ordering
+        .orders
+        .place(Some(&kim), vec![(cake.clone(), 5)], "key-1")
+        .await
+        .unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(b.total, 5_500, "the first order stands");
+    let err = h
+        .ordering
+        .orders
+        .place(Some(&kim), vec![("no-such-product".into(), 1)], "key-2")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PRODUCT_NOT_AVAILABLE");
+    let err = h
+        .ordering
+        .orders
+        .place(Some(&kim), vec![(cake, 100)], "key-3")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_and_reordered_messages_change_nothing() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Opera Cake", 9_000, 5).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    // Replay every message the saga received so far, in reverse order, plus a stray reply.
+    let replies = format!(
+        "{}{}",
+        h.platform.settings.kafka_topic_prefix,
+        contracts::SAGA_REPLIES
+    );
+    let stray = contracts::Envelope::new(
+        order.id.clone(),
+        contracts::SagaReply::StockCommitted {
+            reservation_id: order.id.clone(),
+        },
+    );
+    let dup = contracts::Envelope::new(
+        order.id.clone(),
+        contracts::SagaReply::StockReserved {
+            reservation_id: order.id.clone(),
+        },
+    );
+    let records = [stray, dup]
+        .iter()
+        .map(|e| {
+            bus::OutgoingRecord::new(
+                replies.clone(),
+                order.id.clone(),
+                serde_json::to_vec(e).unwrap(),
+            )
+        })
+        .collect();
+    h.platform.bus.publish(records).await.unwrap();
+    let events = h
+        .platform
+        .store
+        .read_stream(
+            &eventstore::StreamId::parse(format!("order-{}", order.id)).unwrap(),
+            eventstore::Direction::Forward,
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    for event in events.iter().rev() {
+        let record = relay::to_record(&h.platform.settings.kafka_topic_prefix, event).unwrap();
+        h.platform.bus.publish(vec![record]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+            .await
+            .status,
+        OrderStatus::PaymentPending
+    );
+    assert_eq!(h.stock(&cake).await, (5, 1), "reserved once");
+    h.pay(&kim, &order, 9_000).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let sold = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (4, 0)
+    })
+    .await;
+    assert!(sold, "sold once: {:?}", h.stock(&cake).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_orders_never_oversell() {
+    let h = Arc::new(harness(minutes(10)).await);
+    let cake = h.product("Limited Whole Cake", 30_000, 10).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (h, cake) = (h.clone(), cake.clone());
+            tokio::spawn(async move {
+                let who = Identity::customer(format!("c{i}"));
+                let order = h.place(&who, vec![(cake, 1)]).await;
+                (who, order.id)
+            })
+        })
+        .collect();
+    let mut orders = Vec::new();
+    for t in tasks {
+        orders.push(t.await.unwrap());
+    }
+    let mut pending = 0;
+    let mut rejected = 0;
+    for (who, id) in &orders {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let order = h.ordering.orders.get(Some(who), id).await.unwrap();
+            match order.status {
+                OrderStatus::PaymentPending => {
+                    pending += 1;
+                    break;
+                }
+                OrderStatus::Rejected => {
+                    let reason = order
+                        .timeline
+                        .last()
+                        .and_then(|c| c.reason.clone())
+                        .unwrap_or_default();
+                    assert!(reason.contains("out of stock"), "{reason}");
+                    rejected += 1;
+                    break;
+                }
+                _ => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "order {id} stuck at {:?}",
+                        order.status
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    assert_eq!((pending, rejected), (10, 190));
+    assert_eq!(h.stock(&cake).await, (10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saga_resumes_after_its_process_is_killed_between_steps() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Fig Tart", 6_200, 8).await;
+    let kim = Identity::customer("kim");
+    let mut order_ids = Vec::new();
+    // Kill and restart the saga runner while orders flow through it.
+    let run_saga = |h: &Harness| {
+        let saga = h.ordering.orchestrator.clone();
+        tokio::spawn(async move { saga.run(std::future::pending()).await })
+    };
+    let mut extra = run_saga(&h);
+    for round in 0..4 {
+        let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
+        order_ids.push(order.id.clone());
+        tokio::time::sleep(Duration::from_millis(150 * round)).await;
+        extra.abort();
+        let _ = extra.await;
+        extra = run_saga(&h);
+    }
+    for id in &order_ids {
+        let order = h.wait_status(&kim, id, OrderStatus::PaymentPending).await;
+        h.pay(&kim, &order, 6_200).await.unwrap();
+    }
+    for id in &order_ids {
+        h.wait_status(&kim, id, OrderStatus::Paid).await;
+    }
+    let sold = testkit::eventually(Duration::from_secs(60), || async {
+        h.stock(&cake).await == (4, 0)
+    })
+    .await;
+    assert!(sold, "stock and money agree: {:?}", h.stock(&cake).await);
+    assert_eq!(h.toss.stats().confirmed, 4);
+    extra.abort();
+}
