@@ -43,7 +43,24 @@ async fn graphql(
         Ok(who) => who,
         Err(err) => return unauthenticated(err),
     };
-    GraphQLResponse::from(schema.execute(request.into_inner().data(who)).await).into_response()
+    let mut response = schema.execute(request.into_inner().data(who)).await;
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
+fn ensure_code(error: &mut async_graphql::ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        let code = if error.path.is_empty() {
+            "GRAPHQL_VALIDATION_FAILED"
+        } else {
+            "INTERNAL_SERVER_ERROR"
+        };
+        extensions.set("code", code);
+    }
 }
 
 async fn subscribe(

@@ -1,0 +1,625 @@
+//! The order subgraph over real HTTP and a real WebSocket (bound to port 0, served by
+//! `order::server::run`), on Postgres, without the saga: placing with catalog prices and
+//! idempotency keys, typed error codes, order lists page by page, federation, and the
+//! `orderUpdated` subscription over graphql-transport-ws.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::{IDENTITY_HEADER, Identity};
+use eventstore::{EventStore, Metadata, PgEventStore, StreamId};
+use futures::{SinkExt, StreamExt};
+use inventory::{InventoryState, NewProduct, ProductCatalog};
+use order::orders_view::OrdersView;
+use order::pricing::PriceBook;
+use order::schema::OrderState;
+use order::service::OrderService;
+use order::updates::OrderUpdates;
+use projections::{Projection, ReadModels};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!, $key: String!) {
+    placeOrder(input: $input, idempotencyKey: $key) {
+        id customerId total status
+        lines { product { id } productName quantity unitPrice subtotal }
+        timeline { status reason }
+    }
+}";
+
+/// How long any single wait (a projection, a WebSocket message) may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+type Projecting = tokio::task::JoinHandle<Result<(), projections::ProjectionError>>;
+
+/// The order subgraph on a random port, with the product catalog and orders projections
+/// following its own Postgres database.
+struct TestServer {
+    url: String,
+    ws_url: String,
+    client: reqwest::Client,
+    store: Arc<dyn EventStore>,
+    inventory: InventoryState,
+    stop: watch::Sender<bool>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    projecting: Vec<Projecting>,
+    follower: tokio::task::JoinHandle<()>,
+    _db: testkit::TestDb,
+}
+
+/// Resolves once `stop` is sent (or its sender dropped).
+fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = stop.subscribe();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        testkit::init_logs();
+        // reqwest builds its TLS config up front, even for plain http.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = testkit::TestDb::new().await;
+        let store: Arc<dyn EventStore> =
+            Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
+        let models = ReadModels::connect(db.url()).await.unwrap();
+        let inventory = InventoryState::new(store.clone(), models.clone())
+            .await
+            .unwrap();
+        let (stop, _) = watch::channel(false);
+        let projections: [Arc<dyn Projection>; 2] =
+            [Arc::new(ProductCatalog), Arc::new(OrdersView)];
+        let projecting = projections
+            .into_iter()
+            .map(|projection| {
+                tokio::spawn(projections::run_from_store(
+                    models.clone(),
+                    projection,
+                    store.clone(),
+                    stopped(&stop),
+                ))
+            })
+            .collect();
+        let (updates, follower) = OrderUpdates::follow(store.clone()).await.unwrap();
+        let state = OrderState {
+            service: OrderService::new(store.clone(), PriceBook::new(models.pool().clone())),
+            read_models: models.pool().clone(),
+            updates,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let served = tokio::spawn(order::server::run(
+            listener,
+            order::schema::schema(state),
+            stopped(&stop),
+        ));
+        Self {
+            url: format!("http://{address}/graphql"),
+            ws_url: format!("ws://{address}/graphql"),
+            client: reqwest::Client::new(),
+            store,
+            inventory,
+            stop,
+            served,
+            projecting,
+            follower,
+            _db: db,
+        }
+    }
+
+    /// Stops everything and checks that the server and both projections ended cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.served.await.unwrap().unwrap();
+        for projecting in self.projecting {
+            projecting
+                .await
+                .unwrap()
+                .expect("projection ran without failing");
+        }
+        self.follower.abort();
+    }
+
+    /// Creates a product on sale and waits until the catalog read model shows it.
+    async fn product(&self, name: &str, price: i64) -> String {
+        let details = NewProduct {
+            name: name.into(),
+            description: format!("{name}, baked today"),
+            price,
+            category: "cake".into(),
+            image_url: None,
+            initial_stock: 10,
+        };
+        let product = self
+            .inventory
+            .inventory
+            .create_product(None, details, Metadata::new())
+            .await
+            .unwrap();
+        let id = product.id().map(ToString::to_string).unwrap();
+        let catalog = &self.inventory.catalog;
+        let visible = testkit::eventually(WAIT, || async {
+            catalog.get(&id).await.ok().flatten().is_some()
+        })
+        .await;
+        assert!(visible, "product {id} never reached the catalog");
+        id
+    }
+
+    /// Posts a GraphQL request as `identity`; returns the HTTP status and the JSON body.
+    async fn post_raw(
+        &self,
+        identity: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(identity) = identity {
+            request = request.header(IDENTITY_HEADER, identity);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Posts a GraphQL request as `identity`, expecting HTTP 200.
+    async fn post(&self, identity: Option<&Identity>, query: &str, variables: Value) -> Value {
+        let header = identity.map(Identity::to_header_value);
+        let (status, body) = self.post_raw(header.as_deref(), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Places an order of `quantity` units of each product; returns the order.
+    async fn place(&self, who: &Identity, key: &str, lines: &[(&str, i32)]) -> Value {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(id, quantity)| json!({ "productId": id, "quantity": quantity }))
+            .collect();
+        let body = self
+            .post(
+                Some(who),
+                PLACE,
+                json!({ "input": { "lines": lines }, "key": key }),
+            )
+            .await;
+        assert_eq!(body["errors"], Value::Null, "{body}");
+        body["data"]["placeOrder"].clone()
+    }
+
+    /// Waits until the orders read model holds `n` orders of `status`.
+    async fn wait_for_orders(&self, status: &str, n: usize) {
+        let query = "query($status: OrderStatus) { orders(status: $status, first: 100) { edges { cursor } } }";
+        let ok = testkit::eventually(WAIT, || async {
+            let body = self
+                .post(Some(&staff()), query, json!({ "status": status }))
+                .await;
+            body["data"]["orders"]["edges"]
+                .as_array()
+                .is_some_and(|edges| edges.len() == n)
+        })
+        .await;
+        assert!(ok, "the orders view never showed {n} {status} orders");
+    }
+
+    /// Opens a graphql-transport-ws connection as `identity` and completes the handshake.
+    async fn connect(&self, identity: &Identity) -> Ws {
+        let (mut ws, response) = tokio_tungstenite::connect_async(self.ws_request(identity))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        send(&mut ws, json!({ "type": "connection_init", "payload": {} })).await;
+        assert_eq!(receive(&mut ws).await, json!({ "type": "connection_ack" }));
+        ws
+    }
+
+    fn ws_request(&self, identity: &Identity) -> tungstenite::handshake::client::Request {
+        let mut request = self.ws_url.as_str().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("graphql-transport-ws"),
+        );
+        headers.insert(
+            IDENTITY_HEADER,
+            HeaderValue::from_str(&identity.to_header_value()).unwrap(),
+        );
+        request
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next text message as JSON (pings and pongs skipped).
+async fn receive(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+fn staff() -> Identity {
+    Identity::staff("lee")
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
+fn ids(connection: &Value) -> Vec<&str> {
+    connection["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"]["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_an_order_at_catalog_prices_once_per_idempotency_key() {
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let tart = server.product("Lemon Tart", 4_200).await;
+    let kim = Identity::customer("kim");
+
+    let placed = server
+        .place(&kim, "k1", &[(cake.as_str(), 2), (tart.as_str(), 1)])
+        .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        placed,
+        json!({
+            "id": id, "customerId": "kim", "total": 17_200, "status": "PLACED",
+            "lines": [
+                { "product": { "id": cake }, "productName": "Strawberry Cake", "quantity": 2,
+                  "unitPrice": 6_500, "subtotal": 13_000 },
+                { "product": { "id": tart }, "productName": "Lemon Tart", "quantity": 1,
+                  "unitPrice": 4_200, "subtotal": 4_200 },
+            ],
+            "timeline": [{ "status": "PLACED", "reason": null }],
+        })
+    );
+
+    // The same key is the same order, written once.
+    let again = server.place(&kim, "k1", &[(cake.as_str(), 2)]).await;
+    assert_eq!(again, placed);
+    let stream = StreamId::parse(format!("order-{id}")).unwrap();
+    assert_eq!(server.store.stream_version(&stream).await.unwrap(), 1);
+    // Keys belong to a customer: another customer's "k1" is another order.
+    let other = server
+        .place(&Identity::customer("park"), "k1", &[(cake.as_str(), 1)])
+        .await;
+    assert_ne!(other["id"], placed["id"]);
+    assert_eq!(other["total"], 6_500);
+
+    // The input has no price field: a client-sent unit price is refused by validation,
+    // whether written in the query or sent in variables.
+    let with_price = json!([{ "productId": cake, "quantity": 1, "unitPrice": 1 }]);
+    for (query, variables) in [
+        (
+            "mutation($p: ID!) { placeOrder(input: { lines: [{ productId: $p, quantity: 1, unitPrice: 1 }] }, idempotencyKey: \"k2\") { id } }",
+            json!({ "p": cake }),
+        ),
+        (
+            PLACE,
+            json!({ "input": { "lines": with_price }, "key": "k2" }),
+        ),
+    ] {
+        let body = server.post(Some(&kim), query, variables).await;
+        assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(r#"unknown field "unitPrice""#), "{body}");
+        assert_eq!(body["data"], Value::Null, "{body}");
+    }
+    let k2 = OrderService::order_id_for("kim", "k2");
+    let stream = StreamId::parse(format!("order-{k2}")).unwrap();
+    assert_eq!(server.store.stream_version(&stream).await.unwrap(), 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_a_code() {
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let place = |lines: Value| json!({ "input": { "lines": lines }, "key": "k1" });
+    let one_cake = json!([{ "productId": cake, "quantity": 2 }]);
+
+    let body = server.post(None, PLACE, place(one_cake.clone())).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(body["data"], Value::Null);
+
+    // A malformed identity header is refused before GraphQL runs.
+    let (status, body) = server
+        .post_raw(Some("not-an-identity"), PLACE, place(one_cake.clone()))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+
+    for lines in [
+        json!([]),
+        json!([{ "productId": cake, "quantity": 100 }]),
+        json!([{ "productId": cake, "quantity": 0 }]),
+        json!([{ "productId": cake, "quantity": -1 }]),
+        json!([{ "productId": cake, "quantity": 1 }, { "productId": cake, "quantity": 1 }]),
+    ] {
+        let body = server.post(Some(&kim), PLACE, place(lines.clone())).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{lines}: {body}");
+        assert_eq!(body["data"], Value::Null);
+    }
+    let body = server
+        .post(
+            Some(&kim),
+            PLACE,
+            place(json!([{ "productId": "no-such-cake", "quantity": 1 }])),
+        )
+        .await;
+    assert_eq!(code(&body), "PRODUCT_NOT_AVAILABLE", "{body}");
+    // Nothing was written by any refusal.
+    let k1 = OrderService::order_id_for("kim", "k1");
+    let stream = StreamId::parse(format!("order-{k1}")).unwrap();
+    assert_eq!(server.store.stream_version(&stream).await.unwrap(), 0);
+
+    let placed = server.place(&kim, "k1", &[(cake.as_str(), 2)]).await;
+    let id = placed["id"].as_str().unwrap();
+    let order = "query($id: ID!) { order(id: $id) { id status } }";
+    let body = server
+        .post(
+            Some(&Identity::customer("park")),
+            order,
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(body["data"], Value::Null);
+    for missing in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_owned()] {
+        let body = server
+            .post(Some(&kim), order, json!({ "id": missing }))
+            .await;
+        assert_eq!(code(&body), "NOT_FOUND", "{missing}: {body}");
+    }
+    for who in [&kim, &staff()] {
+        let body = server.post(Some(who), order, json!({ "id": id })).await;
+        assert_eq!(
+            body,
+            json!({ "data": { "order": { "id": id, "status": "PLACED" } } })
+        );
+    }
+
+    let accept = "mutation($id: ID!) { acceptOrder(id: $id) { status } }";
+    let body = server.post(Some(&kim), accept, json!({ "id": id })).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let body = server
+        .post(Some(&staff()), accept, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "INVALID_ORDER_STATUS", "{body}");
+    assert_eq!(body["data"], Value::Null);
+    // Staff reject; only the customer cancels.
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
+    let body = server
+        .post(Some(&staff()), cancel, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let body = server.post(Some(&kim), cancel, json!({ "id": id })).await;
+    assert_eq!(
+        body,
+        json!({ "data": { "cancelOrder": { "status": "CANCELLED" } } })
+    );
+    let body = server
+        .post(Some(&staff()), accept, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "INVALID_ORDER_STATUS", "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_orders_newest_first_page_by_page() {
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let park = Identity::customer("park");
+    let mut kims = Vec::new();
+    for key in ["k1", "k2", "k3"] {
+        let placed = server.place(&kim, key, &[(cake.as_str(), 1)]).await;
+        kims.push(placed["id"].as_str().unwrap().to_owned());
+    }
+    let parks = server.place(&park, "k1", &[(cake.as_str(), 3)]).await;
+    let parks = parks["id"].as_str().unwrap().to_owned();
+    server.wait_for_orders("PLACED", 4).await;
+
+    let mine = "query($after: String) {
+        myOrders(first: 2, after: $after) {
+            edges { cursor node { id customerId total status } }
+            pageInfo { hasNextPage endCursor }
+        }
+    }";
+    let first = server.post(Some(&kim), mine, json!({})).await;
+    let page = &first["data"]["myOrders"];
+    assert_eq!(ids(page), [kims[2].as_str(), kims[1].as_str()], "{first}");
+    assert_eq!(
+        page["edges"][0]["node"],
+        json!({ "id": kims[2], "customerId": "kim", "total": 6_500, "status": "PLACED" })
+    );
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let after = page["pageInfo"]["endCursor"].clone();
+    assert_eq!(page["edges"][1]["cursor"], after);
+    let second = server
+        .post(Some(&kim), mine, json!({ "after": after }))
+        .await;
+    let page = &second["data"]["myOrders"];
+    assert_eq!(ids(page), [kims[0].as_str()], "{second}");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    let body = server.post(Some(&park), mine, json!({})).await;
+    assert_eq!(ids(&body["data"]["myOrders"]), [parks.as_str()], "{body}");
+
+    // Staff see everyone's, by status.
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
+    let body = server
+        .post(Some(&kim), cancel, json!({ "id": kims[1] }))
+        .await;
+    assert_eq!(body["errors"], Value::Null, "{body}");
+    server.wait_for_orders("CANCELLED", 1).await;
+    let all = "query($status: OrderStatus) { orders(status: $status) { edges { node { id customerId } } pageInfo { hasNextPage } } }";
+    let body = server
+        .post(Some(&staff()), all, json!({ "status": "PLACED" }))
+        .await;
+    let page = &body["data"]["orders"];
+    assert_eq!(
+        ids(page),
+        [parks.as_str(), kims[2].as_str(), kims[0].as_str()],
+        "{body}"
+    );
+    assert_eq!(page["edges"][0]["node"]["customerId"], "park");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    let body = server
+        .post(Some(&staff()), all, json!({ "status": "CANCELLED" }))
+        .await;
+    assert_eq!(ids(&body["data"]["orders"]), [kims[1].as_str()], "{body}");
+    let body = server.post(Some(&staff()), all, json!({})).await;
+    assert_eq!(ids(&body["data"]["orders"]).len(), 4, "{body}");
+
+    // Lists have their own refusals.
+    let body = server.post(Some(&kim), all, json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let body = server.post(None, mine, json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    let body = server
+        .post(
+            Some(&kim),
+            "{ myOrders(first: 0) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_exposes_the_order_entity() {
+    let server = TestServer::start().await;
+    let body = server.post(None, "{ _service { sdl } }", json!({})).await;
+    let sdl = body["data"]["_service"]["sdl"].as_str().unwrap();
+    assert!(sdl.contains(r#"type Order @key(fields: "id")"#), "{sdl}");
+    assert!(
+        sdl.contains(r#"type Product @key(fields: "id", resolvable: false)"#),
+        "{sdl}"
+    );
+    assert_eq!(sdl.trim_end(), order::schema::sdl().trim_end());
+
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let placed = server.place(&kim, "k1", &[(cake.as_str(), 2)]).await;
+    let id = placed["id"].as_str().unwrap();
+    let entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Order { id total status } } }";
+    let representations = json!({ "r": [{ "__typename": "Order", "id": id }] });
+    let body = server
+        .post(Some(&kim), entities, representations.clone())
+        .await;
+    assert_eq!(
+        body,
+        json!({ "data": { "_entities": [{ "id": id, "total": 13_000, "status": "PLACED" }] } })
+    );
+    let body = server
+        .post(Some(&Identity::customer("park")), entities, representations)
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_updated_streams_until_the_order_is_final() {
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let placed = server.place(&kim, "k1", &[(cake.as_str(), 2)]).await;
+    let id = placed["id"].as_str().unwrap();
+    let subscribe = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": {
+            "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { id status } }",
+            "variables": { "id": id },
+        },
+    });
+
+    let mut ws = server.connect(&kim).await;
+    send(&mut ws, subscribe.clone()).await;
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "id": id, "status": "PLACED" } } } })
+    );
+    let body = server
+        .post(
+            Some(&kim),
+            "mutation($id: ID!) { cancelOrder(id: $id, reason: \"changed my mind\") { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(body["data"]["cancelOrder"]["status"], "CANCELLED", "{body}");
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "id": id, "status": "CANCELLED" } } } })
+    );
+    // CANCELLED is final: the server completes the subscription.
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "complete" })
+    );
+    ws.close(None).await.unwrap();
+
+    // Another customer learns nothing about the order.
+    let mut ws = server.connect(&Identity::customer("park")).await;
+    send(&mut ws, subscribe).await;
+    let message = receive(&mut ws).await;
+    assert_eq!(message["type"], "next", "{message}");
+    assert_eq!(message["payload"]["data"], Value::Null, "{message}");
+    assert_eq!(code(&message["payload"]), "NOT_FOUND", "{message}");
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "complete" })
+    );
+    ws.close(None).await.unwrap();
+
+    // A malformed identity is refused at the upgrade.
+    let mut request = server.ws_request(&kim);
+    request
+        .headers_mut()
+        .insert(IDENTITY_HEADER, HeaderValue::from_static("not-an-identity"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+        }
+        other => panic!("expected HTTP 401, got {other:?}"),
+    }
+    server.stop().await;
+}
