@@ -43,6 +43,24 @@ pub struct Ordering {
 /// Background tasks of the ordering components.
 pub type Tasks = Vec<JoinHandle<anyhow::Result<()>>>;
 
+/// The tasks [`Ordering::start`] spawned; the saga runner is kept apart so it can be stopped
+/// and restarted on its own.
+pub struct Running {
+    /// The saga runner.
+    pub saga: JoinHandle<anyhow::Result<()>>,
+    /// Everything else.
+    pub others: Tasks,
+}
+
+impl Running {
+    /// All the tasks.
+    pub fn into_tasks(self) -> Tasks {
+        let mut all = self.others;
+        all.push(self.saga);
+        all
+    }
+}
+
 impl Ordering {
     /// Starts the three subgraphs on `listeners`, the saga and the command workers; everything
     /// stops when `shutdown` is cancelled.
@@ -52,7 +70,7 @@ impl Ordering {
         saga: SagaConfig,
         listeners: Listeners,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<(Self, Tasks)> {
+    ) -> anyhow::Result<(Self, Running)> {
         let store = platform.store.clone();
         let models = platform.read_models.clone();
         let prefix = platform.settings.kafka_topic_prefix.clone();
@@ -105,9 +123,10 @@ impl Ordering {
                 .context("payment subgraph")
         }));
         let (saga, stop) = (orchestrator.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            saga.run(stop.cancelled_owned()).await.context("order saga")
-        }));
+        let saga_task =
+            tokio::spawn(
+                async move { saga.run(stop.cancelled_owned()).await.context("order saga") },
+            );
         let (bus, state, stop, p) = (
             platform.bus.clone(),
             inventory.clone(),
@@ -165,7 +184,10 @@ impl Ordering {
                 payments,
                 orchestrator,
             },
-            tasks,
+            Running {
+                saga: saga_task,
+                others: tasks,
+            },
         ))
     }
 }

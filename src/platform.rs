@@ -232,7 +232,7 @@ pub async fn run_up(
     let (_ordering, ordering_tasks) =
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
-    tasks.extend(ordering_tasks);
+    tasks.extend(ordering_tasks.into_tasks());
     readiness.set_ready(true);
     tracing::info!("platform up");
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 struct Harness {
     ordering: Ordering,
+    saga: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     toss: TossTestServer,
     shutdown: CancellationToken,
     platform: Platform,
@@ -74,11 +75,12 @@ async fn harness(payment_timeout: chrono::Duration) -> Harness {
         inventory: listener().await,
         payment: listener().await,
     };
-    let (ordering, _tasks) = Ordering::start(&platform, client, saga, listeners, shutdown.clone())
+    let (ordering, running) = Ordering::start(&platform, client, saga, listeners, shutdown.clone())
         .await
         .unwrap();
     Harness {
         ordering,
+        saga: Some(running.saga),
         toss,
         shutdown,
         platform,
@@ -136,7 +138,7 @@ impl Harness {
     }
 
     async fn wait_status(&self, who: &Identity, order_id: &str, want: OrderStatus) -> order::Order {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let order = self.ordering.orders.get(Some(who), order_id).await.unwrap();
             if order.status == want {
@@ -569,36 +571,65 @@ async fn two_hundred_concurrent_orders_never_oversell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_resumes_after_its_process_is_killed_between_steps() {
-    let h = harness(minutes(10)).await;
+    let mut h = harness(minutes(10)).await;
     let cake = h.product("Fig Tart", 6_200, 8).await;
     let kim = Identity::customer("kim");
-    let mut order_ids = Vec::new();
-    // Kill and restart the saga runner while orders flow through it.
+    // From here on the only saga runner is the one this test kills and restarts.
+    let original = h.saga.take().unwrap();
+    original.abort();
+    let _ = original.await;
     let run_saga = |h: &Harness| {
         let saga = h.ordering.orchestrator.clone();
         tokio::spawn(async move { saga.run(std::future::pending()).await })
     };
-    let mut extra = run_saga(&h);
-    for round in 0..4 {
-        let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
-        order_ids.push(order.id.clone());
-        tokio::time::sleep(Duration::from_millis(150 * round)).await;
-        extra.abort();
-        let _ = extra.await;
-        extra = run_saga(&h);
+    let mut runner = run_saga(&h);
+    let saga = h.ordering.orchestrator.clone();
+    // Waits until the running saga has taken a step for `id` (so its runner joined the
+    // consumer group and is mid-flow), then kills it and starts a new one.
+    let kill_after = |id: String, past: order::Phase| {
+        let saga = saga.clone();
+        async move {
+            let reached = testkit::eventually(Duration::from_secs(60), || {
+                let (saga, id) = (saga.clone(), id.clone());
+                async move {
+                    let phase = saga.phase(&id).await.unwrap();
+                    phase != order::Phase::New && phase != past
+                }
+            })
+            .await;
+            assert!(reached, "saga of {id} moved past {past:?}");
+        }
+    };
+    let mut order_ids = Vec::new();
+    for past in [order::Phase::New, order::Phase::Reserving] {
+        let id = h.place(&kim, vec![(cake.clone(), 1)]).await.id;
+        kill_after(id.clone(), past).await;
+        runner.abort();
+        let _ = runner.await;
+        runner = run_saga(&h);
+        h.wait_status(&kim, &id, OrderStatus::PaymentPending).await;
+        order_ids.push(id);
     }
-    for id in &order_ids {
+    order_ids.push(h.place(&kim, vec![(cake.clone(), 1)]).await.id);
+    for (i, id) in order_ids.iter().enumerate() {
         let order = h.wait_status(&kim, id, OrderStatus::PaymentPending).await;
         h.pay(&kim, &order, 6_200).await.unwrap();
+        if i == 0 {
+            // Kill it again once the payment moved the saga on.
+            kill_after(id.clone(), order::Phase::AwaitingPayment).await;
+            runner.abort();
+            let _ = runner.await;
+            runner = run_saga(&h);
+        }
     }
     for id in &order_ids {
         h.wait_status(&kim, id, OrderStatus::Paid).await;
     }
     let sold = testkit::eventually(Duration::from_secs(60), || async {
-        h.stock(&cake).await == (4, 0)
+        h.stock(&cake).await == (5, 0)
     })
     .await;
     assert!(sold, "stock and money agree: {:?}", h.stock(&cake).await);
-    assert_eq!(h.toss.stats().confirmed, 4);
-    extra.abort();
+    assert_eq!(h.toss.stats().confirmed, 3);
+    runner.abort();
 }

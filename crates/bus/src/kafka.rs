@@ -362,6 +362,26 @@ pub struct KafkaConsumer {
     group: String,
 }
 
+impl Drop for KafkaConsumer {
+    /// Leaves the group and closes the consumer off the async runtime: librdkafka's close can
+    /// block (for a long time if the group coordinator is slow), which must neither stall a
+    /// runtime worker nor leave a member that heartbeats while holding partitions.
+    fn drop(&mut self) {
+        self.consumer.unsubscribe();
+        let consumer = self.consumer.clone();
+        let group = self.group.clone();
+        let closing = std::thread::Builder::new()
+            .name("kafka-consumer-close".into())
+            .spawn(move || {
+                drop(consumer);
+                tracing::debug!(group, "kafka consumer closed");
+            });
+        if let Err(err) = closing {
+            tracing::warn!(error = %err, "cannot close the kafka consumer on its own thread");
+        }
+    }
+}
+
 /// Whether a consumer error is a connection problem that librdkafka recovers from by itself.
 fn is_transient(error: &KafkaError) -> bool {
     let code = match error {

@@ -131,9 +131,10 @@ impl Orchestrator {
         let commands = self.command_topics();
         all.extend(commands.iter().map(String::as_str));
         self.bus.ensure_topics(&all, 6).await?;
-        let clock = {
+        // Aborted when `run` returns or is dropped (a killed runner must not leave its clock).
+        let _clock = AbortOnDrop(tokio::spawn({
             let me = self.clone();
-            tokio::spawn(async move {
+            async move {
                 let mut every = tokio::time::interval(me.config.tick);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -142,8 +143,8 @@ impl Orchestrator {
                         tracing::warn!(error = %err, "saga clock failed; retrying next tick");
                     }
                 }
-            })
-        };
+            }
+        }));
         let me = self.clone();
         let result = bus::worker::run_worker(
             self.bus.as_ref(),
@@ -156,7 +157,6 @@ impl Orchestrator {
             shutdown,
         )
         .await;
-        clock.abort();
         Ok(result?)
     }
 
@@ -374,6 +374,15 @@ impl Orchestrator {
             .await
             .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
         Ok(loaded.state.phase)
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
