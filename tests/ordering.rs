@@ -494,6 +494,14 @@ async fn duplicate_and_reordered_messages_change_nothing() {
         )
         .await
         .unwrap();
+    // Redeliver them as a relay restart would, after the originals (newest first, to also
+    // scramble their order among themselves).
+    let last = events.last().unwrap().position;
+    let relayed = testkit::eventually(Duration::from_secs(30), || async {
+        h.platform.store.load_checkpoint("relay").await.unwrap() >= Some(last)
+    })
+    .await;
+    assert!(relayed, "the originals were relayed first");
     for event in events.iter().rev() {
         let record = relay::to_record(&h.platform.settings.kafka_topic_prefix, event).unwrap();
         h.platform.bus.publish(vec![record]).await.unwrap();
