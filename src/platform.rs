@@ -130,6 +130,7 @@ impl Platform {
                             models,
                             projection,
                             bus,
+                            store,
                             &group,
                             &prefix,
                             shutdown.cancelled_owned(),

@@ -59,11 +59,14 @@ pub async fn run_from_store(
 }
 
 /// Feeds `projection` from the relay's Kafka topics as consumer group `group`; commits offsets
-/// only after the batch's transaction committed. Runs until `shutdown` resolves.
+/// only after the batch's transaction committed. When a stream's events arrive with a gap
+/// (a record lost to retention, or reordered), the missing events are read from `store`
+/// first. Runs until `shutdown` resolves.
 pub async fn run_from_bus(
     models: ReadModels,
     projection: Arc<dyn Projection>,
     bus: Arc<dyn MessageBus>,
+    store: Arc<dyn EventStore>,
     group: &str,
     topic_prefix: &str,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -101,7 +104,7 @@ pub async fn run_from_bus(
             .iter()
             .map(decode)
             .collect::<Result<Vec<RecordedEvent>, _>>()?;
-        apply_with_retry(&models, projection.as_ref(), &events, None).await?;
+        apply_filling_gaps(&models, projection.as_ref(), store.as_ref(), &events).await?;
         // Commit the last message of each partition in the batch.
         let mut last: HashMap<(&str, i32), &Message> = HashMap::new();
         for msg in &messages {
@@ -111,6 +114,62 @@ pub async fn run_from_bus(
             consumer.commit(msg).await?;
         }
     }
+}
+
+/// Most gaps filled for one batch before giving up (each fill applies a whole missing range).
+const MAX_GAP_FILLS: usize = 100;
+
+/// Applies a batch from the bus; a gap in a stream is filled from the event store first.
+async fn apply_filling_gaps(
+    models: &ReadModels,
+    projection: &dyn Projection,
+    store: &dyn EventStore,
+    events: &[RecordedEvent],
+) -> Result<(), ProjectionError> {
+    for _ in 0..MAX_GAP_FILLS {
+        match apply_with_retry(models, projection, events, None).await {
+            Err(ProjectionError::Gap {
+                stream,
+                applied,
+                received,
+            }) => {
+                let id = eventstore::StreamId::parse(stream.clone())?;
+                let missing =
+                    usize::try_from(received.saturating_sub(applied + 1)).unwrap_or(usize::MAX);
+                let fill = store
+                    .read_stream(
+                        &id,
+                        eventstore::Direction::Forward,
+                        Some(applied + 1),
+                        missing,
+                    )
+                    .await?;
+                if fill.is_empty() {
+                    return Err(ProjectionError::Gap {
+                        stream,
+                        applied,
+                        received,
+                    });
+                }
+                metrics::counter!("projection_gaps_filled_total", "projection" => projection.name())
+                    .increment(1);
+                tracing::warn!(
+                    projection = projection.name(),
+                    stream,
+                    applied,
+                    received,
+                    filled = fill.len(),
+                    "filled a gap from the event store"
+                );
+                apply_with_retry(models, projection, &fill, None).await?;
+            }
+            other => return other,
+        }
+    }
+    Err(ProjectionError::Decode {
+        event_id: "batch".into(),
+        reason: "too many gaps in one batch".into(),
+    })
 }
 
 /// Decodes the relay's JSON envelope.

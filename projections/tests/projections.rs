@@ -260,11 +260,12 @@ async fn follows_kafka_exactly_once() {
         relay::Relay::new(store.clone(), bus.clone(), relay_config).run(std::future::pending()),
     );
     let run = |group: String| {
-        let (models, bus, prefix) = (models.clone(), bus.clone(), prefix.clone());
+        let (models, bus, prefix, store) =
+            (models.clone(), bus.clone(), prefix.clone(), store.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let catalog: Arc<dyn Projection> = Arc::new(StreamCatalog);
-            projections::run_from_bus(models, catalog, bus, &group, &prefix, async {
+            projections::run_from_bus(models, catalog, bus, store, &group, &prefix, async {
                 let _ = rx.await;
             })
             .await
@@ -285,4 +286,52 @@ async fn follows_kafka_exactly_once() {
     stop_second.send(()).unwrap();
     second.await.unwrap();
     relay.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_a_gap_on_the_bus_from_the_event_store() {
+    testkit::init_logs();
+    let (store, models, _guard) = postgres().await;
+    let bus: Arc<dyn bus::MessageBus> = Arc::new(
+        bus::KafkaBus::new(
+            bus::KafkaConfig::new(testkit::kafka_brokers())
+                .with_session_timeout(Duration::from_secs(6)),
+        )
+        .unwrap(),
+    );
+    let prefix = testkit::unique_name("g") + ".";
+    append(&store, "order-7", 3).await;
+    // Only the third event ever reaches the bus (the first two were lost to retention, say).
+    let all = store
+        .read_all(eventstore::Position::START, 10)
+        .await
+        .unwrap();
+    let topic = relay::topic_for(&prefix, "order");
+    bus.ensure_topics(&[topic.as_str()], 3).await.unwrap();
+    bus.publish(vec![relay::to_record(&prefix, &all[2]).unwrap()])
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let (models, bus, store, prefix) =
+            (models.clone(), bus.clone(), store.clone(), prefix.clone());
+        tokio::spawn(async move {
+            let catalog: Arc<dyn Projection> = Arc::new(StreamCatalog);
+            projections::run_from_bus(
+                models,
+                catalog,
+                bus,
+                store,
+                &testkit::unique_name("g"),
+                &prefix,
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await
+        })
+    };
+    wait_for_counts(&models, (1, 3)).await;
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }
