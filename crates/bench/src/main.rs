@@ -5,13 +5,28 @@
 //! from [`scratch_db`], SQLite in a temporary directory, the relay onto Kafka), [`workload`]
 //! generates realistic order, stock and payment events before any clock starts, [`phases`] holds
 //! the timed phases written against the ports only, and [`report`] the goals and output lines.
+//!
+//! The `ordering` benchmark lives in [`ordering_bench`]: [`ordering_stack`] assembles the
+//! platform as the end-to-end test does, [`ordering_client`] is one customer taking orders to
+//! PAID (woken by [`order_watch`] when its order changes), [`profile`] samples CPU and
+//! `pg_stat_activity`, [`hops`] reads the time between components back from the event store
+//! (with [`spectator`] timing the relay's share),
+//! and [`ordering_report`] prints the figures.
 //! This binary only measures: it never changes the crates it exercises and leaves no database
 //! or file behind.
 
 mod eventstore_bench;
+mod hops;
+mod order_watch;
+mod ordering_bench;
+mod ordering_client;
+mod ordering_report;
+mod ordering_stack;
 mod phases;
+mod profile;
 mod report;
 mod scratch_db;
+mod spectator;
 mod workload;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +60,21 @@ enum Command {
         #[command(flatten)]
         sizes: eventstore_bench::Sizes,
     },
+    /// Orders per second and latency from placeOrder to PAID through the whole stack.
+    Ordering {
+        /// Postgres server; the benchmark creates and drops its own database on it.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        database_url: String,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "KAFKA_BROKERS")]
+        kafka_brokers: String,
+        #[command(flatten)]
+        options: ordering_bench::Options,
+    },
 }
 
 #[tokio::main]
@@ -65,6 +95,14 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let line = eventstore_bench::run(&database_url, kafka_brokers.as_deref(), &sizes, only)
                 .await?;
+            println!("{line}");
+        }
+        Command::Ordering {
+            database_url,
+            kafka_brokers,
+            options,
+        } => {
+            let line = ordering_bench::run(&database_url, &kafka_brokers, &options).await?;
             println!("{line}");
         }
     }

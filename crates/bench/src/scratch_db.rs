@@ -9,6 +9,7 @@ use sqlx::{Connection, Executor, PgConnection};
 /// A freshly created database; call [`ScratchDb::drop_database`] when done.
 pub struct ScratchDb {
     server: PgConnectOptions,
+    server_url: String,
     name: String,
 }
 
@@ -27,12 +28,21 @@ impl ScratchDb {
             .with_context(|| format!("cannot create database {name}"))?;
         conn.close().await.ok();
         tracing::info!(database = %name, "benchmark database created");
-        Ok(Self { server, name })
+        Ok(Self {
+            server,
+            server_url: server_url.to_owned(),
+            name,
+        })
     }
 
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The connection URL of this database: the server's URL with its database name replaced.
+    pub fn url(&self) -> String {
+        replace_database(&self.server_url, &self.name)
     }
 
     /// A pool of up to `max_connections` on this database.
@@ -55,5 +65,40 @@ impl ScratchDb {
         conn.close().await.ok();
         tracing::info!(database = %self.name, "benchmark database dropped");
         Ok(())
+    }
+}
+
+/// Replaces the database name in a Postgres URL, keeping its query string.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_query() {
+        assert_eq!(
+            replace_database("postgres://u:p@h:5432/postgres", "x"),
+            "postgres://u:p@h:5432/x"
+        );
+        assert_eq!(
+            replace_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+        assert_eq!(replace_database("postgres://h:1", "x"), "postgres://h:1/x");
     }
 }

@@ -1,0 +1,190 @@
+//! The platform the `ordering` benchmark drives, assembled exactly as the end-to-end test
+//! (`tests/ordering.rs`) does: Postgres event store and read models, Kafka, the relay, the
+//! projections, the Toss test server over HTTP, and the ordering components with their saga.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bloody_sweet::ordering::{Listeners, Ordering};
+use bloody_sweet::platform::Platform;
+use bloody_sweet::settings::Settings;
+use eventstore::Metadata;
+use inventory::NewProduct;
+use order::SagaConfig;
+use order::updates::OrderUpdates;
+use payment::toss::client::TossClient;
+use payment::toss::server::TossTestServer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long the products may take to reach the catalog read model.
+const CATALOG_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the background tasks get to stop once cancelled.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The running platform.
+pub struct Stack {
+    /// The ordering components, driven directly (as a subgraph resolver would).
+    pub ordering: Ordering,
+    /// The Toss test server the payment service calls over HTTP.
+    pub toss: TossTestServer,
+    /// Live "this order changed" signals: one follower of `$all` for the whole benchmark.
+    pub updates: OrderUpdates,
+    follower: JoinHandle<()>,
+    platform: Platform,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+async fn listener() -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port")
+}
+
+impl Stack {
+    /// Connects to the database at `database_url` and the brokers, with topics under `prefix`,
+    /// and starts every component.
+    pub async fn start(
+        database_url: &str,
+        kafka_brokers: &str,
+        prefix: &str,
+        partitions: u32,
+        kafka_properties: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let settings = Settings::load_from(None, |name| match name {
+            "DATABASE_URL" => Some(database_url.to_owned()),
+            "KAFKA_BROKERS" => Some(kafka_brokers.to_owned()),
+            "KAFKA_TOPIC_PREFIX" => Some(prefix.to_owned()),
+            "KAFKA_PARTITIONS" => Some(partitions.to_string()),
+            "KAFKA_SESSION_TIMEOUT_MS" => Some("6000".into()),
+            _ => None,
+        })
+        .context("benchmark settings")?;
+        let mut platform = Platform::connect(settings).await?;
+        if !kafka_properties.is_empty() {
+            // Diagnostic: the same bus with extra librdkafka properties on every client.
+            let mut config = bus::KafkaConfig::new(kafka_brokers);
+            for (key, value) in kafka_properties {
+                config = config.with(key, value);
+            }
+            tracing::warn!(?kafka_properties, "kafka clients use extra properties");
+            platform.bus = std::sync::Arc::new(bus::KafkaBus::new(config)?);
+        }
+        let shutdown = CancellationToken::new();
+        let mut tasks = vec![platform.spawn_relay(shutdown.clone())];
+        tasks.extend(platform.spawn_projections(shutdown.clone()));
+        let toss = TossTestServer::builder()
+            .timeout_delay(Duration::from_secs(3))
+            .build();
+        let toss_listener = listener().await?;
+        let base = format!("http://{}", toss_listener.local_addr()?);
+        let serving = toss
+            .clone()
+            .serve(toss_listener, shutdown.clone().cancelled_owned());
+        tasks.push(tokio::spawn(async move {
+            serving.await.context("toss test server")
+        }));
+        let client = TossClient::new(&base, "test_sk_bench".to_owned().into())
+            .map_err(|e| anyhow::anyhow!("creating the Toss client: {e}"))?;
+        let saga = SagaConfig {
+            payment_timeout: chrono::Duration::minutes(10),
+            tick: Duration::from_millis(200),
+            resend_after: chrono::Duration::seconds(2),
+            ..SagaConfig::default()
+        };
+        let listeners = Listeners {
+            order: listener().await?,
+            inventory: listener().await?,
+            payment: listener().await?,
+        };
+        let (ordering, running) =
+            Ordering::start(&platform, client, saga, listeners, shutdown.clone())
+                .await
+                .context("starting the ordering components")?;
+        tasks.extend(running.into_tasks());
+        let (updates, follower) = OrderUpdates::follow(platform.store.clone())
+            .await
+            .context("following order updates")?;
+        Ok(Self {
+            ordering,
+            toss,
+            updates,
+            follower,
+            platform,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Creates `count` products with `stock` each and waits until all are in the catalog read
+    /// model; returns their ids.
+    pub async fn create_products(&self, count: usize, stock: i64) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let name = format!("Bench Cake {i:02}");
+            let details = NewProduct {
+                description: format!("{name}, baked for the benchmark"),
+                name,
+                price: 5_000 + 500 * i as i64,
+                category: "cake".into(),
+                image_url: None,
+                initial_stock: stock,
+            };
+            let product = self
+                .ordering
+                .inventory
+                .inventory
+                .create_product(None, details, Metadata::new())
+                .await
+                .map_err(|e| anyhow::anyhow!("creating product {i}: {e}"))?;
+            let id = product
+                .id()
+                .map(ToString::to_string)
+                .context("a created product has an id")?;
+            ids.push(id);
+        }
+        let catalog = &self.ordering.inventory.catalog;
+        let started = Instant::now();
+        for id in &ids {
+            loop {
+                if catalog.get(id).await.ok().flatten().is_some() {
+                    break;
+                }
+                if started.elapsed() > CATALOG_TIMEOUT {
+                    anyhow::bail!("product {id} did not reach the catalog in {CATALOG_TIMEOUT:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The message bus the platform uses.
+    pub fn bus(&self) -> std::sync::Arc<dyn bus::MessageBus> {
+        self.platform.bus.clone()
+    }
+
+    /// Stops every component and waits (briefly) for them to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.follower.abort();
+        let all = futures::future::join_all(self.tasks);
+        match tokio::time::timeout(STOP_TIMEOUT, all).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(Ok(())) => {}
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "component stopped with an error")
+                        }
+                        Err(err) if err.is_cancelled() => {}
+                        Err(err) => tracing::warn!(error = %err, "component panicked"),
+                    }
+                }
+            }
+            Err(_) => tracing::warn!("components did not stop within {STOP_TIMEOUT:?}"),
+        }
+        drop(self.platform);
+    }
+}
