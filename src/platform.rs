@@ -69,8 +69,10 @@ impl Platform {
         };
         let bus: Arc<dyn MessageBus> = match &settings.kafka_brokers {
             Some(brokers) => Arc::new(
-                KafkaBus::new(KafkaConfig::new(brokers.clone()))
-                    .context("creating the Kafka bus")?,
+                KafkaBus::new(KafkaConfig::new(brokers.clone()).with_session_timeout(
+                    std::time::Duration::from_millis(settings.kafka_session_timeout_ms),
+                ))
+                .context("creating the Kafka bus")?,
             ),
             None => Arc::new(MemoryBus::new()),
         };

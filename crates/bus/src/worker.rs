@@ -63,3 +63,170 @@ where
         consumer.commit(&msg).await?;
     }
 }
+
+/// Runs `handler` over `topics` like [`run_worker`], but `lanes` messages at a time: messages
+/// with the same lane key (`lane_key`, e.g. the record key or the entity it names) always go
+/// to the same lane, so they are handled in order, while different keys proceed in parallel. Offsets are committed per partition up to the
+/// last message below which every message is done, so a crash redelivers only unfinished work.
+pub async fn run_keyed_worker<B, F, Fut, E>(
+    bus: &B,
+    group: &str,
+    topics: &[&str],
+    lanes: usize,
+    lane_key: for<'m> fn(&'m Message) -> &'m [u8],
+    handler: F,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), BusError>
+where
+    B: MessageBus + ?Sized,
+    F: Fn(Message) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<OutgoingRecord>, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::Arc;
+
+    let lanes = lanes.max(1);
+    let mut consumer = bus.subscribe(group, topics).await?;
+    let (done_tx, mut done_rx) =
+        tokio::sync::mpsc::unbounded_channel::<Result<Message, BusError>>();
+    let group_name: Arc<str> = Arc::from(group);
+    let mut senders = Vec::with_capacity(lanes);
+    let mut workers = Vec::with_capacity(lanes);
+    // The bus is only borrowed here: lanes hand what to publish back to this loop.
+    let (publish_tx, mut publish_rx) = tokio::sync::mpsc::channel::<(
+        Vec<OutgoingRecord>,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    )>(lanes * 4);
+    for _ in 0..lanes {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
+        senders.push(tx);
+        let (handler, done, publish, group) = (
+            handler.clone(),
+            done_tx.clone(),
+            publish_tx.clone(),
+            group_name.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let mut attempt: u32 = 0;
+                loop {
+                    let published = match handler(msg.clone()).await {
+                        Ok(records) if records.is_empty() => Ok(()),
+                        Ok(records) => {
+                            let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
+                            if publish.send((records, ack_tx)).await.is_err() {
+                                return;
+                            }
+                            ack_rx.await.unwrap_or_else(|_| Err("worker stopping".into()))
+                        }
+                        Err(err) => Err(err.to_string()),
+                    };
+                    match published {
+                        Ok(()) => break,
+                        Err(reason) => {
+                            attempt = attempt.saturating_add(1);
+                            metrics::counter!("worker_failures_total", "group" => group.to_string()).increment(1);
+                            tracing::error!(group = %group, topic = %msg.topic, partition = msg.partition, offset = msg.offset, attempt, error = %reason, "message handling failed; retrying");
+                            tokio::time::sleep((Duration::from_millis(100) * attempt.min(50)).min(MAX_BACKOFF)).await;
+                        }
+                    }
+                }
+                if done.send(Ok(msg)).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(done_tx);
+    drop(publish_tx);
+    // Per partition: offsets handed to lanes and not done yet, the highest done, and the
+    // last committed.
+    let mut in_flight: HashMap<(String, i32), BTreeSet<i64>> = HashMap::new();
+    let mut highest_done: HashMap<(String, i32), i64> = HashMap::new();
+    let mut committed: HashMap<(String, i32), i64> = HashMap::new();
+    tokio::pin!(shutdown);
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            Some((records, ack)) = publish_rx.recv() => {
+                let result = bus.publish(records).await.map_err(|e| e.to_string());
+                let _ = ack.send(result);
+            }
+            Some(first) = done_rx.recv() => {
+                // Take every completion that is ready, then commit once per partition.
+                let mut touched = BTreeSet::new();
+                let mut next = Some(first);
+                let mut failed = None;
+                while let Some(done) = next.take() {
+                    match done {
+                        Ok(msg) => {
+                            let key = (msg.topic, msg.partition);
+                            in_flight.entry(key.clone()).or_default().remove(&msg.offset);
+                            let high = highest_done.entry(key.clone()).or_insert(msg.offset);
+                            *high = (*high).max(msg.offset);
+                            touched.insert(key);
+                        }
+                        Err(err) => failed = Some(err),
+                    }
+                    next = done_rx.try_recv().ok();
+                }
+                if let Some(err) = failed {
+                    break Err(err);
+                }
+                let mut commit_failed = None;
+                for key in touched {
+                    // Everything below the oldest message still in flight is done.
+                    let point = match in_flight.get(&key).and_then(|p| p.first()) {
+                        Some(low) => low - 1,
+                        None => highest_done.get(&key).copied().unwrap_or(-1),
+                    };
+                    if point <= committed.get(&key).copied().unwrap_or(-1) {
+                        continue;
+                    }
+                    let marker = Message {
+                        topic: key.0.clone(),
+                        partition: key.1,
+                        offset: point,
+                        key: None,
+                        payload: Vec::new(),
+                        headers: Vec::new(),
+                    };
+                    if let Err(err) = consumer.commit(&marker).await {
+                        commit_failed = Some(err);
+                        break;
+                    }
+                    committed.insert(key, point);
+                }
+                if let Some(err) = commit_failed {
+                    break Err(err);
+                }
+            }
+            msg = consumer.recv() => {
+                let msg = match msg {
+                    Ok(msg) => msg,
+                    Err(err) => break Err(err),
+                };
+                in_flight.entry((msg.topic.clone(), msg.partition)).or_default().insert(msg.offset);
+                let lane = lane_of(lane_key(&msg), lanes);
+                if senders[lane].send(msg).await.is_err() {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    for worker in workers {
+        worker.abort();
+    }
+    outcome
+}
+
+/// The lane of a key: a stable hash, so one key always lands in the same lane.
+fn lane_of(key: &[u8], lanes: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % lanes as u64) as usize
+}

@@ -18,6 +18,9 @@ use uuid::Uuid;
 use crate::order::{Order, OrderCommand, OrderError};
 use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput};
 
+/// Sagas handled at once by one orchestrator (messages of one order always share a lane).
+const SAGA_LANES: usize = 16;
+
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
 pub struct SagaConfig {
@@ -146,10 +149,13 @@ impl Orchestrator {
             }
         }));
         let me = self.clone();
-        let result = bus::worker::run_worker(
+        // Sagas of different orders proceed in parallel; one order's messages stay in order.
+        let result = bus::worker::run_keyed_worker(
             self.bus.as_ref(),
             &self.config.group,
             &refs,
+            SAGA_LANES,
+            order_of,
             move |msg| {
                 let me = me.clone();
                 async move { me.on_message(&msg).await }
@@ -384,6 +390,15 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The order a saga input belongs to, from its record key: `order-{id}` and `payment-{id}`
+/// stream ids on event topics, the bare order id on the replies topic.
+fn order_of(msg: &Message) -> &[u8] {
+    let key = msg.key.as_deref().unwrap_or_default();
+    key.strip_prefix(b"order-")
+        .or_else(|| key.strip_prefix(b"payment-"))
+        .unwrap_or(key)
 }
 
 /// A stable UUID for an order id (order ids are UUIDs; anything else is hashed).
