@@ -103,6 +103,19 @@ impl Orchestrator {
         config: SagaConfig,
     ) -> Result<Arc<Self>, OrchestratorError> {
         index.execute(INDEX_DDL).await?;
+        // The clock's two queries touch only live sagas.
+        index
+            .execute(
+                "CREATE INDEX IF NOT EXISTS saga_index_due ON saga_index (deadline) \
+                 WHERE phase = 'awaiting_payment'",
+            )
+            .await?;
+        index
+            .execute(
+                "CREATE INDEX IF NOT EXISTS saga_index_pending ON saga_index (updated_at) \
+                 WHERE pending > 0",
+            )
+            .await?;
         let orders = Repository::new(store.clone()).with_max_attempts(50);
         Ok(Arc::new(Self {
             store,
