@@ -141,7 +141,7 @@ impl Ordering {
                 &format!("{p}inventory-commands"),
                 &topic,
                 &replies,
-                |envelope| {
+                move |envelope| {
                     let inventory = state.inventory.clone();
                     async move {
                         inventory.handle(envelope).await.map_err(|err| {

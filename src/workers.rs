@@ -26,6 +26,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Commands of different orders handled at once (one order's commands stay in order).
+const LANES: usize = 16;
+
 /// Runs a worker for commands of type `C` on `topic` until `shutdown` resolves.
 pub async fn run_command_worker<C, H, Fut>(
     bus: Arc<dyn MessageBus>,
@@ -36,41 +39,58 @@ pub async fn run_command_worker<C, H, Fut>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), bus::BusError>
 where
-    C: DeserializeOwned + Send,
-    H: Fn(Envelope<C>) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<SagaReply, Failure>> + Send,
+    C: DeserializeOwned + Send + 'static,
+    H: Fn(Envelope<C>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<SagaReply, Failure>> + Send + 'static,
 {
     let dead_letters = format!("{topic}.dlq");
     bus.ensure_topics(&[topic, replies, &dead_letters], 6)
         .await?;
-    let handler = &handler;
-    let dead_letters = dead_letters.as_str();
-    bus::worker::run_worker(
+    let dead_letters: Arc<str> = Arc::from(dead_letters);
+    let replies: Arc<str> = Arc::from(replies);
+    bus::worker::run_keyed_worker(
         bus.as_ref(),
         group,
         &[topic],
-        move |msg: Message| async move {
-            let envelope: Envelope<C> = match serde_json::from_slice(&msg.payload) {
-                Ok(env) => env,
-                Err(err) => return Ok(dead_letter(dead_letters, &msg, &err.to_string())),
-            };
-            let order_id = envelope.order_id.clone();
-            let traceparent = envelope.traceparent.clone();
-            match handler(envelope).await {
-                Ok(reply) => {
-                    let mut answer = Envelope::new(order_id.clone(), reply);
-                    answer.traceparent = traceparent;
-                    let payload = serde_json::to_vec(&answer)
-                        .map_err(|e| Failure::Transient(e.to_string()))?;
-                    Ok(vec![OutgoingRecord::new(replies, order_id, payload)])
+        LANES,
+        record_key,
+        move |msg: Message| {
+            let (handler, dead_letters, replies) =
+                (handler.clone(), dead_letters.clone(), replies.clone());
+            async move {
+                let envelope: Envelope<C> = match serde_json::from_slice(&msg.payload) {
+                    Ok(env) => env,
+                    Err(err) => return Ok(dead_letter(&dead_letters, &msg, &err.to_string())),
+                };
+                let order_id = envelope.order_id.clone();
+                let traceparent = envelope.traceparent.clone();
+                match handler(envelope).await {
+                    Ok(reply) => {
+                        let mut answer = Envelope::new(order_id.clone(), reply);
+                        answer.traceparent = traceparent;
+                        let payload = serde_json::to_vec(&answer)
+                            .map_err(|e| Failure::Transient(e.to_string()))?;
+                        Ok(vec![OutgoingRecord::new(
+                            replies.as_ref(),
+                            order_id,
+                            payload,
+                        )])
+                    }
+                    Err(Failure::Permanent(reason)) => {
+                        Ok(dead_letter(&dead_letters, &msg, &reason))
+                    }
+                    Err(err) => Err(err),
                 }
-                Err(Failure::Permanent(reason)) => Ok(dead_letter(dead_letters, &msg, &reason)),
-                Err(err) => Err(err),
             }
         },
         shutdown,
     )
     .await
+}
+
+/// Commands are keyed by order id.
+fn record_key(msg: &Message) -> &[u8] {
+    msg.key.as_deref().unwrap_or_default()
 }
 
 fn dead_letter(topic: &str, msg: &Message, reason: &str) -> Vec<OutgoingRecord> {
