@@ -2,7 +2,8 @@
 //!
 //! Layout: [`settings`] (typed configuration from defaults, a TOML file and the environment),
 //! [`platform`] (chooses an adapter for each port and runs the components), [`ordering`]
-//! (the inventory, order and payment subgraphs with the saga and its workers), [`commands`]
+//! (the inventory, order and payment subgraphs with the saga and its workers), [`stack`] (all
+//! of it on loopback with the Toss test server, for tests and benchmarks), [`commands`]
 //! (what each subcommand does), [`workers`] (saga command workers). The crates it wires own all business logic; this crate only
 //! connects them at the edge.
 
@@ -10,4 +11,5 @@ pub mod commands;
 pub mod ordering;
 pub mod platform;
 pub mod settings;
+pub mod stack;
 pub mod workers;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::Identity;
-use bloody_sweet::ordering::{Listeners, Ordering};
+use bloody_sweet::ordering::Ordering;
 use bloody_sweet::platform::Platform;
 use bloody_sweet::settings::Settings;
+use bloody_sweet::stack::LocalStack;
 use eventstore::Metadata;
 use inventory::{NewProduct, ProductId};
 use order::{OrderStatus, SagaConfig};
-use payment::toss::client::TossClient;
 use payment::toss::ledger::FailureMode;
 use payment::toss::server::TossTestServer;
 use tokio_util::sync::CancellationToken;
@@ -32,10 +32,6 @@ impl Drop for Harness {
     }
 }
 
-async fn listener() -> tokio::net::TcpListener {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
 async fn harness(payment_timeout: chrono::Duration) -> Harness {
     testkit::init_logs();
     let db = testkit::TestDb::new().await;
@@ -51,39 +47,19 @@ async fn harness(payment_timeout: chrono::Duration) -> Harness {
     })
     .unwrap();
     let platform = Platform::connect(settings).await.unwrap();
-    let shutdown = CancellationToken::new();
-    platform.spawn_relay(shutdown.clone());
-    platform.spawn_projections(shutdown.clone());
-    let toss = TossTestServer::builder()
-        .timeout_delay(Duration::from_secs(3))
-        .build();
-    let toss_listener = listener().await;
-    let base = format!("http://{}", toss_listener.local_addr().unwrap());
-    tokio::spawn(
-        toss.clone()
-            .serve(toss_listener, shutdown.clone().cancelled_owned()),
-    );
-    let client = TossClient::new(&base, "test_sk_ordering".to_owned().into()).unwrap();
     let saga = SagaConfig {
         payment_timeout,
         tick: Duration::from_millis(200),
         resend_after: chrono::Duration::seconds(2),
         ..SagaConfig::default()
     };
-    let listeners = Listeners {
-        order: listener().await,
-        inventory: listener().await,
-        payment: listener().await,
-    };
-    let (ordering, running) = Ordering::start(&platform, client, saga, listeners, shutdown.clone())
-        .await
-        .unwrap();
+    let stack = LocalStack::start(platform, saga).await.unwrap();
     Harness {
-        ordering,
-        saga: Some(running.saga),
-        toss,
-        shutdown,
-        platform,
+        ordering: stack.ordering,
+        saga: Some(stack.saga),
+        toss: stack.toss,
+        shutdown: stack.shutdown,
+        platform: stack.platform,
         _db: db,
     }
 }

@@ -5,14 +5,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bloody_sweet::ordering::{Listeners, Ordering};
+use bloody_sweet::ordering::Ordering;
 use bloody_sweet::platform::Platform;
 use bloody_sweet::settings::Settings;
+use bloody_sweet::stack::LocalStack;
 use eventstore::Metadata;
 use inventory::NewProduct;
 use order::SagaConfig;
 use order::updates::OrderUpdates;
-use payment::toss::client::TossClient;
 use payment::toss::server::TossTestServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -34,12 +34,6 @@ pub struct Stack {
     platform: Platform,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
-}
-
-async fn listener() -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a loopback port")
 }
 
 impl Stack {
@@ -71,38 +65,23 @@ impl Stack {
             tracing::warn!(?kafka_properties, "kafka clients use extra properties");
             platform.bus = std::sync::Arc::new(bus::KafkaBus::new(config)?);
         }
-        let shutdown = CancellationToken::new();
-        let mut tasks = vec![platform.spawn_relay(shutdown.clone())];
-        tasks.extend(platform.spawn_projections(shutdown.clone()));
-        let toss = TossTestServer::builder()
-            .timeout_delay(Duration::from_secs(3))
-            .build();
-        let toss_listener = listener().await?;
-        let base = format!("http://{}", toss_listener.local_addr()?);
-        let serving = toss
-            .clone()
-            .serve(toss_listener, shutdown.clone().cancelled_owned());
-        tasks.push(tokio::spawn(async move {
-            serving.await.context("toss test server")
-        }));
-        let client = TossClient::new(&base, "test_sk_bench".to_owned().into())
-            .map_err(|e| anyhow::anyhow!("creating the Toss client: {e}"))?;
         let saga = SagaConfig {
             payment_timeout: chrono::Duration::minutes(10),
             tick: Duration::from_millis(200),
             resend_after: chrono::Duration::seconds(2),
             ..SagaConfig::default()
         };
-        let listeners = Listeners {
-            order: listener().await?,
-            inventory: listener().await?,
-            payment: listener().await?,
-        };
-        let (ordering, running) =
-            Ordering::start(&platform, client, saga, listeners, shutdown.clone())
-                .await
-                .context("starting the ordering components")?;
-        tasks.extend(running.into_tasks());
+        let LocalStack {
+            platform,
+            ordering,
+            toss,
+            saga,
+            mut tasks,
+            shutdown,
+        } = LocalStack::start(platform, saga)
+            .await
+            .context("starting the ordering components")?;
+        tasks.push(saga);
         let (updates, follower) = OrderUpdates::follow(platform.store.clone())
             .await
             .context("following order updates")?;
