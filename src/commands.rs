@@ -33,12 +33,58 @@ pub enum Command {
     },
     /// Runs the outbox relay alone (event store to Kafka).
     Relay,
+    /// Subgraph schemas: write each subgraph's SDL to `schema/`, or check the files are current.
+    Schema {
+        /// What to do.
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Read-model operations.
     Projections {
         /// What to do.
         #[command(subcommand)]
         action: ProjectionsAction,
     },
+}
+
+/// A schema operation.
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Writes `{dir}/{subgraph}.graphql` for every subgraph.
+    Export {
+        /// Where the files go.
+        #[arg(long, default_value = "schema")]
+        dir: PathBuf,
+    },
+    /// Fails when a file in `dir` differs from the SDL the code generates.
+    Check {
+        /// Where the files are.
+        #[arg(long, default_value = "schema")]
+        dir: PathBuf,
+    },
+}
+
+/// Each subgraph's name and its federation SDL, as generated from code.
+pub fn subgraph_sdls() -> Vec<(&'static str, String)> {
+    vec![
+        ("inventory", inventory::schema::sdl()),
+        ("order", order::schema::sdl()),
+        ("payment", payment::sdl()),
+    ]
+}
+
+/// The subgraphs whose file in `dir` is missing or differs from the generated SDL.
+pub fn stale_schemas(dir: &std::path::Path) -> Vec<&'static str> {
+    subgraph_sdls()
+        .into_iter()
+        .filter(|(name, sdl)| {
+            std::fs::read_to_string(dir.join(format!("{name}.graphql")))
+                .ok()
+                .as_deref()
+                != Some(sdl)
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// A read-model operation.
@@ -108,6 +154,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             platform.spawn_relay(shutdown_on_signal()).await?
         }
         Command::Projections { action } => projections(settings, action).await,
+        Command::Schema { action } => match action {
+            SchemaAction::Export { dir } => {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for (name, sdl) in subgraph_sdls() {
+                    let path = dir.join(format!("{name}.graphql"));
+                    std::fs::write(&path, sdl)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("{}", path.display());
+                }
+                Ok(())
+            }
+            SchemaAction::Check { dir } => {
+                let stale = stale_schemas(&dir);
+                anyhow::ensure!(
+                    stale.is_empty(),
+                    "schema files out of date for {stale:?}: run `bloody-sweet schema export`"
+                );
+                Ok(())
+            }
+        },
     }
 }
 
