@@ -145,8 +145,14 @@ async fn follows_the_event_store_exactly_once(store: Arc<dyn EventStore>, models
 async fn refuses_gaps_and_writes_nothing(store: Arc<dyn EventStore>, models: ReadModels) {
     models.register(&StreamCatalog).await.unwrap();
     append(&store, "order-9", 4).await;
+    // Read the stream (not `$all`, which may wait behind another test's open transaction).
     let all = store
-        .read_all(eventstore::Position::START, 10)
+        .read_stream(
+            &StreamId::parse("order-9").unwrap(),
+            eventstore::Direction::Forward,
+            None,
+            10,
+        )
         .await
         .unwrap();
     models
@@ -302,8 +308,14 @@ async fn fills_a_gap_on_the_bus_from_the_event_store() {
     let prefix = testkit::unique_name("g") + ".";
     append(&store, "order-7", 3).await;
     // Only the third event ever reaches the bus (the first two were lost to retention, say).
+    // Read the stream (not `$all`, which may wait behind another test's open transaction).
     let all = store
-        .read_all(eventstore::Position::START, 10)
+        .read_stream(
+            &StreamId::parse("order-7").unwrap(),
+            eventstore::Direction::Forward,
+            None,
+            10,
+        )
         .await
         .unwrap();
     let topic = relay::topic_for(&prefix, "order");

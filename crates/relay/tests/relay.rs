@@ -177,10 +177,18 @@ async fn resumes_after_a_crash_with_nothing_lost() {
     }
     let total = writer.await.unwrap();
     let checkpoint = store.load_checkpoint("relay-test").await.unwrap().unwrap();
-    let all = store
-        .read_all(eventstore::Position::START, 100_000)
-        .await
-        .unwrap();
+    // `$all` may wait behind another test's open transaction: wait until all is visible.
+    let mut all = Vec::new();
+    for _ in 0..1_000 {
+        all = store
+            .read_all(eventstore::Position::START, 100_000)
+            .await
+            .unwrap();
+        if all.len() >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         checkpoint < all.last().unwrap().position,
         "the crash happened mid-stream"
