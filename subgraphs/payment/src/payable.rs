@@ -122,6 +122,33 @@ impl PayableOrder {
     }
 }
 
+/// Folds an order's own events into what payment needs, for when the read model has not
+/// caught up yet (the moment right after the order starts waiting for payment).
+pub fn fold_order_events(events: &[eventstore::RecordedEvent]) -> Option<PayableOrder> {
+    let mut order: Option<PayableOrder> = None;
+    for event in events {
+        match event.event_type.as_str() {
+            contracts::events::PAYMENT_REQUESTED => {
+                let requested: contracts::events::PaymentRequested = event.decode().ok()?;
+                order = Some(PayableOrder {
+                    order_id: requested.order_id,
+                    customer_id: requested.customer_id,
+                    amount: requested.amount,
+                    expires_at: requested.expires_at,
+                    closed_by: None,
+                });
+            }
+            closing @ ("OrderCancelled" | "OrderExpired" | "OrderRejected") => {
+                if let Some(order) = order.as_mut() {
+                    order.closed_by = Some(closing.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    order
+}
+
 /// Reads the `payable` read model.
 #[derive(Clone)]
 pub struct PayableOrders {
@@ -163,5 +190,51 @@ impl PayableOrders {
     /// The read-model database.
     pub fn models(&self) -> &ReadModels {
         &self.models
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+
+    fn event(event_type: &str, data: serde_json::Value) -> eventstore::RecordedEvent {
+        eventstore::RecordedEvent {
+            id: uuid::Uuid::now_v7(),
+            stream_id: eventstore::StreamId::parse("order-o1").unwrap(),
+            version: 1,
+            position: eventstore::Position(1),
+            event_type: event_type.into(),
+            data,
+            metadata: eventstore::Metadata::new(),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn folds_the_request_and_its_closing() {
+        let requested = serde_json::json!({
+            "order_id": "o1", "customer_id": "kim", "amount": 9000,
+            "expires_at": "2030-01-01T00:00:00Z"
+        });
+        let open = [
+            event("OrderPlaced", serde_json::json!({})),
+            event(contracts::events::PAYMENT_REQUESTED, requested),
+        ];
+        let order = fold_order_events(&open).unwrap();
+        assert_eq!(
+            (order.customer_id.as_str(), order.amount, order.closed_by),
+            ("kim", 9000, None)
+        );
+        let mut closed = open.to_vec();
+        closed.push(event("OrderCancelled", serde_json::json!({})));
+        assert_eq!(
+            fold_order_events(&closed).unwrap().closed_by.as_deref(),
+            Some("OrderCancelled")
+        );
+        assert_eq!(
+            fold_order_events(&open[..1]),
+            None,
+            "not awaiting payment yet"
+        );
     }
 }

@@ -29,6 +29,7 @@ pub struct PaymentService {
 
 /// What the service holds.
 pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn EventStore>,
     pub(crate) payments: Repository<Payment>,
     pub(crate) payable: PayableOrders,
     pub(crate) toss: TossClient,
@@ -44,11 +45,28 @@ impl PaymentService {
     ) -> Result<Self, PaymentError> {
         Ok(Self {
             inner: Arc::new(Inner {
-                payments: Repository::new(store),
+                payments: Repository::new(store.clone()),
+                store,
                 payable: PayableOrders::new(models).await?,
                 toss,
             }),
         })
+    }
+
+    /// The order as its own event stream tells it, when the read model has not caught up.
+    async fn order_from_events(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<crate::payable::PayableOrder>, PaymentError> {
+        let stream = eventstore::StreamId::of("order", order_id)
+            .map_err(|e| PaymentError::Invalid(e.to_string()))?;
+        let events = self
+            .inner
+            .store
+            .read_stream(&stream, eventstore::Direction::Forward, None, 1_000)
+            .await
+            .map_err(|e| PaymentError::Store(eventstore::RepositoryError::Store(e)))?;
+        Ok(crate::payable::fold_order_events(&events))
     }
 
     /// The orders awaiting payment.
@@ -84,12 +102,14 @@ impl PaymentService {
         if amount <= 0 {
             return Err(PaymentError::Invalid("amount must be positive".into()));
         }
-        let order = self
-            .inner
-            .payable
-            .get(order_id)
-            .await?
-            .ok_or_else(|| PaymentError::OrderNotFound(order_id.to_owned()))?;
+        let order = match self.inner.payable.get(order_id).await? {
+            Some(order) => order,
+            // The read model may lag the order by a moment: read the order's own events.
+            None => self
+                .order_from_events(order_id)
+                .await?
+                .ok_or_else(|| PaymentError::OrderNotFound(order_id.to_owned()))?,
+        };
         if order.customer_id != identity.sub {
             return Err(AuthError::Forbidden("not your order").into());
         }
