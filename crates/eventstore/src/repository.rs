@@ -118,10 +118,16 @@ impl<A: Aggregate> Repository<A> {
         StreamId::of(A::CATEGORY, id)
     }
 
-    /// Loads the aggregate: from its snapshot if there is one, then the events after it.
+    /// Loads the aggregate: from its snapshot if there is one (repositories set up
+    /// `with_snapshots`), then the events after it.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let stream = Self::stream_of(id)?;
-        let mut loaded = match self.store.load_snapshot(&stream).await? {
+        // Only repositories that take snapshots look for one: a round trip saved per load.
+        let snapshot = match self.snapshot_every {
+            Some(_) => self.store.load_snapshot(&stream).await?,
+            None => None,
+        };
+        let mut loaded = match snapshot {
             Some(snapshot) => Loaded {
                 state: serde_json::from_value(snapshot.state).map_err(|e| {
                     RepositoryError::Decode {
