@@ -22,7 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord};
 
 /// How long librdkafka keeps trying to deliver a record before the publish fails.
-const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long topic creation may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait before enqueuing again when the producer's local queue is full.
