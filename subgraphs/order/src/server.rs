@@ -1,7 +1,7 @@
 //! Serves the order subgraph over HTTP: `POST /graphql`, WebSocket subscriptions on
 //! `GET /graphql` (graphql-transport-ws), identity from the gateway's header.
 
-use async_graphql::Data;
+use async_graphql::{Data, Executor as _};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use auth::Identity;
 use axum::Router;
@@ -43,11 +43,36 @@ async fn graphql(
         Ok(who) => who,
         Err(err) => return unauthenticated(err),
     };
-    let mut response = schema.execute(request.into_inner().data(who)).await;
+    let response = Coded(schema).execute(request.into_inner().data(who)).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+/// The schema, with every error given an `extensions.code` (over HTTP and WebSocket alike).
+#[derive(Clone)]
+struct Coded(OrderSchema);
+
+impl async_graphql::Executor for Coded {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        with_codes(self.0.execute(request).await)
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session_data: Option<std::sync::Arc<Data>>,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        use futures::StreamExt as _;
+        async_graphql::Executor::execute_stream(&self.0, request, session_data)
+            .map(with_codes)
+            .boxed()
+    }
+}
+
+fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
     for error in &mut response.errors {
         ensure_code(error);
     }
-    GraphQLResponse::from(response).into_response()
+    response
 }
 
 /// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
@@ -78,7 +103,7 @@ async fn subscribe(
         .on_upgrade(move |socket| {
             let mut data = Data::default();
             data.insert(who);
-            GraphQLWebSocket::new(socket, schema, protocol)
+            GraphQLWebSocket::new(socket, Coded(schema), protocol)
                 .with_data(data)
                 .serve()
         })

@@ -623,3 +623,30 @@ async fn order_updated_streams_until_the_order_is_final() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_subscriptions_get_a_code_too() {
+    let server = TestServer::start().await;
+    let kim = Identity::customer("kim");
+    let mut ws = server.connect(&kim).await;
+    send(
+        &mut ws,
+        json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": { "query": "subscription { orderUpdated(orderId: \"x\") { noSuchField } }" },
+        }),
+    )
+    .await;
+    let message = receive(&mut ws).await;
+    let errors = match message["type"].as_str() {
+        // graphql-transport-ws reports validation failures as `error` or as a `next` with errors.
+        Some("error") => message["payload"].clone(),
+        _ => message["payload"]["errors"].clone(),
+    };
+    let first = &errors[0];
+    assert_eq!(
+        first["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{message}"
+    );
+}
