@@ -4,31 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore::{
-    EventData, EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StreamId,
-};
+use eventstore::{EventData, EventStore, ExpectedVersion, StreamId};
 use projections::catalog::StreamCatalog;
 use projections::{Projection, ReadModels, Tables};
 use serde_json::json;
 
-type Guard = Box<dyn std::any::Any + Send>;
-
-async fn postgres() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let db = testkit::TestDb::new().await;
-    let store = PgEventStore::connect(db.url(), 8).await.unwrap();
-    let models = ReadModels::connect(db.url()).await.unwrap();
-    (Arc::new(store), models, Box::new(db))
-}
-
-async fn sqlite() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteEventStore::open(dir.path().join("events.db"))
-        .await
-        .unwrap();
-    let url = format!("sqlite://{}", dir.path().join("read.db").display());
-    let models = ReadModels::connect(&url).await.unwrap();
-    (Arc::new(store), models, Box::new(dir))
-}
+use testkit::stores::{postgres, sqlite};
 
 async fn append(store: &Arc<dyn EventStore>, stream: &str, n: u64) {
     let s = StreamId::parse(stream).unwrap();

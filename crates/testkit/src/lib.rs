@@ -5,6 +5,9 @@
 //! setup started, and unique names for topics, consumer groups and key prefixes so tests run
 //! in parallel without sharing state. It must never be a dependency of production code.
 
+#[cfg(feature = "stores")]
+pub mod stores;
+
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};

@@ -5,30 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::{IDENTITY_HEADER, Identity};
-use eventstore::{EventStore, PgEventStore, SqliteEventStore, StreamId};
+use eventstore::{EventStore, StreamId};
 use inventory::{InventoryState, ProductCatalog};
 use projections::ReadModels;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-type Guard = Box<dyn std::any::Any + Send>;
-
-async fn postgres() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let db = testkit::TestDb::new().await;
-    let store = PgEventStore::connect(db.url(), 8).await.unwrap();
-    let models = ReadModels::connect(db.url()).await.unwrap();
-    (Arc::new(store), models, Box::new(db))
-}
-
-async fn sqlite() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteEventStore::open(dir.path().join("events.db"))
-        .await
-        .unwrap();
-    let url = format!("sqlite://{}", dir.path().join("read.db").display());
-    let models = ReadModels::connect(&url).await.unwrap();
-    (Arc::new(store), models, Box::new(dir))
-}
+use testkit::stores::{postgres, sqlite};
 
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {

@@ -8,30 +8,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use common::{order_status, payment_requested};
-use eventstore::{
-    EventData, EventStore, ExpectedVersion, PgEventStore, SqliteEventStore, StreamId,
-};
+use eventstore::{EventData, EventStore, ExpectedVersion, StreamId};
 use payment::payable::{Payable, PayableOrder, PayableOrders};
 use projections::ReadModels;
 
-type Guard = Box<dyn std::any::Any + Send>;
-
-async fn postgres() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let db = testkit::TestDb::new().await;
-    let store = PgEventStore::connect(db.url(), 4).await.unwrap();
-    let models = ReadModels::connect(db.url()).await.unwrap();
-    (Arc::new(store), models, Box::new(db))
-}
-
-async fn sqlite() -> (Arc<dyn EventStore>, ReadModels, Guard) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteEventStore::open(dir.path().join("events.db"))
-        .await
-        .unwrap();
-    let url = format!("sqlite://{}", dir.path().join("read.db").display());
-    let models = ReadModels::connect(&url).await.unwrap();
-    (Arc::new(store), models, Box::new(dir))
-}
+use testkit::stores::{postgres, sqlite};
 
 async fn append(store: &Arc<dyn EventStore>, order_id: &str, event: EventData) {
     let stream = StreamId::of("order", order_id).unwrap();
