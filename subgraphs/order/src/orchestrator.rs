@@ -78,6 +78,7 @@ pub struct Orchestrator {
     store: Arc<dyn EventStore>,
     bus: Arc<dyn MessageBus>,
     orders: Repository<Order>,
+    sagas: Repository<OrderSaga>,
     index: AnyPool,
     config: SagaConfig,
 }
@@ -117,10 +118,12 @@ impl Orchestrator {
             )
             .await?;
         let orders = Repository::new(store.clone()).with_max_attempts(50);
+        let sagas = Repository::new(store.clone());
         Ok(Arc::new(Self {
             store,
             bus,
             orders,
+            sagas,
             index,
             config,
         }))
@@ -205,17 +208,17 @@ impl Orchestrator {
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        let stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}"))?;
+        let stream = Repository::<OrderSaga>::stream_of(&saga_id(order_id))?;
         let command = SagaCommand {
             message_id,
             order_id: order_id.to_owned(),
             input,
             payment_timeout: self.config.payment_timeout,
         };
-        let sagas = Repository::<OrderSaga>::new(self.store.clone());
         for _ in 0..50 {
-            let loaded = sagas
-                .load(&format!("order:{order_id}"))
+            let loaded = self
+                .sagas
+                .load(&saga_id(order_id))
                 .await
                 .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
             let events = loaded
@@ -366,9 +369,9 @@ impl Orchestrator {
         .fetch_all(&self.index)
         .await?;
         for order_id in stale {
-            let sagas = Repository::<OrderSaga>::new(self.store.clone());
-            let loaded = sagas
-                .load(&format!("order:{order_id}"))
+            let loaded = self
+                .sagas
+                .load(&saga_id(&order_id))
                 .await
                 .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
             tracing::info!(
@@ -387,13 +390,18 @@ impl Orchestrator {
 
     /// The saga's phase, for tests and operators.
     pub async fn phase(&self, order_id: &str) -> Result<Phase, OrchestratorError> {
-        let sagas = Repository::<OrderSaga>::new(self.store.clone());
-        let loaded = sagas
-            .load(&format!("order:{order_id}"))
+        let loaded = self
+            .sagas
+            .load(&saga_id(order_id))
             .await
             .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
         Ok(loaded.state.phase)
     }
+}
+
+/// The saga aggregate's id for an order (stream `saga-order:{order_id}`).
+fn saga_id(order_id: &str) -> String {
+    format!("order:{order_id}")
 }
 
 /// Aborts a task when dropped.
