@@ -25,6 +25,7 @@ use crate::error::StoreError;
 use crate::event::{EventData, RecordedEvent, Snapshot};
 use crate::store::{
     AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, classify_replay,
+    stream_read,
 };
 use crate::stream::StreamId;
 use crate::subscription::{SubscriptionOptions, catch_up_then_live};
@@ -301,25 +302,10 @@ impl EventStore for SqliteEventStore {
         from: Option<u64>,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let (sql, from) = match direction {
-            Direction::Forward => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = ?1 AND version >= ?2 \
-                     ORDER BY version ASC LIMIT ?3"
-                ),
-                from.unwrap_or(1),
-            ),
-            Direction::Backward => (
-                format!(
-                    "SELECT {EVENT_COLUMNS} FROM es_events WHERE stream_id = ?1 AND version <= ?2 \
-                     ORDER BY version DESC LIMIT ?3"
-                ),
-                from.unwrap_or(i64::MAX as u64),
-            ),
-        };
-        let rows = sqlx::query(&sql)
+        let (sql, from) = stream_read(direction, from);
+        let rows = sqlx::query(sql)
             .bind(stream.as_str())
-            .bind(to_i64(from))
+            .bind(from)
             .bind(to_i64(limit as u64))
             .fetch_all(&self.inner.reader)
             .await

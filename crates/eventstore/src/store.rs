@@ -168,6 +168,20 @@ pub trait EventStore: Send + Sync + 'static {
     fn adapter(&self) -> &'static str;
 }
 
+/// The query and starting version of a stream read (the same SQL on both adapters:
+/// `$1` stream, `$2` version, `$3` limit).
+pub(crate) fn stream_read(direction: Direction, from: Option<u64>) -> (&'static str, i64) {
+    const FORWARD: &str = "SELECT position, event_id, stream_id, version, event_type, data, metadata, recorded_at \
+         FROM es_events WHERE stream_id = $1 AND version >= $2 ORDER BY version ASC LIMIT $3";
+    const BACKWARD: &str = "SELECT position, event_id, stream_id, version, event_type, data, metadata, recorded_at \
+         FROM es_events WHERE stream_id = $1 AND version <= $2 ORDER BY version DESC LIMIT $3";
+    let start = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    match direction {
+        Direction::Forward => (FORWARD, start(from.unwrap_or(1))),
+        Direction::Backward => (BACKWARD, from.map(start).unwrap_or(i64::MAX)),
+    }
+}
+
 /// What an idempotency check found for a batch whose append was refused.
 pub(crate) enum Replay {
     /// Every event is already stored, in order, in this stream: the append already happened.
