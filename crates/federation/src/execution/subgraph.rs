@@ -1,0 +1,140 @@
+//! Sending one GraphQL request to a subgraph over the pooled HTTP client.
+
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, header};
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::Instrument;
+
+/// A subgraph's GraphQL response, as far as the executor reads it.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SubgraphResponse {
+    /// `data`.
+    #[serde(default)]
+    pub(crate) data: Option<Value>,
+    /// `errors`.
+    #[serde(default)]
+    pub(crate) errors: Option<Vec<SubgraphError>>,
+}
+
+/// A subgraph error, kept loosely typed so odd shapes still parse.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SubgraphError {
+    /// Message.
+    #[serde(default)]
+    pub(crate) message: String,
+    /// Path within the subgraph response.
+    #[serde(default)]
+    pub(crate) path: Option<Vec<Value>>,
+    /// Extensions.
+    #[serde(default)]
+    pub(crate) extensions: Option<serde_json::Map<String, Value>>,
+}
+
+/// Why a subgraph request produced no GraphQL response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchFailure {
+    /// Connection, timeout or HTTP-level failure.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// Non-success status without a GraphQL body.
+    #[error("status {0}")]
+    Status(u16),
+    /// The body is not a GraphQL response.
+    #[error("bad response body: {0}")]
+    Body(String),
+}
+
+/// Headers never forwarded from the client request.
+const SKIPPED_HEADERS: [header::HeaderName; 9] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::HOST,
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT,
+    header::UPGRADE,
+    header::TE,
+];
+
+/// The headers sent to every subgraph for one client request.
+pub(crate) fn forwarded_headers(client_headers: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(client_headers.len() + 3);
+    for (name, value) in client_headers {
+        if !SKIPPED_HEADERS.contains(name)
+            && name.as_str() != "keep-alive"
+            && name.as_str() != "proxy-connection"
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/graphql-response+json, application/json"),
+    );
+    headers
+}
+
+/// Posts `body` to the subgraph and parses the GraphQL response.
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    subgraph: &str,
+    url: &str,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<SubgraphResponse, FetchFailure> {
+    let span = tracing::info_span!("subgraph_fetch", subgraph = %subgraph, otel.kind = "client");
+    async move {
+        let started = Instant::now();
+        let mut headers = headers.clone();
+        telemetry::inject_http_headers(&mut headers);
+        let result = request(client, url, headers, body, timeout).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("gateway_subgraph_requests_total", "subgraph" => subgraph.to_owned(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("gateway_subgraph_request_duration_seconds", "subgraph" => subgraph.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            tracing::warn!(subgraph = %subgraph, error = %error, "subgraph request failed");
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn request(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<SubgraphResponse, FetchFailure> {
+    let response = client
+        .post(url)
+        .headers(headers)
+        .timeout(timeout)
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| FetchFailure::Transport(error.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| FetchFailure::Transport(error.to_string()))?;
+    match serde_json::from_slice::<SubgraphResponse>(&bytes) {
+        Ok(parsed) if parsed.data.is_some() || parsed.errors.is_some() => Ok(parsed),
+        Ok(_) if !status.is_success() => Err(FetchFailure::Status(status.as_u16())),
+        Ok(_) => Err(FetchFailure::Body("neither data nor errors".to_owned())),
+        Err(_) if !status.is_success() => Err(FetchFailure::Status(status.as_u16())),
+        Err(error) => Err(FetchFailure::Body(error.to_string())),
+    }
+}
