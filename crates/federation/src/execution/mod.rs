@@ -295,11 +295,20 @@ impl<'a> Execution<'a> {
                     Some(Value::Object(data)) => data,
                     _ => Map::new(),
                 };
-                for (group, (_, targets)) in fetch.groups.iter().zip(&groups) {
+                // Entities that came back null, per group, for errors whose path lacks an index.
+                let mut null_results: Vec<Vec<usize>> = vec![Vec::new(); fetch.groups.len()];
+                for (group_index, (group, (_, targets))) in
+                    fetch.groups.iter().zip(&groups).enumerate()
+                {
                     let Some(Value::Array(results)) = data.remove(&group.result_key) else {
                         continue;
                     };
-                    for (mut result, paths) in results.into_iter().zip(targets) {
+                    for (unique_index, (mut result, paths)) in
+                        results.into_iter().zip(targets).enumerate()
+                    {
+                        if result.is_null() {
+                            null_results[group_index].push(unique_index);
+                        }
                         rewrites::apply_all(self.schema, &group.output_rewrites, &mut result);
                         let Some((last, rest)) = paths.split_last() else {
                             continue;
@@ -314,8 +323,10 @@ impl<'a> Execution<'a> {
                         }
                     }
                 }
+                let mut unindexed = 0usize;
                 for error in errors.into_iter().flatten() {
-                    let path = entity_error_path(&error, fetch, &groups);
+                    let path =
+                        entity_error_path(&error, fetch, &groups, &null_results, &mut unindexed);
                     state
                         .errors
                         .push(into_client_error(error, &fetch.service, path));
@@ -336,11 +347,14 @@ impl<'a> Execution<'a> {
     }
 }
 
-/// Re-roots an `_entities` error path onto the first entity it applies to.
+/// Re-roots an `_entities` error path onto the first entity it applies to. Paths without an
+/// index (some subgraphs omit it) go to the entities that came back null, in order.
 fn entity_error_path(
     error: &SubgraphError,
     fetch: &EntityFetch,
     groups: &[(Vec<String>, Vec<Vec<Vec<PathSegment>>>)],
+    null_results: &[Vec<usize>],
+    unindexed: &mut usize,
 ) -> Option<Vec<PathSegment>> {
     let path = error.path.as_ref()?;
     let key = path.first()?.as_str()?;
@@ -348,10 +362,18 @@ fn entity_error_path(
         .groups
         .iter()
         .position(|group| group.result_key == key)?;
-    let index = path.get(1)?.as_u64()? as usize;
+    let (index, rest) = match path.get(1).and_then(Value::as_u64) {
+        Some(index) => (index as usize, &path[2..]),
+        None => {
+            let nulls = null_results.get(group_index)?;
+            let index = *nulls.get(*unindexed).or_else(|| nulls.last())?;
+            *unindexed += 1;
+            (index, &path[1..])
+        }
+    };
     let entity_path = groups.get(group_index)?.1.get(index)?.first()?;
     let mut out = entity_path.clone();
-    out.extend(convert_path(&path[2..]));
+    out.extend(convert_path(rest));
     Some(out)
 }
 
