@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use graphql_tools::parser::query::{FragmentDefinition, Selection, SelectionSet};
 
-use crate::error::{Limit, RequestError};
+use crate::error::{GraphQLError, Limit, RequestError};
 use crate::operation::CompiledSelection;
 
 /// Bounds on an operation's shape and size.
@@ -43,6 +43,7 @@ struct ShapeWalk<'a> {
     max_depth: usize,
     visits: usize,
     limits: OperationLimits,
+    spreading: Vec<&'a str>,
 }
 
 impl ShapeWalk<'_> {
@@ -88,18 +89,17 @@ impl ShapeWalk<'_> {
                 }
                 Selection::InlineFragment(fragment) => self.walk(&fragment.selection_set, depth)?,
                 Selection::FragmentSpread(spread) => {
-                    if let Some(definition) = self.fragments.get(spread.fragment_name.as_str()) {
-                        // Depth also bounds fragment recursion: a cycle deepens until the limit trips.
-                        if depth > self.limits.max_depth {
-                            return Err(exceeded(
-                                Limit::Depth,
-                                format!(
-                                    "The operation is deeper than {} levels.",
-                                    self.limits.max_depth
-                                ),
-                            ));
+                    let name = spread.fragment_name.as_str();
+                    if let Some((key, definition)) = self.fragments.get_key_value(name) {
+                        if self.spreading.contains(key) {
+                            return Err(RequestError::Validation(vec![GraphQLError::new(
+                                format!("Cannot spread fragment \"{name}\" within itself."),
+                                "GRAPHQL_VALIDATION_FAILED",
+                            )]));
                         }
+                        self.spreading.push(key);
                         self.walk(&definition.selection_set, depth)?;
+                        self.spreading.pop();
                     }
                 }
             }
@@ -113,9 +113,9 @@ fn exceeded(limit: Limit, message: String) -> RequestError {
 }
 
 /// Checks depth, aliases and root fields on the parsed operation (fragments expanded).
-pub(crate) fn check_shape(
-    root: &SelectionSet<'static, String>,
-    fragments: &HashMap<&str, &FragmentDefinition<'static, String>>,
+pub(crate) fn check_shape<'a>(
+    root: &'a SelectionSet<'static, String>,
+    fragments: &'a HashMap<&'a str, &'a FragmentDefinition<'static, String>>,
     limits: OperationLimits,
 ) -> Result<(), RequestError> {
     let root_fields = count_root_fields(root, fragments, 0);
@@ -134,6 +134,7 @@ pub(crate) fn check_shape(
         max_depth: 0,
         visits: 0,
         limits,
+        spreading: Vec::new(),
     };
     walk.walk(root, 0)
 }
