@@ -191,7 +191,7 @@ impl Engine {
         data: Value,
         initial_errors: Vec<GraphQLError>,
     ) -> Response {
-        let nodes = op.exec.as_ref().map(std::slice::from_ref).unwrap_or(&[]);
+        let nodes = op.exec.as_slice();
         self.run_nodes(op, nodes, variables, headers, data, initial_errors)
             .await
     }

@@ -7,13 +7,16 @@ use serde_json::{Map, Value};
 use crate::error::PathSegment;
 use crate::schema::SchemaIndex;
 
+/// Receives each entity found: its concrete response path and its object.
+pub(crate) type EntityVisitor<'f, 'v> = dyn FnMut(&[PathSegment], &'v Map<String, Value>) + 'f;
+
 /// Calls `found` with the concrete path and object of every entity at `path`.
 pub(crate) fn collect<'v>(
     schema: &SchemaIndex,
     value: &'v Value,
     path: &[FlattenNodePathSegment],
     current: &mut Vec<PathSegment>,
-    found: &mut dyn FnMut(&[PathSegment], &'v Map<String, Value>),
+    found: &mut EntityVisitor<'_, 'v>,
 ) {
     let Some((segment, rest)) = path.split_first() else {
         match value {

@@ -21,6 +21,10 @@ use crate::schema::SchemaIndex;
 use plan::{EntityFetch, ExecNode, RootFetch};
 use subgraph::{SubgraphError, SubgraphResponse};
 
+/// One entity group's unique representations (JSON text) and, per representation, the
+/// response paths of the entities it stands for.
+type CollectedGroup = (Vec<String>, Vec<Vec<Vec<PathSegment>>>);
+
 /// What every fetch of one request shares.
 pub(crate) struct Fetcher<'a> {
     /// Pooled client.
@@ -211,7 +215,7 @@ impl<'a> Execution<'a> {
 
     async fn entity_fetch(&self, fetch: &EntityFetch) {
         // Per group: unique representations (as JSON text) and, per unique one, the entity paths.
-        let mut groups: Vec<(Vec<String>, Vec<Vec<Vec<PathSegment>>>)> =
+        let mut groups: Vec<CollectedGroup> =
             Vec::with_capacity(fetch.groups.len());
         self.with_state(|state| {
             for group in &fetch.groups {
@@ -352,7 +356,7 @@ impl<'a> Execution<'a> {
 fn entity_error_path(
     error: &SubgraphError,
     fetch: &EntityFetch,
-    groups: &[(Vec<String>, Vec<Vec<Vec<PathSegment>>>)],
+    groups: &[CollectedGroup],
     null_results: &[Vec<usize>],
     unindexed: &mut usize,
 ) -> Option<Vec<PathSegment>> {
