@@ -1,0 +1,63 @@
+//! The gateway benchmark's `TestQuery` (seven subgraph fetches, ~88 KB) over the benchmark
+//! subgraphs: the response must equal the expected one exactly.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use bench_subgraphs::{Subgraph, TEST_QUERY, expected_response};
+use federation::{Engine, EngineConfig, RequestContext, SubgraphSource, Supergraph, compose};
+
+async fn engine(running: &bench_subgraphs::RunningSubgraphs) -> Engine {
+    let sources: Vec<SubgraphSource> = Subgraph::ALL
+        .iter()
+        .map(|subgraph| SubgraphSource {
+            name: subgraph.name().to_owned(),
+            url: running.url(*subgraph).expect("url"),
+            sdl: subgraph.sdl(),
+        })
+        .collect();
+    let supergraph = Supergraph::parse(&compose(&sources).expect("compose")).expect("supergraph");
+    // The default cost limit (5 000) refuses TestQuery (estimate 118 810: nested lists x10).
+    let mut config = EngineConfig::default();
+    config.limits.max_cost = 1_000_000;
+    Engine::new(supergraph, config).expect("engine")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_query_matches_the_expected_response() {
+    let running = bench_subgraphs::start(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).await.expect("subgraphs");
+    let engine = engine(&running).await;
+    let prepared = engine.prepare(TEST_QUERY, Some("TestQuery")).expect("prepare");
+    assert_eq!(prepared.fetches().len(), 7, "{}", prepared.plan_text());
+    let response = engine
+        .execute(&prepared, Default::default(), &RequestContext::default())
+        .await;
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
+    let actual = serde_json::to_value(&response).expect("json");
+    assert_eq!(actual, expected_response());
+    // Field order follows the operation.
+    let text = serde_json::to_string(&response).expect("json");
+    assert_eq!(text, serde_json::to_string(&expected_response()).expect("json"));
+
+    if std::env::var_os("FEDERATION_LOCAL_BENCH").is_some() {
+        let rounds = 2000;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let engine = engine.clone();
+            tasks.spawn(async move {
+                for _ in 0..rounds / 32 {
+                    let prepared = engine.prepare(TEST_QUERY, Some("TestQuery")).expect("prepare");
+                    let response = engine
+                        .execute(&prepared, Default::default(), &RequestContext::default())
+                        .await;
+                    let _ = serde_json::to_vec(&response);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let elapsed = started.elapsed();
+        println!("{rounds} TestQuery executions in {elapsed:?}: {:.0}/s", rounds as f64 / elapsed.as_secs_f64());
+    }
+    running.shutdown().await.expect("shutdown");
+}
