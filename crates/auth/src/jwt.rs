@@ -99,6 +99,8 @@ fn signing_key_id(token: &str) -> Result<String, TokenError> {
     struct Header {
         alg: String,
         kid: Option<String>,
+        /// Extensions the token says must be understood; Cognito uses none, so none are.
+        crit: Option<serde::de::IgnoredAny>,
     }
 
     if token.len() > MAX_TOKEN_LEN {
@@ -116,6 +118,9 @@ fn signing_key_id(token: &str) -> Result<String, TokenError> {
     let header: Header = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
     if header.alg != "RS256" {
         return Err(TokenError::UnsupportedAlgorithm);
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::Malformed);
     }
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
     if kid.is_empty() || kid.len() > MAX_KID_LEN {
@@ -136,5 +141,72 @@ fn refusal(kind: &ErrorKind) -> TokenError {
             TokenError::UnsupportedAlgorithm
         }
         _ => TokenError::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_with_header(header: &str) -> String {
+        format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    #[test]
+    fn reads_the_kid_of_rs256_tokens_only() {
+        let kid = signing_key_id(&token_with_header(r#"{"alg":"RS256","kid":"k1"}"#));
+        assert_eq!(kid, Ok("k1".to_owned()));
+        for alg in ["none", "HS256", "RS512", "PS256", "ES256", "rs256"] {
+            let header = format!(r#"{{"alg":"{alg}","kid":"k1"}}"#);
+            assert_eq!(
+                signing_key_id(&token_with_header(&header)),
+                Err(TokenError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_headers_it_cannot_trust() {
+        let cases = [
+            (r#"{"alg":"RS256"}"#, TokenError::UnknownKey),
+            (r#"{"alg":"RS256","kid":""}"#, TokenError::UnknownKey),
+            (
+                r#"{"alg":"RS256","kid":"k","crit":["b64"]}"#,
+                TokenError::Malformed,
+            ),
+            (r#"{"kid":"k"}"#, TokenError::Malformed),
+            (r#"{"alg":256,"kid":"k"}"#, TokenError::Malformed),
+            ("not json", TokenError::Malformed),
+        ];
+        for (header, refusal) in cases {
+            assert_eq!(
+                signing_key_id(&token_with_header(header)),
+                Err(refusal),
+                "{header}"
+            );
+        }
+        assert_eq!(signing_key_id("a.b"), Err(TokenError::Malformed));
+        assert_eq!(signing_key_id("a.b.c.d"), Err(TokenError::Malformed));
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(signing_key_id(&huge), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn maps_library_refusals_to_token_errors() {
+        assert_eq!(refusal(&ErrorKind::ExpiredSignature), TokenError::Expired);
+        assert_eq!(
+            refusal(&ErrorKind::ImmatureSignature),
+            TokenError::NotYetValid
+        );
+        assert_eq!(refusal(&ErrorKind::InvalidIssuer), TokenError::WrongIssuer);
+        assert_eq!(
+            refusal(&ErrorKind::InvalidSignature),
+            TokenError::BadSignature
+        );
+        assert_eq!(
+            refusal(&ErrorKind::MissingRequiredClaim("exp".into())),
+            TokenError::Malformed
+        );
     }
 }
