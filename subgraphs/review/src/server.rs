@@ -1,0 +1,129 @@
+//! Serves the review subgraph over HTTP: `POST /graphql` and `GET /healthz`, the caller from
+//! the gateway's identity header, the caller's trace continued, and an `extensions.code` on
+//! every error.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Data, Executor as _};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use auth::Identity;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tracing::Instrument as _;
+
+use crate::schema::{RatingLoader, ReviewSchema, ReviewState, schema};
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY: usize = 256 * 1024;
+
+struct App {
+    schema: ReviewSchema,
+    state: ReviewState,
+}
+
+/// The subgraph's routes over `state`.
+pub fn router(state: ReviewState) -> Router {
+    let app = App {
+        schema: schema(state.clone()),
+        state,
+    };
+    Router::new()
+        .route("/graphql", post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(app))
+}
+
+/// Serves the subgraph on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight.
+pub async fn run(
+    listener: TcpListener,
+    state: ReviewState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "review subgraph listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn graphql(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let span = tracing::info_span!("graphql", subgraph = "review");
+    if let Err(err) = telemetry::set_parent(&span, telemetry::extract_http_headers(&headers)) {
+        tracing::debug!(error = %err, "no trace context to continue");
+    }
+    async move {
+        let who = match Identity::from_headers(&headers) {
+            Ok(who) => who,
+            Err(err) => return unauthenticated(err),
+        };
+        let loader = DataLoader::new(
+            RatingLoader(app.state.service.views().clone()),
+            tokio::spawn,
+        );
+        let request = request.into_inner().data(who).data(loader);
+        let response = Coded(app.schema.clone()).execute(request).await;
+        GraphQLResponse::from(response).into_response()
+    }
+    .instrument(span)
+    .await
+}
+
+/// The schema, with every error given an `extensions.code`.
+#[derive(Clone)]
+struct Coded(ReviewSchema);
+
+impl async_graphql::Executor for Coded {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        with_codes(self.0.execute(request).await)
+    }
+
+    fn execute_stream(
+        &self,
+        request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
+        use futures::StreamExt as _;
+        async_graphql::Executor::execute_stream(&self.0, request, session_data)
+            .map(with_codes)
+            .boxed()
+    }
+}
+
+fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    response
+}
+
+/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
+fn ensure_code(error: &mut async_graphql::ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        let code = if error.path.is_empty() {
+            "GRAPHQL_VALIDATION_FAILED"
+        } else {
+            "INTERNAL_SERVER_ERROR"
+        };
+        extensions.set("code", code);
+    }
+}
+
+fn unauthenticated(err: auth::AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
+    });
+    (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+}
