@@ -28,7 +28,8 @@ pub trait StreamBroker: Send + Sync + 'static {
 
     /// Delivers up to `count` entries no consumer of `group` has seen yet to `consumer`,
     /// recording them as pending until acked (`XREADGROUP .. >`). Waits up to `block` for
-    /// the first entry; `Duration::ZERO` returns at once.
+    /// the first entry; `Duration::ZERO` returns at once (the Redis adapter caps a wait at
+    /// about 24 days).
     async fn read_group(
         &self,
         stream: &str,

@@ -201,7 +201,8 @@ impl StreamBroker for MemoryBroker {
         block: Duration,
     ) -> Result<Vec<StreamEntry>, StreamError> {
         check_count(count)?;
-        let deadline = Instant::now() + block;
+        // A wait too long to represent is a wait without end.
+        let deadline = Instant::now().checked_add(block);
         loop {
             let mut appended = {
                 let mut streams = self.lock();
@@ -216,7 +217,11 @@ impl StreamBroker for MemoryBroker {
                 }
                 appended
             };
-            match tokio::time::timeout_at(deadline, appended.changed()).await {
+            let changed = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, appended.changed()).await,
+                None => Ok(appended.changed().await),
+            };
+            match changed {
                 Ok(Ok(())) => continue,
                 Ok(Err(_)) | Err(_) => return Ok(Vec::new()),
             }

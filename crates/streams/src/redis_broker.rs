@@ -27,6 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time a blocking command gets beyond its `BLOCK` before the client gives up.
 const BLOCK_MARGIN: Duration = Duration::from_secs(5);
+/// The longest `BLOCK` issued (Redis rejects values near `i64::MAX` milliseconds).
+const MAX_BLOCK_MILLIS: u64 = i32::MAX as u64;
 /// How long one tail `XREAD` blocks before it is issued again.
 const TAIL_BLOCK: Duration = Duration::from_secs(2);
 /// How many entries a tail reads per `XREAD`.
@@ -127,14 +129,18 @@ impl StreamBroker for RedisBroker {
             cmd.arg("STREAMS").arg(stream).arg(">");
             self.query(&cmd).await
         } else {
-            // BLOCK 0 would wait forever; any shorter wait rounds up to one millisecond.
-            let millis = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+            // BLOCK 0 would wait forever: a shorter wait rounds up to one millisecond, and
+            // one Redis refuses as out of range is cut to about 24 days.
+            let millis = u64::try_from(block.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, MAX_BLOCK_MILLIS);
             cmd.arg("BLOCK")
                 .arg(millis)
                 .arg("STREAMS")
                 .arg(stream)
                 .arg(">");
-            let mut lease = self.blocking.lease(block + BLOCK_MARGIN).await?;
+            let wait = Duration::from_millis(millis).saturating_add(BLOCK_MARGIN);
+            let mut lease = self.blocking.lease(wait).await?;
             let reply = cmd.query_async(&mut lease.connection).await;
             if reply.as_ref().map_or_else(answered, |_| true) {
                 lease.release();
@@ -166,7 +172,8 @@ impl StreamBroker for RedisBroker {
         count: usize,
     ) -> Result<Vec<StreamEntry>, StreamError> {
         check_count(count)?;
-        let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        // Redis reads the idle time as a signed 64-bit count of milliseconds.
+        let min_idle = i64::try_from(min_idle.as_millis()).unwrap_or(i64::MAX);
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(stream)
             .arg(group)

@@ -183,6 +183,16 @@ pub async fn read_group_waits_for_an_append_and_times_out_empty<B: StreamBroker>
         }
     );
     assert_eq!(texts(&got.unwrap()), vec!["wake"]);
+
+    // A block too long to represent waits like any other and still wakes on an append.
+    let (got, _) = tokio::join!(
+        broker.read_group(&stream, "workers", "w", 10, Duration::MAX),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            broker.append(&stream, &msg("late"), None).await.unwrap();
+        }
+    );
+    assert_eq!(texts(&got.unwrap()), vec!["late"]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the append woke the reader long before its block ran out"
@@ -208,6 +218,11 @@ pub async fn unacked_entry_is_claimed_by_another_consumer_after_min_idle<B: Stre
         .await
         .unwrap();
     assert!(early.is_empty(), "not stale yet");
+    let never = broker
+        .claim_stale(&stream, "workers", "rescuer", Duration::MAX, 10)
+        .await
+        .unwrap();
+    assert!(never.is_empty(), "nothing is idle forever");
     let fresh = broker
         .read_group(&stream, "workers", "rescuer", 10, NO_WAIT)
         .await
