@@ -1,0 +1,118 @@
+//! Who is calling: the bearer token verified against Cognito (or the dev issuer), and the
+//! headers every subgraph request carries as a result.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use crate::error::{GatewayError, Refusal};
+
+/// The identity header subgraphs read (set only by the gateway).
+static IDENTITY: HeaderName = HeaderName::from_static(auth::IDENTITY_HEADER);
+
+/// Verifies bearer tokens; without a verifier every caller is anonymous.
+pub struct Authenticator {
+    verifier: Option<auth::JwtVerifier>,
+}
+
+/// A caller after authentication.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The verified identity; `None` for anonymous callers.
+    pub identity: Option<auth::Identity>,
+    /// The headers forwarded to every subgraph request.
+    pub subgraph_headers: HeaderMap,
+}
+
+impl Authenticator {
+    /// Verifies tokens issued per `config`; `None`: anonymous only (logged once here).
+    pub fn new(config: Option<auth::CognitoConfig>) -> Result<Self, GatewayError> {
+        let verifier = match config {
+            Some(config) => {
+                tracing::info!(issuer = %config.issuer(), "bearer tokens verified against this issuer");
+                Some(
+                    auth::JwtVerifier::new(config)
+                        .map_err(|e| GatewayError::Auth(e.to_string()))?,
+                )
+            }
+            None => {
+                tracing::warn!(
+                    "no Cognito configuration: every request is anonymous and bearer tokens are ignored"
+                );
+                None
+            }
+        };
+        Ok(Self { verifier })
+    }
+
+    /// Authenticates the `Authorization` value of an HTTP request or of a WebSocket
+    /// `connection_init` payload. A present but invalid token is refused (401); no token is
+    /// an anonymous caller.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
+        let Some(authorization) = authorization.map(str::trim).filter(|a| !a.is_empty()) else {
+            return Ok(Caller::default());
+        };
+        let Some(verifier) = &self.verifier else {
+            return Ok(Caller::default());
+        };
+        let token = bearer_token(authorization).ok_or_else(|| {
+            Refusal::unauthenticated("the Authorization header must be `Bearer <token>`")
+        })?;
+        let verified = verifier.verify(token).await.map_err(|err| {
+            let status = match err {
+                auth::TokenError::JwksUnavailable(ref detail)
+                | auth::TokenError::InvalidConfig(ref detail) => {
+                    tracing::error!(error = %detail, "cannot verify bearer tokens");
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            Refusal::new(status, err.code(), err.to_string())
+        })?;
+        let identity = verified.identity;
+        let mut subgraph_headers = HeaderMap::with_capacity(2);
+        // Built from scratch: a client-supplied identity header never reaches a subgraph.
+        if let Ok(value) = HeaderValue::from_str(&identity.to_header_value()) {
+            subgraph_headers.insert(IDENTITY.clone(), value);
+        }
+        if let Ok(value) = HeaderValue::from_str(authorization) {
+            subgraph_headers.insert(header::AUTHORIZATION, value);
+        }
+        Ok(Caller {
+            identity: Some(identity),
+            subgraph_headers,
+        })
+    }
+}
+
+/// The token of `Bearer <token>` (scheme case-insensitive).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The `Authorization` value of an HTTP request, if readable.
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_tokens_only() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_verifier_everyone_is_anonymous() {
+        let auth = Authenticator::new(None).unwrap();
+        let caller = auth.authenticate(Some("Bearer whatever")).await.unwrap();
+        assert!(caller.identity.is_none());
+        assert!(caller.subgraph_headers.is_empty());
+    }
+}

@@ -1,0 +1,383 @@
+//! GraphQL over WebSocket, the `graphql-transport-ws` protocol: `connection_init` (with the
+//! bearer token in its payload) → `connection_ack`, then any number of `subscribe`s, each
+//! answered by `next`s and a `complete` (or one `error`); `ping`/`pong` either way.
+//!
+//! One task per connection and none per operation: every operation is a stream polled by
+//! the connection's loop, so closing the socket (or a `complete`) drops it at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse as _, Response};
+use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::authentication::Caller;
+use crate::operation::{Rejection, Shared};
+use crate::request::GraphqlRequest;
+
+/// The subprotocol spoken.
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Close codes of the protocol.
+mod close {
+    pub const INVALID_MESSAGE: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const SUBPROTOCOL: u16 = 4406;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const DUPLICATE_ID: u16 = 4409;
+    pub const TOO_MANY: u16 = 4429;
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+/// Counts open connections per user (or per IP for anonymous callers).
+#[derive(Debug)]
+pub struct ConnectionSlots {
+    max: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One held connection slot; released on drop.
+#[derive(Debug)]
+pub struct Slot {
+    slots: Arc<ConnectionSlots>,
+    key: String,
+}
+
+impl ConnectionSlots {
+    /// At most `max` connections per key.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for `key`, or `None` when it already holds `max`.
+    pub fn acquire(self: &Arc<Self>, key: String) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key.clone()).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+
+    /// Connections open for `key`.
+    pub fn open(&self, key: &str) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(key).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Client → server messages.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<Map<String, Value>>,
+    },
+    Ping {
+        #[serde(default)]
+        payload: Option<Value>,
+    },
+    Pong {},
+    Subscribe {
+        id: String,
+        payload: GraphqlRequest,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+/// Server → client messages.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage<'a> {
+    ConnectionAck,
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload: Option<Value>,
+    },
+    Next {
+        id: &'a str,
+        payload: &'a federation::Response,
+    },
+    Error {
+        id: &'a str,
+        payload: &'a [federation::GraphQLError],
+    },
+    Complete {
+        id: &'a str,
+    },
+}
+
+/// Accepts the upgrade; a connection that offers no `graphql-transport-ws` is closed.
+pub fn upgrade(
+    shared: Arc<Shared>,
+    upgrade: WebSocketUpgrade,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> Response {
+    if let Err(refusal) = shared.rate.check(crate::rate::RateKey::Ip(ip)) {
+        return crate::http::reject(crate::request::ResponseFormat::Json, refusal.into());
+    }
+    // Non-browser clients may authenticate the upgrade itself; the init payload wins.
+    let header_auth = crate::authentication::authorization(headers).map(str::to_owned);
+    let limit = shared.body_limit;
+    let upgrade = upgrade.protocols([PROTOCOL]).max_message_size(limit);
+    let speaks_protocol = upgrade.selected_protocol().is_some();
+    upgrade
+        .on_upgrade(move |mut socket| async move {
+            if !speaks_protocol {
+                let frame = CloseFrame {
+                    code: close::SUBPROTOCOL,
+                    reason: "Subprotocol not acceptable: use graphql-transport-ws".into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            Connection {
+                shared,
+                socket,
+                ip,
+                header_auth,
+            }
+            .run()
+            .await;
+        })
+        .into_response()
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    ip: IpAddr,
+    header_auth: Option<String>,
+}
+
+/// An operation's output on the connection: a response, or its end.
+type Item = (Arc<str>, Option<federation::Response>);
+
+/// The state after `connection_init`.
+struct Session {
+    caller: Caller,
+    _slot: crate::ws::Slot,
+}
+
+impl Connection {
+    async fn run(mut self) {
+        let shutdown = self.shared.shutdown.clone();
+        let deadline = tokio::time::sleep(self.shared.ws_init_timeout);
+        tokio::pin!(deadline);
+        let mut session: Option<Session> = None;
+        let mut operations: SelectAll<BoxStream<'static, Item>> = SelectAll::new();
+        let mut active: HashMap<Arc<str>, AbortHandle> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    self.close(close::GOING_AWAY, "server shutting down").await;
+                    break;
+                }
+                () = &mut deadline, if session.is_none() => {
+                    self.close(close::INIT_TIMEOUT, "Connection initialisation timeout").await;
+                    break;
+                }
+                Some((id, item)) = operations.next(), if !operations.is_empty() => {
+                    let sent = match item {
+                        Some(response) => self.send(&ServerMessage::Next { id: &id, payload: &response }).await,
+                        None => {
+                            active.remove(&id);
+                            self.send(&ServerMessage::Complete { id: &id }).await
+                        }
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+                message = self.socket.recv() => {
+                    let text = match message {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.close(close::INVALID_MESSAGE, "binary messages are not supported").await;
+                            break;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    };
+                    let message = match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(message) => message,
+                        Err(err) => {
+                            let reason = format!("Invalid message received: {err}");
+                            self.close(close::INVALID_MESSAGE, &reason).await;
+                            break;
+                        }
+                    };
+                    let keep = match message {
+                        ClientMessage::ConnectionInit { payload } => {
+                            if session.is_some() {
+                                self.close(close::TOO_MANY, "Too many initialisation requests").await;
+                                false
+                            } else {
+                                let shared = self.shared.clone();
+                                match init(&shared, self.ip, self.header_auth.as_deref(), payload).await {
+                                    Ok(started) => {
+                                        session = Some(started);
+                                        self.send(&ServerMessage::ConnectionAck).await
+                                    }
+                                    Err((code, reason)) => {
+                                        self.close(code, &reason).await;
+                                        false
+                                    }
+                                }
+                            }
+                        }
+                        ClientMessage::Ping { payload } => self.send(&ServerMessage::Pong { payload }).await,
+                        ClientMessage::Pong {} => true,
+                        ClientMessage::Complete { id } => {
+                            if let Some(handle) = active.remove(id.as_str()) {
+                                handle.abort();
+                            }
+                            true
+                        }
+                        ClientMessage::Subscribe { id, payload } => match &session {
+                            None => {
+                                self.close(close::UNAUTHORIZED, "Unauthorized").await;
+                                false
+                            }
+                            Some(_) if active.contains_key(id.as_str()) => {
+                                let reason = format!("Subscriber for {id} already exists");
+                                self.close(close::DUPLICATE_ID, &reason).await;
+                                false
+                            }
+                            Some(session) => {
+                                let id: Arc<str> = id.into();
+                                match self.start(session, payload) {
+                                    Ok(stream) => {
+                                        let (handle, registration) = AbortHandle::new_pair();
+                                        active.insert(id.clone(), handle);
+                                        let tagged = stream
+                                            .map(Some)
+                                            .chain(futures::stream::once(async { None }))
+                                            .map(move |item| (id.clone(), item));
+                                        operations.push(Abortable::new(tagged, registration).boxed());
+                                        true
+                                    }
+                                    Err(rejection) => {
+                                        self.send(&ServerMessage::Error { id: &id, payload: &rejection.response.errors }).await
+                                    }
+                                }
+                            }
+                        },
+                    };
+                    if !keep {
+                        break;
+                    }
+                }
+            }
+        }
+        for (_, handle) in active.drain() {
+            handle.abort();
+        }
+    }
+
+    /// Prepares one `subscribe` and turns it into a response stream.
+    fn start(
+        &self,
+        session: &Session,
+        request: GraphqlRequest,
+    ) -> Result<BoxStream<'static, federation::Response>, Rejection> {
+        let started = Instant::now();
+        if let Some(identity) = &session.caller.identity {
+            self.shared
+                .rate
+                .check(crate::rate::RateKey::User(&identity.sub))?;
+        } else {
+            self.shared.rate.check(crate::rate::RateKey::Ip(self.ip))?;
+        }
+        let ready = self.shared.prepare(request, started)?;
+        Ok(self.shared.stream(ready, &session.caller)?)
+    }
+
+    /// Sends one message; false when the socket is gone.
+    async fn send(&mut self, message: &ServerMessage<'_>) -> bool {
+        match serde_json::to_string(message) {
+            Ok(text) => self.socket.send(Message::Text(text.into())).await.is_ok(),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot serialise a websocket message");
+                false
+            }
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// Authenticates the connection and takes a connection slot.
+async fn init(
+    shared: &Shared,
+    ip: IpAddr,
+    header_auth: Option<&str>,
+    payload: Option<Map<String, Value>>,
+) -> Result<Session, (u16, String)> {
+    let from_payload = payload.as_ref().and_then(|p| {
+        p.get("Authorization")
+            .or_else(|| p.get("authorization"))
+            .and_then(Value::as_str)
+    });
+    let authorization = from_payload.or(header_auth);
+    let caller = shared
+        .admit(authorization, ip)
+        .await
+        .map_err(|refusal| match refusal.code {
+            "RATE_LIMITED" => (close::TOO_MANY, "Too many requests".to_owned()),
+            _ => (close::UNAUTHORIZED, "Unauthorized".to_owned()),
+        })?;
+    let key = match &caller.identity {
+        Some(identity) => format!("user:{}", identity.sub),
+        None => format!("ip:{}", ip),
+    };
+    let slot = shared.ws_slots.acquire(key).ok_or_else(|| {
+        (
+            close::TOO_MANY,
+            "Too many open connections for this user".to_owned(),
+        )
+    })?;
+    Ok(Session {
+        caller,
+        _slot: slot,
+    })
+}
