@@ -419,3 +419,74 @@ pub fn code(body: &Value) -> &str {
         .as_str()
         .unwrap_or("<none>")
 }
+
+/// A graphql-transport-ws client over a real WebSocket.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Ws {
+    /// Connects to `url` offering `graphql-transport-ws`.
+    pub async fn connect(url: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        Self { stream }
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, message: Value) {
+        use futures::SinkExt as _;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                message.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON message, or `Err(close code)` when the server closed.
+    pub async fn recv(&mut self) -> Result<Value, Option<u16>> {
+        use futures::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(20), self.stream.next())
+                .await
+                .expect("a websocket message within 20 s");
+            match next {
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Sends `connection_init` with `token` and expects `connection_ack`.
+    pub async fn init(&mut self, token: Option<&str>) {
+        let payload = match token {
+            Some(token) => json!({ "Authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let ack = self.recv().await.unwrap();
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    /// Sends `subscribe` for `query` under `id`.
+    pub async fn subscribe(&mut self, id: &str, query: &str) {
+        self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query } }))
+            .await;
+    }
+}

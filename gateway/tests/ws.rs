@@ -1,0 +1,200 @@
+//! GraphQL over WebSocket (graphql-transport-ws) through the gateway to a real subgraph.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Ws, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_queries_and_ping_over_a_websocket() {
+    let stack = start(|_| {}).await;
+    let token = stack.token("sora");
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.init(Some(&token)).await;
+
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws.recv().await.unwrap()["type"], "pong");
+
+    ws.subscribe("t", "subscription { ticks(count: 3, intervalMs: 5) }")
+        .await;
+    for n in 0..3 {
+        let next = ws.recv().await.unwrap();
+        assert_eq!(
+            (next["type"].as_str(), next["id"].as_str()),
+            (Some("next"), Some("t"))
+        );
+        assert_eq!(next["payload"]["data"]["ticks"], n);
+    }
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        json!({ "type": "complete", "id": "t" })
+    );
+
+    // The subgraph's subscription connection carries the verified identity.
+    ws.subscribe("w", "subscription { whoami }").await;
+    let next = ws.recv().await.unwrap();
+    assert_eq!(next["payload"]["data"]["whoami"], "sora", "{next}");
+    assert_eq!(ws.recv().await.unwrap()["type"], "complete");
+
+    // Queries and mutations over the same socket.
+    ws.subscribe("q", "{ menu { name } }").await;
+    let next = ws.recv().await.unwrap();
+    assert_eq!(next["payload"]["data"]["menu"][1]["name"], "Macaron");
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        json!({ "type": "complete", "id": "q" })
+    );
+
+    // A refused operation is an `error` for its id; the connection stays open.
+    ws.subscribe("bad", "{ nope }").await;
+    let error = ws.recv().await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["id"], "bad");
+    assert_eq!(
+        error["payload"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(ws.recv().await.unwrap()["type"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_complete_and_disconnect_stop_the_upstream() {
+    let stack = start(|_| {}).await;
+    let seen = stack.subgraph.seen.clone();
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.init(None).await;
+    ws.subscribe(
+        "long",
+        "subscription { ticks(count: 1000000, intervalMs: 20) }",
+    )
+    .await;
+    let next = ws.recv().await.unwrap();
+    assert_eq!(next["type"], "next");
+    assert_eq!(seen.open_streams.load(Ordering::SeqCst), 1);
+    ws.send(json!({ "type": "complete", "id": "long" })).await;
+    let closed = testkit::eventually(Duration::from_secs(10), || async {
+        seen.open_streams.load(Ordering::SeqCst) == 0
+            && seen.open_sockets.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    assert!(
+        closed,
+        "the subgraph subscription ended after the client's complete"
+    );
+    // The same id can be used again once completed.
+    ws.subscribe(
+        "long",
+        "subscription { ticks(count: 1000000, intervalMs: 20) }",
+    )
+    .await;
+    loop {
+        let message = ws.recv().await.unwrap();
+        if message["type"] == "next" && message["payload"]["data"]["ticks"] == 0 {
+            break;
+        }
+    }
+    drop(ws);
+    let closed = testkit::eventually(Duration::from_secs(10), || async {
+        seen.open_streams.load(Ordering::SeqCst) == 0
+            && seen.open_sockets.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    assert!(
+        closed,
+        "the subgraph subscription ended when the client went away"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_close_with_their_codes() {
+    let stack = start(|config| config.ws_init_timeout = Duration::from_millis(300)).await;
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    assert_eq!(
+        ws.recv().await,
+        Err(Some(4408)),
+        "no connection_init in time"
+    );
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer nope" } }))
+        .await;
+    assert_eq!(ws.recv().await, Err(Some(4401)), "bad token");
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.subscribe("early", "{ menu { id } }").await;
+    assert_eq!(ws.recv().await, Err(Some(4401)), "subscribe before init");
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.init(None).await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(ws.recv().await, Err(Some(4429)), "second init");
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.init(None).await;
+    ws.subscribe("dup", "subscription { ticks(count: 100, intervalMs: 50) }")
+        .await;
+    ws.subscribe("dup", "subscription { ticks(count: 100, intervalMs: 50) }")
+        .await;
+    let mut code = None;
+    while code.is_none() {
+        if let Err(closed) = ws.recv().await {
+            code = Some(closed);
+        }
+    }
+    assert_eq!(code, Some(Some(4409)), "duplicate id");
+
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.send(json!({ "type": "subscribe" })).await;
+    assert_eq!(ws.recv().await, Err(Some(4400)), "invalid message");
+
+    // Lower-case `authorization` in the payload works too.
+    let token = stack.token("lower");
+    let mut ws = Ws::connect(&stack.ws()).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+        .await;
+    assert_eq!(ws.recv().await.unwrap()["type"], "connection_ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_limited_per_user() {
+    let stack = start(|config| config.max_ws_connections_per_user = 2).await;
+    let token = stack.token("busy");
+    let mut first = Ws::connect(&stack.ws()).await;
+    first.init(Some(&token)).await;
+    let mut second = Ws::connect(&stack.ws()).await;
+    second.init(Some(&token)).await;
+    let mut third = Ws::connect(&stack.ws()).await;
+    third
+        .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+        .await;
+    assert_eq!(third.recv().await, Err(Some(4429)));
+
+    // Another user is not affected.
+    let mut other = Ws::connect(&stack.ws()).await;
+    other.init(Some(&stack.token("calm"))).await;
+
+    drop(first);
+    let mut retried: Option<Value> = None;
+    for _ in 0..50 {
+        let mut again = Ws::connect(&stack.ws()).await;
+        again
+            .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+            .await;
+        if let Ok(ack) = again.recv().await {
+            retried = Some(ack);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        retried.unwrap()["type"],
+        "connection_ack",
+        "a slot frees when a connection closes"
+    );
+    drop(second);
+}
