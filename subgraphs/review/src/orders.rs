@@ -98,15 +98,10 @@ impl Orders {
             .await?;
         Ok(fold_events(&events))
     }
-
-    /// The orders among `ids` that the read model knows, by id (for imports).
-    pub async fn known(&self, ids: &[String]) -> Result<HashMap<String, OrderFacts>, OrdersError> {
-        Ok(from_view(&self.pool, ids).await?)
-    }
 }
 
-/// Orders among `ids` in the read model, by id.
-async fn from_view(
+/// The orders among `ids` that the read model in `pool` knows, by id.
+pub async fn from_view(
     pool: &AnyPool,
     ids: &[String],
 ) -> Result<HashMap<String, OrderFacts>, sqlx::Error> {

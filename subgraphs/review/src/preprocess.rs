@@ -215,10 +215,11 @@ fn markup_at(s: &str) -> Option<Markup> {
     let name = s[name_start..name_start + name_len].to_ascii_lowercase();
     let len = tag_end(s, name_start + name_len)?;
     let self_closing = s[..len].ends_with("/>");
-    if !closing && !self_closing {
-        if let Some(raw) = RAW_TEXT_ELEMENTS.iter().find(|e| **e == name) {
-            return Some(Markup::RawText { len, name: raw });
-        }
+    if !closing
+        && !self_closing
+        && let Some(raw) = RAW_TEXT_ELEMENTS.iter().find(|e| **e == name)
+    {
+        return Some(Markup::RawText { len, name: raw });
     }
     Some(Markup::Tag {
         len,
