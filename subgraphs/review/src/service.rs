@@ -102,12 +102,19 @@ impl ReviewService {
                 product_id: input.product_id,
             });
         };
-        let catalog = product_facts(
+        // The catalog's name and category when it has them, else the name at order time.
+        let catalog = match product_facts(
             self.inner.views.models().pool(),
             std::slice::from_ref(&input.product_id),
         )
-        .await?
-        .remove(&input.product_id);
+        .await
+        {
+            Ok(mut found) => found.remove(&input.product_id),
+            Err(err) => {
+                tracing::warn!(error = %err, "catalog read model unreadable; using the order's product name");
+                None
+            }
+        };
         let review_id = review_id_for_order_line(&input.order_id, &input.product_id);
         let written = ReviewWritten {
             review_id,
