@@ -120,6 +120,14 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Counts one line that was not written.
+    pub fn count_skip(&mut self, kind: SkipKind) {
+        match kind {
+            SkipKind::Skipped => self.skipped += 1,
+            SkipKind::Duplicate => self.duplicates += 1,
+        }
+    }
+
     /// Adds `other` to these counts.
     pub fn add(&mut self, other: Counts) {
         self.read += other.read;

@@ -484,10 +484,7 @@ impl Run<'_> {
             });
         }
         for skip in &skips {
-            match skip.kind {
-                SkipKind::Skipped => counts.skipped += 1,
-                SkipKind::Duplicate => counts.duplicates += 1,
-            }
+            counts.count_skip(skip.kind);
         }
         Ok(Prepared {
             writes,
@@ -565,8 +562,9 @@ impl Run<'_> {
                             StoreError::WrongExpectedVersion { .. }
                             | StoreError::DuplicateEventId { .. },
                         ) => {
-                            chunk.skips.push(already_reviewed(w.line, w.review_id));
-                            chunk.counts.skipped += 1;
+                            let skip = self.existing(w).await?;
+                            chunk.counts.count_skip(skip.kind);
+                            chunk.skips.push(skip);
                         }
                         Err(err) => return Err(err.into()),
                     }
@@ -639,8 +637,9 @@ impl Run<'_> {
         let mut kept = Vec::with_capacity(chunk.writes.len());
         for w in std::mem::take(&mut chunk.writes) {
             if self.store.events().stream_version(&w.stream).await? > 0 {
-                chunk.skips.push(already_reviewed(w.line, w.review_id));
-                chunk.counts.skipped += 1;
+                let skip = self.existing(&w).await?;
+                chunk.counts.count_skip(skip.kind);
+                chunk.skips.push(skip);
             } else {
                 kept.push(w);
             }
@@ -648,6 +647,32 @@ impl Run<'_> {
         chunk.skips.sort_by_key(|s| s.line);
         chunk.writes = kept;
         Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// Why `w` cannot be written when its review's stream exists: the same content is a
+    /// duplicate (of another import, or of this one before a crash on Postgres); another
+    /// content means the order line is reviewed already.
+    async fn existing(&self, w: &Write) -> Result<SkippedLine, BatchError> {
+        let first = self
+            .store
+            .events()
+            .read_stream(&w.stream, eventstore::Direction::Forward, None, 1)
+            .await?;
+        let stored_hash = first
+            .first()
+            .and_then(|e| e.data.get("content_hash"))
+            .and_then(|h| h.as_str());
+        let ours = w.event.data.get("content_hash").and_then(|h| h.as_str());
+        if stored_hash.is_some() && stored_hash == ours {
+            return Ok(SkippedLine {
+                line: w.line,
+                kind: SkipKind::Duplicate,
+                reason: format!("same review already stored as review {}", w.review_id),
+            });
+        }
+        Ok(already_reviewed(w.line, w.review_id))
     }
 }
 
