@@ -33,6 +33,36 @@ pub enum Command {
     },
     /// Runs the outbox relay alone (event store to Kafka).
     Relay,
+    /// Serves the federated GraphQL gateway alone over a supergraph file or subgraphs composed
+    /// at start (`GET /healthz`, `POST /graphql`). Tokens are verified against Cognito
+    /// (COGNITO_*) or else the dev issuer of a running `up` (DEV_ISSUER_LISTEN).
+    Gateway {
+        /// The supergraph SDL file.
+        #[arg(long, conflicts_with = "compose", required_unless_present = "compose")]
+        supergraph: Option<PathBuf>,
+        /// Compose from these subgraphs instead: `name=url,name=url,...`.
+        #[arg(long)]
+        compose: Option<String>,
+        /// Address to serve on (overrides BLOODY_SWEET_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Prints a development token minted by the dev issuer of a running `bloody-sweet up`
+    /// (`POST http://DEV_ISSUER_LISTEN/token`, default 127.0.0.1:4011). Never production.
+    Token {
+        /// The user's name (its `sub` is derived from it, the same on every run).
+        #[arg(long)]
+        username: String,
+        /// A Cognito group: customers, staff or admins (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// `access` (default) or `id`.
+        #[arg(long, default_value = "access")]
+        token_use: String,
+        /// Lifetime in seconds (1 to 86400).
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
     /// Subgraph schemas: write each subgraph's SDL to `schema/`, or check the files are current.
     Schema {
         /// What to do.
@@ -148,6 +178,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", settings.listen))?;
             platform::run_up(settings, listener, shutdown_on_signal()).await
+        }
+        Command::Gateway {
+            supergraph,
+            compose,
+            listen,
+        } => {
+            if let Some(addr) = listen {
+                settings.listen = addr;
+            }
+            let source = crate::edge::supergraph_source(supergraph, compose.as_deref())?;
+            let config = crate::edge::gateway_config(&settings, source);
+            let listener = TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("binding {}", settings.listen))?;
+            gateway::serve(config, listener, shutdown_on_signal()).await?;
+            Ok(())
+        }
+        Command::Token {
+            username,
+            groups,
+            token_use,
+            ttl_secs,
+        } => {
+            let token_use = match token_use.as_str() {
+                "access" => auth::TokenUse::Access,
+                "id" => auth::TokenUse::Id,
+                other => anyhow::bail!("--token-use must be access or id, not {other:?}"),
+            };
+            let request = auth::MintRequest {
+                username,
+                groups,
+                token_use,
+                ttl_secs,
+            };
+            println!(
+                "{}",
+                crate::edge::mint_dev_token(&settings, &request).await?
+            );
+            Ok(())
         }
         Command::Relay => {
             let platform = Platform::connect(settings).await?;

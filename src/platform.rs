@@ -1,7 +1,6 @@
 //! Wires the adapters chosen by the settings into the running platform.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use bus::{KafkaBus, KafkaConfig, MemoryBus, MessageBus};
@@ -198,8 +197,10 @@ pub async fn toss_client(
     Ok((client, Some(task)))
 }
 
-/// Runs the whole platform in this process until `shutdown` is cancelled: HTTP (health,
-/// readiness, metrics), the relay and the projections. A component that fails stops the rest.
+/// Runs the whole platform in this process until `shutdown` is cancelled: the gateway on
+/// `listener` (GraphQL composed from the order, inventory and payment subgraphs, GraphiQL,
+/// health, readiness, metrics), the dev issuer (unless Cognito is configured), the relay, the
+/// projections and the subgraphs. A component that fails stops the rest.
 pub async fn run_up(
     settings: Settings,
     listener: TcpListener,
@@ -208,12 +209,27 @@ pub async fn run_up(
     let metrics =
         telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
     let readiness = telemetry::Readiness::new();
-    let router = telemetry::ops_router(metrics, readiness.clone());
-    let http = tokio::spawn(telemetry::serve_ops(
-        listener,
-        router,
-        shutdown.clone().cancelled_owned(),
-    ));
+    // Bind the subgraphs first: the gateway composes from their addresses and retries until
+    // they answer, while serving health at once.
+    let listeners = crate::ordering::Listeners {
+        order: bind(settings.order_listen).await?,
+        inventory: bind(settings.inventory_listen).await?,
+        payment: bind(settings.payment_listen).await?,
+    };
+    let subgraphs = crate::edge::ordering_subgraphs(
+        listeners.order.local_addr()?,
+        listeners.inventory.local_addr()?,
+        listeners.payment.local_addr()?,
+    );
+    let _dev_issuer = crate::edge::start_dev_issuer(&settings).await?;
+    let config =
+        crate::edge::gateway_config(&settings, gateway::SupergraphSource::Compose(subgraphs));
+    let (stop, ready) = (shutdown.clone(), readiness.clone());
+    let http = tokio::spawn(async move {
+        gateway::serve_with(config, listener, stop, metrics, ready)
+            .await
+            .context("gateway")
+    });
 
     let platform = Platform::connect(settings).await?;
     let mut tasks = vec![platform.spawn_relay(shutdown.clone())];
@@ -221,11 +237,6 @@ pub async fn run_up(
     let (toss, toss_task) = toss_client(&platform.settings, shutdown.clone()).await?;
     tasks.extend(toss_task);
     let s = &platform.settings;
-    let listeners = crate::ordering::Listeners {
-        order: bind(s.order_listen).await?,
-        inventory: bind(s.inventory_listen).await?,
-        payment: bind(s.payment_listen).await?,
-    };
     let saga = order::SagaConfig {
         payment_timeout: chrono::Duration::seconds(
             i64::try_from(s.payment_timeout_secs).unwrap_or(600),
@@ -236,6 +247,7 @@ pub async fn run_up(
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
     tasks.extend(ordering_tasks.into_tasks());
+    tasks.push(http);
     readiness.set_ready(true);
     tracing::info!("platform up");
 
@@ -259,7 +271,5 @@ pub async fn run_up(
     };
     readiness.set_ready(false);
     shutdown.cancel();
-    // Give the HTTP server a moment to finish in-flight requests.
-    let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
     outcome
 }

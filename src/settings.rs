@@ -23,7 +23,8 @@ pub struct Settings {
     pub kafka_partitions: i32,
     /// Consumer-group session timeout in milliseconds; `KAFKA_SESSION_TIMEOUT_MS`.
     pub kafka_session_timeout_ms: u64,
-    /// Address of the HTTP server (health, readiness, metrics); `BLOODY_SWEET_LISTEN`.
+    /// Address of the gateway (GraphQL, GraphiQL, health, readiness, metrics);
+    /// `BLOODY_SWEET_LISTEN`.
     pub listen: SocketAddr,
     /// Connections in the event store's pool; `DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
@@ -42,7 +43,20 @@ pub struct Settings {
     pub toss_test_listen: SocketAddr,
     /// Seconds a reserved order waits for payment; `PAYMENT_TIMEOUT_SECS`.
     pub payment_timeout_secs: u64,
+    /// Cognito user pool region; `COGNITO_REGION`. With the pool and client id it selects
+    /// Cognito; unset: the local dev issuer.
+    pub cognito_region: Option<String>,
+    /// Cognito user pool id; `COGNITO_USER_POOL_ID`.
+    pub cognito_user_pool_id: Option<String>,
+    /// Cognito app client id; `COGNITO_CLIENT_ID`.
+    pub cognito_client_id: Option<String>,
+    /// Address of the local dev issuer (`up` serves it when Cognito is not configured; `token`
+    /// asks it); `DEV_ISSUER_LISTEN`.
+    pub dev_issuer_listen: SocketAddr,
 }
+
+/// The app client id of the local dev issuer's tokens.
+pub const DEV_CLIENT_ID: &str = "bloody-sweet-dev";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -62,6 +76,10 @@ impl Default for Settings {
             toss_secret_key: None,
             toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
             payment_timeout_secs: 600,
+            cognito_region: None,
+            cognito_user_pool_id: None,
+            cognito_client_id: None,
+            dev_issuer_listen: SocketAddr::from(([127, 0, 0, 1], 4011)),
         }
     }
 }
@@ -149,6 +167,7 @@ impl Settings {
             ("INVENTORY_LISTEN", &mut settings.inventory_listen),
             ("PAYMENT_LISTEN", &mut settings.payment_listen),
             ("TOSS_TEST_LISTEN", &mut settings.toss_test_listen),
+            ("DEV_ISSUER_LISTEN", &mut settings.dev_issuer_listen),
         ] {
             if let Some(v) = var(name) {
                 *slot = parse(name, &v)?;
@@ -159,6 +178,30 @@ impl Settings {
         }
         if let Some(v) = var("TOSS_SECRET_KEY") {
             settings.toss_secret_key = Some(v.into());
+        }
+        for (name, slot) in [
+            ("COGNITO_REGION", &mut settings.cognito_region),
+            ("COGNITO_USER_POOL_ID", &mut settings.cognito_user_pool_id),
+            ("COGNITO_CLIENT_ID", &mut settings.cognito_client_id),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = Some(v.trim().to_owned());
+            }
+        }
+        let cognito_set = [
+            &settings.cognito_region,
+            &settings.cognito_user_pool_id,
+            &settings.cognito_client_id,
+        ]
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+        if cognito_set != 0 && cognito_set != 3 {
+            return Err(SettingsError::Env {
+                name: "COGNITO_REGION",
+                reason: "set COGNITO_REGION, COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID together"
+                    .into(),
+            });
         }
         if let Some(v) = var("PAYMENT_TIMEOUT_SECS") {
             settings.payment_timeout_secs = parse("PAYMENT_TIMEOUT_SECS", &v)?;
@@ -176,6 +219,25 @@ impl Settings {
             });
         }
         Ok(settings)
+    }
+
+    /// The Cognito user pool when all three settings are given; `None`: the local dev issuer.
+    pub fn cognito(&self) -> Option<auth::CognitoConfig> {
+        match (
+            &self.cognito_region,
+            &self.cognito_user_pool_id,
+            &self.cognito_client_id,
+        ) {
+            (Some(region), Some(pool), Some(client)) => {
+                Some(auth::CognitoConfig::new(region, pool, client))
+            }
+            _ => None,
+        }
+    }
+
+    /// The base URL of the local dev issuer, e.g. `http://127.0.0.1:4011`.
+    pub fn dev_issuer_url(&self) -> String {
+        format!("http://{}", self.dev_issuer_listen)
     }
 
     /// The Postgres URL, if configured.
@@ -224,6 +286,36 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
         let d = Settings::load_from(None, |_| None).unwrap();
         assert!(d.database_url.is_none() && d.kafka_brokers.is_none());
+        assert_eq!(
+            d.listen.port(),
+            4000,
+            "the gateway serves health and metrics too"
+        );
+        assert!(d.cognito().is_none(), "the dev issuer by default");
+        assert_eq!(d.dev_issuer_url(), "http://127.0.0.1:4011");
+    }
+
+    #[test]
+    fn cognito_needs_all_three_settings() {
+        let all = Settings::load_from(None, |name| match name {
+            "COGNITO_REGION" => Some("ap-northeast-2".into()),
+            "COGNITO_USER_POOL_ID" => Some("ap-northeast-2_Abc".into()),
+            "COGNITO_CLIENT_ID" => Some("client1".into()),
+            "DEV_ISSUER_LISTEN" => Some("127.0.0.1:5011".into()),
+            _ => None,
+        })
+        .unwrap();
+        let cognito = all.cognito().unwrap();
+        assert_eq!(
+            cognito.issuer(),
+            "https://cognito-idp.ap-northeast-2.amazonaws.com/ap-northeast-2_Abc"
+        );
+        assert_eq!(all.dev_issuer_listen.port(), 5011);
+        let err = Settings::load_from(None, |name| {
+            (name == "COGNITO_REGION").then(|| "ap-northeast-2".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("together"), "{err}");
     }
 
     #[test]

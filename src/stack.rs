@@ -26,6 +26,8 @@ pub struct LocalStack {
     pub saga: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Every other task.
     pub tasks: Tasks,
+    /// Where the order, inventory and payment subgraphs listen, in that order.
+    pub subgraph_addrs: [std::net::SocketAddr; 3],
     /// Cancels everything.
     pub shutdown: CancellationToken,
 }
@@ -60,6 +62,11 @@ impl LocalStack {
             inventory: loopback().await?,
             payment: loopback().await?,
         };
+        let subgraph_addrs = [
+            listeners.order.local_addr()?,
+            listeners.inventory.local_addr()?,
+            listeners.payment.local_addr()?,
+        ];
         let (ordering, Running { saga, others }) =
             Ordering::start(&platform, client, saga, listeners, shutdown.clone()).await?;
         tasks.extend(others);
@@ -69,6 +76,7 @@ impl LocalStack {
             toss,
             saga,
             tasks,
+            subgraph_addrs,
             shutdown,
         })
     }

@@ -28,9 +28,8 @@ async fn runs_on_embedded_defaults_and_moves_events_to_read_models() {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::load_from(None, |name| match name {
         "BLOODY_SWEET_DATA_DIR" => Some(dir.path().display().to_string()),
-        "ORDER_LISTEN" | "INVENTORY_LISTEN" | "PAYMENT_LISTEN" | "TOSS_TEST_LISTEN" => {
-            Some("127.0.0.1:0".into())
-        }
+        "ORDER_LISTEN" | "INVENTORY_LISTEN" | "PAYMENT_LISTEN" | "TOSS_TEST_LISTEN"
+        | "DEV_ISSUER_LISTEN" => Some("127.0.0.1:0".into()),
         _ => None,
     })
     .unwrap();

@@ -1,0 +1,112 @@
+//! The platform's edge: the gateway's configuration from the settings, the identity provider
+//! (Cognito, or the local dev issuer), and dev tokens for `bloody-sweet token`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use gateway::{GatewayConfig, SubgraphEndpoint, SupergraphSource};
+
+use crate::settings::{DEV_CLIENT_ID, Settings};
+
+/// The GraphQL URL of a subgraph listening on `addr` (an unspecified address means loopback).
+pub fn subgraph_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    format!("http://{host}/graphql")
+}
+
+/// The order, inventory and payment subgraphs at these addresses, for composition.
+pub fn ordering_subgraphs(
+    order: SocketAddr,
+    inventory: SocketAddr,
+    payment: SocketAddr,
+) -> Vec<SubgraphEndpoint> {
+    [
+        ("order", order),
+        ("inventory", inventory),
+        ("payment", payment),
+    ]
+    .into_iter()
+    .map(|(name, addr)| SubgraphEndpoint {
+        name: name.to_owned(),
+        url: subgraph_url(addr),
+    })
+    .collect()
+}
+
+/// Where `bloody-sweet gateway` takes its supergraph from.
+pub fn supergraph_source(
+    file: Option<PathBuf>,
+    compose: Option<&str>,
+) -> anyhow::Result<SupergraphSource> {
+    match (file, compose) {
+        (Some(file), None) => Ok(SupergraphSource::File(file)),
+        (None, Some(list)) => Ok(SupergraphSource::Compose(SubgraphEndpoint::parse_list(
+            list,
+        )?)),
+        _ => anyhow::bail!("give exactly one of --supergraph FILE or --compose name=url,..."),
+    }
+}
+
+/// The gateway's configuration: `source`, listening on `settings.listen`, trusting Cognito
+/// when configured, else the dev issuer at `DEV_ISSUER_LISTEN`.
+pub fn gateway_config(settings: &Settings, source: SupergraphSource) -> GatewayConfig {
+    let mut config = GatewayConfig::new(source);
+    config.listen = settings.listen;
+    config.cognito = Some(match settings.cognito() {
+        Some(cognito) => {
+            tracing::info!(identity = "cognito", "identity provider selected");
+            cognito
+        }
+        None => {
+            tracing::info!(identity = "dev issuer", issuer = %settings.dev_issuer_url(), "identity provider selected");
+            auth::CognitoConfig::dev(&settings.dev_issuer_url(), DEV_CLIENT_ID)
+        }
+    });
+    config
+}
+
+/// Starts the local dev issuer on `DEV_ISSUER_LISTEN` unless Cognito is configured.
+pub async fn start_dev_issuer(settings: &Settings) -> anyhow::Result<Option<auth::DevIssuer>> {
+    if settings.cognito().is_some() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(settings.dev_issuer_listen)
+        .await
+        .with_context(|| format!("binding the dev issuer on {}", settings.dev_issuer_listen))?;
+    let issuer = auth::DevIssuer::start(listener, DEV_CLIENT_ID)
+        .await
+        .context("starting the dev issuer")?;
+    Ok(Some(issuer))
+}
+
+/// Asks the running dev issuer (`POST {DEV_ISSUER_LISTEN}/token`) for a token.
+pub async fn mint_dev_token(
+    settings: &Settings,
+    request: &auth::MintRequest,
+) -> anyhow::Result<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = format!("{}/token", settings.dev_issuer_url());
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(request)
+        .send()
+        .await
+        .with_context(|| {
+            format!("asking the dev issuer at {url}: is `bloody-sweet up` running?")
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        anyhow::bail!("the dev issuer refused ({status}): {body}");
+    }
+    let minted: auth::MintResponse = response.json().await.context("reading the token")?;
+    minted
+        .access_token
+        .or(minted.id_token)
+        .context("the dev issuer returned no token")
+}
