@@ -5,9 +5,12 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = bloody_sweet::commands::Cli::parse();
-    let _telemetry = match telemetry::init("bloody-sweet") {
-        Ok(guard) => Some(guard),
-        Err(err) => {
+    // `token` prints only the token on stdout (logs go to stdout too).
+    let quiet = matches!(cli.command, bloody_sweet::commands::Command::Token { .. });
+    let _telemetry = match (!quiet).then(|| telemetry::init("bloody-sweet")) {
+        None => None,
+        Some(Ok(guard)) => Some(guard),
+        Some(Err(err)) => {
             eprintln!("telemetry disabled: {err}");
             None
         }
