@@ -12,6 +12,8 @@
 //! This crate does no embedding or vector search and knows nothing of GraphQL.
 
 mod answer;
+mod chat;
+mod chat_entry;
 mod citation;
 mod error;
 mod extractive;
@@ -20,13 +22,19 @@ pub mod passage;
 pub mod privacy;
 mod retrieval;
 mod sentence;
+mod session;
+mod worker;
 
 pub use answer::{
     Answer, AnswerEvent, AnswerEvents, Answerer, Citation, DEFAULT_TOP_K, MAX_PRODUCT_ID_CHARS,
     MAX_QUESTION_CHARS, NO_REVIEWS_ANSWER, NO_REVIEWS_MODEL, Question, SYSTEM_PROMPT,
 };
+pub use chat::{Chat, ChatEvents, HISTORY_MAX_LEN, INBOUND_MAX_LEN, REPLIES_MAX_LEN, SentMessage};
+pub use chat_entry::{ChatEvent, ChatEventKind, HistoryEntry, HistoryItem};
 pub use citation::CitationFilter;
 pub use error::AssistantError;
 pub use extractive::{EXTRACTIVE_MODEL, ExtractiveLlm};
 pub use measure::{ANSWER_SECONDS, ANSWERS_TOTAL, CHAT_MESSAGES_TOTAL, CLAIMED_TOTAL};
 pub use retrieval::{Labels, RetrievalError, RetrievedReview, Retriever, Sentiment};
+pub use session::{ChatStreams, SessionId, WORKER_GROUP};
+pub use worker::{ChatWorker, WorkerConfig};
