@@ -5,7 +5,7 @@
 //! [`Answerer`] retrieves, masks personal data ([`privacy`]), formats passages
 //! ([`passage`]), asks an [`llm::Llm`] and keeps only citations that name a retrieved
 //! review ([`CitationFilter`]); [`ExtractiveLlm`] is the local answerer used when no
-//! OpenAI-compatible API is configured. [`Chat`] owns sessions (append messages, read
+//! OpenAI-compatible API is configured ([`choose_llm`]). [`Chat`] owns sessions (append messages, read
 //! history, subscribe to replies) and [`ChatWorker`] answers inbound messages in a
 //! consumer group, taking over messages of crashed workers; both speak only the
 //! [`streams::StreamBroker`] port, so Redis and the in-process broker behave alike.
@@ -18,6 +18,7 @@ mod citation;
 mod error;
 mod extractive;
 mod measure;
+mod model_choice;
 pub mod passage;
 pub mod privacy;
 mod retrieval;
@@ -35,6 +36,7 @@ pub use citation::CitationFilter;
 pub use error::AssistantError;
 pub use extractive::{EXTRACTIVE_MODEL, ExtractiveLlm};
 pub use measure::{ANSWER_SECONDS, ANSWERS_TOTAL, CHAT_MESSAGES_TOTAL, CLAIMED_TOTAL};
+pub use model_choice::choose_llm;
 pub use retrieval::{Labels, RetrievalError, RetrievedReview, Retriever, Sentiment};
 pub use session::{ChatStreams, SessionId, WORKER_GROUP};
 pub use worker::{ChatWorker, WorkerConfig};
