@@ -25,9 +25,13 @@ async fn engine(running: &bench_subgraphs::RunningSubgraphs) -> Engine {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_query_matches_the_expected_response() {
-    let running = bench_subgraphs::start(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).await.expect("subgraphs");
+    let running = bench_subgraphs::start(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
+        .await
+        .expect("subgraphs");
     let engine = engine(&running).await;
-    let prepared = engine.prepare(TEST_QUERY, Some("TestQuery")).expect("prepare");
+    let prepared = engine
+        .prepare(TEST_QUERY, Some("TestQuery"))
+        .expect("prepare");
     assert_eq!(prepared.fetches().len(), 7, "{}", prepared.plan_text());
     let response = engine
         .execute(&prepared, Default::default(), &RequestContext::default())
@@ -37,7 +41,10 @@ async fn test_query_matches_the_expected_response() {
     assert_eq!(actual, expected_response());
     // Field order follows the operation.
     let text = serde_json::to_string(&response).expect("json");
-    assert_eq!(text, serde_json::to_string(&expected_response()).expect("json"));
+    assert_eq!(
+        text,
+        serde_json::to_string(&expected_response()).expect("json")
+    );
 
     if std::env::var_os("FEDERATION_LOCAL_BENCH").is_some() {
         let rounds = 2000;
@@ -47,7 +54,9 @@ async fn test_query_matches_the_expected_response() {
             let engine = engine.clone();
             tasks.spawn(async move {
                 for _ in 0..rounds / 32 {
-                    let prepared = engine.prepare(TEST_QUERY, Some("TestQuery")).expect("prepare");
+                    let prepared = engine
+                        .prepare(TEST_QUERY, Some("TestQuery"))
+                        .expect("prepare");
                     let response = engine
                         .execute(&prepared, Default::default(), &RequestContext::default())
                         .await;
@@ -57,7 +66,10 @@ async fn test_query_matches_the_expected_response() {
         }
         while tasks.join_next().await.is_some() {}
         let elapsed = started.elapsed();
-        println!("{rounds} TestQuery executions in {elapsed:?}: {:.0}/s", rounds as f64 / elapsed.as_secs_f64());
+        println!(
+            "{rounds} TestQuery executions in {elapsed:?}: {:.0}/s",
+            rounds as f64 / elapsed.as_secs_f64()
+        );
     }
     running.shutdown().await.expect("shutdown");
 }

@@ -7,6 +7,222 @@ use serde_json::{Map, Value};
 use crate::error::PathSegment;
 use crate::schema::SchemaIndex;
 
+/// Calls `found` with every entity object at `path`, in response order.
+pub(crate) fn visit<'v>(
+    schema: &SchemaIndex,
+    value: &'v Value,
+    path: &[FlattenNodePathSegment],
+    found: &mut dyn FnMut(&'v Map<String, Value>),
+) {
+    match value {
+        Value::Array(items) => {
+            let next = match path.first() {
+                Some(FlattenNodePathSegment::List) => &path[1..],
+                _ => path,
+            };
+            for item in items {
+                visit(schema, item, next, found);
+            }
+        }
+        Value::Object(object) => match path.split_first() {
+            None => found(object),
+            Some((FlattenNodePathSegment::Field(key), rest)) => {
+                if let Some(inner) = object.get(key) {
+                    visit(schema, inner, rest, found);
+                }
+            }
+            Some((FlattenNodePathSegment::TypeCondition(types), rest)) => {
+                if typename_matches(schema, object, types) {
+                    visit(schema, value, rest, found);
+                }
+            }
+            Some((FlattenNodePathSegment::List, _)) => {}
+        },
+        _ => {}
+    }
+}
+
+/// Like [`visit`], with mutable access; visits the same entities in the same order.
+pub(crate) fn visit_mut(
+    schema: &SchemaIndex,
+    value: &mut Value,
+    path: &[FlattenNodePathSegment],
+    found: &mut dyn FnMut(&mut Map<String, Value>),
+) {
+    match value {
+        Value::Array(items) => {
+            let next = match path.first() {
+                Some(FlattenNodePathSegment::List) => &path[1..],
+                _ => path,
+            };
+            for item in items {
+                visit_mut(schema, item, next, found);
+            }
+        }
+        Value::Object(object) => match path.split_first() {
+            None => found(object),
+            Some((FlattenNodePathSegment::Field(key), rest)) => {
+                if let Some(inner) = object.get_mut(key) {
+                    visit_mut(schema, inner, rest, found);
+                }
+            }
+            Some((FlattenNodePathSegment::TypeCondition(types), rest)) => {
+                if typename_matches(schema, object, types) {
+                    visit_mut(schema, value, rest, found);
+                }
+            }
+            Some((FlattenNodePathSegment::List, _)) => {}
+        },
+        _ => {}
+    }
+}
+
+fn typename_matches(
+    schema: &SchemaIndex,
+    object: &Map<String, Value>,
+    types: &std::collections::BTreeSet<String>,
+) -> bool {
+    match object.get("__typename").and_then(Value::as_str) {
+        Some(typename) => types
+            .iter()
+            .any(|condition| schema.satisfies(typename, condition)),
+        None => true,
+    }
+}
+
+/// Writes the representation of an entity (its `requires` projection) as JSON into `out`;
+/// false when nothing applies to it.
+pub(crate) fn write_representation(
+    schema: &SchemaIndex,
+    entity: &Map<String, Value>,
+    requires: &[SelectionItem],
+    out: &mut Vec<u8>,
+) -> bool {
+    let typename = entity.get("__typename").and_then(Value::as_str);
+    out.push(b'{');
+    let mut first = true;
+    if let Some(typename) = typename {
+        out.extend_from_slice(b"\"__typename\":");
+        write_str(out, typename);
+        first = false;
+    }
+    let mut wrote_field = false;
+    write_fields(
+        schema,
+        entity,
+        typename,
+        requires,
+        out,
+        &mut first,
+        &mut wrote_field,
+    );
+    out.push(b'}');
+    let only_typename = requires.iter().all(|item| {
+        matches!(item, SelectionItem::Field(field) if field.selection_identifier() == "__typename")
+    });
+    wrote_field || only_typename
+}
+
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_fields(
+    schema: &SchemaIndex,
+    entity: &Map<String, Value>,
+    typename: Option<&str>,
+    selections: &[SelectionItem],
+    out: &mut Vec<u8>,
+    first: &mut bool,
+    wrote_field: &mut bool,
+) {
+    for item in selections {
+        match item {
+            SelectionItem::Field(field) => {
+                let key = field.selection_identifier();
+                if key == "__typename" {
+                    continue;
+                }
+                let Some(original) = entity.get(&field.name).or_else(|| entity.get(key)) else {
+                    continue;
+                };
+                if !*first {
+                    out.push(b',');
+                }
+                *first = false;
+                *wrote_field = true;
+                write_str(out, key);
+                out.push(b':');
+                if field.selections.items.is_empty() {
+                    let _ = serde_json::to_writer(&mut *out, original);
+                } else {
+                    write_nested(schema, original, &field.selections.items, out);
+                }
+            }
+            SelectionItem::InlineFragment(fragment) => {
+                let applies = typename
+                    .is_none_or(|typename| schema.satisfies(typename, &fragment.type_condition));
+                if applies {
+                    write_fields(
+                        schema,
+                        entity,
+                        typename,
+                        &fragment.selections.items,
+                        out,
+                        first,
+                        wrote_field,
+                    );
+                }
+            }
+            SelectionItem::FragmentSpread(_) => {}
+        }
+    }
+}
+
+fn write_nested(
+    schema: &SchemaIndex,
+    value: &Value,
+    selections: &[SelectionItem],
+    out: &mut Vec<u8>,
+) {
+    match value {
+        Value::Object(object) => {
+            let typename = object.get("__typename").and_then(Value::as_str);
+            out.push(b'{');
+            let mut first = true;
+            if let Some(typename) = typename {
+                out.extend_from_slice(b"\"__typename\":");
+                write_str(out, typename);
+                first = false;
+            }
+            let mut wrote_field = false;
+            write_fields(
+                schema,
+                object,
+                typename,
+                selections,
+                out,
+                &mut first,
+                &mut wrote_field,
+            );
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_nested(schema, item, selections, out);
+            }
+            out.push(b']');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
 /// Receives each entity found: its concrete response path and its object.
 pub(crate) type EntityVisitor<'f, 'v> = dyn FnMut(&[PathSegment], &'v Map<String, Value>) + 'f;
 

@@ -2,8 +2,6 @@
 
 use serde_json::Value;
 
-use crate::error::PathSegment;
-
 /// Deep-merges `source` into `target`: objects field by field, equal-length lists item by item.
 pub(crate) fn deep_merge(target: &mut Value, source: Value) {
     match (target, source) {
@@ -27,15 +25,16 @@ pub(crate) fn deep_merge(target: &mut Value, source: Value) {
     }
 }
 
-/// The value at a concrete response path.
-pub(crate) fn get_mut<'v>(root: &'v mut Value, path: &[PathSegment]) -> Option<&'v mut Value> {
-    let mut current = root;
-    for segment in path {
-        current = match (segment, current) {
-            (PathSegment::Key(key), Value::Object(object)) => object.get_mut(key)?,
-            (PathSegment::Index(index), Value::Array(items)) => items.get_mut(*index)?,
-            _ => return None,
-        };
+/// Deep-merges an entity result into the entity object.
+pub(crate) fn merge_into_object(target: &mut serde_json::Map<String, Value>, source: Value) {
+    if let Value::Object(source) = source {
+        for (key, value) in source {
+            match target.get_mut(&key) {
+                Some(existing) => deep_merge(existing, value),
+                None => {
+                    target.insert(key, value);
+                }
+            }
+        }
     }
-    Some(current)
 }

@@ -18,12 +18,8 @@ use tracing::Instrument;
 
 use crate::error::{GraphQLError, PathSegment};
 use crate::schema::SchemaIndex;
-use plan::{EntityFetch, ExecNode, RootFetch};
+use plan::{EntityFetch, EntityGroup, ExecNode, RootFetch};
 use subgraph::{SubgraphError, SubgraphResponse};
-
-/// One entity group's unique representations (JSON text) and, per representation, the
-/// response paths of the entities it stands for.
-type CollectedGroup = (Vec<String>, Vec<Vec<Vec<PathSegment>>>);
 
 /// What every fetch of one request shares.
 pub(crate) struct Fetcher<'a> {
@@ -214,80 +210,37 @@ impl<'a> Execution<'a> {
     }
 
     async fn entity_fetch(&self, fetch: &EntityFetch) {
-        // Per group: unique representations (as JSON text) and, per unique one, the entity paths.
-        let mut groups: Vec<CollectedGroup> =
-            Vec::with_capacity(fetch.groups.len());
-        self.with_state(|state| {
-            for group in &fetch.groups {
-                let mut unique: Vec<String> = Vec::new();
-                let mut targets: Vec<Vec<Vec<PathSegment>>> = Vec::new();
-                let mut seen: HashMap<String, usize> = HashMap::new();
-                let mut current = Vec::new();
-                for path in &group.paths {
-                    entities::collect(
-                        self.schema,
-                        &state.data,
-                        path,
-                        &mut current,
-                        &mut |at, entity| {
-                            let Some(representation) = entities::representation(
-                                self.schema,
-                                entity,
-                                &group.requires.items,
-                            ) else {
-                                return;
-                            };
-                            let mut representation = Value::Object(representation);
-                            rewrites::apply_all(
-                                self.schema,
-                                &group.input_rewrites,
-                                &mut representation,
-                            );
-                            let text = representation.to_string();
-                            let index = match seen.get(&text) {
-                                Some(index) => *index,
-                                None => {
-                                    seen.insert(text.clone(), unique.len());
-                                    unique.push(text);
-                                    targets.push(Vec::new());
-                                    unique.len() - 1
-                                }
-                            };
-                            targets[index].push(at.to_vec());
-                        },
-                    );
-                }
-                groups.push((unique, targets));
-            }
+        let batches: Vec<GroupBatch> = self.with_state(|state| {
+            fetch
+                .groups
+                .iter()
+                .map(|group| self.collect_group(&state.data, group))
+                .collect()
         });
-        if groups.iter().all(|(unique, _)| unique.is_empty()) {
+        if batches.iter().all(|batch| batch.unique_count == 0) {
             return;
         }
         let mut body = Vec::with_capacity(
             fetch.query_json.len()
                 + 64
-                + groups
+                + batches
                     .iter()
-                    .flat_map(|(u, _)| u.iter().map(|r| r.len() + 1))
+                    .map(|batch| batch.representations.len() + 2)
                     .sum::<usize>(),
         );
         body.extend_from_slice(b"{\"query\":");
         body.extend_from_slice(fetch.query_json.as_bytes());
         body.extend_from_slice(b",\"variables\":{");
         let mut first = true;
-        for (group, (unique, _)) in fetch.groups.iter().zip(&groups) {
+        for (group, batch) in fetch.groups.iter().zip(&batches) {
             if !first {
                 body.push(b',');
             }
             first = false;
             write_json_string(&mut body, &group.variable);
-            body.extend_from_slice(b":[");
-            for (index, representation) in unique.iter().enumerate() {
-                if index > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(representation.as_bytes());
-            }
+            body.push(b':');
+            body.push(b'[');
+            body.extend_from_slice(&batch.representations);
             body.push(b']');
         }
         self.write_variables(&mut body, &fetch.variable_usages, &mut first);
@@ -301,36 +254,30 @@ impl<'a> Execution<'a> {
                 };
                 // Entities that came back null, per group, for errors whose path lacks an index.
                 let mut null_results: Vec<Vec<usize>> = vec![Vec::new(); fetch.groups.len()];
-                for (group_index, (group, (_, targets))) in
-                    fetch.groups.iter().zip(&groups).enumerate()
-                {
-                    let Some(Value::Array(results)) = data.remove(&group.result_key) else {
+                for (group_index, (group, batch)) in fetch.groups.iter().zip(&batches).enumerate() {
+                    let Some(Value::Array(mut results)) = data.remove(&group.result_key) else {
                         continue;
                     };
-                    for (unique_index, (mut result, paths)) in
-                        results.into_iter().zip(targets).enumerate()
-                    {
+                    for (index, result) in results.iter_mut().enumerate() {
                         if result.is_null() {
-                            null_results[group_index].push(unique_index);
-                        }
-                        rewrites::apply_all(self.schema, &group.output_rewrites, &mut result);
-                        let Some((last, rest)) = paths.split_last() else {
-                            continue;
-                        };
-                        for path in rest {
-                            if let Some(target) = merge::get_mut(&mut state.data, path) {
-                                merge::deep_merge(target, result.clone());
-                            }
-                        }
-                        if let Some(target) = merge::get_mut(&mut state.data, last) {
-                            merge::deep_merge(target, result);
+                            null_results[group_index].push(index);
+                        } else if !group.output_rewrites.is_empty() {
+                            rewrites::apply_all(self.schema, &group.output_rewrites, result);
                         }
                     }
+                    self.merge_group(&mut state.data, group, batch, results);
                 }
                 let mut unindexed = 0usize;
                 for error in errors.into_iter().flatten() {
-                    let path =
-                        entity_error_path(&error, fetch, &groups, &null_results, &mut unindexed);
+                    let path = entity_error_path(
+                        self.schema,
+                        &state.data,
+                        &error,
+                        fetch,
+                        &batches,
+                        &null_results,
+                        &mut unindexed,
+                    );
                     state
                         .errors
                         .push(into_client_error(error, &fetch.service, path));
@@ -338,25 +285,160 @@ impl<'a> Execution<'a> {
             }
             Err(()) => {
                 let mut error = subgraph_failed(&fetch.service);
-                if let Some(path) = groups
+                let first = fetch
+                    .groups
                     .iter()
-                    .flat_map(|(_, targets)| targets.iter().flatten())
-                    .next()
-                {
-                    error = error.with_path(path.clone());
+                    .zip(&batches)
+                    .find_map(|(group, batch)| {
+                        let position = batch.entity_unique.iter().position(|u| *u != SKIPPED)?;
+                        entity_path(self.schema, &state.data, group, position)
+                    });
+                if let Some(path) = first {
+                    error = error.with_path(path);
                 }
                 state.errors.push(error);
             }
         });
     }
+
+    /// Finds the group's entities and writes their deduplicated representations.
+    fn collect_group(&self, data: &Value, group: &EntityGroup) -> GroupBatch {
+        let mut batch = GroupBatch::default();
+        let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut scratch = Vec::with_capacity(128);
+        for path in &group.paths {
+            entities::visit(self.schema, data, path, &mut |entity| {
+                scratch.clear();
+                let written = if group.input_rewrites.is_empty() {
+                    entities::write_representation(
+                        self.schema,
+                        entity,
+                        &group.requires.items,
+                        &mut scratch,
+                    )
+                } else {
+                    match entities::representation(self.schema, entity, &group.requires.items) {
+                        Some(representation) => {
+                            let mut representation = Value::Object(representation);
+                            rewrites::apply_all(
+                                self.schema,
+                                &group.input_rewrites,
+                                &mut representation,
+                            );
+                            serde_json::to_writer(&mut scratch, &representation).is_ok()
+                        }
+                        None => false,
+                    }
+                };
+                if !written {
+                    batch.entity_unique.push(SKIPPED);
+                    return;
+                }
+                let index = match seen.get(scratch.as_slice()) {
+                    Some(index) => *index,
+                    None => {
+                        let index = batch.unique_count;
+                        if index > 0 {
+                            batch.representations.push(b',');
+                        }
+                        batch.representations.extend_from_slice(&scratch);
+                        seen.insert(scratch.clone(), index);
+                        batch.unique_count += 1;
+                        index
+                    }
+                };
+                batch.entity_unique.push(index);
+            });
+        }
+        batch
+    }
+
+    /// Merges each result into every entity it answers, in place (moved into the last one).
+    fn merge_group(
+        &self,
+        data: &mut Value,
+        group: &EntityGroup,
+        batch: &GroupBatch,
+        mut results: Vec<Value>,
+    ) {
+        let mut remaining = vec![0u32; results.len()];
+        for unique in &batch.entity_unique {
+            if let Some(count) = remaining.get_mut(*unique as usize) {
+                *count += 1;
+            }
+        }
+        let mut position = 0usize;
+        for path in &group.paths {
+            entities::visit_mut(self.schema, data, path, &mut |entity| {
+                let unique = batch
+                    .entity_unique
+                    .get(position)
+                    .copied()
+                    .unwrap_or(SKIPPED) as usize;
+                position += 1;
+                let (Some(slot), Some(count)) =
+                    (results.get_mut(unique), remaining.get_mut(unique))
+                else {
+                    return;
+                };
+                *count -= 1;
+                let result = if *count == 0 {
+                    std::mem::take(slot)
+                } else {
+                    slot.clone()
+                };
+                merge::merge_into_object(entity, result);
+            });
+        }
+    }
+}
+
+/// Marks an entity that got no representation.
+const SKIPPED: u32 = u32::MAX;
+
+/// One entity group's representations, deduplicated, and which one each entity uses.
+#[derive(Default)]
+struct GroupBatch {
+    /// The unique representations as JSON, comma-separated.
+    representations: Vec<u8>,
+    /// How many unique representations there are.
+    unique_count: u32,
+    /// Per entity found (in response order): its representation's index, or [`SKIPPED`].
+    entity_unique: Vec<u32>,
+}
+
+/// The response path of the `position`-th entity found along the group's paths.
+fn entity_path(
+    schema: &SchemaIndex,
+    data: &Value,
+    group: &EntityGroup,
+    position: usize,
+) -> Option<Vec<PathSegment>> {
+    let mut seen = 0usize;
+    let mut found = None;
+    let mut current = Vec::new();
+    for path in &group.paths {
+        entities::collect(schema, data, path, &mut current, &mut |at, _| {
+            if seen == position && found.is_none() {
+                found = Some(at.to_vec());
+            }
+            seen += 1;
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    found
 }
 
 /// Re-roots an `_entities` error path onto the first entity it applies to. Paths without an
 /// index (some subgraphs omit it) go to the entities that came back null, in order.
 fn entity_error_path(
+    schema: &SchemaIndex,
+    data: &Value,
     error: &SubgraphError,
     fetch: &EntityFetch,
-    groups: &[CollectedGroup],
+    batches: &[GroupBatch],
     null_results: &[Vec<usize>],
     unindexed: &mut usize,
 ) -> Option<Vec<PathSegment>> {
@@ -375,8 +457,12 @@ fn entity_error_path(
             (index, &path[1..])
         }
     };
-    let entity_path = groups.get(group_index)?.1.get(index)?.first()?;
-    let mut out = entity_path.clone();
+    let batch = batches.get(group_index)?;
+    let position = batch
+        .entity_unique
+        .iter()
+        .position(|u| *u as usize == index)?;
+    let mut out = entity_path(schema, data, fetch.groups.get(group_index)?, position)?;
     out.extend(convert_path(rest));
     Some(out)
 }
