@@ -12,11 +12,20 @@
 //! `pg_stat_activity`, [`hops`] reads the time between components back from the event store
 //! (with [`spectator`] timing the relay's share),
 //! and [`ordering_report`] prints the figures.
+//!
+//! The `gateway` benchmark lives in [`gateway_bench`]: the `bench-subgraphs` crate serves the
+//! public gateway benchmark's four subgraphs in this process, [`gateway_process`] runs each
+//! gateway as a child process and reads its peak RSS and CPU time from `/proc`, [`load`] drives
+//! `oha` and checks every response, and [`gateway_report`] prints the figures and the ratios.
 //! This binary only measures: it never changes the crates it exercises and leaves no database
 //! or file behind.
 
 mod eventstore_bench;
+mod gateway_bench;
+mod gateway_process;
+mod gateway_report;
 mod hops;
+mod load;
 mod order_watch;
 mod ordering_bench;
 mod ordering_client;
@@ -75,6 +84,12 @@ enum Command {
         #[command(flatten)]
         options: ordering_bench::Options,
     },
+    /// Requests per second, p95 latency and peak RSS of our gateway and Hive Router on the
+    /// public federation gateway benchmark's subgraphs and query.
+    Gateway {
+        #[command(flatten)]
+        options: gateway_bench::Options,
+    },
 }
 
 #[tokio::main]
@@ -103,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
             options,
         } => {
             let line = ordering_bench::run(&database_url, &kafka_brokers, &options).await?;
+            println!("{line}");
+        }
+        Command::Gateway { options } => {
+            let line = gateway_bench::run(&options).await?;
             println!("{line}");
         }
     }

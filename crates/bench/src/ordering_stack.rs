@@ -78,6 +78,7 @@ impl Stack {
             saga,
             mut tasks,
             shutdown,
+            ..
         } = LocalStack::start(platform, saga)
             .await
             .context("starting the ordering components")?;
