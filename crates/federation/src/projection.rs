@@ -1,6 +1,9 @@
 //! Projects the merged subgraph data onto exactly the client's operation: field order, aliases,
 //! `@skip`/`@include`, `__typename`, enum values, and null propagation with located errors.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, PathSegment};
@@ -25,6 +28,14 @@ pub(crate) struct Projection<'a> {
     known_error_paths: Vec<Vec<PathSegment>>,
     errors: Vec<GraphQLError>,
     path: Vec<Step<'a>>,
+    memo: HashMap<(usize, usize, &'a str), Rc<[Collected<'a>]>>,
+}
+
+/// One response key of an object with the fields selected under it.
+struct Collected<'a> {
+    key: &'a str,
+    field: &'a CompiledField,
+    sub: Vec<&'a [CompiledSelection]>,
 }
 
 impl<'a> Projection<'a> {
@@ -46,6 +57,7 @@ impl<'a> Projection<'a> {
                 .collect(),
             errors: Vec::new(),
             path: Vec::new(),
+            memo: HashMap::new(),
         };
         let source = match data {
             Value::Object(map) => map,
@@ -122,28 +134,53 @@ impl<'a> Projection<'a> {
         }
     }
 
+    /// The collected fields of `lists` for `runtime_type`, computed once per run.
+    fn collected(
+        &mut self,
+        runtime_type: &'a str,
+        lists: &[&'a [CompiledSelection]],
+    ) -> Rc<[Collected<'a>]> {
+        let memo_key = (lists.as_ptr() as usize, lists.len(), runtime_type);
+        if let Some(hit) = self.memo.get(&memo_key) {
+            return hit.clone();
+        }
+        let mut grouped = Vec::new();
+        self.collect(runtime_type, lists, &mut grouped);
+        let collected: Rc<[Collected<'a>]> = grouped
+            .into_iter()
+            .map(|(key, fields)| Collected {
+                key,
+                field: fields[0],
+                sub: fields.iter().map(|f| f.selections.as_slice()).collect(),
+            })
+            .collect();
+        // Keys are addresses of slices that live as long as the memo (operation or memo entries).
+        self.memo.insert(memo_key, collected.clone());
+        collected
+    }
+
     fn object(
         &mut self,
-        runtime_type: &str,
+        runtime_type: &'a str,
         lists: &[&'a [CompiledSelection]],
         mut source: Map<String, Value>,
     ) -> Result<Map<String, Value>, Propagate> {
-        let mut grouped = Vec::new();
-        self.collect(runtime_type, lists, &mut grouped);
-        let mut out = Map::with_capacity(grouped.len());
-        for (key, fields) in grouped {
-            let field = fields[0];
+        let collected = self.collected(runtime_type, lists);
+        let mut out = Map::with_capacity(collected.len());
+        for entry in collected.iter() {
+            let field = entry.field;
+            let key = entry.key;
             if field.name == "__typename" {
                 out.insert(key.to_owned(), Value::String(runtime_type.to_owned()));
                 continue;
             }
-            let value = source.remove(key).unwrap_or(Value::Null);
-            let sub: Vec<&'a [CompiledSelection]> =
-                fields.iter().map(|f| f.selections.as_slice()).collect();
+            let (owned_key, value) = source
+                .remove_entry(key)
+                .unwrap_or_else(|| (key.to_owned(), Value::Null));
             self.path.push(Step::Key(key));
-            let completed = self.complete(field, &field.ty, &sub, value);
+            let completed = self.complete(field, &field.ty, &entry.sub, value);
             self.path.pop();
-            out.insert(key.to_owned(), completed?);
+            out.insert(owned_key, completed?);
         }
         Ok(out)
     }
@@ -151,7 +188,7 @@ impl<'a> Projection<'a> {
     fn complete(
         &mut self,
         field: &'a CompiledField,
-        ty: &TypeRef,
+        ty: &'a TypeRef,
         sub: &[&'a [CompiledSelection]],
         value: Value,
     ) -> Result<Value, Propagate> {
@@ -200,13 +237,15 @@ impl<'a> Projection<'a> {
                         let Value::Object(object) = value else {
                             return Ok(self.type_error(field, "expected an object"));
                         };
-                        let runtime = if def.kind == TypeKind::Object {
-                            name.clone()
+                        let runtime: &'a str = if def.kind == TypeKind::Object {
+                            name
                         } else {
-                            match object.get("__typename").and_then(Value::as_str) {
-                                Some(typename) if def.possible_types.contains(typename) => {
-                                    typename.to_owned()
-                                }
+                            match object
+                                .get("__typename")
+                                .and_then(Value::as_str)
+                                .and_then(|typename| def.possible_types.get(typename))
+                            {
+                                Some(typename) => typename,
                                 _ => {
                                     return Ok(self.type_error(
                                         field,
@@ -217,7 +256,7 @@ impl<'a> Projection<'a> {
                                 }
                             }
                         };
-                        match self.object(&runtime, sub, object) {
+                        match self.object(runtime, sub, object) {
                             Ok(object) => Ok(Value::Object(object)),
                             Err(Propagate) => Ok(Value::Null),
                         }
