@@ -2,7 +2,6 @@
 //! subgraphs: the response must equal the expected one exactly.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
 
 use bench_subgraphs::{Subgraph, TEST_QUERY, expected_response};
 use federation::{Engine, EngineConfig, RequestContext, SubgraphSource, Supergraph, compose};
@@ -46,30 +45,5 @@ async fn test_query_matches_the_expected_response() {
         serde_json::to_string(&expected_response()).expect("json")
     );
 
-    if std::env::var_os("FEDERATION_LOCAL_BENCH").is_some() {
-        let rounds = 2000;
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..32 {
-            let engine = engine.clone();
-            tasks.spawn(async move {
-                for _ in 0..rounds / 32 {
-                    let prepared = engine
-                        .prepare(TEST_QUERY, Some("TestQuery"))
-                        .expect("prepare");
-                    let response = engine
-                        .execute(&prepared, Default::default(), &RequestContext::default())
-                        .await;
-                    let _ = serde_json::to_vec(&response);
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        let elapsed = started.elapsed();
-        println!(
-            "{rounds} TestQuery executions in {elapsed:?}: {:.0}/s",
-            rounds as f64 / elapsed.as_secs_f64()
-        );
-    }
     running.shutdown().await.expect("shutdown");
 }

@@ -114,9 +114,14 @@ impl<'a> Execution<'a> {
                         .await
                 }
                 ExecNode::Sequence(nodes) => {
-                    for node in nodes {
-                        self.run(node).await;
+                    let span = tracing::debug_span!("plan_sequence", nodes = nodes.len());
+                    async {
+                        for node in nodes {
+                            self.run(node).await;
+                        }
                     }
+                    .instrument(span)
+                    .await
                 }
                 ExecNode::Parallel(nodes) => {
                     join_all(nodes.iter().map(|node| self.run(node)))
@@ -135,7 +140,11 @@ impl<'a> Execution<'a> {
                         .unwrap_or(false);
                     let branch = if value { if_clause } else { else_clause };
                     if let Some(branch) = branch {
-                        self.run(branch).await;
+                        self.run(branch)
+                            .instrument(
+                                tracing::debug_span!("plan_condition", variable = %variable, value),
+                            )
+                            .await;
                     }
                 }
             }
