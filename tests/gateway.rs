@@ -247,8 +247,6 @@ async fn customers_order_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the order subgraph leaves Subscription out of its federation SDL (no \
-            enable_subscription_in_federation), so the supergraph has no orderUpdated"]
 async fn order_updates_arrive_over_the_gateway_websocket() {
     let h = harness().await;
     let addr = h.addr;

@@ -31,6 +31,7 @@ pub struct OrderState {
 pub fn schema(state: OrderState) -> OrderSchema {
     Schema::build(Query, Mutation, SubscriptionRoot)
         .enable_federation()
+        .enable_subscription_in_federation()
         .data(state)
         .limit_depth(12)
         .limit_complexity(2_000)
@@ -41,6 +42,7 @@ pub fn schema(state: OrderState) -> OrderSchema {
 pub fn sdl() -> String {
     Schema::build(Query, Mutation, SubscriptionRoot)
         .enable_federation()
+        .enable_subscription_in_federation()
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }
@@ -411,7 +413,7 @@ async fn step(ctx: &Context<'_>, id: &str, step: StaffStep) -> async_graphql::Re
 /// Subscriptions.
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The order now, then again after every change, until it reaches a final status.
     async fn order_updated(
