@@ -267,7 +267,7 @@ fn many(n: usize) -> String {
 }
 
 async fn restart_after_crashes_writes_each_review_once(backend: Backend) {
-    let stack = Stack::new(backend).await;
+    let mut stack = Stack::new(backend).await;
     products(&stack).await;
     let total = 120;
     let (_dir, path) = file("many.jsonl", &many(total));
@@ -300,7 +300,8 @@ async fn restart_after_crashes_writes_each_review_once(backend: Backend) {
             .unwrap();
     }
 
-    // Crashes: the job's task is killed while it is writing, at three different points.
+    // Crashes: the job's task is killed while it is writing, at three different points, and
+    // the stores are opened again as a restarted process would.
     for crash_after in [5u64, 9, 16] {
         let (tx, mut rx) = watch::channel(0u64);
         let store = stack.import_store();
@@ -309,11 +310,14 @@ async fn restart_after_crashes_writes_each_review_once(backend: Backend) {
         let opts = options(Some(tx));
         let job =
             tokio::spawn(async move { batch::import(&store, &models, &job_path, opts).await });
-        rx.wait_for(|chunk| *chunk >= crash_after).await.unwrap();
+        if rx.wait_for(|chunk| *chunk >= crash_after).await.is_err() {
+            panic!("the job ended before chunk {crash_after}: {:?}", job.await);
+        }
         // Let it get into the next chunk, then kill it.
         tokio::task::yield_now().await;
         job.abort();
         assert!(job.await.unwrap_err().is_cancelled());
+        stack.restart().await;
     }
     let finished = batch::import(&stack.import_store(), &stack.models, &path, options(None))
         .await

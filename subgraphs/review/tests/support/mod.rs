@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use contracts::StockLine;
 use contracts::events::PricedLine;
-use eventstore::{EventStore, Metadata, PgEventStore, Position, RecordedEvent, Repository};
+use eventstore::{
+    EventStore, Metadata, PgEventStore, Position, RecordedEvent, Repository, SqliteEventStore,
+};
 use inventory::{Inventory, NewProduct, ProductCatalog, ProductId};
 use order::orders_view::OrdersView;
 use order::{Order, OrderCommand};
@@ -30,6 +32,9 @@ pub struct Stack {
     pub store: Arc<dyn EventStore>,
     pub pg: Option<PgEventStore>,
     pub models: ReadModels,
+    sqlite: Option<SqliteEventStore>,
+    /// The Postgres URL, or the SQLite read-model URL.
+    url: String,
     _guard: testkit::stores::Guard,
 }
 
@@ -40,25 +45,58 @@ impl Stack {
         match backend {
             Backend::Postgres => {
                 let db = testkit::TestDb::new().await;
-                let pg = PgEventStore::connect(db.url(), 8).await.unwrap();
-                let models = ReadModels::connect(db.url()).await.unwrap();
+                let url = db.url().to_owned();
+                let pg = PgEventStore::connect(&url, 8).await.unwrap();
+                let models = ReadModels::connect(&url).await.unwrap();
                 Self {
                     store: Arc::new(pg.clone()),
                     pg: Some(pg),
                     models,
+                    sqlite: None,
+                    url,
                     _guard: Box::new(db),
                 }
             }
             Backend::Sqlite => {
-                let (store, models, guard) = testkit::stores::sqlite().await;
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteEventStore::open(dir.path().join("events.db"))
+                    .await
+                    .unwrap();
+                let url = format!("sqlite://{}", dir.path().join("read.db").display());
+                let models = ReadModels::connect(&url).await.unwrap();
                 Self {
-                    store,
+                    store: Arc::new(store.clone()),
                     pg: None,
                     models,
-                    _guard: guard,
+                    sqlite: Some(store),
+                    url,
+                    _guard: Box::new(dir),
                 }
             }
         }
+    }
+
+    /// What a process restart does: every connection closed, the stores opened again on the
+    /// same databases.
+    pub async fn restart(&mut self) {
+        self.models.pool().close().await;
+        if let Some(pg) = self.pg.take() {
+            pg.pool().close().await;
+            let pg = PgEventStore::connect(&self.url, 8).await.unwrap();
+            self.store = Arc::new(pg.clone());
+            self.pg = Some(pg);
+        }
+        if let Some(sqlite) = self.sqlite.take() {
+            sqlite.writer().close().await;
+            let events = self
+                .url
+                .replace("sqlite://", "")
+                .replace("read.db", "events.db");
+            let store = SqliteEventStore::open(events).await.unwrap();
+            self.store = Arc::new(store.clone());
+            self.sqlite = Some(store);
+        }
+        self.models = ReadModels::connect(&self.url).await.unwrap();
     }
 
     /// Where an import writes: one transaction per chunk on Postgres.
