@@ -23,6 +23,10 @@ pub trait VectorIndex: Send + Sync {
     ) -> Result<Vec<Hit>, IndexError>;
     /// Number of records in the index.
     async fn len(&self) -> Result<usize, IndexError>;
+    /// Whether the index holds no records.
+    async fn is_empty(&self) -> Result<bool, IndexError> {
+        Ok(self.len().await? == 0)
+    }
     /// Makes every acknowledged change durable.
     async fn flush(&self) -> Result<(), IndexError>;
 }

@@ -36,7 +36,11 @@ fn records(rng: &mut StdRng, n: usize, products: usize, dim: usize) -> Vec<Vecto
     (0..n)
         .map(|i| {
             let p = i % products;
-            let category = if p % 2 == 0 { "cake" } else { "cookie" };
+            let category = if p.is_multiple_of(2) {
+                "cake"
+            } else {
+                "cookie"
+            };
             record(&format!("r{i}"), &format!("p{p}"), category, unit(rng, dim))
         })
         .collect()
