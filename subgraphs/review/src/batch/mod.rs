@@ -239,6 +239,8 @@ pub async fn import(
     );
     match run.chunks(format, started).await {
         Ok(report) => Ok(report),
+        // Another run owns the job: its status is not this run's to change.
+        Err(err @ BatchError::Concurrent(_)) => Err(err),
         Err(err) => {
             if let Err(mark) = run
                 .repo
