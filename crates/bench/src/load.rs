@@ -80,6 +80,8 @@ pub async fn run(spec: &LoadSpec, scratch: &Path) -> anyhow::Result<LoadOutcome>
         .args(["-z", &format!("{}ms", spec.duration.as_millis())])
         // In-flight requests at the deadline finish instead of counting as failures.
         .arg("-w")
+        // No Accept-Encoding: every gateway sends the plain ~88 KB JSON, whose size is checked.
+        .arg("--disable-compression")
         .args(["-c", &spec.clients.to_string()])
         .args(["-m", "POST"])
         .args(["-H", "content-type: application/json"])
