@@ -404,12 +404,11 @@ async fn post(
     Ok((status, response.bytes().await?.to_vec()))
 }
 
-/// Ready: the gateway answers the query with 200 and data.
+/// Ready: the gateway answers the query with 200 (whether its answer is right is for
+/// [`Run::verify`] to say, at once).
 async fn answer(client: &reqwest::Client, url: String, body: String) -> anyhow::Result<()> {
-    let (status, bytes) = post(client, url, body).await?;
+    let (status, _) = post(client, url, body).await?;
     anyhow::ensure!(status == 200, "status {status}");
-    let value: Value = serde_json::from_slice(&bytes)?;
-    anyhow::ensure!(!value["data"].is_null(), "no data yet: {value}");
     Ok(())
 }
 
