@@ -70,10 +70,33 @@ pub enum Command {
         action: SchemaAction,
     },
     /// Read-model operations.
+    /// Batch jobs.
+    Batch {
+        /// Which job.
+        #[command(subcommand)]
+        job: BatchJob,
+    },
     Projections {
         /// What to do.
         #[command(subcommand)]
         action: ProjectionsAction,
+    },
+}
+
+/// A batch job.
+#[derive(Debug, Subcommand)]
+pub enum BatchJob {
+    /// Imports reviews from a JSONL or CSV file: chunked, restartable after a crash, every
+    /// skipped line reported with its reason.
+    ImportReviews {
+        /// The file to import.
+        file: PathBuf,
+        /// `jsonl` or `csv` (default: from the file extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// Records per committed chunk.
+        #[arg(long, default_value_t = 500)]
+        chunk_size: usize,
     },
 }
 
@@ -100,6 +123,7 @@ pub fn subgraph_sdls() -> Vec<(&'static str, String)> {
         ("inventory", inventory::schema::sdl()),
         ("order", order::schema::sdl()),
         ("payment", payment::sdl()),
+        ("review", review::sdl()),
     ]
 }
 
@@ -223,6 +247,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             platform.spawn_relay(shutdown_on_signal()).await?
         }
         Command::Projections { action } => projections(settings, action).await,
+        Command::Batch { job } => batch(settings, job).await,
         Command::Schema { action } => match action {
             SchemaAction::Export { dir } => {
                 std::fs::create_dir_all(&dir)
@@ -307,4 +332,41 @@ async fn projections(settings: Settings, action: ProjectionsAction) -> anyhow::R
             Ok(())
         }
     }
+}
+
+async fn batch(settings: Settings, job: BatchJob) -> anyhow::Result<()> {
+    let BatchJob::ImportReviews {
+        file,
+        format,
+        chunk_size,
+    } = job;
+    let format = match format.as_deref() {
+        None => None,
+        Some("jsonl") => Some(review::batch::Format::Jsonl),
+        Some("csv") => Some(review::batch::Format::Csv),
+        Some(other) => anyhow::bail!("unknown format {other:?}: use jsonl or csv"),
+    };
+    let pg = match settings.database_url() {
+        Some(url) => Some(
+            eventstore::PgEventStore::connect(url, settings.database_max_connections)
+                .await
+                .context("connecting the Postgres event store (DATABASE_URL)")?,
+        ),
+        None => None,
+    };
+    let platform = Platform::connect(settings).await?;
+    let store = match pg {
+        Some(pg) => review::batch::ImportStore::Postgres(pg),
+        None => review::batch::ImportStore::Store(platform.store.clone()),
+    };
+    let options = review::batch::ImportOptions {
+        format,
+        chunk_size,
+        ..review::batch::ImportOptions::default()
+    };
+    let report = review::batch::import(&store, &platform.read_models, &file, options)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    println!("{report}");
+    Ok(())
 }

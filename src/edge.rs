@@ -57,6 +57,17 @@ pub fn supergraph_source(
 pub fn gateway_config(settings: &Settings, source: SupergraphSource) -> GatewayConfig {
     let mut config = GatewayConfig::new(source);
     config.listen = settings.listen;
+    if let Some(max_cost) = settings.gateway_max_cost {
+        config.limits.max_cost = max_cost;
+    }
+    if let Some(rate) = settings
+        .gateway_rate_per_ip
+        .and_then(std::num::NonZeroU32::new)
+    {
+        config.rate_limits.per_ip_per_second = rate;
+        config.rate_limits.per_ip_burst =
+            rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+    }
     config.cognito = Some(match settings.cognito() {
         Some(cognito) => {
             tracing::info!(identity = "cognito", "identity provider selected");

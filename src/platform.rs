@@ -32,6 +32,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(inventory::ProductCatalog),
         Arc::new(order::orders_view::OrdersView),
         Arc::new(payment::Payable),
+        Arc::new(review::ReviewsView),
     ]
 }
 
@@ -216,11 +217,16 @@ pub async fn run_up(
         inventory: bind(settings.inventory_listen).await?,
         payment: bind(settings.payment_listen).await?,
     };
-    let subgraphs = crate::edge::ordering_subgraphs(
+    let review_listener = bind(settings.review_listen).await?;
+    let mut subgraphs = crate::edge::ordering_subgraphs(
         listeners.order.local_addr()?,
         listeners.inventory.local_addr()?,
         listeners.payment.local_addr()?,
     );
+    subgraphs.push(gateway::SubgraphEndpoint {
+        name: "review".to_owned(),
+        url: crate::edge::subgraph_url(review_listener.local_addr()?),
+    });
     let _dev_issuer = crate::edge::start_dev_issuer(&settings).await?;
     let config =
         crate::edge::gateway_config(&settings, gateway::SupergraphSource::Compose(subgraphs));
@@ -247,6 +253,15 @@ pub async fn run_up(
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
     tasks.extend(ordering_tasks.into_tasks());
+    let reviews = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("starting the review subgraph")?;
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        review::run(review_listener, reviews, stop.cancelled_owned())
+            .await
+            .context("review subgraph")
+    }));
     tasks.push(http);
     readiness.set_ready(true);
     tracing::info!("platform up");

@@ -34,6 +34,8 @@ pub struct Settings {
     pub inventory_listen: SocketAddr,
     /// The payment subgraph's address; `PAYMENT_LISTEN`.
     pub payment_listen: SocketAddr,
+    /// The review subgraph's address; `REVIEW_LISTEN`.
+    pub review_listen: SocketAddr,
     /// Toss Payments API; `TOSS_BASE_URL`. Unset: the real API when a secret key is set, else
     /// the embedded Toss test server.
     pub toss_base_url: Option<String>,
@@ -53,6 +55,12 @@ pub struct Settings {
     /// Address of the local dev issuer (`up` serves it when Cognito is not configured; `token`
     /// asks it); `DEV_ISSUER_LISTEN`.
     pub dev_issuer_listen: SocketAddr,
+    /// Largest estimated operation cost the gateway accepts; `GATEWAY_MAX_COST` (unset: the
+    /// engine's default).
+    pub gateway_max_cost: Option<u64>,
+    /// Sustained requests per second from one anonymous IP; `GATEWAY_RATE_PER_IP` (unset: the
+    /// gateway's default). Burst is twice this.
+    pub gateway_rate_per_ip: Option<u32>,
 }
 
 /// The app client id of the local dev issuer's tokens.
@@ -72,6 +80,7 @@ impl Default for Settings {
             order_listen: SocketAddr::from(([127, 0, 0, 1], 4001)),
             inventory_listen: SocketAddr::from(([127, 0, 0, 1], 4002)),
             payment_listen: SocketAddr::from(([127, 0, 0, 1], 4003)),
+            review_listen: SocketAddr::from(([127, 0, 0, 1], 4004)),
             toss_base_url: None,
             toss_secret_key: None,
             toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
@@ -80,6 +89,8 @@ impl Default for Settings {
             cognito_user_pool_id: None,
             cognito_client_id: None,
             dev_issuer_listen: SocketAddr::from(([127, 0, 0, 1], 4011)),
+            gateway_max_cost: None,
+            gateway_rate_per_ip: None,
         }
     }
 }
@@ -147,6 +158,12 @@ impl Settings {
         if let Some(v) = var("KAFKA_BROKERS") {
             settings.kafka_brokers = Some(v);
         }
+        if let Some(v) = var("GATEWAY_MAX_COST") {
+            settings.gateway_max_cost = Some(parse("GATEWAY_MAX_COST", &v)?);
+        }
+        if let Some(v) = var("GATEWAY_RATE_PER_IP") {
+            settings.gateway_rate_per_ip = Some(parse("GATEWAY_RATE_PER_IP", &v)?);
+        }
         if let Some(v) = var("KAFKA_TOPIC_PREFIX") {
             settings.kafka_topic_prefix = v;
         }
@@ -166,6 +183,7 @@ impl Settings {
             ("ORDER_LISTEN", &mut settings.order_listen),
             ("INVENTORY_LISTEN", &mut settings.inventory_listen),
             ("PAYMENT_LISTEN", &mut settings.payment_listen),
+            ("REVIEW_LISTEN", &mut settings.review_listen),
             ("TOSS_TEST_LISTEN", &mut settings.toss_test_listen),
             ("DEV_ISSUER_LISTEN", &mut settings.dev_issuer_listen),
         ] {
