@@ -1,0 +1,213 @@
+//! The inference engine: tokenizer + encoder (candle, CPU) + pooling, synchronous.
+//!
+//! A batch is tokenised, sorted by length and cut into micro-batches of similar length, so
+//! padding stays small; each micro-batch runs one encoder pass with an attention mask, and its
+//! token states are pooled (mean over real tokens, or [CLS]) and L2-normalised.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, IndexOp as _, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{bert, xlm_roberta};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::embedding::TextKind;
+use crate::error::ModelError;
+use crate::manifest::{
+    Architecture, CONFIG_FILE, ModelManifest, Pooling, TOKENIZER_FILE, WEIGHTS_FILE,
+};
+
+/// Padded tokens (texts × longest length) one encoder pass may hold.
+const MICRO_BATCH_TOKENS: usize = 2048;
+
+/// The encoder network of a model directory.
+enum Network {
+    Bert(bert::BertModel),
+    XlmRoberta(xlm_roberta::XLMRobertaModel),
+}
+
+/// A loaded model: embeds texts in-process.
+pub struct Engine {
+    manifest: ModelManifest,
+    tokenizer: Tokenizer,
+    network: Network,
+    dimension: usize,
+    pad_id: u32,
+    device: Device,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("manifest", &self.manifest)
+            .field("dimension", &self.dimension)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One tokenised text, remembering its place in the batch.
+struct Tokens {
+    index: usize,
+    ids: Vec<u32>,
+}
+
+impl Engine {
+    /// Loads the model directory `dir` (manifest, config, weights, tokenizer) on the CPU.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let manifest = ModelManifest::read(dir)?;
+        let device = Device::Cpu;
+        let config_path = dir.join(CONFIG_FILE);
+        let config =
+            std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let weights = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
+        let (network, dimension, pad_id) = match manifest.architecture {
+            Architecture::Bert => {
+                let config: bert::Config = serde_json::from_str(&config)
+                    .map_err(|e| ModelError::format(&config_path, e.to_string()))?;
+                let pad_id = u32::try_from(config.pad_token_id)
+                    .map_err(|_| ModelError::format(&config_path, "pad_token_id out of range"))?;
+                let network = bert::BertModel::load(vb, &config)?;
+                (Network::Bert(network), config.hidden_size, pad_id)
+            }
+            Architecture::XlmRoberta => {
+                let config: xlm_roberta::Config = serde_json::from_str(&config)
+                    .map_err(|e| ModelError::format(&config_path, e.to_string()))?;
+                let network = xlm_roberta::XLMRobertaModel::new(&config, vb)?;
+                (
+                    Network::XlmRoberta(network),
+                    config.hidden_size,
+                    config.pad_token_id,
+                )
+            }
+        };
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| ModelError::format(&tokenizer_path, e.to_string()))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: manifest.max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| ModelError::format(&tokenizer_path, e.to_string()))?;
+        tracing::info!(
+            model = %manifest.name,
+            version = %manifest.version,
+            dimension,
+            pooling = manifest.pooling.as_str(),
+            "model loaded"
+        );
+        Ok(Self {
+            manifest,
+            tokenizer,
+            network,
+            dimension,
+            pad_id,
+            device,
+        })
+    }
+
+    /// The model's manifest (name, version, pooling, prefixes).
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// Embedding dimension.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Embeds `texts` (each with the prefix of `kind`): one L2-normalised vector per text.
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: TextKind,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let prefix = match kind {
+            TextKind::Query => &self.manifest.query_prefix,
+            TextKind::Passage => &self.manifest.passage_prefix,
+        };
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|text| format!("{prefix}{}", text.as_ref()))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut tokens: Vec<Tokens> = encodings
+            .into_iter()
+            .enumerate()
+            .map(|(index, encoding)| Tokens {
+                index,
+                ids: encoding.get_ids().to_vec(),
+            })
+            .collect();
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.ids.len()));
+
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut start = 0;
+        while start < tokens.len() {
+            // Longest first: the first text of a micro-batch sets its padded length.
+            let longest = tokens[start].ids.len().max(1);
+            let fits = (MICRO_BATCH_TOKENS / longest).max(1);
+            let end = (start + fits).min(tokens.len());
+            let vectors = self.forward(&tokens[start..end])?;
+            for (t, vector) in tokens[start..end].iter().zip(vectors) {
+                out[t.index] = vector;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One encoder pass over texts padded to the longest; returns normalised pooled vectors.
+    fn forward(&self, batch: &[Tokens]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let n = batch.len();
+        let len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![self.pad_id; n * len];
+        let mut mask = vec![0u32; n * len];
+        for (row, t) in batch.iter().enumerate() {
+            ids[row * len..row * len + t.ids.len()].copy_from_slice(&t.ids);
+            mask[row * len..row * len + t.ids.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
+        let types = ids.zeros_like()?;
+        let states = match &self.network {
+            Network::Bert(model) => model.forward(&ids, &types, Some(&mask))?,
+            Network::XlmRoberta(model) => model.forward(&ids, &mask, &types, None, None, None)?,
+        };
+        let pooled = match self.manifest.pooling {
+            Pooling::Cls => states.i((.., 0, ..))?,
+            Pooling::Mean => {
+                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                let sum = states.broadcast_mul(&mask)?.sum(1)?;
+                sum.broadcast_div(&mask.sum(1)?)?
+            }
+        };
+        let norm = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f32::MAX)?;
+        Ok(pooled.broadcast_div(&norm)?.to_vec2::<f32>()?)
+    }
+
+    /// Number of tokens (specials included, after truncation) of `text` as `kind`.
+    pub fn token_count(&self, text: &str, kind: TextKind) -> Result<usize, ModelError> {
+        let prefix = match kind {
+            TextKind::Query => &self.manifest.query_prefix,
+            TextKind::Passage => &self.manifest.passage_prefix,
+        };
+        let encoding = self
+            .tokenizer
+            .encode(format!("{prefix}{text}"), true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(encoding.get_ids().len())
+    }
+}
