@@ -82,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
     let config = ServiceConfig {
         model_dir: args.model_dir.clone(),
         ..ServiceConfig::default()
-    };
+    }
+    .with_env()?;
     let embedder = Arc::new(
         LocalEmbedder::load(&config)
             .await
