@@ -15,51 +15,7 @@ use crate::lexicon::{
     NEGATIVE_STEMS, POSITIVE_ANCHORS, POSITIVE_STEMS,
 };
 
-/// A review aspect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Aspect {
-    /// 맛.
-    Taste,
-    /// 당도.
-    Sweetness,
-    /// 식감.
-    Texture,
-    /// 신선도.
-    Freshness,
-    /// 가격.
-    Price,
-    /// 포장.
-    Packaging,
-    /// 배달/배송.
-    Delivery,
-    /// 서비스.
-    Service,
-}
-
-impl Aspect {
-    /// Every aspect, in declaration order.
-    pub const ALL: [Aspect; 8] = [
-        Self::Taste,
-        Self::Sweetness,
-        Self::Texture,
-        Self::Freshness,
-        Self::Price,
-        Self::Packaging,
-        Self::Delivery,
-        Self::Service,
-    ];
-}
-
-/// A sentiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sentiment {
-    /// Praise.
-    Positive,
-    /// Neither (or balanced).
-    Neutral,
-    /// Complaint.
-    Negative,
-}
+pub use contracts::labels::{Aspect, Sentiment};
 
 /// Probabilities of the three sentiments (summing to 1).
 #[derive(Debug, Clone, Copy, PartialEq)]

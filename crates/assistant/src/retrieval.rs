@@ -8,36 +8,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// How a review feels about one aspect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Sentiment {
-    /// Favourable.
-    Positive,
-    /// Neither.
-    Neutral,
-    /// Unfavourable.
-    Negative,
-}
-
-impl Sentiment {
-    /// Every sentiment, in display order.
-    pub const ALL: [Sentiment; 3] = [Self::Positive, Self::Neutral, Self::Negative];
-
-    /// The Korean word used in prompts and answers (`긍정`, `중립`, `부정`).
-    pub fn korean(self) -> &'static str {
-        match self {
-            Self::Positive => "긍정",
-            Self::Neutral => "중립",
-            Self::Negative => "부정",
-        }
-    }
-
-    /// Parses the Korean word written by [`Sentiment::korean`].
-    pub fn from_korean(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.korean() == word)
-    }
-}
+pub use contracts::labels::Sentiment;
 
 /// A review's labels: aspect name (`TASTE`, `SWEETNESS`, ...) → sentiment about it.
 pub type Labels = BTreeMap<String, Sentiment>;

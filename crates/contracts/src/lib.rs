@@ -9,6 +9,7 @@
 //! This crate holds types and their JSON form only; no behaviour.
 
 pub mod events;
+pub mod labels;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
