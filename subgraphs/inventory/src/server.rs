@@ -91,24 +91,7 @@ async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 async fn execute(app: &App, request: async_graphql::Request, caller: &Caller) -> Response {
     let loader = DataLoader::new(ProductLoader(app.state.catalog.clone()), tokio::spawn);
     let request = request.data(caller.clone()).data(loader);
-    let mut response = app.schema.execute(request).await;
-    for error in &mut response.errors {
-        ensure_code(error);
-    }
-    response
-}
-
-/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
-fn ensure_code(error: &mut ServerError) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        let code = if error.path.is_empty() {
-            "GRAPHQL_VALIDATION_FAILED"
-        } else {
-            "INTERNAL_SERVER_ERROR"
-        };
-        extensions.set("code", code);
-    }
+    subgraph::with_codes(app.schema.execute(request).await)
 }
 
 fn bad_request(message: String) -> HttpResponse {

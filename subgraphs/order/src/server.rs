@@ -10,6 +10,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use subgraph::{Coded, unauthenticated};
+
 use crate::schema::OrderSchema;
 
 /// The subgraph's routes.
@@ -47,47 +49,6 @@ async fn graphql(
     GraphQLResponse::from(response).into_response()
 }
 
-/// The schema, with every error given an `extensions.code` (over HTTP and WebSocket alike).
-#[derive(Clone)]
-struct Coded(OrderSchema);
-
-impl async_graphql::Executor for Coded {
-    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        with_codes(self.0.execute(request).await)
-    }
-
-    fn execute_stream(
-        &self,
-        request: async_graphql::Request,
-        session_data: Option<std::sync::Arc<Data>>,
-    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
-        use futures::StreamExt as _;
-        async_graphql::Executor::execute_stream(&self.0, request, session_data)
-            .map(with_codes)
-            .boxed()
-    }
-}
-
-fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
-    for error in &mut response.errors {
-        ensure_code(error);
-    }
-    response
-}
-
-/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
-fn ensure_code(error: &mut async_graphql::ServerError) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        let code = if error.path.is_empty() {
-            "GRAPHQL_VALIDATION_FAILED"
-        } else {
-            "INTERNAL_SERVER_ERROR"
-        };
-        extensions.set("code", code);
-    }
-}
-
 async fn subscribe(
     State(schema): State<OrderSchema>,
     headers: HeaderMap,
@@ -107,11 +68,4 @@ async fn subscribe(
                 .with_data(data)
                 .serve()
         })
-}
-
-fn unauthenticated(err: auth::AuthError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
-    });
-    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }

@@ -1,6 +1,7 @@
 //! Serves the payment subgraph over HTTP: `POST /graphql` (identity from the gateway's
 //! header), `POST /webhooks/toss` and `GET /healthz`.
 
+use async_graphql::Executor as _;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use auth::Identity;
 use axum::Router;
@@ -65,14 +66,12 @@ async fn graphql(
 ) -> Response {
     let who = match Identity::from_headers(&headers) {
         Ok(who) => who,
-        Err(err) => return unauthenticated(err),
+        Err(err) => return subgraph::unauthenticated(err),
     };
-    GraphQLResponse::from(schema.execute(request.into_inner().data(who)).await).into_response()
-}
-
-fn unauthenticated(err: auth::AuthError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
-    });
-    (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    GraphQLResponse::from(
+        subgraph::Coded(schema)
+            .execute(request.into_inner().data(who))
+            .await,
+    )
+    .into_response()
 }

@@ -5,15 +5,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use async_graphql::Executor as _;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Data, Executor as _};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use auth::Identity;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use subgraph::{Coded, unauthenticated};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
 
@@ -78,52 +79,4 @@ async fn graphql(
     }
     .instrument(span)
     .await
-}
-
-/// The schema, with every error given an `extensions.code`.
-#[derive(Clone)]
-struct Coded(ReviewSchema);
-
-impl async_graphql::Executor for Coded {
-    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        with_codes(self.0.execute(request).await)
-    }
-
-    fn execute_stream(
-        &self,
-        request: async_graphql::Request,
-        session_data: Option<Arc<Data>>,
-    ) -> futures::stream::BoxStream<'static, async_graphql::Response> {
-        use futures::StreamExt as _;
-        async_graphql::Executor::execute_stream(&self.0, request, session_data)
-            .map(with_codes)
-            .boxed()
-    }
-}
-
-fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
-    for error in &mut response.errors {
-        ensure_code(error);
-    }
-    response
-}
-
-/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
-fn ensure_code(error: &mut async_graphql::ServerError) {
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get("code").is_none() {
-        let code = if error.path.is_empty() {
-            "GRAPHQL_VALIDATION_FAILED"
-        } else {
-            "INTERNAL_SERVER_ERROR"
-        };
-        extensions.set("code", code);
-    }
-}
-
-fn unauthenticated(err: auth::AuthError) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
-    });
-    (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
 }
