@@ -129,14 +129,9 @@ fn vm_hwm_bytes(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// utime + stime (fields 14 and 15) of `/proc/PID/stat`, in clock ticks; the command name in
-/// parentheses may hold spaces, so fields are counted after its closing parenthesis.
+/// `utime + stime` in ticks from the text of `/proc/PID/stat`.
 fn cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    crate::profile::parse_process_stat(stat).map(|(_, ticks)| ticks)
 }
 
 /// `USER_HZ`: 100 on every Linux this runs on (`getconf CLK_TCK`).

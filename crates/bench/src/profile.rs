@@ -69,7 +69,7 @@ impl CpuSnapshot {
 }
 
 /// `(name, utime + stime)` from the text of `/proc/PID/stat`.
-fn parse_process_stat(text: &str) -> Option<(String, u64)> {
+pub(crate) fn parse_process_stat(text: &str) -> Option<(String, u64)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text.get(open + 1..close)?.to_owned();
