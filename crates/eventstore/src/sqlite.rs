@@ -244,14 +244,28 @@ impl EventStore for SqliteEventStore {
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
         let encoded = self.inner.limits.check(&events)?;
-        let mut conn = self
-            .inner
-            .writer
-            .acquire()
-            .await
-            .map_err(StoreError::Unavailable)?;
-        let refusal = match Self::write_batch(&mut conn, stream, expected, &events, encoded).await?
-        {
+        // The write runs on its own task: a caller that goes away (a dropped request) must not
+        // cut the single writer connection's transaction in half and leave it unusable.
+        let inner = self.inner.clone();
+        let owned_stream = stream.clone();
+        let (events, written) = tokio::spawn(async move {
+            let written = async {
+                let mut conn = inner
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(StoreError::Unavailable)?;
+                let written =
+                    Self::write_batch(&mut conn, &owned_stream, expected, &events, encoded).await?;
+                Ok::<_, StoreError>((written, conn))
+            }
+            .await;
+            (events, written)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?;
+        let (written, mut conn) = written?;
+        let refusal = match written {
             Ok(done) => {
                 self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
                 return Ok(done);
