@@ -19,6 +19,9 @@ pub struct CognitoConfig {
     pub leeway: Duration,
     /// Shortest time between two JWKS fetches (a token with an unknown `kid` triggers one).
     pub min_refresh_interval: Duration,
+    /// How long fetched keys are trusted before the JWKS is fetched again, so a key the pool
+    /// removed stops verifying within this time.
+    pub keys_max_age: Duration,
 }
 
 impl CognitoConfig {
@@ -26,6 +29,8 @@ impl CognitoConfig {
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
     /// Default shortest time between two JWKS fetches.
     pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+    /// Default time fetched keys are trusted before they are fetched again.
+    pub const DEFAULT_KEYS_MAX_AGE: Duration = Duration::from_secs(300);
 
     /// A Cognito user pool in `region` with app client `client_id`, default leeway and refresh interval.
     pub fn new(
@@ -41,6 +46,7 @@ impl CognitoConfig {
             jwks_url: None,
             leeway: Self::DEFAULT_LEEWAY,
             min_refresh_interval: Self::DEFAULT_MIN_REFRESH_INTERVAL,
+            keys_max_age: Self::DEFAULT_KEYS_MAX_AGE,
         }
     }
 

@@ -1,5 +1,9 @@
 //! The user pool's signing keys: fetched from its JWKS URL, cached, and refreshed when a token
-//! names an unknown `kid` (at most once per interval, one fetch shared by all who wait for it).
+//! names an unknown `kid` or the keys are older than their maximum age (at most once per
+//! interval, one fetch shared by all who wait for it). A key the pool removed stops verifying
+//! once the keys are refetched; while the JWKS URL cannot be reached, keys already fetched stay
+//! trusted for [`STALE_KEYS_GRACE`] beyond their age, so an identity-provider outage does not
+//! log everyone out at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,6 +22,9 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting to the JWKS host may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long past their maximum age fetched keys stay trusted while refetching them fails.
+pub(crate) const STALE_KEYS_GRACE: Duration = Duration::from_secs(3600);
 
 /// The RS256 verification keys of one JWKS document, by `kid`.
 #[derive(Default)]
@@ -72,24 +79,40 @@ pub(crate) struct JwksCache {
     url: String,
     http: reqwest::Client,
     min_refresh_interval: Duration,
+    max_age: Duration,
     state: Mutex<CacheState>,
 }
 
 #[derive(Default)]
 struct CacheState {
     keys: Arc<KeySet>,
+    /// When the fetch that produced `keys` started; `None` before the first success.
+    keys_fetched: Option<Instant>,
     /// When the last fetch started; `None` before the first.
     last_fetch: Option<Instant>,
     /// Why the last fetch failed, while its failure is the latest news.
     last_failure: Option<TokenError>,
     /// The fetch under way and its number.
-    in_flight: Option<(u64, Fetch)>,
+    in_flight: Option<(u64, Instant, Fetch)>,
     fetches: u64,
 }
 
+impl CacheState {
+    /// The cached key `kid` if the keys are younger than `age`.
+    fn key_younger_than(&self, kid: &str, age: Duration) -> Option<Arc<DecodingKey>> {
+        let young = self.keys_fetched.is_some_and(|at| at.elapsed() < age);
+        if young { self.keys.get(kid) } else { None }
+    }
+}
+
 impl JwksCache {
-    /// A cache of the keys at `url`, fetched at most once per `min_refresh_interval`.
-    pub(crate) fn new(url: String, min_refresh_interval: Duration) -> Result<Self, TokenError> {
+    /// A cache of the keys at `url`, fetched at most once per `min_refresh_interval` and
+    /// trusted for `max_age` after their fetch.
+    pub(crate) fn new(
+        url: String,
+        min_refresh_interval: Duration,
+        max_age: Duration,
+    ) -> Result<Self, TokenError> {
         let parsed = reqwest::Url::parse(&url)
             .map_err(|e| TokenError::InvalidConfig(format!("JWKS URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "https" | "http") {
@@ -109,6 +132,7 @@ impl JwksCache {
             url,
             http,
             min_refresh_interval,
+            max_age,
             state: Mutex::new(CacheState::default()),
         })
     }
@@ -118,20 +142,26 @@ impl JwksCache {
         &self.url
     }
 
-    /// The key named `kid`, fetching the JWKS when it is unknown and a fetch is allowed.
+    /// The key named `kid`, fetching the JWKS when it is unknown or the keys are too old and a
+    /// fetch is allowed.
     pub(crate) async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, TokenError> {
-        let (number, fetch) = {
+        let stale_limit = self.max_age.saturating_add(STALE_KEYS_GRACE);
+        let (number, started, fetch) = {
             let mut state = self.lock();
-            if let Some(key) = state.keys.get(kid) {
+            if let Some(key) = state.key_younger_than(kid, self.max_age) {
                 return Ok(key);
             }
             match &state.in_flight {
-                Some((number, fetch)) => (*number, fetch.clone()),
+                Some((number, started, fetch)) => (*number, *started, fetch.clone()),
                 None => {
                     let recent = state
                         .last_fetch
                         .is_some_and(|at| at.elapsed() < self.min_refresh_interval);
                     if recent {
+                        // A fetch failed moments ago: old keys still serve within the grace.
+                        if let Some(key) = state.key_younger_than(kid, stale_limit) {
+                            return Ok(key);
+                        }
                         return Err(state.last_failure.clone().unwrap_or(TokenError::UnknownKey));
                     }
                     state.fetches += 1;
@@ -139,27 +169,30 @@ impl JwksCache {
                     let fetch = fetch_keys(self.http.clone(), self.url.clone())
                         .boxed()
                         .shared();
-                    state.last_fetch = Some(Instant::now());
-                    state.in_flight = Some((number, fetch.clone()));
-                    (number, fetch)
+                    let started = Instant::now();
+                    state.last_fetch = Some(started);
+                    state.in_flight = Some((number, started, fetch.clone()));
+                    (number, started, fetch)
                 }
             }
         };
         let fetched = fetch.await;
-        {
-            let mut state = self.lock();
-            if state.in_flight.as_ref().is_some_and(|(n, _)| *n == number) {
-                state.in_flight = None;
-                match &fetched {
-                    Ok(keys) => {
-                        state.keys = keys.clone();
-                        state.last_failure = None;
-                    }
-                    Err(error) => state.last_failure = Some(error.clone()),
+        let mut state = self.lock();
+        if state.in_flight.as_ref().is_some_and(|(n, ..)| *n == number) {
+            state.in_flight = None;
+            match &fetched {
+                Ok(keys) => {
+                    state.keys = keys.clone();
+                    state.keys_fetched = Some(started);
+                    state.last_failure = None;
                 }
+                Err(error) => state.last_failure = Some(error.clone()),
             }
         }
-        fetched?.get(kid).ok_or(TokenError::UnknownKey)
+        match fetched {
+            Ok(keys) => keys.get(kid).ok_or(TokenError::UnknownKey),
+            Err(error) => state.key_younger_than(kid, stale_limit).ok_or(error),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, CacheState> {

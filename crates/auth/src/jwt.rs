@@ -67,7 +67,11 @@ impl JwtVerifier {
         validation.validate_aud = false;
         validation.set_issuer(&[config.issuer()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let jwks = JwksCache::new(config.jwks_url(), config.min_refresh_interval)?;
+        let jwks = JwksCache::new(
+            config.jwks_url(),
+            config.min_refresh_interval,
+            config.keys_max_age,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client_id: config.client_id,

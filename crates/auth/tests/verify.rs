@@ -521,3 +521,54 @@ fn refuses_unusable_configuration() {
         Err(TokenError::InvalidConfig(_))
     ));
 }
+
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_stops_verifying_once_the_keys_age_out() {
+    let issuer = start_issuer().await;
+    let max_age = Duration::from_millis(300);
+    let config = CognitoConfig {
+        min_refresh_interval: Duration::ZERO,
+        keys_max_age: max_age,
+        ..issuer.config()
+    };
+    let verifier = JwtVerifier::new(config).unwrap();
+    let old = issuer.mint(&customer_access()).unwrap();
+    verifier.verify(&old).await.unwrap();
+    assert_eq!(issuer.jwks_requests(), 1);
+
+    // Two rotations drop the first key from the published set.
+    issuer.rotate_key().await.unwrap();
+    issuer.rotate_key().await.unwrap();
+    tokio::time::sleep(max_age + Duration::from_millis(50)).await;
+
+    assert_eq!(verifier.verify(&old).await, Err(TokenError::UnknownKey));
+    assert_eq!(issuer.jwks_requests(), 2, "aged keys are fetched again");
+    let current = issuer.mint(&customer_access()).unwrap();
+    verifier.verify(&current).await.unwrap();
+    assert_eq!(issuer.jwks_requests(), 2, "fresh keys come from the cache");
+}
+
+#[tokio::test]
+async fn aged_keys_still_verify_while_the_jwks_is_unreachable() {
+    let issuer = start_issuer().await;
+    let max_age = Duration::from_millis(200);
+    let config = CognitoConfig {
+        min_refresh_interval: Duration::ZERO,
+        keys_max_age: max_age,
+        ..issuer.config()
+    };
+    let verifier = JwtVerifier::new(config).unwrap();
+    let token = issuer.mint(&customer_access()).unwrap();
+    verifier.verify(&token).await.unwrap();
+    issuer.shutdown().await;
+    tokio::time::sleep(max_age + Duration::from_millis(50)).await;
+
+    // The refetch fails, so the keys already fetched keep serving (within the grace) ...
+    verifier.verify(&token).await.unwrap();
+    // ... but an unknown kid is still refused, with the outage as the reason.
+    let unknown = with_header(&token, &json!({ "alg": "RS256", "kid": "no-such-key" }));
+    assert!(matches!(
+        verifier.verify(&unknown).await,
+        Err(TokenError::JwksUnavailable(_))
+    ));
+}
