@@ -57,6 +57,21 @@ pub enum ServiceError {
     /// Other writers kept winning the race for the review's stream.
     #[error("review {0} is too contended; try again")]
     Contended(String),
+    /// The assistant refused or failed (bad question, another user's session, LLM failure).
+    #[error(transparent)]
+    Assistant(#[from] assistant::AssistantError),
+    /// The embedding model failed.
+    #[error("embedding model: {0}")]
+    Model(#[from] model::ModelError),
+    /// The vector index failed.
+    #[error("vector index: {0}")]
+    Index(#[from] vectorindex::IndexError),
+    /// Search, recommendations and the assistant are not configured in this process.
+    #[error("review search and the assistant are not available here")]
+    AiUnavailable,
+    /// The vector index holds another model's vectors (a re-embedding job has not finished).
+    #[error("the review index is being rebuilt for model {0}; try again later")]
+    Reindexing(String),
 }
 
 impl ServiceError {
@@ -75,6 +90,13 @@ impl ServiceError {
             Self::Orders(OrdersError::Store(e)) | Self::Store(e) => e.code(),
             Self::Decode(_) => "EVENT_CODEC",
             Self::Contended(_) => "CONTENDED",
+            Self::Assistant(e) => e.code(),
+            Self::Model(model::ModelError::InvalidInput(_)) => "BAD_USER_INPUT",
+            Self::Model(model::ModelError::Overloaded) => "MODEL_OVERLOADED",
+            Self::Model(_) => "MODEL_UNAVAILABLE",
+            Self::Index(e) => e.code(),
+            Self::AiUnavailable => "AI_UNAVAILABLE",
+            Self::Reindexing(_) => "REINDEXING",
         }
     }
 
@@ -98,6 +120,14 @@ impl ServiceError {
                 | Self::OrderNotFound(_)
                 | Self::OrderNotCompleted { .. }
                 | Self::ProductNotInOrder { .. }
+                | Self::AiUnavailable
+                | Self::Reindexing(_)
+                | Self::Model(model::ModelError::InvalidInput(_) | model::ModelError::Overloaded)
+                | Self::Assistant(
+                    assistant::AssistantError::BadInput(_)
+                        | assistant::AssistantError::Forbidden
+                        | assistant::AssistantError::SessionNotFound
+                )
         )
     }
 

@@ -3,7 +3,8 @@
 //! the `writeReview` mutation.
 //!
 //! `Query` and `Mutation` are merged objects: semantic search, recommendations and the
-//! assistant add their own roots beside [`ReviewQuery`] and [`ReviewMutation`].
+//! assistant ([`crate::search_schema`]) and chat ([`crate::chat_schema`], with the
+//! `Subscription` root) add their own roots beside [`ReviewQuery`] and [`ReviewMutation`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,21 +12,23 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
-    Context, EmptySubscription, Enum, ErrorExtensions, ID, MergedObject, Object, Schema,
-    SimpleObject,
+    Context, Enum, ErrorExtensions, ID, MergedObject, Object, Schema, SimpleObject,
 };
 use auth::Identity;
 use eventstore::EventStore;
 use projections::ReadModels;
 
+use crate::chat_schema::{ChatMutation, ChatQuery, ChatSubscription};
 use crate::cursor::Cursor;
 use crate::error::ServiceError;
+use crate::intelligence::Intelligence;
 use crate::labels::{Aspect, Sentiment};
 use crate::reviews_view::{Rating, ReviewDoc, ReviewViews};
+use crate::search_schema::SearchQuery;
 use crate::service::{ReviewService, WriteReview};
 
 /// The executable schema.
-pub type ReviewSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ReviewSchema = Schema<Query, Mutation, ChatSubscription>;
 
 /// Largest page of `Product.reviews`.
 pub const MAX_PAGE: i32 = 50;
@@ -35,6 +38,8 @@ pub const MAX_PAGE: i32 = 50;
 pub struct ReviewState {
     /// The review use cases.
     pub service: ReviewService,
+    /// Search, answers and chat, when this process runs them.
+    pub ai: Option<Arc<Intelligence>>,
 }
 
 impl ReviewState {
@@ -42,17 +47,24 @@ impl ReviewState {
     pub async fn new(store: Arc<dyn EventStore>, models: ReadModels) -> Result<Self, ServiceError> {
         Ok(Self {
             service: ReviewService::new(store, models).await?,
+            ai: None,
         })
+    }
+
+    /// The same state serving search, answers and chat with `ai`.
+    pub fn with_intelligence(mut self, ai: Intelligence) -> Self {
+        self.ai = Some(Arc::new(ai));
+        self
     }
 }
 
 /// Every query root of the subgraph.
 #[derive(MergedObject, Default)]
-pub struct Query(ReviewQuery);
+pub struct Query(ReviewQuery, SearchQuery, ChatQuery);
 
 /// Every mutation root of the subgraph.
 #[derive(MergedObject, Default)]
-pub struct Mutation(ReviewMutation);
+pub struct Mutation(ReviewMutation, ChatMutation);
 
 /// Builds the schema.
 pub fn schema(state: ReviewState) -> ReviewSchema {
@@ -66,9 +78,10 @@ pub fn sdl() -> String {
         .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, ChatSubscription> {
+    Schema::build(Query::default(), Mutation::default(), ChatSubscription)
         .enable_federation()
+        .enable_subscription_in_federation()
         .limit_depth(12)
         .limit_complexity(2_000)
 }
@@ -107,11 +120,19 @@ pub(crate) fn gql_error(err: &ServiceError) -> async_graphql::Error {
     })
 }
 
-fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ReviewService> {
+pub(crate) fn service<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a ReviewService> {
     Ok(&ctx.data::<ReviewState>()?.service)
 }
 
-fn identity<'a>(ctx: &Context<'a>) -> Option<&'a Identity> {
+/// Search, answers and chat, or `AI_UNAVAILABLE` when this process does not run them.
+pub(crate) fn intelligence<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Intelligence> {
+    ctx.data::<ReviewState>()?
+        .ai
+        .as_deref()
+        .ok_or_else(|| gql_error(&ServiceError::AiUnavailable))
+}
+
+pub(crate) fn identity<'a>(ctx: &Context<'a>) -> Option<&'a Identity> {
     ctx.data_opt::<Option<Identity>>().and_then(Option::as_ref)
 }
 
@@ -232,7 +253,7 @@ pub struct UserRef {
     pub id: ID,
 }
 
-fn int(value: i64) -> i32 {
+pub(crate) fn int(value: i64) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
@@ -297,6 +318,13 @@ impl ReviewNode {
 /// The inventory's product, extended here with its reviews.
 pub struct ProductNode {
     id: ID,
+}
+
+impl ProductNode {
+    /// The product with this id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: ID(id.into()) }
+    }
 }
 
 /// A dessert on the menu (owned by the inventory subgraph).

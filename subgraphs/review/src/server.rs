@@ -1,19 +1,19 @@
-//! Serves the review subgraph over HTTP: `POST /graphql` and `GET /healthz`, the caller from
-//! the gateway's identity header, the caller's trace continued, and an `extensions.code` on
-//! every error.
+//! Serves the review subgraph over HTTP: `POST /graphql`, WebSocket subscriptions on
+//! `GET /graphql` (graphql-transport-ws) and `GET /healthz`, the caller from the gateway's
+//! identity header, the caller's trace continued, and an `extensions.code` on every error.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::Executor as _;
 use async_graphql::dataloader::DataLoader;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql::{Data, Executor as _};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use auth::Identity;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use subgraph::{Coded, unauthenticated};
 use tokio::net::TcpListener;
 use tracing::Instrument as _;
@@ -35,7 +35,7 @@ pub fn router(state: ReviewState) -> Router {
         state,
     };
     Router::new()
-        .route("/graphql", post(graphql))
+        .route("/graphql", get(subscribe).post(graphql))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(app))
@@ -79,4 +79,26 @@ async fn graphql(
     }
     .instrument(span)
     .await
+}
+
+async fn subscribe(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let who = match Identity::from_headers(&headers) {
+        Ok(who) => who,
+        Err(err) => return unauthenticated(err),
+    };
+    let schema = app.schema.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let mut data = Data::default();
+            data.insert(who);
+            GraphQLWebSocket::new(socket, Coded(schema), protocol)
+                .with_data(data)
+                .serve()
+        })
 }
