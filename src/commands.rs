@@ -33,6 +33,19 @@ pub enum Command {
     },
     /// Runs the outbox relay alone (event store to Kafka).
     Relay,
+    /// Serves the review subgraph alone on REVIEW_LISTEN (default 127.0.0.1:4004) with search,
+    /// answers and chat, keeping its embedded vector index caught up (and answering chat
+    /// itself when REDIS_URL is unset).
+    Review,
+    /// Runs the AI worker: chat workers answering messages from the stream broker (Redis at
+    /// REDIS_URL) and the embedding catch-up of its vector index.
+    AiWorker,
+    /// Serves the model service (gRPC Embed, Label, Info and health) from MODEL_DIR.
+    Model {
+        /// Address to serve on (overrides MODEL_LISTEN, default 127.0.0.1:50051).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Serves the federated GraphQL gateway alone over a supergraph file or subgraphs composed
     /// at start (`GET /healthz`, `POST /graphql`). Tokens are verified against Cognito
     /// (COGNITO_*) or else the dev issuer of a running `up` (DEV_ISSUER_LISTEN).
@@ -246,6 +259,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let platform = Platform::connect(settings).await?;
             platform.spawn_relay(shutdown_on_signal()).await?
         }
+        Command::Review => review_alone(settings).await,
+        Command::AiWorker => ai_worker(settings).await,
+        Command::Model { listen } => {
+            if let Some(addr) = listen {
+                settings.model_listen = addr;
+            }
+            let config = crate::ai::model_config()?;
+            let listener = TcpListener::bind(settings.model_listen)
+                .await
+                .with_context(|| format!("binding {}", settings.model_listen))?;
+            let shutdown = shutdown_on_signal();
+            model::serve(config, listener, shutdown.cancelled_owned())
+                .await
+                .context("model service")
+        }
         Command::Projections { action } => projections(settings, action).await,
         Command::Batch { job } => batch(settings, job).await,
         Command::Schema { action } => match action {
@@ -332,6 +360,72 @@ async fn projections(settings: Settings, action: ProjectionsAction) -> anyhow::R
             Ok(())
         }
     }
+}
+
+/// Waits for `tasks`; the first that fails cancels `shutdown` and is returned.
+async fn supervise(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut pending = tasks;
+    while !pending.is_empty() {
+        let (result, _, rest) = futures::future::select_all(pending).await;
+        let failed = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(join) => Some(anyhow::anyhow!("component panicked: {join}")),
+        };
+        if let Some(err) = failed {
+            shutdown.cancel();
+            return Err(err);
+        }
+        pending = rest;
+    }
+    Ok(())
+}
+
+async fn review_alone(settings: Settings) -> anyhow::Result<()> {
+    let platform = Platform::connect(settings).await?;
+    let shutdown = shutdown_on_signal();
+    let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("starting the review subgraph")?;
+    let ai = crate::ai::Ai::connect(&platform.settings, &state, "review").await?;
+    let mut tasks = vec![ai.spawn_pipeline(&platform.settings, shutdown.clone())];
+    if platform.settings.redis_url.is_none() {
+        // In-process streams reach no other process: this one answers its own chats.
+        tasks.push(ai.spawn_chat_workers(&platform.settings, shutdown.clone()));
+    }
+    let state = state.with_intelligence(ai.intelligence);
+    let listener = TcpListener::bind(platform.settings.review_listen)
+        .await
+        .with_context(|| format!("binding {}", platform.settings.review_listen))?;
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        review::run(listener, state, stop.cancelled_owned())
+            .await
+            .context("review subgraph")
+    }));
+    supervise(tasks, shutdown).await
+}
+
+async fn ai_worker(settings: Settings) -> anyhow::Result<()> {
+    let platform = Platform::connect(settings).await?;
+    if platform.settings.redis_url.is_none() {
+        tracing::warn!(
+            "REDIS_URL is unset: in-process streams carry no other process's chat messages"
+        );
+    }
+    let shutdown = shutdown_on_signal();
+    let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("opening the review read model")?;
+    let ai = crate::ai::Ai::connect(&platform.settings, &state, "ai-worker").await?;
+    let tasks = vec![
+        ai.spawn_pipeline(&platform.settings, shutdown.clone()),
+        ai.spawn_chat_workers(&platform.settings, shutdown.clone()),
+    ];
+    supervise(tasks, shutdown).await
 }
 
 async fn batch(settings: Settings, job: BatchJob) -> anyhow::Result<()> {

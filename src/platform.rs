@@ -199,9 +199,11 @@ pub async fn toss_client(
 }
 
 /// Runs the whole platform in this process until `shutdown` is cancelled: the gateway on
-/// `listener` (GraphQL composed from the order, inventory and payment subgraphs, GraphiQL,
-/// health, readiness, metrics), the dev issuer (unless Cognito is configured), the relay, the
-/// projections and the subgraphs. A component that fails stops the rest.
+/// `listener` (GraphQL composed from the order, inventory, payment and review subgraphs,
+/// GraphiQL, health, readiness, metrics), the dev issuer (unless Cognito is configured), the
+/// relay, the projections, the subgraphs, the embedding pipeline and the chat workers (review
+/// intelligence is left out, with a warning, when no model can be loaded). A component that
+/// fails stops the rest.
 pub async fn run_up(
     settings: Settings,
     listener: TcpListener,
@@ -253,9 +255,21 @@ pub async fn run_up(
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
     tasks.extend(ordering_tasks.into_tasks());
-    let reviews = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
-        .await
-        .context("starting the review subgraph")?;
+    let mut reviews =
+        review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+            .await
+            .context("starting the review subgraph")?;
+    match crate::ai::Ai::connect(&platform.settings, &reviews, "up").await {
+        Ok(ai) => {
+            tasks.push(ai.spawn_pipeline(&platform.settings, shutdown.clone()));
+            tasks.push(ai.spawn_chat_workers(&platform.settings, shutdown.clone()));
+            reviews = reviews.with_intelligence(ai.intelligence);
+        }
+        // The rest of the platform runs without a model; the AI fields say AI_UNAVAILABLE.
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "review search and the assistant are disabled")
+        }
+    }
     let stop = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         review::run(review_listener, reviews, stop.cancelled_owned())

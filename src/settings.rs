@@ -61,6 +61,17 @@ pub struct Settings {
     /// Sustained requests per second from one anonymous IP; `GATEWAY_RATE_PER_IP` (unset: the
     /// gateway's default). Burst is twice this.
     pub gateway_rate_per_ip: Option<u32>,
+    /// Redis URL of the chat streams; `REDIS_URL`. In-process streams when unset.
+    pub redis_url: Option<SecretString>,
+    /// The model service (gRPC) embedding reviews and queries; `MODEL_SERVICE_URL`. The model
+    /// runs in-process (from `MODEL_DIR`) when unset.
+    pub model_service_url: Option<String>,
+    /// Address `bloody-sweet model` serves the model service on; `MODEL_LISTEN`.
+    pub model_listen: SocketAddr,
+    /// Chat workers answering in one process; `CHAT_WORKERS`.
+    pub chat_workers: usize,
+    /// Milliseconds between two embedding catch-ups; `EMBEDDING_CATCH_UP_MS`.
+    pub embedding_catch_up_ms: u64,
 }
 
 /// The app client id of the local dev issuer's tokens.
@@ -91,6 +102,11 @@ impl Default for Settings {
             dev_issuer_listen: SocketAddr::from(([127, 0, 0, 1], 4011)),
             gateway_max_cost: None,
             gateway_rate_per_ip: None,
+            redis_url: None,
+            model_service_url: None,
+            model_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            chat_workers: 2,
+            embedding_catch_up_ms: 1_000,
         }
     }
 }
@@ -164,6 +180,18 @@ impl Settings {
         if let Some(v) = var("GATEWAY_RATE_PER_IP") {
             settings.gateway_rate_per_ip = Some(parse("GATEWAY_RATE_PER_IP", &v)?);
         }
+        if let Some(v) = var("REDIS_URL") {
+            settings.redis_url = Some(v.into());
+        }
+        if let Some(v) = var("MODEL_SERVICE_URL") {
+            settings.model_service_url = Some(v.trim().to_owned());
+        }
+        if let Some(v) = var("CHAT_WORKERS") {
+            settings.chat_workers = parse("CHAT_WORKERS", &v)?;
+        }
+        if let Some(v) = var("EMBEDDING_CATCH_UP_MS") {
+            settings.embedding_catch_up_ms = parse("EMBEDDING_CATCH_UP_MS", &v)?;
+        }
         if let Some(v) = var("KAFKA_TOPIC_PREFIX") {
             settings.kafka_topic_prefix = v;
         }
@@ -186,6 +214,7 @@ impl Settings {
             ("REVIEW_LISTEN", &mut settings.review_listen),
             ("TOSS_TEST_LISTEN", &mut settings.toss_test_listen),
             ("DEV_ISSUER_LISTEN", &mut settings.dev_issuer_listen),
+            ("MODEL_LISTEN", &mut settings.model_listen),
         ] {
             if let Some(v) = var(name) {
                 *slot = parse(name, &v)?;
@@ -230,6 +259,12 @@ impl Settings {
                 reason: "must be at least 1".into(),
             });
         }
+        if settings.chat_workers == 0 || settings.embedding_catch_up_ms == 0 {
+            return Err(SettingsError::Env {
+                name: "CHAT_WORKERS",
+                reason: "CHAT_WORKERS and EMBEDDING_CATCH_UP_MS must be at least 1".into(),
+            });
+        }
         if settings.kafka_partitions < 1 {
             return Err(SettingsError::Env {
                 name: "KAFKA_PARTITIONS",
@@ -256,6 +291,11 @@ impl Settings {
     /// The base URL of the local dev issuer, e.g. `http://127.0.0.1:4011`.
     pub fn dev_issuer_url(&self) -> String {
         format!("http://{}", self.dev_issuer_listen)
+    }
+
+    /// The Redis URL, if configured.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_ref().map(|s| s.expose_secret())
     }
 
     /// The Postgres URL, if configured.

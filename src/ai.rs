@@ -1,0 +1,194 @@
+//! Review intelligence at the edge: picks the embedder (model service or in-process), the
+//! vector index (embedded HNSW under the data directory), the stream broker (Redis or
+//! in-process) and the answer writer (OpenAI-compatible API or extractive), logging one line
+//! per port, and runs the embedding pipeline and the chat workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use assistant::{Answerer, Chat, ChatStreams, ChatWorker, WorkerConfig};
+use model::{Embedder, GrpcEmbedder, LocalEmbedder, ServiceConfig};
+use review::vectors::tag_of;
+use review::{
+    EmbeddingPipeline, Intelligence, ModelLabeller, ReviewSearch, ReviewState, ReviewVectors,
+};
+use streams::{MemoryBroker, RedisBroker, StreamBroker};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vectorindex::{HnswCatalog, HnswConfig, IndexCatalog as _, IndexError};
+
+use crate::settings::Settings;
+
+/// The embedder: the model service at `MODEL_SERVICE_URL`, else the model in-process.
+pub async fn embedder(settings: &Settings) -> anyhow::Result<Arc<dyn Embedder>> {
+    match &settings.model_service_url {
+        Some(url) => {
+            let client = GrpcEmbedder::connect(url.clone())
+                .await
+                .with_context(|| format!("connecting the model service at {url}"))?;
+            tracing::info!(port = "embedder", adapter = "grpc", url = %url, model = %client.info().name, "adapter selected");
+            Ok(Arc::new(client))
+        }
+        None => {
+            let config = model_config()?;
+            let local = LocalEmbedder::load(&config).await.with_context(|| {
+                format!(
+                    "loading the model from {} (scripts/model builds it, or set MODEL_SERVICE_URL)",
+                    config.model_dir.display()
+                )
+            })?;
+            tracing::info!(port = "embedder", adapter = "in-process", dir = %config.model_dir.display(), model = %local.info().name, "adapter selected");
+            Ok(Arc::new(local))
+        }
+    }
+}
+
+/// The model service's settings: defaults and the `MODEL_*` variables.
+pub fn model_config() -> anyhow::Result<ServiceConfig> {
+    ServiceConfig::default()
+        .with_env()
+        .context("reading the MODEL_* settings")
+}
+
+/// The stream broker: Redis at `REDIS_URL`, else in-process streams.
+pub async fn broker(settings: &Settings) -> anyhow::Result<Arc<dyn StreamBroker>> {
+    match settings.redis_url() {
+        Some(url) => {
+            let broker = RedisBroker::connect(url)
+                .await
+                .context("connecting Redis (REDIS_URL)")?;
+            tracing::info!(port = "streams", adapter = "redis", "adapter selected");
+            Ok(Arc::new(broker))
+        }
+        None => {
+            tracing::info!(port = "streams", adapter = "in-process", "adapter selected");
+            Ok(Arc::new(MemoryBroker::new()))
+        }
+    }
+}
+
+/// The embedded vector index of `scope` under the data directory, with the embedder whose
+/// vectors it holds. When the index in use holds another model's vectors, the returned
+/// flag says a re-embedding is due (searches answer `REINDEXING` until it is done).
+pub async fn vectors(
+    settings: &Settings,
+    scope: &str,
+    embedder: Arc<dyn Embedder>,
+) -> anyhow::Result<(ReviewVectors, HnswCatalog, bool)> {
+    let root = settings.data_dir.join("vectors").join(scope);
+    let catalog = HnswCatalog::new(&root, HnswConfig::default());
+    let tag = tag_of(embedder.info());
+    let (index, stale) = match vectorindex::open_current(&catalog, &tag).await {
+        Ok(index) => (index, false),
+        Err(IndexError::ModelMismatch { found, .. }) => {
+            tracing::warn!(in_use = %found.key(), model = %tag.key(), "vector index holds another model's vectors; re-embedding");
+            (catalog.open(&found).await?, true)
+        }
+        Err(err) => return Err(err).context("opening the vector index"),
+    };
+    tracing::info!(port = "vector index", adapter = "hnsw", dir = %root.display(), model = %tag.key(), "adapter selected");
+    Ok((
+        ReviewVectors::new(embedder, Arc::new(index)),
+        catalog,
+        stale,
+    ))
+}
+
+/// Everything review intelligence runs in one process.
+pub struct Ai {
+    /// What the review subgraph's AI fields run on.
+    pub intelligence: Intelligence,
+    /// The embedding pipeline.
+    pub pipeline: EmbeddingPipeline,
+    /// The chat workers' answerer and broker.
+    worker: ChatWorker,
+    catalog: HnswCatalog,
+    stale: bool,
+}
+
+impl Ai {
+    /// Connects every AI port for `state`'s reviews, keeping the embedded index under `scope`.
+    pub async fn connect(
+        settings: &Settings,
+        state: &ReviewState,
+        scope: &str,
+    ) -> anyhow::Result<Self> {
+        let embedder = embedder(settings).await?;
+        let (vectors, catalog, stale) = vectors(settings, scope, embedder.clone()).await?;
+        let pipeline = EmbeddingPipeline::new(
+            state.service.clone(),
+            vectors.clone(),
+            Some(Arc::new(ModelLabeller::new(embedder))),
+        )
+        .await
+        .context("starting the embedding pipeline")?
+        .with_scope(scope)
+        .await
+        .context("starting the embedding pipeline")?;
+        let search = ReviewSearch::new(vectors, state.service.views().clone());
+        let llm = assistant::choose_llm(llm::LlmConfig::from_env().as_ref())
+            .context("configuring the answer model (OPENAI_*)")?;
+        let answerer = Answerer::new(Arc::new(search.clone()), llm);
+        let broker = broker(settings).await?;
+        let streams = ChatStreams::default();
+        let chat = Arc::new(Chat::new(broker.clone(), streams.clone()));
+        let consumer = format!("{scope}-{}", std::process::id());
+        let worker = ChatWorker::new(
+            broker,
+            answerer.clone(),
+            streams,
+            WorkerConfig::new(consumer),
+        );
+        Ok(Self {
+            intelligence: Intelligence {
+                search,
+                answerer,
+                chat,
+            },
+            pipeline,
+            worker,
+            catalog,
+            stale,
+        })
+    }
+
+    /// Runs the embedding pipeline (re-embedding first when the model changed) until
+    /// `shutdown`.
+    pub fn spawn_pipeline(
+        &self,
+        settings: &Settings,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<anyhow::Result<()>> {
+        let pipeline = self.pipeline.clone();
+        let catalog = self.catalog.clone();
+        let stale = self.stale;
+        let every = Duration::from_millis(settings.embedding_catch_up_ms);
+        tokio::spawn(async move {
+            if stale {
+                let (embedder, _) = pipeline.vectors().current();
+                pipeline
+                    .reembed(&catalog, embedder)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))
+                    .context("re-embedding reviews for the new model")?;
+            }
+            pipeline.run(every, shutdown).await;
+            Ok(())
+        })
+    }
+
+    /// Runs `settings.chat_workers` chat workers until `shutdown`.
+    pub fn spawn_chat_workers(
+        &self,
+        settings: &Settings,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<anyhow::Result<()>> {
+        let worker = self.worker.clone();
+        let count = settings.chat_workers;
+        tokio::spawn(async move {
+            worker.run_many(count, shutdown).await;
+            Ok(())
+        })
+    }
+}
