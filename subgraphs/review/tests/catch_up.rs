@@ -1,0 +1,112 @@
+//! The embedding catch-up over reviews of the evaluation set (the first [`REVIEWS`], in
+//! batches of 16): every review imported by the batch job is embedded,
+//! labelled and indexed, a rerun embeds nothing, and a pipeline over an index that lost its
+//! files embeds everything again. Prints the catch-up rate.
+//!
+//! Model-dependent: prints a reason and passes without running when the model directory
+//! (`scripts/model`, or `MODEL_DIR`) is absent.
+
+mod support;
+
+use std::sync::Arc;
+
+use model::{Embedder, LocalEmbedder};
+use review::{EmbeddingPipeline, ModelLabeller, ReviewState, ReviewVectors};
+use support::{Backend, Stack};
+use vectorindex::{HnswCatalog, HnswConfig};
+
+const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/eval");
+/// How many of the evaluation reviews are imported (all 339 take minutes in a debug build).
+const REVIEWS: usize = 40;
+
+async fn embedder() -> Option<Arc<dyn Embedder>> {
+    let config = model::ServiceConfig::default().with_env().ok()?;
+    if !model::manifest::is_model_dir(&config.model_dir) {
+        eprintln!(
+            "skipping: no model directory at {} (scripts/model creates it)",
+            config.model_dir.display()
+        );
+        return None;
+    }
+    Some(Arc::new(LocalEmbedder::load(&config).await.unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_embeds_every_imported_review_once() {
+    let Some(embedder) = embedder().await else {
+        return;
+    };
+    let stack = Stack::new(Backend::Postgres).await;
+    let products = std::fs::read_to_string(format!("{EVAL}/products.jsonl")).unwrap();
+    for line in products.lines().filter(|l| !l.trim().is_empty()) {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        stack
+            .product(
+                p["id"].as_str().unwrap(),
+                p["name"].as_str().unwrap(),
+                p["category"].as_str().unwrap(),
+            )
+            .await;
+    }
+    stack.project().await;
+    let all = std::fs::read_to_string(format!("{EVAL}/reviews.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reviews.jsonl");
+    let some: Vec<&str> = all.lines().take(REVIEWS).collect();
+    std::fs::write(&file, some.join("\n")).unwrap();
+    let report = review::batch::import(
+        &stack.import_store(),
+        &stack.models,
+        &file,
+        review::batch::ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let written = report.counts.written as usize;
+    assert!(written >= REVIEWS - 2, "{report}");
+    stack.project().await;
+
+    let state = ReviewState::new(stack.store.clone(), stack.models.clone())
+        .await
+        .unwrap();
+    let catalog = HnswCatalog::new(dir.path().join("index"), HnswConfig::default());
+    let tag = review::vectors::tag_of(embedder.info());
+    let index = vectorindex::open_current(&catalog, &tag).await.unwrap();
+    let pipeline = EmbeddingPipeline::new(
+        state.service.clone(),
+        ReviewVectors::new(embedder.clone(), Arc::new(index)),
+        Some(Arc::new(ModelLabeller::new(embedder.clone()))),
+    )
+    .await
+    .unwrap()
+    .with_batch(16);
+    assert_eq!(pipeline.missing().await.unwrap(), written as u64);
+    let done = pipeline.catch_up().await.unwrap();
+    println!(
+        "catch-up: {} reviews embedded and {} labelled in {:.2} s = {:.1} reviews/s",
+        done.embedded,
+        done.labelled,
+        done.seconds,
+        done.rate()
+    );
+    assert_eq!((done.embedded, done.labelled), (written, written));
+    assert_eq!(pipeline.catch_up().await.unwrap().embedded, 0);
+    assert_eq!(pipeline.missing().await.unwrap(), 0);
+    let (_, index) = pipeline.vectors().current();
+    assert_eq!(index.len().await.unwrap(), written);
+    drop((index, pipeline));
+
+    // The index's files are lost: a new pipeline over an empty index embeds everything again.
+    let other = tempfile::tempdir().unwrap();
+    let catalog = HnswCatalog::new(other.path(), HnswConfig::default());
+    let index = vectorindex::open_current(&catalog, &tag).await.unwrap();
+    let pipeline = EmbeddingPipeline::new(
+        state.service.clone(),
+        ReviewVectors::new(embedder.clone(), Arc::new(index)),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pipeline.missing().await.unwrap(), written as u64);
+    assert_eq!(pipeline.catch_up().await.unwrap().embedded, written);
+}
