@@ -377,6 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn review_intelligence_settings() {
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert!(d.redis_url().is_none() && d.model_service_url.is_none());
+        assert_eq!(d.model_listen.port(), 50051);
+        let s = Settings::load_from(None, |name| match name {
+            "REDIS_URL" => Some("redis://:hunter2@r:6379".into()),
+            "MODEL_SERVICE_URL" => Some(" http://m:50051 ".into()),
+            "MODEL_LISTEN" => Some("0.0.0.0:6000".into()),
+            "CHAT_WORKERS" => Some("4".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.redis_url(), Some("redis://:hunter2@r:6379"));
+        assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
+        assert_eq!(s.model_service_url.as_deref(), Some("http://m:50051"));
+        assert_eq!((s.model_listen.port(), s.chat_workers), (6000, 4));
+        let err =
+            Settings::load_from(None, |n| (n == "CHAT_WORKERS").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
