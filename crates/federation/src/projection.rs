@@ -237,24 +237,18 @@ impl<'a> Projection<'a> {
                         let Value::Object(object) = value else {
                             return Ok(self.type_error(field, "expected an object"));
                         };
+                        // An abstract value without a concrete `__typename` (the plan did not
+                        // need one, or an @interfaceObject subgraph answered with the interface
+                        // name) is projected as the abstract type: its own fields and fragments
+                        // on it apply, fragments on concrete types do not.
                         let runtime: &'a str = if def.kind == TypeKind::Object {
                             name
                         } else {
-                            match object
+                            object
                                 .get("__typename")
                                 .and_then(Value::as_str)
                                 .and_then(|typename| def.possible_types.get(typename))
-                            {
-                                Some(typename) => typename,
-                                _ => {
-                                    return Ok(self.type_error(
-                                        field,
-                                        &format!(
-                                            "could not resolve the concrete type of \"{name}\""
-                                        ),
-                                    ));
-                                }
-                            }
+                                .map_or(name.as_str(), String::as_str)
                         };
                         match self.object(runtime, sub, object) {
                             Ok(object) => Ok(Value::Object(object)),
