@@ -177,7 +177,7 @@ pub(crate) fn prepare(
                 limit: Limit::Cost,
                 message: "The operation is too large.".to_owned(),
             })?;
-    limits::check_cost(&selections, limits)?;
+    limits::check_cost(schema, &root_type, kind, &selections, limits)?;
 
     let variables = variable_definitions(selected);
     let uses_introspection = selects_introspection(root_set, &fragments);

@@ -16,10 +16,8 @@ async fn engine(running: &bench_subgraphs::RunningSubgraphs) -> Engine {
         })
         .collect();
     let supergraph = Supergraph::parse(&compose(&sources).expect("compose")).expect("supergraph");
-    // The default cost limit (5 000) refuses TestQuery (estimate 118 810: nested lists x10).
-    let mut config = EngineConfig::default();
-    config.limits.max_cost = 1_000_000;
-    Engine::new(supergraph, config).expect("engine")
+    // Default limits: TestQuery must be accepted as it is.
+    Engine::new(supergraph, EngineConfig::default()).expect("engine")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,8 +51,9 @@ async fn each_limit_has_its_code_and_calls_no_subgraph() {
     let tokens = format!("{{ me {{ {} }} }}", "id ".repeat(10_001));
     assert_eq!(refused(&world, &tokens).await, "MAX_TOKENS_EXCEEDED");
 
-    // 200 * (1 + 10 * (1 + 1 + 2)) = 8200 > 5000: lists multiply their subtree.
-    let costly = "{ topProducts(first: 200) { reviews { body author { id } } } }";
+    // 5000 products * (1 + 10 reviews * (1 + 1 author)) = 105 000 > 50 000: lists multiply
+    // their items' cost.
+    let costly = "{ topProducts(first: 5000) { reviews { body author { id } } } }";
     assert_eq!(refused(&world, costly).await, "COST_LIMIT_EXCEEDED");
 
     assert_eq!(refused(&world, "{ me { id ").await, "GRAPHQL_PARSE_FAILED");
