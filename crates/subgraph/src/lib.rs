@@ -1,6 +1,7 @@
 //! What every subgraph's HTTP server shares: [`Coded`], an executor wrapper that gives every
-//! GraphQL error an `extensions.code` (over HTTP and WebSocket alike), and [`unauthenticated`],
-//! the answer to a request whose identity header is malformed.
+//! GraphQL error an `extensions.code` (over HTTP and WebSocket alike; `BAD_USER_INPUT` for an
+//! argument value that cannot be coerced, such as a `null` for an argument with a default),
+//! and [`unauthenticated`], the answer to a request whose identity header is malformed.
 
 use std::sync::Arc;
 
@@ -39,17 +40,29 @@ pub fn with_codes(mut response: Response) -> Response {
     response
 }
 
-/// Errors async-graphql raises itself (parsing, validation, limits) carry no code: add one.
+/// Errors async-graphql raises itself (parsing, validation, limits, argument coercion) carry
+/// no code: add one.
 fn ensure_code(error: &mut ServerError) {
+    let code = if error.path.is_empty() {
+        "GRAPHQL_VALIDATION_FAILED"
+    } else if is_argument_coercion(&error.message) {
+        "BAD_USER_INPUT"
+    } else {
+        "INTERNAL_SERVER_ERROR"
+    };
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        let code = if error.path.is_empty() {
-            "GRAPHQL_VALIDATION_FAILED"
-        } else {
-            "INTERNAL_SERVER_ERROR"
-        };
         extensions.set("code", code);
     }
+}
+
+/// Whether `message` is async-graphql's failure to coerce an argument value while resolving a
+/// field: what validation cannot see, such as a `null` reaching an argument declared `Int! = 10`
+/// through a nullable variable that was left out or defaults to `null`. These are the messages
+/// of `InputValueError::expected_type` and `InputValueError::custom`, the only errors it raises
+/// from argument values, and they carry no other mark of their kind.
+fn is_argument_coercion(message: &str) -> bool {
+    message.starts_with("Expected input type \"") || message.starts_with("Failed to parse \"")
 }
 
 /// The 401 answer, as a GraphQL error with the auth error's code, to a request whose identity
