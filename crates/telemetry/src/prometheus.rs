@@ -4,18 +4,26 @@ use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::TelemetryError;
 
 /// How often the upkeep thread drains histogram buckets.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Bucket bounds (seconds) of every `*_seconds` histogram: Prometheus client libraries'
+/// default buckets, widened to 1 ms below and 60 s above. Without them the exporter renders
+/// summaries, whose quantiles cannot be aggregated across instances.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// The installed recorder's handle; the lock also serialises first installs.
 static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 
 /// Installs the Prometheus recorder as the global `metrics` recorder, once.
 ///
+/// Metrics named `*_seconds` are rendered as histograms (`_bucket`, `_sum`, `_count`).
 /// Later calls return the same handle. Fails if some other `metrics` recorder was
 /// installed first. Starts a background thread that runs the recorder's upkeep.
 pub fn install_metrics_recorder() -> Result<PrometheusHandle, TelemetryError> {
@@ -32,7 +40,9 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, TelemetryError> {
             name: "metrics-upkeep",
             source,
         })?;
-    let handle = PrometheusBuilder::new().install_recorder()?;
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)?
+        .install_recorder()?;
     // The thread only exits early if it panicked; the recorder still works without it.
     let _ = sender.send(handle.clone());
     *slot = Some(handle.clone());

@@ -131,3 +131,27 @@ async fn unknown_paths_are_404() {
     assert_eq!(get(server.addr, "/nope").await.status, 404);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn durations_are_histograms_with_buckets() {
+    let handle = telemetry::install_metrics_recorder().expect("install recorder");
+    metrics::histogram!("telemetry_test_request_duration_seconds", "route" => "graphql")
+        .record(0.003);
+    metrics::histogram!("telemetry_test_request_duration_seconds", "route" => "graphql")
+        .record(0.2);
+    let text = handle.render();
+    assert!(
+        text.contains("# TYPE telemetry_test_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "telemetry_test_request_duration_seconds_bucket{route=\"graphql\",le=\"0.005\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("telemetry_test_request_duration_seconds_count{route=\"graphql\"} 2"),
+        "{text}"
+    );
+}
