@@ -265,7 +265,7 @@ async fn reply_event(
             let ids = ids(&citations);
             let mut found = state
                 .service
-                .views()
+                .documents()
                 .get_many(&ids)
                 .await
                 .map_err(|e| gql_error(&e.into()))?;

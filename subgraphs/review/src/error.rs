@@ -54,6 +54,9 @@ pub enum ServiceError {
     /// Stored data does not decode.
     #[error("stored data does not decode: {0}")]
     Decode(String),
+    /// The review documents (MongoDB in production) failed.
+    #[error(transparent)]
+    Documents(crate::documents::DocumentsError),
     /// Other writers kept winning the race for the review's stream.
     #[error("review {0} is too contended; try again")]
     Contended(String),
@@ -89,6 +92,7 @@ impl ServiceError {
             Self::Orders(OrdersError::ReadModel(_)) | Self::ReadModel(_) => "READ_MODEL_DATABASE",
             Self::Orders(OrdersError::Store(e)) | Self::Store(e) => e.code(),
             Self::Decode(_) => "EVENT_CODEC",
+            Self::Documents(_) => "READ_MODEL_DATABASE",
             Self::Contended(_) => "CONTENDED",
             Self::Assistant(e) => e.code(),
             Self::Model(model::ModelError::InvalidInput(_)) => "BAD_USER_INPUT",
@@ -148,6 +152,15 @@ impl From<RepositoryError<ReviewError>> for ServiceError {
                 Self::Decode(format!("{stream}: {reason}"))
             }
             RepositoryError::Contended { stream, .. } => Self::Contended(stream),
+        }
+    }
+}
+
+impl From<crate::documents::DocumentsError> for ServiceError {
+    fn from(err: crate::documents::DocumentsError) -> Self {
+        match err {
+            crate::documents::DocumentsError::Sql(e) => e.into(),
+            other => Self::Documents(other),
         }
     }
 }

@@ -5,8 +5,9 @@
 //! Layout: [`review`] (the aggregate: one stream per review, id derived from the order line),
 //! [`preprocess`] (pure text cleaning, length bounds, content hashes), [`labels`] (aspects,
 //! sentiment and the [`Labeller`] port), [`reviews_view`] (the `reviews` read model and its
-//! queries), [`orders`] and [`products`] (what reviews read of the other subgraphs' read
-//! models), [`service`] (the use cases and their checks), [`batch`] (the restartable, chunked
+//! queries, the Postgres/SQLite adapter of the [`documents`] port), [`mongo_reviews`] (its
+//! MongoDB adapter, production), [`orders`] and [`products`] (what reviews read of the other
+//! subgraphs' read models), [`service`] (the use cases and their checks), [`batch`] (the restartable, chunked
 //! import with its job repository), [`cursor`] (opaque Relay cursors), [`mod@schema`] (the
 //! Federation v2 schema, open for more query and mutation roots), [`server`] (HTTP), [`error`].
 //!
@@ -23,11 +24,13 @@
 pub mod batch;
 pub mod chat_schema;
 pub mod cursor;
+pub mod documents;
 pub mod embedding;
 pub mod error;
 pub mod intelligence;
 pub mod labels;
 pub mod model_labels;
+pub mod mongo_reviews;
 pub mod orders;
 pub mod preprocess;
 pub mod products;
@@ -40,11 +43,13 @@ pub mod server;
 pub mod service;
 pub mod vectors;
 
+pub use documents::{DocumentsError, ReviewDocuments};
 pub use embedding::{CatchUp, EmbeddingPipeline};
 pub use error::ServiceError;
 pub use intelligence::Intelligence;
 pub use labels::{Aspect, AspectLabel, LabelError, Labeller, Labels, Sentiment};
 pub use model_labels::ModelLabeller;
+pub use mongo_reviews::MongoReviews;
 pub use review::{Review, ReviewCommand, ReviewError, ReviewEvent};
 pub use reviews_view::{ReviewViews, ReviewsView};
 pub use schema::{ReviewSchema, ReviewState, schema, sdl};

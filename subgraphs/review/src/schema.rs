@@ -359,7 +359,7 @@ impl ProductNode {
             None => None,
         };
         let page = service(ctx)?
-            .views()
+            .documents()
             .page(&self.id, first as usize, after.as_ref())
             .await
             .map_err(|e| gql_error(&e.into()))?;

@@ -122,7 +122,7 @@ pub(crate) async fn review_nodes(
 ) -> async_graphql::Result<Vec<ReviewNode>> {
     let service = service(ctx)?;
     let mut found: HashMap<String, ReviewDoc> = service
-        .views()
+        .documents()
         .get_many(ids)
         .await
         .map_err(|e| gql_error(&e.into()))?;

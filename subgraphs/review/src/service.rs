@@ -13,6 +13,7 @@ use eventstore::{EventStore, Metadata, Repository};
 use projections::ReadModels;
 use uuid::Uuid;
 
+use crate::documents::ReviewDocuments;
 use crate::error::ServiceError;
 use crate::labels::{LabelError, Labeller, Labels};
 use crate::orders::Orders;
@@ -43,6 +44,7 @@ pub struct WriteReview {
 #[derive(Clone)]
 pub struct ReviewService {
     inner: Arc<Inner>,
+    documents: Arc<dyn ReviewDocuments>,
 }
 
 struct Inner {
@@ -56,18 +58,32 @@ impl ReviewService {
     /// projection there, so its views exist before its consumer first runs).
     pub async fn new(store: Arc<dyn EventStore>, models: ReadModels) -> Result<Self, ServiceError> {
         let orders = Orders::new(models.pool().clone(), store.clone());
+        let views = ReviewViews::open(models).await?;
         Ok(Self {
+            documents: Arc::new(views.clone()),
             inner: Arc::new(Inner {
                 reviews: Repository::new(store),
-                views: ReviewViews::open(models).await?,
+                views,
                 orders,
             }),
         })
     }
 
+    /// The same service reading review documents from `documents` (MongoDB in production)
+    /// instead of the SQL read model; ratings and aspect counts stay in the read model.
+    pub fn with_documents(mut self, documents: Arc<dyn ReviewDocuments>) -> Self {
+        self.documents = documents;
+        self
+    }
+
     /// The read model's queries.
     pub fn views(&self) -> &ReviewViews {
         &self.inner.views
+    }
+
+    /// The review documents readers see (a product's page, reviews by id).
+    pub fn documents(&self) -> &dyn ReviewDocuments {
+        self.documents.as_ref()
     }
 
     /// Writes the caller's review of `product_id` in their completed order `order_id`.
@@ -147,7 +163,7 @@ impl ReviewService {
 
     /// A review by id: from the read model, else (just written) from its own stream.
     pub async fn get(&self, id: &str) -> Result<Option<ReviewDoc>, ServiceError> {
-        if let Some(doc) = self.inner.views.get(id).await? {
+        if let Some(doc) = self.documents.get(id).await? {
             return Ok(Some(doc));
         }
         let Ok(uuid) = Uuid::parse_str(id) else {
