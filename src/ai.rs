@@ -1,7 +1,8 @@
 //! Review intelligence at the edge: picks the embedder (model service or in-process), the
 //! vector index (embedded HNSW under the data directory), the stream broker (Redis or
 //! in-process) and the answer writer (OpenAI-compatible API or extractive), logging one line
-//! per port, and runs the embedding pipeline and the chat workers.
+//! per port, and runs the embedding pipeline and the chat workers. Also picks where the review
+//! documents are read from ([`review_documents`]: MongoDB with `MONGODB_URI`, else SQL).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,4 +192,30 @@ impl Ai {
             Ok(())
         })
     }
+}
+
+/// The review documents readers see: MongoDB when `MONGODB_URI` is set (schema and indexes
+/// created, and its projection from `store` spawned until `shutdown`), else the SQL read model;
+/// logs which. Returns `state` reading from them, and the projection task when there is one.
+pub async fn review_documents(
+    settings: &Settings,
+    mut state: ReviewState,
+    store: Arc<dyn eventstore::EventStore>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(ReviewState, Option<JoinHandle<anyhow::Result<()>>>)> {
+    let Some(uri) = settings.mongodb_uri() else {
+        tracing::info!(adapter = "sql", "review documents: the SQL read model");
+        return Ok((state, None));
+    };
+    let mongo = review::MongoReviews::connect(uri)
+        .await
+        .context("connecting to MongoDB (MONGODB_URI) for the review documents")?;
+    tracing::info!(adapter = "mongodb", "review documents: MongoDB");
+    let projector = mongo.clone();
+    let task = tokio::spawn(async move {
+        projector.project(store.as_ref(), shutdown).await;
+        Ok(())
+    });
+    state.service = state.service.with_documents(Arc::new(mongo));
+    Ok((state, Some(task)))
 }

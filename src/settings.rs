@@ -63,6 +63,9 @@ pub struct Settings {
     pub gateway_rate_per_ip: Option<u32>,
     /// Redis URL of the chat streams; `REDIS_URL`. In-process streams when unset.
     pub redis_url: Option<SecretString>,
+    /// MongoDB holding the review documents (production); `MONGODB_URI`, its path naming the
+    /// database (`bloody_sweet` without one). The SQL read model serves them when unset.
+    pub mongodb_uri: Option<SecretString>,
     /// The model service (gRPC) embedding reviews and queries; `MODEL_SERVICE_URL`. The model
     /// runs in-process (from `MODEL_DIR`) when unset.
     pub model_service_url: Option<String>,
@@ -103,6 +106,7 @@ impl Default for Settings {
             gateway_max_cost: None,
             gateway_rate_per_ip: None,
             redis_url: None,
+            mongodb_uri: None,
             model_service_url: None,
             model_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             chat_workers: 2,
@@ -182,6 +186,9 @@ impl Settings {
         }
         if let Some(v) = var("REDIS_URL") {
             settings.redis_url = Some(v.into());
+        }
+        if let Some(v) = var("MONGODB_URI") {
+            settings.mongodb_uri = Some(v.trim().to_owned().into());
         }
         if let Some(v) = var("MODEL_SERVICE_URL") {
             settings.model_service_url = Some(v.trim().to_owned());
@@ -293,6 +300,11 @@ impl Settings {
         format!("http://{}", self.dev_issuer_listen)
     }
 
+    /// The MongoDB URI of the review documents, if configured.
+    pub fn mongodb_uri(&self) -> Option<&str> {
+        self.mongodb_uri.as_ref().map(|s| s.expose_secret())
+    }
+
     /// The Redis URL, if configured.
     pub fn redis_url(&self) -> Option<&str> {
         self.redis_url.as_ref().map(|s| s.expose_secret())
@@ -396,6 +408,21 @@ mod tests {
         let err =
             Settings::load_from(None, |n| (n == "CHAT_WORKERS").then(|| "0".into())).unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
+    }
+
+    #[test]
+    fn mongodb_uri_selects_the_review_documents_and_never_prints() {
+        assert!(
+            Settings::load_from(None, |_| None)
+                .unwrap()
+                .mongodb_uri()
+                .is_none()
+        );
+        let uri = "mongodb+srv://app:hunter2@cluster0.example.net/shop";
+        let s = Settings::load_from(None, |n| (n == "MONGODB_URI").then(|| format!(" {uri} ")))
+            .unwrap();
+        assert_eq!(s.mongodb_uri(), Some(uri));
+        assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
     }
 
     #[test]

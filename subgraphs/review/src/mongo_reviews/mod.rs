@@ -31,7 +31,9 @@ use crate::reviews_view::{ReviewDoc, ReviewPage};
 
 /// The event-store checkpoint of the projection into MongoDB.
 pub const CHECKPOINT: &str = "mongo_reviews";
-/// The collection's default name.
+/// The database when `MONGODB_URI` names none.
+pub const DEFAULT_DATABASE: &str = "bloody_sweet";
+/// The collection's name.
 pub const COLLECTION: &str = "reviews";
 /// Most ids looked up in one query.
 const IDS_PER_QUERY: usize = 500;
@@ -50,10 +52,14 @@ impl MongoReviews {
         }
     }
 
-    /// Connects to `uri` and opens the `reviews` collection of `database`, with its schema.
-    pub async fn connect(uri: &str, database: &str) -> Result<Self, DocumentsError> {
+    /// Connects to `uri` and opens the `reviews` collection of the database the URI names
+    /// ([`DEFAULT_DATABASE`] when it names none), creating its schema and indexes.
+    pub async fn connect(uri: &str) -> Result<Self, DocumentsError> {
         let client = mongodb::Client::with_uri_str(uri).await?;
-        let reviews = Self::new(&client.database(database));
+        let db = client
+            .default_database()
+            .unwrap_or_else(|| client.database(DEFAULT_DATABASE));
+        let reviews = Self::new(&db);
         reviews.ensure_schema().await?;
         Ok(reviews)
     }
