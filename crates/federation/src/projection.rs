@@ -238,17 +238,28 @@ impl<'a> Projection<'a> {
                             return Ok(self.type_error(field, "expected an object"));
                         };
                         // An abstract value without a concrete `__typename` (the plan did not
-                        // need one, or an @interfaceObject subgraph answered with the interface
+                        // need one, or an @interfaceObject subgraph answered with an interface's
                         // name) is projected as the abstract type: its own fields and fragments
-                        // on it apply, fragments on concrete types do not.
+                        // on it apply, fragments on concrete types do not. A type the API schema
+                        // lacks (@inaccessible) is an error.
                         let runtime: &'a str = if def.kind == TypeKind::Object {
                             name
                         } else {
-                            object
-                                .get("__typename")
-                                .and_then(Value::as_str)
-                                .and_then(|typename| def.possible_types.get(typename))
-                                .map_or(name.as_str(), String::as_str)
+                            match object.get("__typename").and_then(Value::as_str) {
+                                None => name,
+                                Some(typename) => match def.possible_types.get(typename) {
+                                    Some(concrete) => concrete,
+                                    None if self.is_abstract(typename) => name,
+                                    None => {
+                                        return Ok(self.type_error(
+                                            field,
+                                            &format!(
+                                                "could not resolve the concrete type of \"{name}\""
+                                            ),
+                                        ));
+                                    }
+                                },
+                            }
                         };
                         match self.object(runtime, sub, object) {
                             Ok(object) => Ok(Value::Object(object)),
@@ -258,6 +269,12 @@ impl<'a> Projection<'a> {
                 }
             }
         }
+    }
+
+    fn is_abstract(&self, typename: &str) -> bool {
+        self.schema
+            .get(typename)
+            .is_some_and(|def| matches!(def.kind, TypeKind::Interface | TypeKind::Union))
     }
 
     fn current_path(&self) -> Vec<PathSegment> {

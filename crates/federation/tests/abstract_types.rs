@@ -44,6 +44,10 @@ impl ShelfQuery {
     async fn shelves(&self) -> Vec<ShelfProduct> {
         vec![shelf_product("bread1"), shelf_product("bread2")]
     }
+
+    async fn hidden(&self) -> Cake {
+        Cake { id: "cake1".into() }
+    }
 }
 
 fn shelf_product(id: &str) -> ShelfProduct {
@@ -51,6 +55,12 @@ fn shelf_product(id: &str) -> ShelfProduct {
         id: id.into(),
         label: Some(format!("{id}-label")),
     }
+}
+
+/// A concrete type the API schema hides (@inaccessible).
+#[derive(SimpleObject, Clone)]
+struct Cake {
+    id: ID,
 }
 
 #[derive(SimpleObject, Clone)]
@@ -120,5 +130,17 @@ async fn interface_object_answers_named_after_the_interface_keep_their_fields() 
         bakery.counters.requests(),
         0,
         "nothing to ask the owner of Bread"
+    );
+}
+
+#[tokio::test]
+async fn a_value_of_an_inaccessible_type_is_null_with_an_error() {
+    let (engine, _shelf, _bakery) = interface_object_engine().await;
+    let response = run(&engine, "{ hidden { __typename id } }", json!({})).await;
+    assert_eq!(response["data"], json!({ "hidden": null }), "{response}");
+    assert_eq!(
+        response["errors"][0]["path"],
+        json!(["hidden"]),
+        "{response}"
     );
 }
