@@ -390,8 +390,16 @@ async fn review_alone(settings: Settings) -> anyhow::Result<()> {
     let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
         .await
         .context("starting the review subgraph")?;
+    let (state, documents_task) = crate::ai::review_documents(
+        &platform.settings,
+        state,
+        platform.store.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let ai = crate::ai::Ai::connect(&platform.settings, &state, "review").await?;
     let mut tasks = vec![ai.spawn_pipeline(&platform.settings, shutdown.clone())];
+    tasks.extend(documents_task);
     if platform.settings.redis_url.is_none() {
         // In-process streams reach no other process: this one answers its own chats.
         tasks.push(ai.spawn_chat_workers(&platform.settings, shutdown.clone()));
@@ -420,11 +428,20 @@ async fn ai_worker(settings: Settings) -> anyhow::Result<()> {
     let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
         .await
         .context("opening the review read model")?;
+    // Chat answers cite reviews read through the documents port.
+    let (state, documents_task) = crate::ai::review_documents(
+        &platform.settings,
+        state,
+        platform.store.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let ai = crate::ai::Ai::connect(&platform.settings, &state, "ai-worker").await?;
-    let tasks = vec![
+    let mut tasks = vec![
         ai.spawn_pipeline(&platform.settings, shutdown.clone()),
         ai.spawn_chat_workers(&platform.settings, shutdown.clone()),
     ];
+    tasks.extend(documents_task);
     supervise(tasks, shutdown).await
 }
 

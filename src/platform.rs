@@ -255,10 +255,17 @@ pub async fn run_up(
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
     tasks.extend(ordering_tasks.into_tasks());
-    let mut reviews =
-        review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
-            .await
-            .context("starting the review subgraph")?;
+    let reviews = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("starting the review subgraph")?;
+    let (mut reviews, documents_task) = crate::ai::review_documents(
+        &platform.settings,
+        reviews,
+        platform.store.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.extend(documents_task);
     match crate::ai::Ai::connect(&platform.settings, &reviews, "up").await {
         Ok(ai) => {
             tasks.push(ai.spawn_pipeline(&platform.settings, shutdown.clone()));
