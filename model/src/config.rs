@@ -26,6 +26,12 @@ pub struct ServiceConfig {
     pub max_texts_per_request: usize,
     /// Longest text in bytes (UTF-8). Env `MODEL_MAX_TEXT_BYTES`.
     pub max_text_bytes: usize,
+    /// Requests of at most this many texts (single queries) take the priority lane and run
+    /// before waiting bulk work. Env `MODEL_PRIORITY_MAX_TEXTS`.
+    pub priority_max_texts: usize,
+    /// Most texts of bulk requests per encoder call; priority requests run between two such
+    /// chunks. Env `MODEL_BULK_CHUNK_TEXTS`.
+    pub bulk_chunk_texts: usize,
 }
 
 impl Default for ServiceConfig {
@@ -37,6 +43,8 @@ impl Default for ServiceConfig {
             queue_capacity: 2048,
             max_texts_per_request: 256,
             max_text_bytes: 8192,
+            priority_max_texts: 4,
+            bulk_chunk_texts: 16,
         }
     }
 }
@@ -55,6 +63,8 @@ impl ServiceConfig {
             &mut self.max_texts_per_request,
         )?;
         env_number("MODEL_MAX_TEXT_BYTES", &mut self.max_text_bytes)?;
+        env_number("MODEL_PRIORITY_MAX_TEXTS", &mut self.priority_max_texts)?;
+        env_number("MODEL_BULK_CHUNK_TEXTS", &mut self.bulk_chunk_texts)?;
         self.validate()?;
         Ok(self)
     }
@@ -66,6 +76,7 @@ impl ServiceConfig {
             self.queue_capacity,
             self.max_texts_per_request,
             self.max_text_bytes,
+            self.bulk_chunk_texts,
         ];
         if positive.contains(&0) || self.max_texts_per_request > self.queue_capacity {
             return Err(ModelError::InvalidInput(

@@ -68,6 +68,8 @@ impl LocalEmbedder {
             max_batch_texts: config.max_batch_texts,
             max_batch_wait: config.max_batch_wait(),
             queue_capacity: config.queue_capacity,
+            priority_max_texts: config.priority_max_texts,
+            bulk_chunk_texts: config.bulk_chunk_texts,
         };
         Ok(Self {
             batcher: Batcher::start(engine, limits)?,
@@ -75,6 +77,11 @@ impl LocalEmbedder {
             info,
             max_text_bytes: config.max_text_bytes,
         })
+    }
+
+    /// The inference thread's counters (texts embedded, engine calls, texts queued).
+    pub fn batcher_stats(&self) -> crate::batcher::BatcherStats {
+        self.batcher.stats()
     }
 
     /// Checks the input rules: 1..=max texts, none blank, none longer than the byte limit.

