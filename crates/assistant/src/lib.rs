@@ -22,6 +22,7 @@ mod model_choice;
 pub mod passage;
 pub mod privacy;
 mod retrieval;
+pub mod search_text;
 mod sentence;
 mod session;
 mod worker;

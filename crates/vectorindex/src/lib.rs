@@ -13,6 +13,7 @@ pub mod error;
 pub mod exact;
 pub mod hnsw;
 pub mod model;
+pub mod passage;
 pub mod port;
 pub mod record;
 pub mod reindex;

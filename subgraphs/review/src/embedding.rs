@@ -1,6 +1,8 @@
 //! The embedding pipeline: every review in the `reviews` read model (written through
-//! `writeReview` or imported by the batch job) is embedded as a passage, labelled, and put
-//! into the vector index with its product, category and the model's tag.
+//! `writeReview` or imported by the batch job) is embedded as passages (the whole review and
+//! each of its sentences, under the product name: [`assistant::search_text`]), labelled, and
+//! put into the vector index with its product, category and the model's tag; searches score a
+//! review by its best passage ([`vectorindex::passage`]).
 //!
 //! Progress is the `review_embeddings` table of the read-model database (review id × model
 //! key), written only after the index has made the vectors durable: a catch-up embeds what
@@ -9,8 +11,10 @@
 //! index beside the old one and swaps it in when complete.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use assistant::search_text::search_texts;
 use chrono::Utc;
 use futures::StreamExt as _;
 use model::{Embedder, TextKind};
@@ -19,6 +23,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use vectorindex::passage::passage_id;
 use vectorindex::{IndexCatalog, IndexError, VectorIndex, VectorRecord};
 
 use crate::error::ServiceError;
@@ -62,6 +67,7 @@ impl CatchUp {
 struct Pending {
     id: String,
     product_id: String,
+    product_name: String,
     category: Option<String>,
     text: String,
     labelled: bool,
@@ -225,10 +231,20 @@ impl EmbeddingPipeline {
         let mut index = None;
         for chunk in pending.chunks(self.batch) {
             labelled += self.label(chunk).await;
-            let texts = chunk.iter().map(|p| p.text.clone()).collect();
-            let (vectors, into) = self.vectors.embed(texts, TextKind::Passage).await?;
-            into.upsert(&records(chunk, vectors)).await?;
-            index = Some(into);
+            let passages = Passages::of(chunk);
+            let per_request = self.vectors.current().0.info().max_texts_per_request.max(1);
+            let mut vectors = Vec::with_capacity(passages.texts.len());
+            for texts in passages.texts.chunks(per_request) {
+                let (embedded, into) = self
+                    .vectors
+                    .embed(texts.to_vec(), TextKind::Passage)
+                    .await?;
+                vectors.extend(embedded);
+                index = Some(into);
+            }
+            if let Some(into) = &index {
+                into.upsert(&passages.records(chunk, vectors)?).await?;
+            }
         }
         if let Some(index) = index {
             index.flush().await?;
@@ -264,7 +280,8 @@ impl EmbeddingPipeline {
 
     async fn pending(&self, model: &str, limit: usize) -> Result<Vec<Pending>, ServiceError> {
         let rows = sqlx::query(&format!(
-            "SELECT r.id, r.product_id, r.product_category, r.text, r.labels FROM {REVIEWS} r \
+            "SELECT r.id, r.product_id, r.product_category, r.text, r.labels, r.product_name \
+             FROM {REVIEWS} r \
              WHERE NOT EXISTS (SELECT 1 FROM {EMBEDDED} e WHERE e.review_id = r.id AND e.model = $1) \
              ORDER BY r.created_at, r.id LIMIT $2"
         ))
@@ -278,6 +295,7 @@ impl EmbeddingPipeline {
                 Ok(Pending {
                     id: row.try_get(0)?,
                     product_id: row.try_get(1)?,
+                    product_name: row.try_get(5)?,
                     category: row.try_get(2)?,
                     text: row.try_get(3)?,
                     labelled: labels.is_some(),
@@ -332,7 +350,7 @@ impl EmbeddingPipeline {
 
     /// Re-embeds every review with `embedder` into a new index of `catalog` while the old
     /// one keeps serving, swaps both in when complete, retires the old index, then catches
-    /// up on reviews written meanwhile. Returns how many reviews the new index holds.
+    /// up on reviews written meanwhile. Returns how many reviews it re-embedded.
     #[tracing::instrument(skip_all, fields(model = %tag_of(embedder.info()).key()))]
     pub async fn reembed<C>(
         &self,
@@ -346,22 +364,29 @@ impl EmbeddingPipeline {
         let tag = tag_of(embedder.info());
         let key = self.progress_key(&tag.key());
         let started = Instant::now();
+        let reviews = Arc::new(AtomicUsize::new(0));
         let pages = futures::stream::unfold(Some(String::new()), |after| {
             let (this, embedder, key) = (self.clone(), embedder.clone(), key.clone());
+            let reviews = reviews.clone();
             async move {
                 let after = after?;
                 match this.reembed_page(embedder.as_ref(), &key, &after).await {
                     Ok(None) => None,
-                    Ok(Some((last, records))) => Some((Ok(records), Some(last))),
+                    Ok(Some((last, count, records))) => {
+                        reviews.fetch_add(count, Ordering::Relaxed);
+                        Some((Ok(records), Some(last)))
+                    }
                     Err(err) => Some((Err(IndexError::Task(err.to_string())), None)),
                 }
             }
         });
         let index = vectorindex::reindex(catalog, &tag, pages.boxed()).await?;
-        let total = index.len().await?;
+        let passages = index.len().await?;
+        let total = reviews.load(Ordering::Relaxed);
         self.vectors.swap(embedder, Arc::new(index));
         tracing::info!(
-            records = total,
+            reviews = total,
+            passages,
             seconds = started.elapsed().as_secs_f64(),
             "re-embedding complete; new index in use"
         );
@@ -369,16 +394,16 @@ impl EmbeddingPipeline {
         Ok(total)
     }
 
-    /// The next page of reviews after id `after`, embedded by `embedder` and recorded for
-    /// `key`; `None` past the last review.
+    /// The next page of reviews after id `after` (its last id, its size and its passages),
+    /// embedded by `embedder` and recorded for `key`; `None` past the last review.
     async fn reembed_page(
         &self,
         embedder: &dyn Embedder,
         key: &str,
         after: &str,
-    ) -> Result<Option<(String, Vec<VectorRecord>)>, ServiceError> {
+    ) -> Result<Option<(String, usize, Vec<VectorRecord>)>, ServiceError> {
         let rows = sqlx::query(&format!(
-            "SELECT id, product_id, product_category, text FROM {REVIEWS} \
+            "SELECT id, product_id, product_category, text, product_name FROM {REVIEWS} \
              WHERE id > $1 ORDER BY id LIMIT $2"
         ))
         .bind(after)
@@ -391,6 +416,7 @@ impl EmbeddingPipeline {
                 Ok(Pending {
                     id: row.try_get(0)?,
                     product_id: row.try_get(1)?,
+                    product_name: row.try_get(4)?,
                     category: row.try_get(2)?,
                     text: row.try_get(3)?,
                     labelled: true,
@@ -400,24 +426,119 @@ impl EmbeddingPipeline {
         let Some(last) = pending.last().map(|p| p.id.clone()) else {
             return Ok(None);
         };
-        let texts = pending.iter().map(|p| p.text.clone()).collect();
-        let vectors = embedder.embed(texts, TextKind::Passage).await?.vectors;
+        let passages = Passages::of(&pending);
+        let per_request = embedder.info().max_texts_per_request.max(1);
+        let mut vectors = Vec::with_capacity(passages.texts.len());
+        for texts in passages.texts.chunks(per_request) {
+            vectors.extend(
+                embedder
+                    .embed(texts.to_vec(), TextKind::Passage)
+                    .await?
+                    .vectors,
+            );
+        }
+        let records = passages.records(&pending, vectors)?;
         // Recorded before the swap: the new model's progress is only read once it is in use.
         self.record(key, pending.iter().map(|p| p.id.as_str()))
             .await?;
-        Ok(Some((last, records(&pending, vectors))))
+        Ok(Some((last, pending.len(), records)))
     }
 }
 
-fn records(pending: &[Pending], vectors: Vec<Vec<f32>>) -> Vec<VectorRecord> {
-    pending
-        .iter()
-        .zip(vectors)
-        .map(|(p, vector)| VectorRecord {
-            id: p.id.clone(),
-            product_id: p.product_id.clone(),
-            category: p.category.clone().unwrap_or_else(|| NO_CATEGORY.to_owned()),
-            vector,
-        })
-        .collect()
+/// The search texts of some reviews, flattened for the embedder, and whose each one is.
+struct Passages {
+    texts: Vec<String>,
+    /// (review position, passage number) of each text.
+    owners: Vec<(usize, usize)>,
+}
+
+impl Passages {
+    fn of(pending: &[Pending]) -> Self {
+        let mut texts = Vec::with_capacity(pending.len() * 2);
+        let mut owners = Vec::with_capacity(pending.len() * 2);
+        for (at, p) in pending.iter().enumerate() {
+            for (n, text) in search_texts(&p.product_name, &p.text)
+                .into_iter()
+                .enumerate()
+            {
+                texts.push(text);
+                owners.push((at, n));
+            }
+        }
+        Self { texts, owners }
+    }
+
+    /// One record per passage, from the embedder's vectors in text order.
+    fn records(
+        &self,
+        pending: &[Pending],
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<Vec<VectorRecord>, ServiceError> {
+        if vectors.len() != self.texts.len() {
+            return Err(ServiceError::Index(IndexError::InvalidRecord(format!(
+                "the embedder returned {} vectors for {} texts",
+                vectors.len(),
+                self.texts.len()
+            ))));
+        }
+        Ok(self
+            .owners
+            .iter()
+            .zip(vectors)
+            .map(|(&(at, n), vector)| {
+                let p = &pending[at];
+                VectorRecord {
+                    id: passage_id(&p.id, n),
+                    product_id: p.product_id.clone(),
+                    category: p.category.clone().unwrap_or_else(|| NO_CATEGORY.to_owned()),
+                    vector,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str, text: &str) -> Pending {
+        Pending {
+            id: id.into(),
+            product_id: "p1".into(),
+            product_name: "마카롱".into(),
+            category: None,
+            text: text.into(),
+            labelled: true,
+        }
+    }
+
+    #[test]
+    fn each_review_becomes_its_whole_text_and_its_sentences() {
+        let reviews = [
+            pending("a", "꼬끄가 쫀득해요"),
+            pending("b", "맛은 좋아요. 배송이 늦었어요"),
+        ];
+        let passages = Passages::of(&reviews);
+        assert_eq!(
+            passages.texts,
+            [
+                "마카롱\n꼬끄가 쫀득해요",
+                "마카롱\n맛은 좋아요. 배송이 늦었어요",
+                "마카롱\n맛은 좋아요.",
+                "마카롱\n배송이 늦었어요",
+            ]
+        );
+        let vectors = vec![vec![1.0, 0.0]; 4];
+        let records = passages.records(&reviews, vectors).unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "b#1", "b#2"]);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.product_id == "p1" && r.category.is_empty())
+        );
+        // A short answer from the embedder is an error, never a misaligned index.
+        assert!(passages.records(&reviews, vec![vec![1.0, 0.0]; 3]).is_err());
+    }
 }

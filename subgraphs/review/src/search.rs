@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+use assistant::search_text::titled;
 use assistant::{RetrievalError, RetrievedReview, Retriever};
 use async_trait::async_trait;
 use model::TextKind;
 use vectorindex::SearchFilter;
+use vectorindex::passage::search_reviews;
 
 use crate::error::ServiceError;
 use crate::reviews_view::{Rating, ReviewDoc, ReviewViews};
@@ -93,7 +95,7 @@ impl ReviewSearch {
         let Some(vector) = vectors.pop() else {
             return Ok(Vec::new());
         };
-        let hits = index.search(&vector, filter, first).await?;
+        let hits = search_reviews(index.as_ref(), &vector, filter, first).await?;
         let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
         let mut docs = self.views.get_many(&ids).await?;
         // A hit the read model no longer has is dropped, never shown half-known.
@@ -131,7 +133,11 @@ impl ReviewSearch {
                         "this product has no reviews to compare with",
                     ));
                 }
-                let texts = page.reviews.into_iter().map(|r| r.text).collect();
+                let texts = page
+                    .reviews
+                    .iter()
+                    .map(|r| titled(&r.product_name, &r.text))
+                    .collect();
                 let (vectors, index) = self.vectors.embed(texts, TextKind::Passage).await?;
                 (mean(&vectors), index, Some(product_id.as_str()))
             }
@@ -143,7 +149,7 @@ impl ReviewSearch {
             .saturating_add(1)
             .saturating_mul(CANDIDATES_PER_PRODUCT)
             .min(MAX_CANDIDATES);
-        let hits = index.search(&vector, &SearchFilter::none(), k).await?;
+        let hits = search_reviews(index.as_ref(), &vector, &SearchFilter::none(), k).await?;
         let mut by_product: HashMap<String, Vec<f32>> = HashMap::new();
         for hit in hits {
             if Some(hit.product_id.as_str()) != exclude {

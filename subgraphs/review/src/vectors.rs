@@ -9,9 +9,17 @@ use vectorindex::{ModelTag, VectorIndex};
 
 use crate::error::ServiceError;
 
-/// The model tag vectors of `info`'s model are stored under.
+/// How reviews are indexed (which texts become vectors): part of the index's tag, so a change
+/// re-embeds every review into a new index like a model change does.
+pub const INDEXED_AS: &str = "sentences1";
+
+/// The tag the index of `info`'s model is stored under: the model and [`INDEXED_AS`].
 pub fn tag_of(info: &ModelInfo) -> ModelTag {
-    ModelTag::new(info.name.clone(), info.version.clone(), info.dimension)
+    ModelTag::new(
+        info.name.clone(),
+        format!("{}+{INDEXED_AS}", info.version),
+        info.dimension,
+    )
 }
 
 /// The embedder and vector index in use; cheap to clone, shared by search and the pipeline.

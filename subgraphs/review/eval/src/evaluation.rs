@@ -60,6 +60,8 @@ pub struct Evaluation {
     pub documents: &'static str,
     /// Number of reviews ranked.
     pub reviews: usize,
+    /// Number of passages embedded for them (whole reviews and sentences).
+    pub passages: usize,
     /// Number of queries.
     pub queries: usize,
     /// Semantic search.
@@ -68,7 +70,7 @@ pub struct Evaluation {
     pub bm25: SystemReport,
     /// Both fused by reciprocal rank (for comparison; not a requirement).
     pub hybrid: SystemReport,
-    /// Seconds spent embedding the reviews.
+    /// Seconds spent embedding the reviews' passages.
     pub embed_reviews_seconds: f64,
     /// Seconds spent embedding the queries.
     pub embed_queries_seconds: f64,
@@ -83,12 +85,29 @@ pub async fn evaluate(
     index: IndexKind,
 ) -> Result<Evaluation, EvalError> {
     let documents = set.documents(text);
-    let texts: Vec<String> = set.queries.iter().map(|q| q.query.clone()).collect();
-    let run = semantic::rank(embedder, &documents, &texts, index).await?;
+    let embedded = semantic::embed(embedder, &documents, &query_texts(set)).await?;
+    evaluate_embedded(set, text, embedder, &embedded, index).await
+}
+
+/// The queries' texts, in query order.
+pub fn query_texts(set: &EvalSet) -> Vec<String> {
+    set.queries.iter().map(|q| q.query.clone()).collect()
+}
+
+/// [`evaluate`] with the set already embedded by `embedder` (so several index kinds can
+/// share one embedding).
+pub async fn evaluate_embedded(
+    set: &EvalSet,
+    text: DocumentText,
+    embedder: &dyn Embedder,
+    embedded: &semantic::Embedded,
+    index: IndexKind,
+) -> Result<Evaluation, EvalError> {
+    let documents = set.documents(text);
+    let rankings = semantic::rank(embedded, &documents, index).await?;
     let bm25 = Bm25::new(&documents);
-    let lexical: Vec<Vec<String>> = texts.iter().map(|q| bm25.rank(q)).collect();
-    let hybrid: Vec<Vec<String>> = run
-        .rankings
+    let lexical: Vec<Vec<String>> = set.queries.iter().map(|q| bm25.rank(&q.query)).collect();
+    let hybrid: Vec<Vec<String>> = rankings
         .iter()
         .zip(&lexical)
         .map(|(s, b)| crate::fusion::reciprocal_rank_fusion(&[s, b]))
@@ -100,12 +119,13 @@ pub async fn evaluate(
         index: index.as_str(),
         documents: text.as_str(),
         reviews: documents.len(),
+        passages: embedded.passage_ids.len(),
         queries: set.queries.len(),
-        semantic: SystemReport::score(&set.queries, &run.rankings),
+        semantic: SystemReport::score(&set.queries, &rankings),
         bm25: SystemReport::score(&set.queries, &lexical),
         hybrid: SystemReport::score(&set.queries, &hybrid),
-        embed_reviews_seconds: run.embed_reviews_seconds,
-        embed_queries_seconds: run.embed_queries_seconds,
+        embed_reviews_seconds: embedded.embed_reviews_seconds,
+        embed_queries_seconds: embedded.embed_queries_seconds,
     })
 }
 
@@ -113,8 +133,14 @@ impl Evaluation {
     /// A table of both systems, overall and per kind, for people.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} reviews ({}), {} queries; semantic: {}@{} ({} search)\n",
-            self.reviews, self.documents, self.queries, self.model, self.version, self.index
+            "{} reviews ({}, {} passages), {} queries; semantic: {}@{} ({} search)\n",
+            self.reviews,
+            self.documents,
+            self.passages,
+            self.queries,
+            self.model,
+            self.version,
+            self.index
         );
         out.push_str(&format!(
             "{:<10} {:<11} {:>9} {:>8} {:>6}\n",

@@ -97,6 +97,8 @@ mod tests {
             product_id: "p".into(),
             category: "c".into(),
             text: text.into(),
+            title: String::new(),
+            body: text.into(),
         }
     }
 

@@ -17,7 +17,7 @@ pub mod semantic;
 pub mod set;
 
 pub use error::EvalError;
-pub use evaluation::{Evaluation, SystemReport, evaluate};
+pub use evaluation::{Evaluation, SystemReport, evaluate, evaluate_embedded, query_texts};
 pub use metrics::Scores;
 pub use semantic::IndexKind;
 pub use set::{DocumentText, EvalSet};

@@ -60,8 +60,13 @@ pub struct Document {
     pub product_id: String,
     /// Product category.
     pub category: String,
-    /// The indexed text.
+    /// The indexed text (what BM25 indexes).
     pub text: String,
+    /// The product name semantic search titles the review's passages with (empty when the
+    /// product name is not part of the documents).
+    pub title: String,
+    /// The review text alone.
+    pub body: String,
 }
 
 /// What text stands for a review in the index (the same for every system in one run).
@@ -201,6 +206,11 @@ impl EvalSet {
                         DocumentText::NameAndText => format!("{name}\n{}", r.text),
                         DocumentText::Text => r.text.clone(),
                     },
+                    title: match text {
+                        DocumentText::NameAndText => name.to_string(),
+                        DocumentText::Text => String::new(),
+                    },
+                    body: r.text.clone(),
                 }
             })
             .collect()
