@@ -1,5 +1,5 @@
 //! Review intelligence at the edge: picks the embedder (model service or in-process), the
-//! vector index (embedded HNSW under the data directory), the stream broker (Redis or
+//! vector index (MongoDB Atlas, else embedded HNSW under the data directory), the stream broker (Redis or
 //! in-process) and the answer writer (OpenAI-compatible API or extractive), logging one line
 //! per port, and runs the embedding pipeline and the chat workers. Also picks where the review
 //! documents are read from ([`review_documents`]: MongoDB with `MONGODB_URI`, else SQL).
@@ -17,7 +17,8 @@ use review::{
 use streams::{MemoryBroker, RedisBroker, StreamBroker};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vectorindex::{HnswCatalog, HnswConfig, IndexCatalog as _, IndexError};
+use vectorindex::atlas::AtlasConfig;
+use vectorindex::{AtlasCatalog, HnswCatalog, HnswConfig, IndexCatalog, IndexError, ModelTag};
 
 use crate::settings::Settings;
 
@@ -69,31 +70,72 @@ pub async fn broker(settings: &Settings) -> anyhow::Result<Arc<dyn StreamBroker>
     }
 }
 
-/// The embedded vector index of `scope` under the data directory, with the embedder whose
-/// vectors it holds. When the index in use holds another model's vectors, the returned
-/// flag says a re-embedding is due (searches answer `REINDEXING` until it is done).
+/// Where the review vectors live: the embedded HNSW index or MongoDB Atlas.
+#[derive(Debug, Clone)]
+pub enum VectorCatalog {
+    /// Embedded HNSW indexes under the data directory, one per process scope.
+    Hnsw(HnswCatalog),
+    /// MongoDB Atlas Vector Search, shared by every process.
+    Atlas(AtlasCatalog),
+}
+
+impl VectorCatalog {
+    /// The progress scope of an embedding pipeline of process `scope`: a shared index has one
+    /// progress, whichever process writes it.
+    pub fn progress_scope<'a>(&self, scope: &'a str) -> &'a str {
+        match self {
+            Self::Hnsw(_) => scope,
+            Self::Atlas(_) => "atlas",
+        }
+    }
+}
+
+/// The vector index (MongoDB Atlas with `MONGODB_URI`, else the embedded index of `scope`
+/// under the data directory), with the embedder whose vectors it holds. When the index in use
+/// holds another model's vectors, the returned flag says a re-embedding is due (searches
+/// answer `REINDEXING` until it is done).
 pub async fn vectors(
     settings: &Settings,
     scope: &str,
     embedder: Arc<dyn Embedder>,
-) -> anyhow::Result<(ReviewVectors, HnswCatalog, bool)> {
+) -> anyhow::Result<(ReviewVectors, VectorCatalog, bool)> {
+    let tag = tag_of(embedder.info());
+    if let Some(uri) = settings.mongodb_uri() {
+        let catalog = AtlasCatalog::connect(uri, AtlasConfig::default())
+            .await
+            .context("connecting to MongoDB (MONGODB_URI) for the vector index")?;
+        let (index, stale) = open_index(&catalog, &tag).await?;
+        tracing::info!(port = "vector index", adapter = "atlas", model = %tag.key(), "adapter selected");
+        let vectors = ReviewVectors::new(embedder, Arc::new(index));
+        return Ok((vectors, VectorCatalog::Atlas(catalog), stale));
+    }
     let root = settings.data_dir.join("vectors").join(scope);
     let catalog = HnswCatalog::new(&root, HnswConfig::default());
-    let tag = tag_of(embedder.info());
-    let (index, stale) = match vectorindex::open_current(&catalog, &tag).await {
-        Ok(index) => (index, false),
-        Err(IndexError::ModelMismatch { found, .. }) => {
-            tracing::warn!(in_use = %found.key(), model = %tag.key(), "vector index holds another model's vectors; re-embedding");
-            (catalog.open(&found).await?, true)
-        }
-        Err(err) => return Err(err).context("opening the vector index"),
-    };
+    let (index, stale) = open_index(&catalog, &tag).await?;
     tracing::info!(port = "vector index", adapter = "hnsw", dir = %root.display(), model = %tag.key(), "adapter selected");
     Ok((
         ReviewVectors::new(embedder, Arc::new(index)),
-        catalog,
+        VectorCatalog::Hnsw(catalog),
         stale,
     ))
+}
+
+/// The index in use of `catalog` for `tag`, or the one in use for another model and `true`.
+async fn open_index<C: IndexCatalog>(
+    catalog: &C,
+    tag: &ModelTag,
+) -> anyhow::Result<(C::Index, bool)>
+where
+    C::Index: 'static,
+{
+    match vectorindex::open_current(catalog, tag).await {
+        Ok(index) => Ok((index, false)),
+        Err(IndexError::ModelMismatch { found, .. }) => {
+            tracing::warn!(in_use = %found.key(), model = %tag.key(), "vector index holds another model's vectors; re-embedding");
+            Ok((catalog.open(&found).await?, true))
+        }
+        Err(err) => Err(err).context("opening the vector index"),
+    }
 }
 
 /// Everything review intelligence runs in one process.
@@ -104,7 +146,7 @@ pub struct Ai {
     pub pipeline: EmbeddingPipeline,
     /// The chat workers' answerer and broker.
     worker: ChatWorker,
-    catalog: HnswCatalog,
+    catalog: VectorCatalog,
     stale: bool,
 }
 
@@ -124,7 +166,7 @@ impl Ai {
         )
         .await
         .context("starting the embedding pipeline")?
-        .with_scope(scope)
+        .with_scope(catalog.progress_scope(scope))
         .await
         .context("starting the embedding pipeline")?;
         let search = ReviewSearch::new(vectors, state.service.views().clone());
@@ -168,10 +210,11 @@ impl Ai {
         tokio::spawn(async move {
             if stale {
                 let (embedder, _) = pipeline.vectors().current();
-                pipeline
-                    .reembed(&catalog, embedder)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))
+                let done = match &catalog {
+                    VectorCatalog::Hnsw(catalog) => pipeline.reembed(catalog, embedder).await,
+                    VectorCatalog::Atlas(catalog) => pipeline.reembed(catalog, embedder).await,
+                };
+                done.map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))
                     .context("re-embedding reviews for the new model")?;
             }
             pipeline.run(every, shutdown).await;

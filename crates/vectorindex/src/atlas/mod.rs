@@ -221,10 +221,22 @@ pub struct AtlasCatalog {
     config: AtlasConfig,
 }
 
+/// The database used when a connection string names none.
+pub const DEFAULT_DATABASE: &str = "bloody_sweet";
+
 impl AtlasCatalog {
     /// A catalog over `db`.
     pub fn new(db: Database, config: AtlasConfig) -> Self {
         Self { db, config }
+    }
+
+    /// A catalog over the database `uri` names ([`DEFAULT_DATABASE`] when it names none).
+    pub async fn connect(uri: &str, config: AtlasConfig) -> Result<Self, IndexError> {
+        let client = mongodb::Client::with_uri_str(uri).await?;
+        let db = client
+            .default_database()
+            .unwrap_or_else(|| client.database(DEFAULT_DATABASE));
+        Ok(Self::new(db, config))
     }
 
     fn pointers(&self) -> Collection<Document> {
