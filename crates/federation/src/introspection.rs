@@ -2,6 +2,7 @@
 //! introspection engine, over a dynamic schema whose resolvers are never used for data.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, InputObject, InputValue, Interface, InterfaceField, Object,
@@ -80,7 +81,69 @@ fn null_resolver()
     |_| FieldFuture::new(async { Ok(None::<async_graphql::dynamic::FieldValue>) })
 }
 
-fn build(document: &Document<'static, String>) -> Result<Schema, String> {
+/// Field types replaced in the mirror: (type name, field name) to the type to declare instead.
+type Widened = HashMap<(String, String), Type<'static, String>>;
+
+/// The field's type in the mirror: its own, unless it was widened.
+fn field_type(
+    widened: &Widened,
+    type_name: &str,
+    field: &graphql_tools::parser::schema::Field<'static, String>,
+) -> TypeRef {
+    match widened.get(&(type_name.to_owned(), field.name.clone())) {
+        Some(ty) => type_ref(ty),
+        None => type_ref(&field.field_type),
+    }
+}
+
+/// Fields of implementing types whose type differs from the implemented interface field's
+/// (valid GraphQL when covariant: `Book.similar: [Book]` for `Product.similar: [Product]`,
+/// `Book.id: ID!` for `Product.id: ID`), declared with the interface field's type instead.
+/// async-graphql's dynamic schema accepts only identical types there (its subtype check is
+/// reversed for non-null and takes only identical named types; async-graphql issue #1692) and
+/// refuses the whole schema otherwise. A field whose interfaces disagree is left as declared.
+fn covariant_fields(document: &Document<'static, String>) -> Widened {
+    let mut interface_fields: HashMap<
+        &str,
+        &[graphql_tools::parser::schema::Field<'static, String>],
+    > = HashMap::new();
+    for definition in &document.definitions {
+        if let Definition::TypeDefinition(TypeDefinition::Interface(interface)) = definition {
+            interface_fields.insert(&interface.name, &interface.fields);
+        }
+    }
+    let mut widened = Widened::new();
+    for definition in &document.definitions {
+        let (name, implements, fields) = match definition {
+            Definition::TypeDefinition(TypeDefinition::Object(object)) => {
+                (&object.name, &object.implements_interfaces, &object.fields)
+            }
+            Definition::TypeDefinition(TypeDefinition::Interface(interface)) => (
+                &interface.name,
+                &interface.implements_interfaces,
+                &interface.fields,
+            ),
+            _ => continue,
+        };
+        for field in fields {
+            let mut declared = implements.iter().filter_map(|interface| {
+                interface_fields
+                    .get(interface.as_str())
+                    .and_then(|fields| fields.iter().find(|f| f.name == field.name))
+                    .map(|f| &f.field_type)
+            });
+            let Some(first) = declared.next() else {
+                continue;
+            };
+            if *first != field.field_type && declared.all(|other| other == first) {
+                widened.insert((name.clone(), field.name.clone()), first.clone());
+            }
+        }
+    }
+    widened
+}
+
+fn build(document: &Document<'static, String>, widened: &Widened) -> Result<Schema, String> {
     let mut query = "Query".to_owned();
     let mut mutation = None;
     let mut subscription = None;
@@ -164,7 +227,7 @@ fn build(document: &Document<'static, String>) -> Result<Schema, String> {
                     }
                     let mut f = Field::new(
                         field.name.clone(),
-                        type_ref(&field.field_type),
+                        field_type(widened, &object.name, field),
                         null_resolver(),
                     );
                     if let Some(description) = &field.description {
@@ -189,8 +252,10 @@ fn build(document: &Document<'static, String>) -> Result<Schema, String> {
                     out = out.implement(parent.clone());
                 }
                 for field in &interface.fields {
-                    let mut f =
-                        InterfaceField::new(field.name.clone(), type_ref(&field.field_type));
+                    let mut f = InterfaceField::new(
+                        field.name.clone(),
+                        field_type(widened, &interface.name, field),
+                    );
                     if let Some(description) = &field.description {
                         f = f.description(description.clone());
                     }
@@ -253,11 +318,28 @@ impl Introspection {
             graphql_tools::parser::parse_schema::<String>(api_sdl)
                 .map_err(|error| EngineError::Introspection(error.to_string()))?
                 .into_static();
-        let schema = match build(&document) {
+        let schema = match build(&document, &Widened::new()) {
             Ok(schema) => Some(schema),
-            Err(error) => {
-                tracing::warn!(error = %error, "introspection disabled: the API schema could not be mirrored");
-                None
+            Err(exact_error) => {
+                let widened = covariant_fields(&document);
+                match build(&document, &widened) {
+                    Ok(schema) if !widened.is_empty() => {
+                        let mut fields: Vec<String> = widened
+                            .keys()
+                            .map(|(type_name, field)| format!("{type_name}.{field}"))
+                            .collect();
+                        fields.sort();
+                        tracing::warn!(
+                            fields = %fields.join(", "),
+                            "introspection reports these covariant fields with their interface's type"
+                        );
+                        Some(schema)
+                    }
+                    _ => {
+                        tracing::warn!(error = %exact_error, "introspection disabled: the API schema could not be mirrored");
+                        None
+                    }
+                }
             }
         };
         Ok(Self { schema })
@@ -293,5 +375,98 @@ impl Introspection {
             .collect();
         let data = response.data.into_json().unwrap_or(Value::Null);
         (data, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Covariant in both ways GraphQL allows: a non-null `id` and a list of a concrete type.
+    const COVARIANT: &str = r#"
+        type Query { products: [Product] book: Book }
+        interface Product { id: ID similar: [Product] }
+        interface Similar { similar: [Product] }
+        type Book implements Product & Similar { id: ID! similar: [Book!] pages: Int }
+        type Magazine implements Product & Similar { id: ID similar: [Magazine] }
+    "#;
+
+    /// `__type(name)` with each field's type three wrappers deep and the possible types.
+    async fn described(introspection: &Introspection, type_name: &str) -> Value {
+        let query = format!(
+            r#"{{ __type(name: "{type_name}") {{ fields {{ name type {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} possibleTypes {{ name }} }} }}"#
+        );
+        let (data, errors) = introspection.execute(&query, None, &Map::new()).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        data["__type"].clone()
+    }
+
+    fn field<'v>(described: &'v Value, name: &str) -> &'v Value {
+        described["fields"]
+            .as_array()
+            .and_then(|fields| fields.iter().find(|field| field["name"] == name))
+            .map_or(&Value::Null, |field| &field["type"])
+    }
+
+    fn parse(sdl: &str) -> Document<'static, String> {
+        graphql_tools::parser::parse_schema::<String>(sdl)
+            .expect("sdl")
+            .into_static()
+    }
+
+    #[tokio::test]
+    async fn covariant_fields_are_reported_with_the_interface_type_instead_of_disabling_introspection()
+     {
+        let introspection = Introspection::new(COVARIANT).expect("sdl");
+        assert!(introspection.schema.is_some(), "introspection was disabled");
+        let book = described(&introspection, "Book").await;
+        assert_eq!(
+            field(&book, "similar"),
+            &json!({ "kind": "LIST", "name": null, "ofType": { "kind": "INTERFACE", "name": "Product", "ofType": null } })
+        );
+        assert_eq!(
+            field(&book, "id"),
+            &json!({ "kind": "SCALAR", "name": "ID", "ofType": null })
+        );
+        assert_eq!(field(&book, "pages")["name"], "Int");
+        let product = described(&introspection, "Product").await;
+        assert_eq!(
+            product["possibleTypes"],
+            json!([{ "name": "Book" }, { "name": "Magazine" }])
+        );
+        let mut widened: Vec<_> = covariant_fields(&parse(COVARIANT)).into_keys().collect();
+        widened.sort();
+        let expected = [("Book", "id"), ("Book", "similar"), ("Magazine", "similar")]
+            .map(|(ty, field)| (ty.to_owned(), field.to_owned()));
+        assert_eq!(widened, expected);
+    }
+
+    #[tokio::test]
+    async fn a_schema_without_covariance_is_mirrored_as_declared() {
+        let exact = r#"
+            type Query { products: [Product] book: Book }
+            interface Product { id: ID! similar: [Product] }
+            type Book implements Product { id: ID! similar: [Product] pages: Int }
+        "#;
+        assert!(covariant_fields(&parse(exact)).is_empty());
+        let introspection = Introspection::new(exact).expect("sdl");
+        let book = described(&introspection, "Book").await;
+        assert_eq!(
+            field(&book, "id"),
+            &json!({ "kind": "NON_NULL", "name": null, "ofType": { "kind": "SCALAR", "name": "ID", "ofType": null } })
+        );
+    }
+
+    #[test]
+    fn interfaces_that_disagree_leave_the_field_as_declared() {
+        let sdl = r#"
+            type Query { a: A }
+            interface X { f: Int }
+            interface Y { f: Int! }
+            type A implements X & Y { f: Int! }
+        "#;
+        assert!(covariant_fields(&parse(sdl)).is_empty());
     }
 }
