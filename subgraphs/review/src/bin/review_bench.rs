@@ -8,7 +8,13 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); the benchmark creates and drops its own
 //! database there.
 //!
-//! Usage: `review-bench [--reviews N] [--chunk-size N] [--backend postgres|sqlite|both]`
+//! Then the embedding pipeline's catch-up rate: `--catch-up N` (default 500) more records
+//! imported into a scratch SQLite store and embedded, labelled and indexed (whole reviews and
+//! sentences) by the model in-process from `MODEL_DIR` (skipped, with the reason printed, when
+//! there is no model directory; `scripts/model` builds it).
+//!
+//! Usage: `review-bench [--reviews N] [--chunk-size N] [--backend postgres|sqlite|both]
+//! [--catch-up N]`
 
 use std::io::Write as _;
 use std::path::Path;
@@ -18,11 +24,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use eventstore::{EventStore, Metadata, PgEventStore, Position, SqliteEventStore};
 use inventory::{Inventory, NewProduct, ProductCatalog, ProductId};
+use model::{Embedder, LocalEmbedder, ServiceConfig};
+use projections::Projection;
 use projections::ReadModels;
 use review::batch::{self, ImportOptions, ImportReport, ImportStore};
 use review::preprocess::clean;
+use review::{EmbeddingPipeline, ModelLabeller, ReviewState, ReviewVectors, ReviewsView};
 use serde::Deserialize;
 use sqlx::{Connection as _, Executor as _, PgConnection};
+use vectorindex::{HnswCatalog, HnswConfig};
 
 const EVAL_REVIEWS: &str = include_str!("../../eval/reviews.jsonl");
 const EVAL_PRODUCTS: &str = include_str!("../../eval/products.jsonl");
@@ -64,6 +74,7 @@ struct EvalProduct {
 struct Args {
     reviews: usize,
     chunk_size: usize,
+    catch_up: usize,
     postgres: bool,
     sqlite: bool,
 }
@@ -72,6 +83,7 @@ fn args() -> anyhow::Result<Args> {
     let mut args = Args {
         reviews: 50_000,
         chunk_size: batch::DEFAULT_CHUNK_SIZE,
+        catch_up: 500,
         postgres: true,
         sqlite: true,
     };
@@ -81,6 +93,7 @@ fn args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--reviews" => args.reviews = value()?.parse().context("--reviews")?,
             "--chunk-size" => args.chunk_size = value()?.parse().context("--chunk-size")?,
+            "--catch-up" => args.catch_up = value()?.parse().context("--catch-up")?,
             "--backend" => match value()?.as_str() {
                 "postgres" => args.sqlite = false,
                 "sqlite" => args.postgres = false,
@@ -89,7 +102,8 @@ fn args() -> anyhow::Result<Args> {
             },
             "--help" | "-h" => {
                 eprintln!(
-                    "review-bench [--reviews N] [--chunk-size N] [--backend postgres|sqlite|both]"
+                    "review-bench [--reviews N] [--chunk-size N] [--backend postgres|sqlite|both] \
+                     [--catch-up N]"
                 );
                 std::process::exit(0);
             }
@@ -139,6 +153,83 @@ fn synthesise(path: &Path, n: usize) -> anyhow::Result<usize> {
     Ok(malformed)
 }
 
+/// Applies every event of `store` to `projection`'s read model.
+async fn project(
+    store: &dyn EventStore,
+    models: &ReadModels,
+    projection: &dyn Projection,
+) -> anyhow::Result<()> {
+    models.register(projection).await?;
+    let mut from = Position::START;
+    loop {
+        let events = store.read_all(from, 1_000).await?;
+        let Some(last) = events.last() else { break };
+        from = last.position;
+        models
+            .apply_batch(projection, &events, Some("$all"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The embedding pipeline's catch-up over `n` freshly imported reviews, with the model in
+/// `model_dir`: reviews, passages and labels per second.
+async fn catch_up(n: usize, model_dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("reviews.jsonl");
+    synthesise(&path, n)?;
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteEventStore::open(dir.path().join("events.db")).await?);
+    let url = format!("sqlite://{}", dir.path().join("read.db").display());
+    let models = ReadModels::connect(&url).await?;
+    catalog(store.clone(), &models).await?;
+    run(
+        &ImportStore::Store(store.clone()),
+        &models,
+        &path,
+        batch::DEFAULT_CHUNK_SIZE,
+    )
+    .await?;
+    project(store.as_ref(), &models, &ReviewsView).await?;
+
+    let config = ServiceConfig {
+        model_dir: model_dir.to_path_buf(),
+        ..ServiceConfig::default()
+    }
+    .with_env()?;
+    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(&config).await?);
+    let state = ReviewState::new(store, models).await?;
+    let index_catalog = HnswCatalog::new(dir.path().join("index"), HnswConfig::default());
+    let tag = review::vectors::tag_of(embedder.info());
+    let index = vectorindex::open_current(&index_catalog, &tag).await?;
+    let pipeline = EmbeddingPipeline::new(
+        state.service.clone(),
+        ReviewVectors::new(embedder.clone(), Arc::new(index)),
+        Some(Arc::new(ModelLabeller::new(embedder))),
+    )
+    .await?;
+    let done = pipeline.catch_up().await?;
+    let passages = pipeline.vectors().current().1.len().await?;
+    let seconds = done.seconds.max(1e-9);
+    eprintln!(
+        "catch-up: {} reviews ({passages} passages) embedded, {} labelled in {:.1} s = {:.1} \
+         reviews/s, {:.1} passages/s",
+        done.embedded,
+        done.labelled,
+        done.seconds,
+        done.rate(),
+        passages as f64 / seconds
+    );
+    Ok(serde_json::json!({
+        "reviews": done.embedded,
+        "labelled": done.labelled,
+        "passages": passages,
+        "seconds": (done.seconds * 1000.0).round() / 1000.0,
+        "reviews_per_s": (done.rate() * 10.0).round() / 10.0,
+        "passages_per_s": (passages as f64 / seconds * 10.0).round() / 10.0,
+    }))
+}
+
 /// Creates the evaluation products and projects them into the catalog read model.
 async fn catalog(store: Arc<dyn EventStore>, models: &ReadModels) -> anyhow::Result<()> {
     let inventory = Inventory::new(store.clone());
@@ -156,17 +247,7 @@ async fn catalog(store: Arc<dyn EventStore>, models: &ReadModels) -> anyhow::Res
             .create_product(Some(ProductId::parse(&p.id)?), details, Metadata::new())
             .await?;
     }
-    models.register(&ProductCatalog).await?;
-    let mut from = Position::START;
-    loop {
-        let events = store.read_all(from, 1_000).await?;
-        let Some(last) = events.last() else { break };
-        from = last.position;
-        models
-            .apply_batch(&ProductCatalog, &events, Some("$all"))
-            .await?;
-    }
-    Ok(())
+    project(store.as_ref(), models, &ProductCatalog).await
 }
 
 /// `url` with its database replaced by `database`.
@@ -302,6 +383,19 @@ async fn main() -> anyhow::Result<()> {
             bench["reviews_per_s"] = report.throughput().round().into();
         }
         bench["sqlite"] = summary("sqlite", &report);
+    }
+    if args.catch_up > 0 {
+        let model_dir = std::env::var_os("MODEL_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(model::manifest::default_model_dir);
+        if model::manifest::is_model_dir(&model_dir) {
+            bench["catch_up"] = catch_up(args.catch_up, &model_dir).await?;
+        } else {
+            eprintln!(
+                "catch-up skipped: no model directory at {} (scripts/model builds it)",
+                model_dir.display()
+            );
+        }
     }
     println!("BENCH {bench}");
     Ok(())
