@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub body_limit: usize,
     /// Request rate limits.
     pub rate_limits: RateLimits,
+    /// Load balancers whose `X-Forwarded-For` names the client (rate limits, logs); empty:
+    /// the peer address is the client.
+    pub trusted_proxies: crate::TrustedProxies,
     /// How many persisted queries the APQ cache holds.
     pub apq_cache_size: usize,
     /// Open WebSocket connections allowed per user (anonymous: per client IP).
@@ -153,6 +156,7 @@ impl GatewayConfig {
             limits: OperationLimits::default(),
             body_limit: 1024 * 1024,
             rate_limits: RateLimits::default(),
+            trusted_proxies: crate::TrustedProxies::default(),
             apq_cache_size: 1_000,
             max_ws_connections_per_user: 10,
             ws_init_timeout: Duration::from_secs(10),

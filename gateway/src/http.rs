@@ -36,7 +36,7 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
         return reject(format, Refusal::too_large(shared.body_limit).into());
     }
     let caller = match shared
-        .admit(authorization(&parts.headers), client_ip(&parts))
+        .admit(authorization(&parts.headers), client_ip(shared, &parts))
         .await
     {
         Ok(caller) => caller,
@@ -85,7 +85,7 @@ pub async fn get(State(app): State<AppState>, request: Request) -> Response {
             Ok(upgrade) => crate::ws::upgrade(
                 app.shared.clone(),
                 upgrade,
-                client_ip(&parts),
+                client_ip(&app.shared, &parts),
                 &parts.headers,
             ),
             Err(rejection) => rejection.into_response(),
@@ -110,7 +110,7 @@ pub async fn get(State(app): State<AppState>, request: Request) -> Response {
     };
     let shared: &Arc<Shared> = &app.shared;
     let caller = match shared
-        .admit(authorization(&parts.headers), client_ip(&parts))
+        .admit(authorization(&parts.headers), client_ip(shared, &parts))
         .await
     {
         Ok(caller) => caller,
@@ -254,11 +254,14 @@ fn is_upgrade(parts: &Parts) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The peer's IP (forwarding headers are not trusted).
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client's IP: the peer's, or from `X-Forwarded-For` when the peer is a trusted proxy.
+pub fn client_ip(shared: &Shared, parts: &Parts) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = shared.trusted_proxies.client_ip(peer, &parts.headers);
+    tracing::Span::current().record("client.address", tracing::field::display(ip));
+    ip
 }

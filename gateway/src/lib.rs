@@ -3,7 +3,7 @@
 //!
 //! Layout: [`config`] (what it is told at start), [`supergraph`] (file, or composed from live
 //! subgraphs, into the `federation` engine), [`authentication`] (bearer tokens → the identity
-//! header subgraphs read), [`operation`] (one operation from admission to response, shared by
+//! header subgraphs read), [`client_ip`] (`X-Forwarded-For` from trusted proxies), [`operation`] (one operation from admission to response, shared by
 //! the transports), [`http`] and [`ws`] (the transports), [`apq`], [`rate`] and the engine's
 //! operation limits (refusals), [`graphiql`] (from local npm packages), [`metrics`], and
 //! [`server`] (routes, `/healthz`, `/readyz`, `/metrics`, and [`serve`]).
@@ -17,6 +17,7 @@
 
 pub mod apq;
 pub mod authentication;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod graphiql;
@@ -29,6 +30,7 @@ pub mod server;
 pub mod supergraph;
 pub mod ws;
 
+pub use client_ip::TrustedProxies;
 pub use config::{GatewayConfig, GraphiqlConfig, RateLimits, SubgraphEndpoint, SupergraphSource};
 pub use error::{GatewayError, Refusal};
 pub use server::{Gateway, serve, serve_with};

@@ -32,6 +32,8 @@ pub struct Shared {
     pub apq: PersistedQueries,
     /// Rate limits.
     pub rate: RateLimit,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: crate::TrustedProxies,
     /// Open WebSocket connections per user or IP.
     pub ws_slots: Arc<ConnectionSlots>,
     /// Operation-name label values.

@@ -66,6 +66,7 @@ impl Gateway {
             auth: Authenticator::new(config.cognito.clone())?,
             apq: PersistedQueries::new(config.apq_cache_size),
             rate: RateLimit::new(config.rate_limits),
+            trusted_proxies: config.trusted_proxies.clone(),
             ws_slots: ConnectionSlots::new(config.max_ws_connections_per_user),
             names: OperationNames::default(),
             body_limit: config.body_limit,
@@ -214,6 +215,7 @@ async fn trace(request: Request, next: Next) -> Response {
         otel.kind = "server",
         http.method = %request.method(),
         http.status_code = tracing::field::Empty,
+        client.address = tracing::field::Empty,
     );
     let parent = telemetry::extract_http_headers(request.headers());
     if let Err(err) = telemetry::set_parent(&span, parent) {
