@@ -11,6 +11,7 @@ static IDENTITY: HeaderName = HeaderName::from_static(auth::IDENTITY_HEADER);
 /// Verifies bearer tokens; without a verifier every caller is anonymous.
 pub struct Authenticator {
     verifier: Option<auth::JwtVerifier>,
+    leeway: std::time::Duration,
 }
 
 /// A caller after authentication.
@@ -20,11 +21,16 @@ pub struct Caller {
     pub identity: Option<auth::Identity>,
     /// The headers forwarded to every subgraph request.
     pub subgraph_headers: HeaderMap,
+    /// The token's `exp` (seconds since the Unix epoch); `None` for anonymous callers.
+    pub expires_at: Option<i64>,
 }
 
 impl Authenticator {
     /// Verifies tokens issued per `config`; `None`: anonymous only (logged once here).
     pub fn new(config: Option<auth::CognitoConfig>) -> Result<Self, GatewayError> {
+        let leeway = config
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |c| c.leeway);
         let verifier = match config {
             Some(config) => {
                 tracing::info!(issuer = %config.issuer(), "bearer tokens verified against this issuer");
@@ -40,7 +46,12 @@ impl Authenticator {
                 None
             }
         };
-        Ok(Self { verifier })
+        Ok(Self { verifier, leeway })
+    }
+
+    /// How long after `exp` a token is still accepted (the verifier's clock-skew leeway).
+    pub fn leeway(&self) -> std::time::Duration {
+        self.leeway
     }
 
     /// Authenticates the `Authorization` value of an HTTP request or of a WebSocket
@@ -67,7 +78,7 @@ impl Authenticator {
             };
             Refusal::new(status, err.code(), err.to_string())
         })?;
-        let identity = verified.identity;
+        let (identity, expires_at) = (verified.identity, verified.expires_at);
         let mut subgraph_headers = HeaderMap::with_capacity(2);
         // Built from scratch: a client-supplied identity header never reaches a subgraph.
         if let Ok(value) = HeaderValue::from_str(&identity.to_header_value()) {
@@ -79,6 +90,7 @@ impl Authenticator {
         Ok(Caller {
             identity: Some(identity),
             subgraph_headers,
+            expires_at: Some(expires_at),
         })
     }
 }

@@ -2,13 +2,18 @@
 //! bearer token in its payload) → `connection_ack`, then any number of `subscribe`s, each
 //! answered by `next`s and a `complete` (or one `error`); `ping`/`pong` either way.
 //!
+//! A signed-in connection lives as long as its token: it is closed with 4403 (`Forbidden`, on
+//! which graphql-ws clients reconnect with fresh `connectionParams`) when the token verified
+//! at `connection_init` passes `exp` plus the verifier's leeway, and each `subscribe`
+//! verifies the token again first. Anonymous connections have no such deadline.
+//!
 //! One task per connection and none per operation: every operation is a stream polled by
 //! the connection's loop, so closing the socket (or a `complete`) drops it at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -28,6 +33,7 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 mod close {
     pub const INVALID_MESSAGE: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
     pub const SUBPROTOCOL: u16 = 4406;
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
@@ -189,7 +195,17 @@ type Item = (Arc<str>, Option<federation::Response>);
 /// The state after `connection_init`.
 struct Session {
     caller: Caller,
+    /// The `Authorization` value the caller was verified with (signed-in callers only).
+    authorization: Option<String>,
     _slot: crate::ws::Slot,
+}
+
+/// Why a `subscribe` was not started after verifying the token again.
+enum Recheck {
+    /// The token no longer verifies: close the connection with this reason.
+    Close(String),
+    /// Verification could not be done now: refuse this operation only.
+    Refuse(Rejection),
 }
 
 impl Connection {
@@ -197,6 +213,10 @@ impl Connection {
         let shutdown = self.shared.shutdown.clone();
         let deadline = tokio::time::sleep(self.shared.ws_init_timeout);
         tokio::pin!(deadline);
+        // Armed at `connection_init` for a signed-in caller: when the token stops verifying.
+        let expiry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(expiry);
+        let mut expires = false;
         let mut session: Option<Session> = None;
         let mut operations: SelectAll<BoxStream<'static, Item>> = SelectAll::new();
         let mut active: HashMap<Arc<str>, AbortHandle> = HashMap::new();
@@ -208,6 +228,11 @@ impl Connection {
                 }
                 () = &mut deadline, if session.is_none() => {
                     self.close(close::INIT_TIMEOUT, "Connection initialisation timeout").await;
+                    break;
+                }
+                () = &mut expiry, if expires => {
+                    tracing::debug!(client.address = %self.ip, "websocket closed: the access token expired");
+                    self.close(close::FORBIDDEN, "Forbidden: the token has expired").await;
                     break;
                 }
                 Some((id, item)) = operations.next(), if !operations.is_empty() => {
@@ -249,6 +274,10 @@ impl Connection {
                                 let shared = self.shared.clone();
                                 match init(&shared, self.ip, self.header_auth.as_deref(), payload).await {
                                     Ok(started) => {
+                                        if let Some(at) = token_deadline(&shared, &started.caller) {
+                                            expiry.as_mut().reset(at);
+                                            expires = true;
+                                        }
                                         session = Some(started);
                                         self.send(&ServerMessage::ConnectionAck).await
                                     }
@@ -279,6 +308,19 @@ impl Connection {
                             }
                             Some(session) => {
                                 let id: Arc<str> = id.into();
+                                match recheck(&self.shared, session).await {
+                                    Err(Recheck::Close(reason)) => {
+                                        self.close(close::FORBIDDEN, &reason).await;
+                                        break;
+                                    }
+                                    Err(Recheck::Refuse(rejection)) => {
+                                        if self.send(&ServerMessage::Error { id: &id, payload: &rejection.response.errors }).await {
+                                            continue;
+                                        }
+                                        break;
+                                    }
+                                    Ok(()) => {}
+                                }
                                 match self.start(session, payload) {
                                     Ok(stream) => {
                                         let (handle, registration) = AbortHandle::new_pair();
@@ -307,7 +349,23 @@ impl Connection {
             handle.abort();
         }
     }
+}
 
+/// Verifies a signed-in session's token again (expiry, keys, issuer) before an operation.
+async fn recheck(shared: &Shared, session: &Session) -> Result<(), Recheck> {
+    let (Some(identity), Some(authorization)) = (&session.caller.identity, &session.authorization)
+    else {
+        return Ok(());
+    };
+    match shared.auth.authenticate(Some(authorization)).await {
+        Ok(again) if again.identity.as_ref().map(|i| &i.sub) == Some(&identity.sub) => Ok(()),
+        Ok(_) => Err(Recheck::Close("Forbidden: the identity changed".to_owned())),
+        Err(refusal) if refusal.status.is_server_error() => Err(Recheck::Refuse(refusal.into())),
+        Err(refusal) => Err(Recheck::Close(format!("Forbidden: {}", refusal.message))),
+    }
+}
+
+impl Connection {
     /// Prepares one `subscribe` and turns it into a response stream.
     fn start(
         &self,
@@ -376,8 +434,90 @@ async fn init(
             "Too many open connections for this user".to_owned(),
         )
     })?;
+    let authorization = caller
+        .identity
+        .as_ref()
+        .and(authorization)
+        .map(str::to_owned);
     Ok(Session {
         caller,
+        authorization,
         _slot: slot,
     })
+}
+
+/// When `caller`'s token stops verifying: past its `exp` plus the verifier's leeway, in the
+/// verifier's whole seconds (a token is accepted through second `exp + leeway`, so the
+/// connection closes one second after it). `None` for anonymous callers (or an `exp` too far
+/// away to schedule).
+fn token_deadline(shared: &Shared, caller: &Caller) -> Option<tokio::time::Instant> {
+    let exp = u64::try_from(caller.expires_at?).ok()?;
+    let until = Duration::from_secs(exp.checked_add(1)?).checked_add(shared.auth.leeway())?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    tokio::time::Instant::now().checked_add(until.saturating_sub(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What handlers share, verifying tokens of `issuer` with no leeway.
+    fn shared(issuer: &auth::DevIssuer) -> Shared {
+        let mut cognito = issuer.config();
+        cognito.leeway = Duration::ZERO;
+        Shared {
+            engine: std::sync::OnceLock::new(),
+            auth: crate::authentication::Authenticator::new(Some(cognito)).unwrap(),
+            apq: crate::apq::PersistedQueries::new(1),
+            rate: crate::rate::RateLimit::new(crate::RateLimits::default()),
+            trusted_proxies: crate::TrustedProxies::default(),
+            ws_slots: ConnectionSlots::new(10),
+            names: crate::metrics::OperationNames::default(),
+            body_limit: 1024,
+            ws_init_timeout: Duration::from_secs(1),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    fn payload(token: &str) -> Option<Map<String, Value>> {
+        let mut map = Map::new();
+        map.insert("Authorization".into(), format!("Bearer {token}").into());
+        Some(map)
+    }
+
+    #[tokio::test]
+    async fn each_subscribe_verifies_the_token_again() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = auth::DevIssuer::start(listener, "test-client")
+            .await
+            .unwrap();
+        let shared = shared(&issuer);
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let mut request = auth::MintRequest::access("brief", &[auth::Group::Customers]);
+        request.ttl_secs = 1;
+        let token = issuer.mint(&request).unwrap();
+
+        let signed_in = init(&shared, ip, None, payload(&token)).await.unwrap();
+        assert!(signed_in.authorization.is_some());
+        let deadline = token_deadline(&shared, &signed_in.caller).unwrap();
+        assert!(deadline > tokio::time::Instant::now());
+        assert!(recheck(&shared, &signed_in).await.is_ok(), "valid now");
+        let anonymous = init(&shared, ip, None, None).await.unwrap();
+        assert!(token_deadline(&shared, &anonymous.caller).is_none());
+
+        // Past the deadline the token no longer verifies, and a subscribe closes the socket.
+        tokio::time::sleep_until(deadline + Duration::from_millis(50)).await;
+        match recheck(&shared, &signed_in).await {
+            Err(Recheck::Close(reason)) => assert!(reason.contains("expired"), "{reason}"),
+            Err(Recheck::Refuse(_)) => panic!("refused as unavailable, not closed"),
+            Ok(()) => panic!("an expired token passed the re-check"),
+        }
+        assert!(
+            recheck(&shared, &anonymous).await.is_ok(),
+            "anonymous: no token"
+        );
+    }
 }

@@ -198,3 +198,74 @@ async fn connections_are_limited_per_user() {
     );
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_closes_its_connection_and_valid_ones_keep_working() {
+    // No leeway, so the token stops verifying one second past its `exp` (the verifier counts
+    // whole seconds): two to three seconds after minting.
+    let stack = start(|config| {
+        if let Some(cognito) = config.cognito.as_mut() {
+            cognito.leeway = Duration::ZERO;
+        }
+    })
+    .await;
+    let seen = stack.subgraph.seen.clone();
+    let minted = std::time::Instant::now();
+    let short = stack.short_token("brief", 2);
+    let mut expiring = Ws::connect(&stack.ws()).await;
+    expiring.init(Some(&short)).await;
+    let mut lasting = Ws::connect(&stack.ws()).await;
+    lasting.init(Some(&stack.token("steady"))).await;
+    let mut anonymous = Ws::connect(&stack.ws()).await;
+    anonymous.init(None).await;
+
+    expiring
+        .subscribe(
+            "long",
+            "subscription { ticks(count: 1000000, intervalMs: 50) }",
+        )
+        .await;
+    let mut ticks = 0;
+    let closed = loop {
+        match expiring.recv().await {
+            Ok(message) => {
+                assert_eq!(message["type"], "next", "{message}");
+                ticks += 1;
+                assert!(
+                    minted.elapsed() < Duration::from_secs(15),
+                    "still streaming long after the token expired"
+                );
+            }
+            Err(code) => break code,
+        }
+    };
+    let lived = minted.elapsed();
+    assert_eq!(closed, Some(4403), "closed as Forbidden at expiry");
+    assert!(ticks > 0, "it streamed while the token was valid");
+    assert!(
+        lived >= Duration::from_millis(1_900) && lived < Duration::from_secs(10),
+        "closed at the token's exp, after {lived:?}"
+    );
+    let stopped = testkit::eventually(Duration::from_secs(10), || async {
+        seen.open_streams.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    assert!(
+        stopped,
+        "the upstream subscription ended with the connection"
+    );
+
+    // The connection with a valid token, and the anonymous one, are unaffected.
+    for (ws, name) in [(&mut lasting, "steady"), (&mut anonymous, "anonymous")] {
+        ws.subscribe("w", "subscription { whoami }").await;
+        let next = ws.recv().await.unwrap();
+        assert_eq!(next["payload"]["data"]["whoami"], name, "{next}");
+        assert_eq!(ws.recv().await.unwrap()["type"], "complete");
+    }
+
+    // The token stopped verifying when its connection closed: it cannot open a new one.
+    let mut late = Ws::connect(&stack.ws()).await;
+    late.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {short}") } }))
+        .await;
+    assert_eq!(late.recv().await, Err(Some(4401)));
+}

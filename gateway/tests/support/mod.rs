@@ -396,6 +396,13 @@ impl Stack {
             .unwrap()
     }
 
+    /// An access token for `username` in `customers`, valid for `ttl_secs` seconds.
+    pub fn short_token(&self, username: &str, ttl_secs: u64) -> String {
+        let mut request = auth::MintRequest::access(username, &[auth::Group::Customers]);
+        request.ttl_secs = ttl_secs;
+        self.issuer.mint(&request).unwrap()
+    }
+
     /// POSTs `body` with optional bearer token; returns status and JSON.
     pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
         let mut request = self.http.post(self.graphql()).json(&body);
