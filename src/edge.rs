@@ -68,6 +68,10 @@ pub fn gateway_config(settings: &Settings, source: SupergraphSource) -> GatewayC
         config.rate_limits.per_ip_burst =
             rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
     }
+    // Checked when the settings were loaded.
+    if let Ok(trusted) = settings.trusted_proxies() {
+        config.trusted_proxies = trusted;
+    }
     config.cognito = Some(match settings.cognito() {
         Some(cognito) => {
             tracing::info!(identity = "cognito", "identity provider selected");
@@ -120,4 +124,28 @@ pub async fn mint_dev_token(
         .access_token
         .or(minted.id_token)
         .context("the dev issuer returned no token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_config_takes_the_trusted_proxies_and_the_ip_rate() {
+        let settings = Settings::load_from(None, |name| match name {
+            "GATEWAY_TRUSTED_PROXIES" => Some("10.0.0.0/8".into()),
+            "GATEWAY_RATE_PER_IP" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        let config = gateway_config(&settings, SupergraphSource::Sdl(String::new()));
+        assert!(config.trusted_proxies.trusts([10, 0, 0, 5].into()));
+        assert!(!config.trusted_proxies.trusts([127, 0, 0, 1].into()));
+        assert_eq!(config.rate_limits.per_ip_per_second.get(), 7);
+        let default = gateway_config(
+            &Settings::load_from(None, |_| None).unwrap(),
+            SupergraphSource::Sdl(String::new()),
+        );
+        assert!(default.trusted_proxies.is_empty());
+    }
 }

@@ -61,6 +61,9 @@ pub struct Settings {
     /// Sustained requests per second from one anonymous IP; `GATEWAY_RATE_PER_IP` (unset: the
     /// gateway's default). Burst is twice this.
     pub gateway_rate_per_ip: Option<u32>,
+    /// Load balancers whose `X-Forwarded-For` names the client, as comma-separated CIDRs;
+    /// `GATEWAY_TRUSTED_PROXIES` (empty: nobody, the peer is the client).
+    pub gateway_trusted_proxies: String,
     /// Redis URL of the chat streams; `REDIS_URL`. In-process streams when unset.
     pub redis_url: Option<SecretString>,
     /// MongoDB holding the review documents (production); `MONGODB_URI`, its path naming the
@@ -105,6 +108,7 @@ impl Default for Settings {
             dev_issuer_listen: SocketAddr::from(([127, 0, 0, 1], 4011)),
             gateway_max_cost: None,
             gateway_rate_per_ip: None,
+            gateway_trusted_proxies: String::new(),
             redis_url: None,
             mongodb_uri: None,
             model_service_url: None,
@@ -183,6 +187,9 @@ impl Settings {
         }
         if let Some(v) = var("GATEWAY_RATE_PER_IP") {
             settings.gateway_rate_per_ip = Some(parse("GATEWAY_RATE_PER_IP", &v)?);
+        }
+        if let Some(v) = var("GATEWAY_TRUSTED_PROXIES") {
+            settings.gateway_trusted_proxies = v;
         }
         if let Some(v) = var("REDIS_URL") {
             settings.redis_url = Some(v.into());
@@ -272,6 +279,12 @@ impl Settings {
                 reason: "CHAT_WORKERS and EMBEDDING_CATCH_UP_MS must be at least 1".into(),
             });
         }
+        if let Err(err) = settings.trusted_proxies() {
+            return Err(SettingsError::Env {
+                name: "GATEWAY_TRUSTED_PROXIES",
+                reason: err.to_string(),
+            });
+        }
         if settings.kafka_partitions < 1 {
             return Err(SettingsError::Env {
                 name: "KAFKA_PARTITIONS",
@@ -293,6 +306,11 @@ impl Settings {
             }
             _ => None,
         }
+    }
+
+    /// The gateway's trusted proxies, parsed from `gateway_trusted_proxies`.
+    pub fn trusted_proxies(&self) -> Result<gateway::TrustedProxies, gateway::GatewayError> {
+        gateway::TrustedProxies::parse(&self.gateway_trusted_proxies)
     }
 
     /// The base URL of the local dev issuer, e.g. `http://127.0.0.1:4011`.
@@ -423,6 +441,22 @@ mod tests {
             .unwrap();
         assert_eq!(s.mongodb_uri(), Some(uri));
         assert!(!format!("{s:?}").contains("hunter2"), "secrets never print");
+    }
+
+    #[test]
+    fn gateway_trusted_proxies_are_cidrs() {
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert!(d.trusted_proxies().unwrap().is_empty(), "nobody by default");
+        let s = Settings::load_from(None, |n| {
+            (n == "GATEWAY_TRUSTED_PROXIES").then(|| "10.0.0.0/16, 10.1.0.0/16".into())
+        })
+        .unwrap();
+        assert!(s.trusted_proxies().unwrap().trusts([10, 1, 2, 3].into()));
+        let err = Settings::load_from(None, |n| {
+            (n == "GATEWAY_TRUSTED_PROXIES").then(|| "10.0.0.0/99".into())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("GATEWAY_TRUSTED_PROXIES"), "{err}");
     }
 
     #[test]
