@@ -65,6 +65,21 @@ pub trait Embedder: Send + Sync {
     async fn label(&self, texts: Vec<String>) -> Result<Labels, ModelError>;
 }
 
+/// Embeds `texts` as `kind` through `embedder`, in requests no larger than it accepts; the
+/// vectors come back in text order.
+pub async fn embed_all(
+    embedder: &dyn Embedder,
+    texts: &[String],
+    kind: TextKind,
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    let per_request = embedder.info().max_texts_per_request.max(1);
+    let mut vectors = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(per_request) {
+        vectors.extend(embedder.embed(chunk.to_vec(), kind).await?.vectors);
+    }
+    Ok(vectors)
+}
+
 /// Cosine similarity of two vectors (their dot product when both are L2-normalised).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();

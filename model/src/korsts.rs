@@ -100,15 +100,11 @@ pub async fn evaluate(
     pairs: &[Pair],
     kind: TextKind,
 ) -> Result<f64, ModelError> {
-    let chunk = embedder.info().max_texts_per_request.max(1);
-    let mut vectors = Vec::with_capacity(pairs.len() * 2);
     let texts: Vec<String> = pairs
         .iter()
         .flat_map(|p| [p.first.clone(), p.second.clone()])
         .collect();
-    for part in texts.chunks(chunk) {
-        vectors.extend(embedder.embed(part.to_vec(), kind).await?.vectors);
-    }
+    let vectors = crate::embedding::embed_all(embedder, &texts, kind).await?;
     let first: Vec<Vec<f32>> = vectors.iter().step_by(2).cloned().collect();
     let second: Vec<Vec<f32>> = vectors.iter().skip(1).step_by(2).cloned().collect();
     Ok(spearman_of_vectors(pairs, &first, &second))

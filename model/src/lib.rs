@@ -35,7 +35,7 @@ pub mod proto {
 
 pub use client::GrpcEmbedder;
 pub use config::ServiceConfig;
-pub use embedding::{Embedder, Embeddings, Labels, ModelInfo, TextKind, cosine};
+pub use embedding::{Embedder, Embeddings, Labels, ModelInfo, TextKind, cosine, embed_all};
 pub use engine::Engine;
 pub use error::ModelError;
 pub use local::LocalEmbedder;

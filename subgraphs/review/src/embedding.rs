@@ -232,19 +232,12 @@ impl EmbeddingPipeline {
         for chunk in pending.chunks(self.batch) {
             labelled += self.label(chunk).await;
             let passages = Passages::of(chunk);
-            let per_request = self.vectors.current().0.info().max_texts_per_request.max(1);
-            let mut vectors = Vec::with_capacity(passages.texts.len());
-            for texts in passages.texts.chunks(per_request) {
-                let (embedded, into) = self
-                    .vectors
-                    .embed(texts.to_vec(), TextKind::Passage)
-                    .await?;
-                vectors.extend(embedded);
-                index = Some(into);
-            }
-            if let Some(into) = &index {
-                into.upsert(&passages.records(chunk, vectors)?).await?;
-            }
+            let (vectors, into) = self
+                .vectors
+                .embed(&passages.texts, TextKind::Passage)
+                .await?;
+            into.upsert(&passages.records(chunk, vectors)?).await?;
+            index = Some(into);
         }
         if let Some(index) = index {
             index.flush().await?;
@@ -427,16 +420,7 @@ impl EmbeddingPipeline {
             return Ok(None);
         };
         let passages = Passages::of(&pending);
-        let per_request = embedder.info().max_texts_per_request.max(1);
-        let mut vectors = Vec::with_capacity(passages.texts.len());
-        for texts in passages.texts.chunks(per_request) {
-            vectors.extend(
-                embedder
-                    .embed(texts.to_vec(), TextKind::Passage)
-                    .await?
-                    .vectors,
-            );
-        }
+        let vectors = model::embed_all(embedder, &passages.texts, TextKind::Passage).await?;
         let records = passages.records(&pending, vectors)?;
         // Recorded before the swap: the new model's progress is only read once it is in use.
         self.record(key, pending.iter().map(|p| p.id.as_str()))

@@ -90,7 +90,7 @@ impl ReviewSearch {
     ) -> Result<Vec<SearchHit>, ServiceError> {
         let (mut vectors, index) = self
             .vectors
-            .embed(vec![query.to_owned()], TextKind::Query)
+            .embed(&[query.to_owned()], TextKind::Query)
             .await?;
         let Some(vector) = vectors.pop() else {
             return Ok(Vec::new());
@@ -121,7 +121,7 @@ impl ReviewSearch {
             Like::Query(text) => {
                 let (mut vectors, index) = self
                     .vectors
-                    .embed(vec![text.clone()], TextKind::Query)
+                    .embed(std::slice::from_ref(text), TextKind::Query)
                     .await?;
                 (vectors.pop().unwrap_or_default(), index, None)
             }
@@ -133,12 +133,12 @@ impl ReviewSearch {
                         "this product has no reviews to compare with",
                     ));
                 }
-                let texts = page
+                let texts: Vec<String> = page
                     .reviews
                     .iter()
                     .map(|r| titled(&r.product_name, &r.text))
                     .collect();
-                let (vectors, index) = self.vectors.embed(texts, TextKind::Passage).await?;
+                let (vectors, index) = self.vectors.embed(&texts, TextKind::Passage).await?;
                 (mean(&vectors), index, Some(product_id.as_str()))
             }
         };

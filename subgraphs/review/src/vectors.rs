@@ -75,11 +75,11 @@ impl ReviewVectors {
         index.model() == &tag_of(embedder.info())
     }
 
-    /// Embeds `texts` as `kind` for the index in use: `REINDEXING` while the index holds
-    /// another model's vectors.
+    /// Embeds `texts` as `kind` for the index in use (in requests no larger than the embedder
+    /// accepts): `REINDEXING` while the index holds another model's vectors.
     pub async fn embed(
         &self,
-        texts: Vec<String>,
+        texts: &[String],
         kind: TextKind,
     ) -> Result<(Vec<Vec<f32>>, Arc<dyn VectorIndex>), ServiceError> {
         let (embedder, index) = self.current();
@@ -87,7 +87,7 @@ impl ReviewVectors {
         if index.model() != &tag {
             return Err(ServiceError::Reindexing(tag.key()));
         }
-        let embeddings = embedder.embed(texts, kind).await?;
-        Ok((embeddings.vectors, index))
+        let vectors = model::embed_all(embedder.as_ref(), texts, kind).await?;
+        Ok((vectors, index))
     }
 }

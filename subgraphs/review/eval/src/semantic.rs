@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use assistant::search_text::search_texts;
-use model::{Embedder, TextKind};
+use model::{Embedder, TextKind, embed_all};
 use vectorindex::passage::{passage_id, review_of, search_reviews};
 use vectorindex::{HnswConfig, HnswIndex, ModelTag, SearchFilter, VectorIndex, VectorRecord};
 
@@ -48,20 +48,6 @@ pub struct Embedded {
     pub embed_reviews_seconds: f64,
     /// Seconds spent embedding the queries.
     pub embed_queries_seconds: f64,
-}
-
-/// Embeds `texts` as `kind`, in requests no larger than the embedder allows.
-pub async fn embed_all(
-    embedder: &dyn Embedder,
-    texts: &[String],
-    kind: TextKind,
-) -> Result<Vec<Vec<f32>>, EvalError> {
-    let per_request = embedder.info().max_texts_per_request.max(1);
-    let mut vectors = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(per_request) {
-        vectors.extend(embedder.embed(chunk.to_vec(), kind).await?.vectors);
-    }
-    Ok(vectors)
 }
 
 /// Embeds every passage of `documents` and every query.
