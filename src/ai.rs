@@ -2,7 +2,7 @@
 //! vector index (MongoDB Atlas, else embedded HNSW under the data directory), the stream broker (Redis or
 //! in-process) and the answer writer (OpenAI-compatible API or extractive), logging one line
 //! per port, and runs the embedding pipeline and the chat workers. Also picks where the review
-//! documents are read from ([`review_documents`]: MongoDB with `MONGODB_URI`, else SQL).
+//! documents are read from ([`review_state`]: MongoDB with `MONGODB_URI`, else SQL).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use vectorindex::atlas::AtlasConfig;
 use vectorindex::{AtlasCatalog, HnswCatalog, HnswConfig, IndexCatalog, IndexError, ModelTag};
 
+use crate::platform::Platform;
 use crate::settings::Settings;
 
 /// The embedder: the model service at `MODEL_SERVICE_URL`, else the model in-process.
@@ -237,16 +238,19 @@ impl Ai {
     }
 }
 
-/// The review documents readers see: MongoDB when `MONGODB_URI` is set (schema and indexes
-/// created, and its projection from `store` spawned until `shutdown`), else the SQL read model;
-/// logs which. Returns `state` reading from them, and the projection task when there is one.
-pub async fn review_documents(
-    settings: &Settings,
-    mut state: ReviewState,
-    store: Arc<dyn eventstore::EventStore>,
+/// The review subgraph's state over `platform`, reading review documents from MongoDB when
+/// `MONGODB_URI` is set (schema and indexes created, and its projection from the event store
+/// spawned until `shutdown`), else from the SQL read model; logs which. Returns the state and
+/// the projection task when there is one.
+pub async fn review_state(
+    platform: &Platform,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(ReviewState, Option<JoinHandle<anyhow::Result<()>>>)> {
-    let Some(uri) = settings.mongodb_uri() else {
+    let mut state = ReviewState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("opening the review read model")?;
+    let store = platform.store.clone();
+    let Some(uri) = platform.settings.mongodb_uri() else {
         tracing::info!(adapter = "sql", "review documents: the SQL read model");
         return Ok((state, None));
     };

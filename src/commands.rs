@@ -387,16 +387,9 @@ async fn supervise(
 async fn review_alone(settings: Settings) -> anyhow::Result<()> {
     let platform = Platform::connect(settings).await?;
     let shutdown = shutdown_on_signal();
-    let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+    let (state, documents_task) = crate::ai::review_state(&platform, shutdown.clone())
         .await
         .context("starting the review subgraph")?;
-    let (state, documents_task) = crate::ai::review_documents(
-        &platform.settings,
-        state,
-        platform.store.clone(),
-        shutdown.clone(),
-    )
-    .await?;
     let ai = crate::ai::Ai::connect(&platform.settings, &state, "review").await?;
     let mut tasks = vec![ai.spawn_pipeline(&platform.settings, shutdown.clone())];
     tasks.extend(documents_task);
@@ -425,17 +418,8 @@ async fn ai_worker(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let shutdown = shutdown_on_signal();
-    let state = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
-        .await
-        .context("opening the review read model")?;
     // Chat answers cite reviews read through the documents port.
-    let (state, documents_task) = crate::ai::review_documents(
-        &platform.settings,
-        state,
-        platform.store.clone(),
-        shutdown.clone(),
-    )
-    .await?;
+    let (state, documents_task) = crate::ai::review_state(&platform, shutdown.clone()).await?;
     let ai = crate::ai::Ai::connect(&platform.settings, &state, "ai-worker").await?;
     let mut tasks = vec![
         ai.spawn_pipeline(&platform.settings, shutdown.clone()),

@@ -255,16 +255,9 @@ pub async fn run_up(
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;
     tasks.extend(ordering_tasks.into_tasks());
-    let reviews = review::ReviewState::new(platform.store.clone(), platform.read_models.clone())
+    let (mut reviews, documents_task) = crate::ai::review_state(&platform, shutdown.clone())
         .await
         .context("starting the review subgraph")?;
-    let (mut reviews, documents_task) = crate::ai::review_documents(
-        &platform.settings,
-        reviews,
-        platform.store.clone(),
-        shutdown.clone(),
-    )
-    .await?;
     tasks.extend(documents_task);
     match crate::ai::Ai::connect(&platform.settings, &reviews, "up").await {
         Ok(ai) => {
