@@ -172,9 +172,9 @@ async fn project(
     Ok(())
 }
 
-/// The embedding pipeline's catch-up over `n` freshly imported reviews, with the model in
-/// `model_dir`: reviews, passages and labels per second.
-async fn catch_up(n: usize, model_dir: &Path) -> anyhow::Result<serde_json::Value> {
+/// The embedding pipeline's catch-up over `n` freshly imported reviews, with the model
+/// `config` names: reviews, passages and labels per second.
+async fn catch_up(n: usize, config: &ServiceConfig) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("reviews.jsonl");
     synthesise(&path, n)?;
@@ -192,12 +192,7 @@ async fn catch_up(n: usize, model_dir: &Path) -> anyhow::Result<serde_json::Valu
     .await?;
     project(store.as_ref(), &models, &ReviewsView).await?;
 
-    let config = ServiceConfig {
-        model_dir: model_dir.to_path_buf(),
-        ..ServiceConfig::default()
-    }
-    .with_env()?;
-    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(&config).await?);
+    let embedder: Arc<dyn Embedder> = Arc::new(LocalEmbedder::load(config).await?);
     let state = ReviewState::new(store, models).await?;
     let index_catalog = HnswCatalog::new(dir.path().join("index"), HnswConfig::default());
     let tag = review::vectors::tag_of(embedder.info());
@@ -385,15 +380,13 @@ async fn main() -> anyhow::Result<()> {
         bench["sqlite"] = summary("sqlite", &report);
     }
     if args.catch_up > 0 {
-        let model_dir = std::env::var_os("MODEL_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(model::manifest::default_model_dir);
-        if model::manifest::is_model_dir(&model_dir) {
-            bench["catch_up"] = catch_up(args.catch_up, &model_dir).await?;
+        let config = ServiceConfig::default().with_env()?;
+        if model::manifest::is_model_dir(&config.model_dir) {
+            bench["catch_up"] = catch_up(args.catch_up, &config).await?;
         } else {
             eprintln!(
                 "catch-up skipped: no model directory at {} (scripts/model builds it)",
-                model_dir.display()
+                config.model_dir.display()
             );
         }
     }
