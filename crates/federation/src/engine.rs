@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{EngineError, GraphQLError, RequestError, Response};
 use crate::execution::plan::ExecNode;
+use crate::execution::subgraph::{HttpTransport, SubgraphTransport};
 use crate::execution::{Execution, Fetcher, subgraph};
 use crate::introspection::Introspection;
 use crate::limits::OperationLimits;
@@ -58,7 +59,7 @@ type CacheKey = (u64, Option<String>);
 pub(crate) struct EngineInner {
     pub(crate) supergraph: Supergraph,
     pub(crate) config: EngineConfig,
-    pub(crate) client: reqwest::Client,
+    pub(crate) transport: Arc<dyn SubgraphTransport>,
     pub(crate) urls: HashMap<String, String>,
     cache: Mutex<LruCache<CacheKey, Arc<PreparedOperation>>>,
     introspection: Introspection,
@@ -71,9 +72,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds an engine for a supergraph.
+    /// Builds an engine for a supergraph that reaches its subgraphs over HTTP.
     pub fn new(supergraph: Supergraph, config: EngineConfig) -> Result<Engine, EngineError> {
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|error| EngineError::HttpClient(error.to_string()))?;
+        Self::with_transport(supergraph, config, Arc::new(HttpTransport::new(client)))
+    }
+
+    /// Builds an engine whose subgraph requests go through `transport` (tests and benchmarks
+    /// answer in process).
+    pub fn with_transport(
+        supergraph: Supergraph,
+        config: EngineConfig,
+        transport: Arc<dyn SubgraphTransport>,
+    ) -> Result<Engine, EngineError> {
         let mut urls = HashMap::new();
         for subgraph in supergraph.subgraphs() {
             let url = config
@@ -89,19 +106,13 @@ impl Engine {
             }
             urls.insert(subgraph.name.clone(), url);
         }
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|error| EngineError::HttpClient(error.to_string()))?;
         let capacity = NonZeroUsize::new(config.plan_cache_capacity).unwrap_or(NonZeroUsize::MIN);
         let introspection = Introspection::new(&supergraph.api_schema_sdl())?;
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 supergraph,
                 config,
-                client,
+                transport,
                 urls,
                 cache: Mutex::new(LruCache::new(capacity)),
                 introspection,
@@ -209,7 +220,7 @@ impl Engine {
         let inner = &self.inner;
         let schema = &inner.supergraph.schema;
         let fetcher = Fetcher {
-            client: &inner.client,
+            transport: inner.transport.as_ref(),
             urls: &inner.urls,
             headers: subgraph::forwarded_headers(headers),
             timeout: inner.config.subgraph_timeout,

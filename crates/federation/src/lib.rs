@@ -5,6 +5,8 @@
 //! [`Engine::prepare`] parses, validates, checks limits and plans (cached);
 //! [`Engine::execute`] runs the plan (fetches, `_entities` batching, merging) and projects the
 //! response onto the client's operation; [`Engine::subscribe`] streams subscription events.
+//! Subgraph requests go through a [`SubgraphTransport`]: [`HttpTransport`] in production, an
+//! in-process one in tests and the `execute` benchmark.
 //! The engine serves no HTTP itself: the gateway crate does.
 
 mod composition;
@@ -28,6 +30,7 @@ pub use error::{
     CompositionError, EngineError, GraphQLError, Limit, Location, PathSegment, RequestError,
     Response, SupergraphError,
 };
+pub use execution::subgraph::{HttpTransport, SubgraphReply, SubgraphTransport, TransportError};
 pub use limits::OperationLimits;
 pub use operation::OperationKind;
 pub use planner::{HivePlanner, PlanError, QueryPlanner};

@@ -5,7 +5,7 @@ pub(crate) mod entities;
 pub(crate) mod merge;
 pub(crate) mod plan;
 pub(crate) mod rewrites;
-pub(crate) mod subgraph;
+pub mod subgraph;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,8 +23,8 @@ use subgraph::{SubgraphError, SubgraphResponse};
 
 /// What every fetch of one request shares.
 pub(crate) struct Fetcher<'a> {
-    /// Pooled client.
-    pub(crate) client: &'a reqwest::Client,
+    /// How requests reach subgraphs.
+    pub(crate) transport: &'a dyn subgraph::SubgraphTransport,
     /// Subgraph URLs by name.
     pub(crate) urls: &'a HashMap<String, String>,
     /// Headers for every subgraph request.
@@ -207,7 +207,7 @@ impl<'a> Execution<'a> {
             return Err(());
         };
         subgraph::send(
-            self.fetcher.client,
+            self.fetcher.transport,
             service,
             url,
             &self.fetcher.headers,

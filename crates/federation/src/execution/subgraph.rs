@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::{BoxFuture, FutureExt};
 use http::{HeaderMap, HeaderValue, header};
 use serde::Deserialize;
 use serde_json::Value;
@@ -81,9 +82,83 @@ pub(crate) fn forwarded_headers(client_headers: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// A subgraph's raw answer to one request: the HTTP status and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubgraphReply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The response body.
+    pub body: Vec<u8>,
+}
+
+/// How requests reach subgraphs: HTTP over a pooled client in production ([`HttpTransport`]);
+/// tests and benchmarks may answer in process instead.
+pub trait SubgraphTransport: Send + Sync + 'static {
+    /// Posts `body` (a GraphQL request as JSON) to the subgraph at `url`.
+    fn post<'a>(
+        &'a self,
+        subgraph: &'a str,
+        url: &'a str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<SubgraphReply, TransportError>>;
+}
+
+/// Why a request got no HTTP response.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// The production transport: reqwest with a connection pool.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    /// A transport over `client`.
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl SubgraphTransport for HttpTransport {
+    fn post<'a>(
+        &'a self,
+        _subgraph: &'a str,
+        url: &'a str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<SubgraphReply, TransportError>> {
+        async move {
+            let response = self
+                .client
+                .post(url)
+                .headers(headers)
+                .timeout(timeout)
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| TransportError(error.to_string()))?;
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|error| TransportError(error.to_string()))?;
+            Ok(SubgraphReply {
+                status,
+                body: Vec::from(body),
+            })
+        }
+        .boxed()
+    }
+}
+
 /// Posts `body` to the subgraph and parses the GraphQL response.
 pub(crate) async fn send(
-    client: &reqwest::Client,
+    transport: &dyn SubgraphTransport,
     subgraph: &str,
     url: &str,
     headers: &HeaderMap,
@@ -95,7 +170,7 @@ pub(crate) async fn send(
         let started = Instant::now();
         let mut headers = headers.clone();
         telemetry::inject_http_headers(&mut headers);
-        let result = request(client, url, headers, body, timeout).await;
+        let result = request(transport, subgraph, url, headers, body, timeout).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("gateway_subgraph_requests_total", "subgraph" => subgraph.to_owned(), "outcome" => outcome)
             .increment(1);
@@ -111,30 +186,23 @@ pub(crate) async fn send(
 }
 
 async fn request(
-    client: &reqwest::Client,
+    transport: &dyn SubgraphTransport,
+    subgraph: &str,
     url: &str,
     headers: HeaderMap,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<SubgraphResponse, FetchFailure> {
-    let response = client
-        .post(url)
-        .headers(headers)
-        .timeout(timeout)
-        .body(body)
-        .send()
+    let reply = transport
+        .post(subgraph, url, headers, body, timeout)
         .await
-        .map_err(|error| FetchFailure::Transport(error.to_string()))?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|error| FetchFailure::Transport(error.to_string()))?;
-    match serde_json::from_slice::<SubgraphResponse>(&bytes) {
+        .map_err(|error| FetchFailure::Transport(error.0))?;
+    let success = (200..300).contains(&reply.status);
+    match serde_json::from_slice::<SubgraphResponse>(&reply.body) {
         Ok(parsed) if parsed.data.is_some() || parsed.errors.is_some() => Ok(parsed),
-        Ok(_) if !status.is_success() => Err(FetchFailure::Status(status.as_u16())),
+        Ok(_) if !success => Err(FetchFailure::Status(reply.status)),
         Ok(_) => Err(FetchFailure::Body("neither data nor errors".to_owned())),
-        Err(_) if !status.is_success() => Err(FetchFailure::Status(status.as_u16())),
+        Err(_) if !success => Err(FetchFailure::Status(reply.status)),
         Err(error) => Err(FetchFailure::Body(error.to_string())),
     }
 }
