@@ -152,7 +152,7 @@ pub fn single(
         ResponseFormat::EventStream => ResponseFormat::Json.content_type(),
         other => other.content_type(),
     };
-    match serde_json::to_vec(response) {
+    match response.to_json() {
         Ok(body) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "cannot serialise a response");
@@ -196,7 +196,11 @@ pub fn reject(format: ResponseFormat, rejection: Rejection) -> Response {
 fn event_stream(responses: BoxStream<'static, federation::Response>) -> Response {
     let events = responses
         .map(|response| {
-            let data = serde_json::to_string(&response).unwrap_or_else(|err| {
+            let data = response
+                .to_json()
+                .map_err(|err| err.to_string())
+                .and_then(|body| String::from_utf8(body).map_err(|err| err.to_string()))
+                .unwrap_or_else(|err| {
                 tracing::error!(error = %err, "cannot serialise a response");
                 r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_owned()
             });

@@ -90,7 +90,7 @@ fn supergraph(running: &bench_subgraphs::RunningSubgraphs) -> Supergraph {
     Supergraph::parse(&compose(&sources).expect("compose")).expect("supergraph")
 }
 
-/// One request as the gateway serves it: prepare (a cache hit), execute, serialise.
+/// One request as the gateway serves it: prepare (a cache hit), execute, serialise (`to_json`).
 async fn request(engine: &Engine) -> Vec<u8> {
     let prepared = engine
         .prepare(TEST_QUERY, Some("TestQuery"))
@@ -98,7 +98,7 @@ async fn request(engine: &Engine) -> Vec<u8> {
     let response = engine
         .execute(&prepared, Default::default(), &RequestContext::default())
         .await;
-    serde_json::to_vec(&response).expect("serialise")
+    response.to_json().expect("serialise")
 }
 
 /// The measured loop (callgrind collects inside this function only).

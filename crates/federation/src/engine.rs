@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::{EngineError, GraphQLError, RequestError, Response};
 use crate::execution::plan::ExecNode;
 use crate::execution::subgraph::{HttpTransport, SubgraphTransport};
+use crate::execution::tree::Node;
 use crate::execution::{Execution, Fetcher, subgraph};
 use crate::introspection::Introspection;
 use crate::limits::OperationLimits;
@@ -225,7 +227,7 @@ impl Engine {
             headers: subgraph::forwarded_headers(headers),
             timeout: inner.config.subgraph_timeout,
         };
-        let execution = Execution::new(schema, variables, fetcher, data);
+        let execution = Execution::new(schema, variables, fetcher, Node::from_value(data));
         for node in nodes {
             execution.run(node).await;
         }
@@ -237,9 +239,11 @@ impl Engine {
             variables,
             &op.root_type,
             &op.selections,
-            state.data,
+            &state.data,
             &mut errors,
+            op.response_size.load(Ordering::Relaxed),
         );
-        Response::new(Some(data), errors)
+        op.response_size.store(data.len(), Ordering::Relaxed);
+        Response::with_json(data, errors)
     }
 }

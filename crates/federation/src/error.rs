@@ -72,9 +72,9 @@ impl GraphQLError {
 /// A GraphQL response: `data` absent (`None`) before execution starts, `null` when it was nulled.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
-    /// The result; `None` serialises as absent, `Some(Value::Null)` as `null`.
+    /// The result; `None` serialises as absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Data>,
     /// Errors, omitted when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<GraphQLError>,
@@ -83,11 +83,85 @@ pub struct Response {
     pub extensions: Option<Value>,
 }
 
+/// A response's `data`: a JSON value, or the JSON text the executor wrote straight from the
+/// subgraph data (the usual case; it is never rebuilt as a value on the way to the client).
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// A value.
+    Value(Value),
+    /// JSON text of one value, written by the executor (always valid JSON).
+    Json(String),
+}
+
+impl Data {
+    /// Whether the data is `null`.
+    pub fn is_null(&self) -> bool {
+        match self {
+            Data::Value(value) => value.is_null(),
+            Data::Json(text) => text == "null",
+        }
+    }
+
+    /// The data as a value (parses [`Data::Json`]).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Data::Value(value) => value.clone(),
+            Data::Json(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl From<Value> for Data {
+    fn from(value: Value) -> Self {
+        Data::Value(value)
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Data::Value(a), Data::Value(b)) => a == b,
+            (Data::Json(a), Data::Json(b)) => a == b,
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::Value(value) => value.serialize(serializer),
+            Data::Json(text) => {
+                // Borrowed, so checking the text allocates nothing; `Response::to_json` skips
+                // even that.
+                let raw: &serde_json::value::RawValue =
+                    serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Data::Value)
+    }
+}
+
 impl Response {
     /// A response with data and errors.
     pub fn new(data: Option<Value>, errors: Vec<GraphQLError>) -> Self {
         Self {
-            data,
+            data: data.map(Data::Value),
+            errors,
+            extensions: None,
+        }
+    }
+
+    /// A response whose data is JSON text written by the executor.
+    pub(crate) fn with_json(data: String, errors: Vec<GraphQLError>) -> Self {
+        Self {
+            data: Some(Data::Json(data)),
             errors,
             extensions: None,
         }
@@ -101,6 +175,28 @@ impl Response {
     /// A response with one error (no `data` key).
     pub fn from_error(error: GraphQLError) -> Self {
         Self::from_errors(vec![error])
+    }
+
+    /// The response as JSON, the same text as `serde_json::to_vec` gives, written without
+    /// re-reading data the executor already wrote as text.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let data = match &self.data {
+            Some(Data::Json(text)) => text,
+            _ => return serde_json::to_vec(self),
+        };
+        let mut out = Vec::with_capacity(data.len() + 16);
+        out.extend_from_slice(b"{\"data\":");
+        out.extend_from_slice(data.as_bytes());
+        if !self.errors.is_empty() {
+            out.extend_from_slice(b",\"errors\":");
+            serde_json::to_writer(&mut out, &self.errors)?;
+        }
+        if let Some(extensions) = &self.extensions {
+            out.extend_from_slice(b",\"extensions\":");
+            serde_json::to_writer(&mut out, extensions)?;
+        }
+        out.push(b'}');
+        Ok(out)
     }
 }
 
@@ -244,5 +340,59 @@ impl RequestError {
     /// A response carrying this refusal (no `data` key).
     pub fn into_response(self) -> Response {
         Response::from_errors(self.to_errors())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn responses() -> Vec<(Response, Response)> {
+        let data = json!({"a": [1, "x", {"b": null}], "c": "é \"q\""});
+        let error = GraphQLError::new("boom", "SOME_CODE").with_path(vec![
+            PathSegment::Key("a".to_owned()),
+            PathSegment::Index(2),
+        ]);
+        let mut with_extensions = Response::with_json(data.to_string(), vec![error.clone()]);
+        with_extensions.extensions = Some(json!({"cost": 3}));
+        let mut value_extensions = Response::new(Some(data.clone()), vec![error.clone()]);
+        value_extensions.extensions = Some(json!({"cost": 3}));
+        vec![
+            (
+                Response::with_json(data.to_string(), Vec::new()),
+                Response::new(Some(data.clone()), Vec::new()),
+            ),
+            (
+                Response::with_json("null".to_owned(), vec![error.clone()]),
+                Response::new(Some(Value::Null), vec![error.clone()]),
+            ),
+            (with_extensions, value_extensions),
+            (
+                Response::from_error(error.clone()),
+                Response::from_error(error),
+            ),
+        ]
+    }
+
+    #[test]
+    fn json_data_serialises_like_the_same_value() {
+        for (json_data, value_data) in responses() {
+            let expected = serde_json::to_vec(&value_data).unwrap();
+            assert_eq!(json_data.to_json().unwrap(), expected);
+            assert_eq!(serde_json::to_vec(&json_data).unwrap(), expected);
+            assert_eq!(
+                serde_json::to_value(&json_data).unwrap(),
+                serde_json::to_value(&value_data).unwrap()
+            );
+            assert_eq!(json_data, value_data);
+        }
+    }
+
+    #[test]
+    fn null_json_data_is_null() {
+        assert!(Data::Json("null".to_owned()).is_null());
+        assert!(!Data::Json("{}".to_owned()).is_null());
+        assert!(Data::Value(Value::Null).is_null());
     }
 }

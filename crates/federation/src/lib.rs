@@ -27,7 +27,7 @@ mod variables;
 pub use composition::{SubgraphSource, compose, fetch_subgraph_sdl};
 pub use engine::{Engine, EngineConfig, RequestContext};
 pub use error::{
-    CompositionError, EngineError, GraphQLError, Limit, Location, PathSegment, RequestError,
+    CompositionError, Data, EngineError, GraphQLError, Limit, Location, PathSegment, RequestError,
     Response, SupergraphError,
 };
 pub use execution::subgraph::{HttpTransport, SubgraphReply, SubgraphTransport, TransportError};

@@ -1,6 +1,8 @@
 //! Preparing an operation: parse (token limit first), shape limits, validation against the API
 //! schema, compilation, cost, planning. The result is cached by the engine.
 
+use std::sync::atomic::AtomicUsize;
+
 use graphql_tools::parser::query::{Definition, Document, OperationDefinition, Selection};
 use graphql_tools::validation::rules::default_rules_validation_plan;
 use graphql_tools::validation::validate::validate;
@@ -28,6 +30,8 @@ pub struct PreparedOperation {
     pub(crate) exec: Option<ExecNode>,
     /// The operation text for the introspection engine, when it selects `__schema`/`__type`.
     pub(crate) introspection: Option<String>,
+    /// Size of the last response's data, to size the next one's buffer.
+    pub(crate) response_size: AtomicUsize,
 }
 
 /// One subgraph fetch of a plan (for tests and diagnostics).
@@ -213,6 +217,7 @@ pub(crate) fn prepare(
         plan,
         exec,
         introspection: uses_introspection.then(|| introspection_only(&document, selected)),
+        response_size: AtomicUsize::new(0),
     })
 }
 

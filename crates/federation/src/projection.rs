@@ -1,17 +1,30 @@
 //! Projects the merged subgraph data onto exactly the client's operation: field order, aliases,
 //! `@skip`/`@include`, `__typename`, enum values, and null propagation with located errors.
+//! It reads the merged response tree and writes the client's JSON text directly: a position
+//! that must become null is cut back to where it started.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, PathSegment};
+use crate::execution::tree::{NULL, Node, Object};
 use crate::operation::{BoolSource, CompiledField, CompiledSelection, Condition};
-use crate::schema::{SchemaIndex, TypeKind, TypeRef};
+use crate::schema::{SchemaIndex, TypeDef, TypeKind, TypeRef};
 
 /// A non-null position got null: its parent must become null.
 struct Propagate;
+
+/// What a completed position wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// `null`.
+    Null,
+    /// Anything else.
+    Value,
+}
 
 /// One path step, borrowed while walking.
 #[derive(Clone, Copy)]
@@ -20,7 +33,10 @@ enum Step<'a> {
     Index(usize),
 }
 
-/// Projection of one response.
+/// Memo key: the address and length of a list of selection lists, and of the runtime type name.
+type MemoKey = (usize, usize, usize, usize);
+
+/// Projection of one response, written as JSON text.
 pub(crate) struct Projection<'a> {
     schema: &'a SchemaIndex,
     variables: &'a Map<String, Value>,
@@ -28,26 +44,30 @@ pub(crate) struct Projection<'a> {
     known_error_paths: Vec<Vec<PathSegment>>,
     errors: Vec<GraphQLError>,
     path: Vec<Step<'a>>,
-    memo: HashMap<(usize, usize, &'a str), Rc<[Collected<'a>]>>,
+    memo: HashMap<MemoKey, Rc<[Collected<'a>]>, BuildHasherDefault<AddressHasher>>,
 }
 
 /// One response key of an object with the fields selected under it.
 struct Collected<'a> {
     key: &'a str,
     field: &'a CompiledField,
+    /// The field's named type, looked up once.
+    def: Option<&'a TypeDef>,
     sub: Vec<&'a [CompiledSelection]>,
 }
 
 impl<'a> Projection<'a> {
-    /// Projects `data` (the merged root object) for `root_type`.
+    /// Projects `data` (the merged root object) for `root_type` and returns the JSON text of
+    /// the client's `data`, in a buffer of `size_hint` bytes to begin with.
     pub(crate) fn run(
         schema: &'a SchemaIndex,
         variables: &'a Map<String, Value>,
         root_type: &'a str,
         selections: &'a [CompiledSelection],
-        data: Value,
+        data: &Node,
         errors: &mut Vec<GraphQLError>,
-    ) -> Value {
+        size_hint: usize,
+    ) -> String {
         let mut projection = Projection {
             schema,
             variables,
@@ -57,19 +77,25 @@ impl<'a> Projection<'a> {
                 .collect(),
             errors: Vec::new(),
             path: Vec::new(),
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         };
+        let empty = Object::default();
         let source = match data {
-            Value::Object(map) => map,
-            _ => Map::new(),
+            Node::Object(object) => object,
+            _ => &empty,
         };
         let lists = [selections];
-        let out = match projection.object(root_type, &lists, source) {
-            Ok(object) => Value::Object(object),
-            Err(Propagate) => Value::Null,
-        };
+        let mut out = Vec::with_capacity(size_hint.clamp(64, 16 << 20));
+        if projection
+            .object(root_type, &lists, source, &mut out)
+            .is_err()
+        {
+            out.clear();
+            out.extend_from_slice(b"null");
+        }
         errors.append(&mut projection.errors);
-        out
+        // Everything written is UTF-8: JSON punctuation, whole `&str`s and escapes.
+        String::from_utf8(out).unwrap_or_else(|_| "null".to_owned())
     }
 
     fn condition_holds(&self, conditions: &[Condition]) -> bool {
@@ -140,7 +166,14 @@ impl<'a> Projection<'a> {
         runtime_type: &'a str,
         lists: &[&'a [CompiledSelection]],
     ) -> Rc<[Collected<'a>]> {
-        let memo_key = (lists.as_ptr() as usize, lists.len(), runtime_type);
+        // Equal addresses mean equal contents: the lists live in the operation or in memo
+        // entries, the type names in the schema or the operation, all for the whole run.
+        let memo_key = (
+            lists.as_ptr() as usize,
+            lists.len(),
+            runtime_type.as_ptr() as usize,
+            runtime_type.len(),
+        );
         if let Some(hit) = self.memo.get(&memo_key) {
             return hit.clone();
         }
@@ -151,91 +184,119 @@ impl<'a> Projection<'a> {
             .map(|(key, fields)| Collected {
                 key,
                 field: fields[0],
+                def: self.schema.get(fields[0].ty.named()),
                 sub: fields.iter().map(|f| f.selections.as_slice()).collect(),
             })
             .collect();
-        // Keys are addresses of slices that live as long as the memo (operation or memo entries).
         self.memo.insert(memo_key, collected.clone());
         collected
     }
 
+    /// Writes the object for `runtime_type`; on `Err` the caller discards what was written.
     fn object(
         &mut self,
         runtime_type: &'a str,
         lists: &[&'a [CompiledSelection]],
-        mut source: Map<String, Value>,
-    ) -> Result<Map<String, Value>, Propagate> {
+        source: &Object,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Propagate> {
         let collected = self.collected(runtime_type, lists);
-        let mut out = Map::with_capacity(collected.len());
-        for entry in collected.iter() {
+        out.push(b'{');
+        for (index, entry) in collected.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
             let field = entry.field;
             let key = entry.key;
+            // Response keys and type names are GraphQL names: nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
             if field.name == "__typename" {
-                out.insert(key.to_owned(), Value::String(runtime_type.to_owned()));
+                out.push(b'"');
+                out.extend_from_slice(runtime_type.as_bytes());
+                out.push(b'"');
                 continue;
             }
-            let (owned_key, value) = source
-                .remove_entry(key)
-                .unwrap_or_else(|| (key.to_owned(), Value::Null));
+            let value = source.get(key).unwrap_or(&NULL);
             self.path.push(Step::Key(key));
-            let completed = self.complete(field, &field.ty, &entry.sub, value);
+            let completed = self.complete(field, entry.def, &field.ty, &entry.sub, value, out);
             self.path.pop();
-            out.insert(owned_key, completed?);
+            completed?;
         }
-        Ok(out)
+        out.push(b'}');
+        Ok(())
     }
 
     fn complete(
         &mut self,
         field: &'a CompiledField,
+        def: Option<&'a TypeDef>,
         ty: &'a TypeRef,
         sub: &[&'a [CompiledSelection]],
-        value: Value,
-    ) -> Result<Value, Propagate> {
+        value: &Node,
+        out: &mut Vec<u8>,
+    ) -> Result<Written, Propagate> {
         match ty {
-            TypeRef::NonNull(inner) => match self.complete(field, inner, sub, value) {
-                Ok(Value::Null) => {
-                    self.null_error(field);
-                    Err(Propagate)
+            TypeRef::NonNull(inner) => {
+                let start = out.len();
+                match self.complete(field, def, inner, sub, value, out) {
+                    Ok(Written::Null) => {
+                        out.truncate(start);
+                        self.null_error(field);
+                        Err(Propagate)
+                    }
+                    other => other,
                 }
-                other => other,
-            },
+            }
             TypeRef::List(inner) => match value {
-                Value::Null => Ok(Value::Null),
-                Value::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for (index, item) in items.into_iter().enumerate() {
+                Node::Null => Ok(write_null(out)),
+                Node::Array(items) => {
+                    let start = out.len();
+                    out.push(b'[');
+                    for (index, item) in items.iter().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
                         self.path.push(Step::Index(index));
-                        let completed = self.complete(field, inner, sub, item);
+                        let completed = self.complete(field, def, inner, sub, item, out);
                         self.path.pop();
-                        match completed {
-                            Ok(value) => out.push(value),
-                            Err(Propagate) => return Ok(Value::Null),
+                        if completed.is_err() {
+                            out.truncate(start);
+                            return Ok(write_null(out));
                         }
                     }
-                    Ok(Value::Array(out))
+                    out.push(b']');
+                    Ok(Written::Value)
                 }
-                _ => Ok(self.type_error(field, "expected a list")),
+                _ => Ok(self.type_error(field, "expected a list", out)),
             },
             TypeRef::Named(name) => {
                 if value.is_null() {
-                    return Ok(Value::Null);
+                    return Ok(write_null(out));
                 }
-                let Some(def) = self.schema.get(name) else {
-                    return Ok(Value::Null);
+                let Some(def) = def else {
+                    return Ok(write_null(out));
                 };
                 match def.kind {
-                    TypeKind::Scalar | TypeKind::InputObject => Ok(value),
-                    TypeKind::Enum => {
-                        match value.as_str() {
-                            Some(text) if def.enum_values.contains(text) => Ok(value),
-                            _ => Ok(self
-                                .type_error(field, &format!("invalid value for enum \"{name}\""))),
-                        }
+                    TypeKind::Scalar | TypeKind::InputObject => {
+                        value.write_json(out);
+                        Ok(Written::Value)
                     }
+                    TypeKind::Enum => match value.as_str() {
+                        Some(text) if def.enum_values.contains(text) => {
+                            value.write_json(out);
+                            Ok(Written::Value)
+                        }
+                        _ => Ok(self.type_error(
+                            field,
+                            &format!("invalid value for enum \"{name}\""),
+                            out,
+                        )),
+                    },
                     TypeKind::Object | TypeKind::Interface | TypeKind::Union => {
-                        let Value::Object(object) = value else {
-                            return Ok(self.type_error(field, "expected an object"));
+                        let Node::Object(object) = value else {
+                            return Ok(self.type_error(field, "expected an object", out));
                         };
                         // An abstract value without a concrete `__typename` (the plan did not
                         // need one, or an @interfaceObject subgraph answered with an interface's
@@ -245,7 +306,7 @@ impl<'a> Projection<'a> {
                         let runtime: &'a str = if def.kind == TypeKind::Object {
                             name
                         } else {
-                            match object.get("__typename").and_then(Value::as_str) {
+                            match object.typename() {
                                 None => name,
                                 Some(typename) => match def.possible_types.get(typename) {
                                     Some(concrete) => concrete,
@@ -256,14 +317,19 @@ impl<'a> Projection<'a> {
                                             &format!(
                                                 "could not resolve the concrete type of \"{name}\""
                                             ),
+                                            out,
                                         ));
                                     }
                                 },
                             }
                         };
-                        match self.object(runtime, sub, object) {
-                            Ok(object) => Ok(Value::Object(object)),
-                            Err(Propagate) => Ok(Value::Null),
+                        let start = out.len();
+                        match self.object(runtime, sub, object, out) {
+                            Ok(()) => Ok(Written::Value),
+                            Err(Propagate) => {
+                                out.truncate(start);
+                                Ok(write_null(out))
+                            }
                         }
                     }
                 }
@@ -312,7 +378,7 @@ impl<'a> Projection<'a> {
         );
     }
 
-    fn type_error(&mut self, field: &CompiledField, detail: &str) -> Value {
+    fn type_error(&mut self, field: &CompiledField, detail: &str, out: &mut Vec<u8>) -> Written {
         let path = self.current_path();
         self.known_error_paths.push(path.clone());
         self.errors.push(
@@ -326,6 +392,36 @@ impl<'a> Projection<'a> {
             .with_path(path)
             .with_location(field.location),
         );
-        Value::Null
+        write_null(out)
+    }
+}
+
+fn write_null(out: &mut Vec<u8>) -> Written {
+    out.extend_from_slice(b"null");
+    Written::Null
+}
+
+/// Hashes the memo's keys (addresses and lengths, no input from outside) with one multiply per
+/// word instead of SipHash.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
     }
 }

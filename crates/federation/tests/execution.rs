@@ -91,7 +91,7 @@ async fn identical_representations_are_sent_once() {
             &federation::RequestContext::default(),
         )
         .await;
-    let authors: Vec<_> = response.data.as_ref().unwrap()["topProducts"]
+    let authors: Vec<_> = response.data.as_ref().unwrap().to_value()["topProducts"]
         .as_array()
         .unwrap()
         .iter()

@@ -1,21 +1,20 @@
 //! Finding entities in the response along a flatten path and projecting their representations.
 
-use hive_router_query_planner::ast::selection_item::SelectionItem;
-use hive_router_query_planner::planner::plan_nodes::FlattenNodePathSegment;
-use serde_json::{Map, Value};
-
+use super::tree::{Node, Object, Text, write_str};
 use crate::error::PathSegment;
 use crate::schema::SchemaIndex;
+use hive_router_query_planner::ast::selection_item::SelectionItem;
+use hive_router_query_planner::planner::plan_nodes::FlattenNodePathSegment;
 
 /// Calls `found` with every entity object at `path`, in response order.
 pub(crate) fn visit<'v>(
     schema: &SchemaIndex,
-    value: &'v Value,
+    value: &'v Node,
     path: &[FlattenNodePathSegment],
-    found: &mut dyn FnMut(&'v Map<String, Value>),
+    found: &mut dyn FnMut(&'v Object),
 ) {
     match value {
-        Value::Array(items) => {
+        Node::Array(items) => {
             let next = match path.first() {
                 Some(FlattenNodePathSegment::List) => &path[1..],
                 _ => path,
@@ -24,7 +23,7 @@ pub(crate) fn visit<'v>(
                 visit(schema, item, next, found);
             }
         }
-        Value::Object(object) => match path.split_first() {
+        Node::Object(object) => match path.split_first() {
             None => found(object),
             Some((FlattenNodePathSegment::Field(key), rest)) => {
                 if let Some(inner) = object.get(key) {
@@ -45,12 +44,12 @@ pub(crate) fn visit<'v>(
 /// Like [`visit`], with mutable access; visits the same entities in the same order.
 pub(crate) fn visit_mut(
     schema: &SchemaIndex,
-    value: &mut Value,
+    value: &mut Node,
     path: &[FlattenNodePathSegment],
-    found: &mut dyn FnMut(&mut Map<String, Value>),
+    found: &mut dyn FnMut(&mut Object),
 ) {
     match value {
-        Value::Array(items) => {
+        Node::Array(items) => {
             let next = match path.first() {
                 Some(FlattenNodePathSegment::List) => &path[1..],
                 _ => path,
@@ -59,7 +58,7 @@ pub(crate) fn visit_mut(
                 visit_mut(schema, item, next, found);
             }
         }
-        Value::Object(object) => match path.split_first() {
+        Node::Object(object) => match path.split_first() {
             None => found(object),
             Some((FlattenNodePathSegment::Field(key), rest)) => {
                 if let Some(inner) = object.get_mut(key) {
@@ -79,10 +78,10 @@ pub(crate) fn visit_mut(
 
 fn typename_matches(
     schema: &SchemaIndex,
-    object: &Map<String, Value>,
+    object: &Object,
     types: &std::collections::BTreeSet<String>,
 ) -> bool {
-    match object.get("__typename").and_then(Value::as_str) {
+    match object.typename() {
         Some(typename) => types
             .iter()
             .any(|condition| schema.satisfies(typename, condition)),
@@ -94,11 +93,11 @@ fn typename_matches(
 /// false when nothing applies to it.
 pub(crate) fn write_representation(
     schema: &SchemaIndex,
-    entity: &Map<String, Value>,
+    entity: &Object,
     requires: &[SelectionItem],
     out: &mut Vec<u8>,
 ) -> bool {
-    let typename = entity.get("__typename").and_then(Value::as_str);
+    let typename = entity.typename();
     out.push(b'{');
     let mut first = true;
     if let Some(typename) = typename {
@@ -123,13 +122,9 @@ pub(crate) fn write_representation(
     wrote_field || only_typename
 }
 
-fn write_str(out: &mut Vec<u8>, text: &str) {
-    let _ = serde_json::to_writer(&mut *out, text);
-}
-
 fn write_fields(
     schema: &SchemaIndex,
-    entity: &Map<String, Value>,
+    entity: &Object,
     typename: Option<&str>,
     selections: &[SelectionItem],
     out: &mut Vec<u8>,
@@ -154,7 +149,7 @@ fn write_fields(
                 write_str(out, key);
                 out.push(b':');
                 if field.selections.items.is_empty() {
-                    let _ = serde_json::to_writer(&mut *out, original);
+                    original.write_json(out);
                 } else {
                     write_nested(schema, original, &field.selections.items, out);
                 }
@@ -181,13 +176,13 @@ fn write_fields(
 
 fn write_nested(
     schema: &SchemaIndex,
-    value: &Value,
+    value: &Node,
     selections: &[SelectionItem],
     out: &mut Vec<u8>,
 ) {
     match value {
-        Value::Object(object) => {
-            let typename = object.get("__typename").and_then(Value::as_str);
+        Node::Object(object) => {
+            let typename = object.typename();
             out.push(b'{');
             let mut first = true;
             if let Some(typename) = typename {
@@ -207,7 +202,7 @@ fn write_nested(
             );
             out.push(b'}');
         }
-        Value::Array(items) => {
+        Node::Array(items) => {
             out.push(b'[');
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
@@ -217,27 +212,25 @@ fn write_nested(
             }
             out.push(b']');
         }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
+        other => other.write_json(out),
     }
 }
 
 /// Receives each entity found: its concrete response path and its object.
-pub(crate) type EntityVisitor<'f, 'v> = dyn FnMut(&[PathSegment], &'v Map<String, Value>) + 'f;
+pub(crate) type EntityVisitor<'f, 'v> = dyn FnMut(&[PathSegment], &'v Object) + 'f;
 
 /// Calls `found` with the concrete path and object of every entity at `path`.
 pub(crate) fn collect<'v>(
     schema: &SchemaIndex,
-    value: &'v Value,
+    value: &'v Node,
     path: &[FlattenNodePathSegment],
     current: &mut Vec<PathSegment>,
     found: &mut EntityVisitor<'_, 'v>,
 ) {
     let Some((segment, rest)) = path.split_first() else {
         match value {
-            Value::Object(object) => found(current, object),
-            Value::Array(items) => {
+            Node::Object(object) => found(current, object),
+            Node::Array(items) => {
                 for (index, item) in items.iter().enumerate() {
                     current.push(PathSegment::Index(index));
                     collect(schema, item, path, current, found);
@@ -249,14 +242,14 @@ pub(crate) fn collect<'v>(
         return;
     };
     match (segment, value) {
-        (FlattenNodePathSegment::Field(key), Value::Object(object)) => {
+        (FlattenNodePathSegment::Field(key), Node::Object(object)) => {
             if let Some(inner) = object.get(key) {
                 current.push(PathSegment::Key(key.clone()));
                 collect(schema, inner, rest, current, found);
                 current.pop();
             }
         }
-        (FlattenNodePathSegment::List | FlattenNodePathSegment::Field(_), Value::Array(items)) => {
+        (FlattenNodePathSegment::List | FlattenNodePathSegment::Field(_), Node::Array(items)) => {
             // A list segment, or a field reached through a list the path did not mark.
             let next = if matches!(segment, FlattenNodePathSegment::List) {
                 rest
@@ -269,8 +262,8 @@ pub(crate) fn collect<'v>(
                 current.pop();
             }
         }
-        (FlattenNodePathSegment::TypeCondition(types), Value::Object(object)) => {
-            let matches = match object.get("__typename").and_then(Value::as_str) {
+        (FlattenNodePathSegment::TypeCondition(types), Node::Object(object)) => {
+            let matches = match object.typename() {
                 Some(typename) => types
                     .iter()
                     .any(|condition| schema.satisfies(typename, condition)),
@@ -280,7 +273,7 @@ pub(crate) fn collect<'v>(
                 collect(schema, value, rest, current, found);
             }
         }
-        (FlattenNodePathSegment::TypeCondition(_), Value::Array(items)) => {
+        (FlattenNodePathSegment::TypeCondition(_), Node::Array(items)) => {
             for (index, item) in items.iter().enumerate() {
                 current.push(PathSegment::Index(index));
                 collect(schema, item, path, current, found);
@@ -294,13 +287,13 @@ pub(crate) fn collect<'v>(
 /// Projects an entity onto the `requires` selections; `None` when nothing applies to it.
 pub(crate) fn representation(
     schema: &SchemaIndex,
-    entity: &Map<String, Value>,
+    entity: &Object,
     requires: &[SelectionItem],
-) -> Option<Map<String, Value>> {
-    let typename = entity.get("__typename").and_then(Value::as_str);
-    let mut out = Map::new();
+) -> Option<Object> {
+    let typename = entity.typename();
+    let mut out = Object::default();
     project_into(schema, entity, typename, requires, &mut out);
-    let has_fields = out.keys().any(|key| key != "__typename");
+    let has_fields = out.iter().any(|(key, _)| key != "__typename");
     let only_typename = requires.iter().all(|item| {
         matches!(item, SelectionItem::Field(field) if field.selection_identifier() == "__typename")
     });
@@ -310,9 +303,11 @@ pub(crate) fn representation(
     if let Some(typename) = typename
         && !out.contains_key("__typename")
     {
-        let mut with_typename = Map::with_capacity(out.len() + 1);
-        with_typename.insert("__typename".to_owned(), Value::String(typename.to_owned()));
-        with_typename.extend(out);
+        let mut with_typename = Object::with_capacity(out.len() + 1);
+        with_typename.push(Text::new("__typename"), Node::string(typename));
+        for (key, value) in out {
+            with_typename.push(key, value);
+        }
         out = with_typename;
     }
     Some(out)
@@ -320,10 +315,10 @@ pub(crate) fn representation(
 
 fn project_into(
     schema: &SchemaIndex,
-    entity: &Map<String, Value>,
+    entity: &Object,
     typename: Option<&str>,
     selections: &[SelectionItem],
-    out: &mut Map<String, Value>,
+    out: &mut Object,
 ) {
     for item in selections {
         match item {
@@ -331,7 +326,7 @@ fn project_into(
                 let key = field.selection_identifier();
                 if key == "__typename" {
                     if let Some(typename) = typename {
-                        out.insert("__typename".to_owned(), Value::String(typename.to_owned()));
+                        out.insert(Text::new("__typename"), Node::string(typename));
                     }
                     continue;
                 }
@@ -343,7 +338,7 @@ fn project_into(
                 } else {
                     project_value(schema, original, &field.selections.items)
                 };
-                out.insert(key.to_owned(), projected);
+                out.insert(Text::new(key), projected);
             }
             SelectionItem::InlineFragment(fragment) => {
                 let applies = typename
@@ -357,18 +352,18 @@ fn project_into(
     }
 }
 
-fn project_value(schema: &SchemaIndex, value: &Value, selections: &[SelectionItem]) -> Value {
+fn project_value(schema: &SchemaIndex, value: &Node, selections: &[SelectionItem]) -> Node {
     match value {
-        Value::Object(object) => {
-            let typename = object.get("__typename").and_then(Value::as_str);
-            let mut out = Map::new();
+        Node::Object(object) => {
+            let typename = object.typename();
+            let mut out = Object::default();
             if let Some(typename) = typename {
-                out.insert("__typename".to_owned(), Value::String(typename.to_owned()));
+                out.push(Text::new("__typename"), Node::string(typename));
             }
             project_into(schema, object, typename, selections, &mut out);
-            Value::Object(out)
+            Node::Object(out)
         }
-        Value::Array(items) => Value::Array(
+        Node::Array(items) => Node::Array(
             items
                 .iter()
                 .map(|item| project_value(schema, item, selections))

@@ -6,6 +6,7 @@ pub(crate) mod merge;
 pub(crate) mod plan;
 pub(crate) mod rewrites;
 pub mod subgraph;
+pub(crate) mod tree;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ use crate::error::{GraphQLError, PathSegment};
 use crate::schema::SchemaIndex;
 use plan::{EntityFetch, EntityGroup, ExecNode, RootFetch};
 use subgraph::{SubgraphError, SubgraphResponse};
+use tree::{Node, Object};
 
 /// What every fetch of one request shares.
 pub(crate) struct Fetcher<'a> {
@@ -36,7 +38,7 @@ pub(crate) struct Fetcher<'a> {
 /// The response being built and the errors collected so far.
 pub(crate) struct ResponseState {
     /// The merged `data`.
-    pub(crate) data: Value,
+    pub(crate) data: Node,
     /// Errors in response order of arrival.
     pub(crate) errors: Vec<GraphQLError>,
 }
@@ -71,7 +73,7 @@ impl<'a> Execution<'a> {
         schema: &'a SchemaIndex,
         variables: &'a Map<String, Value>,
         fetcher: Fetcher<'a>,
-        data: Value,
+        data: Node,
     ) -> Self {
         Self {
             schema,
@@ -258,13 +260,13 @@ impl<'a> Execution<'a> {
         self.with_state(|state| match result {
             Ok(SubgraphResponse { data, errors }) => {
                 let mut data = match data {
-                    Some(Value::Object(data)) => data,
-                    _ => Map::new(),
+                    Some(Node::Object(data)) => data,
+                    _ => Object::default(),
                 };
                 // Entities that came back null, per group, for errors whose path lacks an index.
                 let mut null_results: Vec<Vec<usize>> = vec![Vec::new(); fetch.groups.len()];
                 for (group_index, (group, batch)) in fetch.groups.iter().zip(&batches).enumerate() {
-                    let Some(Value::Array(mut results)) = data.remove(&group.result_key) else {
+                    let Some(Node::Array(mut results)) = data.remove(&group.result_key) else {
                         continue;
                     };
                     for (index, result) in results.iter_mut().enumerate() {
@@ -311,7 +313,7 @@ impl<'a> Execution<'a> {
     }
 
     /// Finds the group's entities and writes their deduplicated representations.
-    fn collect_group(&self, data: &Value, group: &EntityGroup) -> GroupBatch {
+    fn collect_group(&self, data: &Node, group: &EntityGroup) -> GroupBatch {
         let mut batch = GroupBatch::default();
         let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
         let mut scratch = Vec::with_capacity(128);
@@ -328,13 +330,14 @@ impl<'a> Execution<'a> {
                 } else {
                     match entities::representation(self.schema, entity, &group.requires.items) {
                         Some(representation) => {
-                            let mut representation = Value::Object(representation);
+                            let mut representation = Node::Object(representation);
                             rewrites::apply_all(
                                 self.schema,
                                 &group.input_rewrites,
                                 &mut representation,
                             );
-                            serde_json::to_writer(&mut scratch, &representation).is_ok()
+                            representation.write_json(&mut scratch);
+                            true
                         }
                         None => false,
                     }
@@ -365,10 +368,10 @@ impl<'a> Execution<'a> {
     /// Merges each result into every entity it answers, in place (moved into the last one).
     fn merge_group(
         &self,
-        data: &mut Value,
+        data: &mut Node,
         group: &EntityGroup,
         batch: &GroupBatch,
-        mut results: Vec<Value>,
+        mut results: Vec<Node>,
     ) {
         let mut remaining = vec![0u32; results.len()];
         for unique in &batch.entity_unique {
@@ -419,7 +422,7 @@ struct GroupBatch {
 /// The response path of the `position`-th entity found along the group's paths.
 fn entity_path(
     schema: &SchemaIndex,
-    data: &Value,
+    data: &Node,
     group: &EntityGroup,
     position: usize,
 ) -> Option<Vec<PathSegment>> {
@@ -444,7 +447,7 @@ fn entity_path(
 /// index (some subgraphs omit it) go to the entities that came back null, in order.
 fn entity_error_path(
     schema: &SchemaIndex,
-    data: &Value,
+    data: &Node,
     error: &SubgraphError,
     fetch: &EntityFetch,
     batches: &[GroupBatch],

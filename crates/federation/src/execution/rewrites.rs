@@ -1,12 +1,12 @@
 //! Input and output rewrites the planner attaches to fetches (`ValueSetter`, `KeyRenamer`).
 
 use hive_router_query_planner::planner::plan_nodes::{FetchNodePathSegment, FetchRewrite};
-use serde_json::Value;
 
+use super::tree::{Node, Object, Text};
 use crate::schema::SchemaIndex;
 
 /// Applies every rewrite to `value` in order.
-pub(crate) fn apply_all(schema: &SchemaIndex, rewrites: &[FetchRewrite], value: &mut Value) {
+pub(crate) fn apply_all(schema: &SchemaIndex, rewrites: &[FetchRewrite], value: &mut Node) {
     for rewrite in rewrites {
         match rewrite {
             FetchRewrite::ValueSetter(setter) => {
@@ -21,10 +21,10 @@ pub(crate) fn apply_all(schema: &SchemaIndex, rewrites: &[FetchRewrite], value: 
 
 fn typename_matches(
     schema: &SchemaIndex,
-    object: &serde_json::Map<String, Value>,
+    object: &Object,
     conditions: &std::collections::BTreeSet<String>,
 ) -> bool {
-    match object.get("__typename").and_then(Value::as_str) {
+    match object.typename() {
         Some(typename) => conditions
             .iter()
             .any(|condition| schema.satisfies(typename, condition)),
@@ -32,16 +32,16 @@ fn typename_matches(
     }
 }
 
-fn set_value(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, value: &mut Value) {
+fn set_value(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, value: &mut Node) {
     let Some((segment, rest)) = path.split_first() else {
-        *value = Value::String(to.to_owned());
+        *value = Node::string(to);
         return;
     };
     match value {
-        Value::Array(items) => items
+        Node::Array(items) => items
             .iter_mut()
             .for_each(|item| set_value(schema, path, to, item)),
-        Value::Object(object) => match segment {
+        Node::Object(object) => match segment {
             FetchNodePathSegment::TypenameEquals(conditions) => {
                 if typename_matches(schema, object, conditions) {
                     set_value(schema, rest, to, value);
@@ -57,15 +57,15 @@ fn set_value(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, valu
     }
 }
 
-fn rename_key(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, value: &mut Value) {
+fn rename_key(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, value: &mut Node) {
     let Some((segment, rest)) = path.split_first() else {
         return;
     };
     match value {
-        Value::Array(items) => items
+        Node::Array(items) => items
             .iter_mut()
             .for_each(|item| rename_key(schema, path, to, item)),
-        Value::Object(object) => match segment {
+        Node::Object(object) => match segment {
             FetchNodePathSegment::TypenameEquals(conditions) => {
                 if typename_matches(schema, object, conditions) {
                     rename_key(schema, rest, to, value);
@@ -76,7 +76,7 @@ fn rename_key(schema: &SchemaIndex, path: &[FetchNodePathSegment], to: &str, val
                     if key != to
                         && let Some(moved) = object.remove(key)
                     {
-                        object.insert(to.to_owned(), moved);
+                        object.insert(Text::new(to), moved);
                     }
                 } else if let Some(inner) = object.get_mut(key) {
                     rename_key(schema, rest, to, inner);

@@ -8,12 +8,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::tree::Node;
+
 /// A subgraph's GraphQL response, as far as the executor reads it.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SubgraphResponse {
     /// `data`.
     #[serde(default)]
-    pub(crate) data: Option<Value>,
+    pub(crate) data: Option<Node>,
     /// `errors`.
     #[serde(default)]
     pub(crate) errors: Option<Vec<SubgraphError>>,
