@@ -200,7 +200,12 @@ async fn request(
         .await
         .map_err(|error| FetchFailure::Transport(error.0))?;
     let success = (200..300).contains(&reply.status);
-    match serde_json::from_slice::<SubgraphResponse>(&reply.body) {
+    // One UTF-8 check of the whole body is much cheaper than serde_json's check of each string.
+    let parsed = match std::str::from_utf8(&reply.body) {
+        Ok(text) => serde_json::from_str::<SubgraphResponse>(text),
+        Err(_) => serde_json::from_slice::<SubgraphResponse>(&reply.body),
+    };
+    match parsed {
         Ok(parsed) if parsed.data.is_some() || parsed.errors.is_some() => Ok(parsed),
         Ok(_) if !success => Err(FetchFailure::Status(reply.status)),
         Ok(_) => Err(FetchFailure::Body("neither data nor errors".to_owned())),
