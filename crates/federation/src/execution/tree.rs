@@ -4,7 +4,6 @@
 //! reads it and writes the client's JSON directly.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
@@ -34,62 +33,12 @@ pub(crate) struct Object {
     entries: Vec<(Text, Node)>,
 }
 
-/// An object key or a string value: stored inline up to [`Text::INLINE`] bytes (every field
-/// name and most values), shared beyond, so copies never allocate.
-#[derive(Clone)]
-pub(crate) struct Text(TextRepr);
-
-#[derive(Clone)]
-enum TextRepr {
-    Inline { len: u8, bytes: [u8; Text::INLINE] },
-    Shared(Arc<str>),
-}
+/// An object key or a string value: inline up to 23 bytes (every field name and most values),
+/// shared beyond, so copies never allocate.
+pub(crate) type Text = smol_str::SmolStr;
 
 /// `null`, for absent fields.
 pub(crate) static NULL: Node = Node::Null;
-
-impl Text {
-    /// Longest text kept inline.
-    pub(crate) const INLINE: usize = 22;
-
-    /// Holds a copy of `text`.
-    pub(crate) fn new(text: &str) -> Self {
-        if text.len() <= Self::INLINE {
-            let mut bytes = [0u8; Self::INLINE];
-            bytes[..text.len()].copy_from_slice(text.as_bytes());
-            Text(TextRepr::Inline {
-                len: text.len() as u8,
-                bytes,
-            })
-        } else {
-            Text(TextRepr::Shared(Arc::from(text)))
-        }
-    }
-
-    /// The text.
-    pub(crate) fn as_str(&self) -> &str {
-        match &self.0 {
-            TextRepr::Inline { len, bytes } => {
-                let bytes = &bytes[..*len as usize];
-                // SAFETY: `bytes` is a copy of a whole `&str` (see `Text::new`), so it is UTF-8.
-                unsafe { std::str::from_utf8_unchecked(bytes) }
-            }
-            TextRepr::Shared(text) => text,
-        }
-    }
-}
-
-impl PartialEq for Text {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl fmt::Debug for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
 
 impl Object {
     /// An empty object with room for `capacity` entries.
@@ -255,7 +204,7 @@ impl Node {
 /// Appends a number as JSON.
 pub(crate) fn write_number(out: &mut Vec<u8>, n: &Number) {
     if let Some(i) = n.as_i64() {
-        write_integer(out, i);
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
     } else {
         let _ = serde_json::to_writer(&mut *out, n);
     }
@@ -296,41 +245,6 @@ fn needs_escape(bytes: &[u8]) -> bool {
         .remainder()
         .iter()
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// Appends an integer in decimal.
-fn write_integer(out: &mut Vec<u8>, value: i64) {
-    let mut buffer = [0u8; 20];
-    let mut position = buffer.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        position -= 1;
-        buffer[position] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buffer[position..]);
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl Visitor<'_> for TextVisitor {
-            type Value = Text;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text, E> {
-                Ok(Text::new(text))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
-    }
 }
 
 impl<'de> Deserialize<'de> for Node {
