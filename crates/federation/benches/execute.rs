@@ -9,15 +9,18 @@
 //! `valgrind --tool=callgrind --toggle-collect='*execute::measure*' BENCH_BINARY 200` and divide
 //! the total by the iterations.
 
+#[path = "../tests/support/bench_supergraph.rs"]
+mod bench_supergraph;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bench_subgraphs::{Subgraph, TEST_QUERY, expected_response};
+use bench_subgraphs::{TEST_QUERY, expected_response};
 use federation::{
-    Engine, EngineConfig, HttpTransport, RequestContext, SubgraphReply, SubgraphSource,
-    SubgraphTransport, Supergraph, TransportError, compose,
+    Engine, EngineConfig, HttpTransport, RequestContext, SubgraphReply, SubgraphTransport,
+    TransportError,
 };
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -78,18 +81,6 @@ impl SubgraphTransport for Replay {
     }
 }
 
-fn supergraph(running: &bench_subgraphs::RunningSubgraphs) -> Supergraph {
-    let sources: Vec<SubgraphSource> = Subgraph::ALL
-        .iter()
-        .map(|subgraph| SubgraphSource {
-            name: subgraph.name().to_owned(),
-            url: running.url(*subgraph).expect("url"),
-            sdl: subgraph.sdl(),
-        })
-        .collect();
-    Supergraph::parse(&compose(&sources).expect("compose")).expect("supergraph")
-}
-
 /// One request as the gateway serves it: prepare (a cache hit), execute, serialise (`to_json`).
 async fn request(engine: &Engine) -> Vec<u8> {
     let prepared = engine
@@ -133,7 +124,7 @@ fn main() {
             replies: Mutex::new(HashMap::new()),
         });
         let engine = Engine::with_transport(
-            supergraph(&running),
+            bench_supergraph::supergraph(&running),
             EngineConfig::default(),
             recorder.clone(),
         )

@@ -1,21 +1,16 @@
 //! The gateway benchmark's `TestQuery` (seven subgraph fetches, ~88 KB) over the benchmark
 //! subgraphs: the response must equal the expected one exactly.
 
+#[path = "support/bench_supergraph.rs"]
+mod bench_supergraph;
+
 use std::net::{IpAddr, Ipv4Addr};
 
-use bench_subgraphs::{Subgraph, TEST_QUERY, expected_response};
-use federation::{Engine, EngineConfig, RequestContext, SubgraphSource, Supergraph, compose};
+use bench_subgraphs::{TEST_QUERY, expected_response};
+use federation::{Engine, EngineConfig, RequestContext};
 
 async fn engine(running: &bench_subgraphs::RunningSubgraphs) -> Engine {
-    let sources: Vec<SubgraphSource> = Subgraph::ALL
-        .iter()
-        .map(|subgraph| SubgraphSource {
-            name: subgraph.name().to_owned(),
-            url: running.url(*subgraph).expect("url"),
-            sdl: subgraph.sdl(),
-        })
-        .collect();
-    let supergraph = Supergraph::parse(&compose(&sources).expect("compose")).expect("supergraph");
+    let supergraph = bench_supergraph::supergraph(running);
     // Default limits: TestQuery must be accepted as it is.
     Engine::new(supergraph, EngineConfig::default()).expect("engine")
 }
