@@ -8,14 +8,13 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp as _, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, xlm_roberta};
-
-use crate::encoder::BertEncoder;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::embedding::TextKind;
+use crate::encoder::BertEncoder;
 use crate::error::ModelError;
 use crate::manifest::{
     Architecture, CONFIG_FILE, ModelManifest, Pooling, TOKENIZER_FILE, WEIGHTS_FILE,
@@ -30,7 +29,11 @@ pub const PACKED_TOKENS: usize = 8192;
 /// The encoder network of a model directory.
 enum Network {
     Bert(Box<BertEncoder>),
-    XlmRoberta(xlm_roberta::XLMRobertaModel),
+    XlmRoberta {
+        model: xlm_roberta::XLMRobertaModel,
+        /// The id padding a short text up to its micro-batch's length.
+        pad_id: u32,
+    },
 }
 
 /// A loaded model: embeds texts in-process.
@@ -39,7 +42,6 @@ pub struct Engine {
     tokenizer: Tokenizer,
     network: Network,
     dimension: usize,
-    pad_id: u32,
     device: Device,
 }
 
@@ -69,24 +71,22 @@ impl Engine {
         let weights_path = dir.join(WEIGHTS_FILE);
         let weights = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
-        let (network, dimension, pad_id) = match manifest.architecture {
+        let (network, dimension) = match manifest.architecture {
             Architecture::Bert => {
                 let config: bert::Config = serde_json::from_str(&config)
                     .map_err(|e| ModelError::format(&config_path, e.to_string()))?;
-                let pad_id = u32::try_from(config.pad_token_id)
-                    .map_err(|_| ModelError::format(&config_path, "pad_token_id out of range"))?;
                 let network = BertEncoder::load(vb, &config, &config_path)?;
-                (Network::Bert(Box::new(network)), config.hidden_size, pad_id)
+                (Network::Bert(Box::new(network)), config.hidden_size)
             }
             Architecture::XlmRoberta => {
                 let config: xlm_roberta::Config = serde_json::from_str(&config)
                     .map_err(|e| ModelError::format(&config_path, e.to_string()))?;
-                let network = xlm_roberta::XLMRobertaModel::new(&config, vb)?;
-                (
-                    Network::XlmRoberta(network),
-                    config.hidden_size,
-                    config.pad_token_id,
-                )
+                let model = xlm_roberta::XLMRobertaModel::new(&config, vb)?;
+                let network = Network::XlmRoberta {
+                    model,
+                    pad_id: config.pad_token_id,
+                };
+                (network, config.hidden_size)
             }
         };
         let tokenizer_path = dir.join(TOKENIZER_FILE);
@@ -113,7 +113,6 @@ impl Engine {
             tokenizer,
             network,
             dimension,
-            pad_id,
             device,
         })
     }
@@ -152,7 +151,7 @@ impl Engine {
             .collect();
         match &self.network {
             Network::Bert(encoder) => self.embed_packed(encoder, &ids),
-            Network::XlmRoberta(model) => self.embed_padded(model, ids),
+            Network::XlmRoberta { model, pad_id } => self.embed_padded(model, *pad_id, ids),
         }
     }
 
@@ -212,6 +211,7 @@ impl Engine {
     fn embed_padded(
         &self,
         model: &xlm_roberta::XLMRobertaModel,
+        pad_id: u32,
         ids: Vec<Vec<u32>>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut tokens: Vec<Tokens> = ids
@@ -228,7 +228,7 @@ impl Engine {
             let longest = tokens[start].ids.len().max(1);
             let fits = (MICRO_BATCH_TOKENS / longest).max(1);
             let end = (start + fits).min(tokens.len());
-            let vectors = self.forward(model, &tokens[start..end])?;
+            let vectors = self.forward(model, pad_id, &tokens[start..end])?;
             for (t, vector) in tokens[start..end].iter().zip(vectors) {
                 out[t.index] = vector;
             }
@@ -241,11 +241,12 @@ impl Engine {
     fn forward(
         &self,
         model: &xlm_roberta::XLMRobertaModel,
+        pad_id: u32,
         batch: &[Tokens],
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         let n = batch.len();
         let len = batch.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
-        let mut ids = vec![self.pad_id; n * len];
+        let mut ids = vec![pad_id; n * len];
         let mut mask = vec![0u32; n * len];
         for (row, t) in batch.iter().enumerate() {
             ids[row * len..row * len + t.ids.len()].copy_from_slice(&t.ids);
@@ -254,21 +255,23 @@ impl Engine {
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let types = ids.zeros_like()?;
-        let states = model.forward(&ids, &mask, &types, None, None, None)?;
-        let pooled = match self.manifest.pooling {
-            Pooling::Cls => states.i((.., 0, ..))?,
-            Pooling::Mean => {
-                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                let sum = states.broadcast_mul(&mask)?.sum(1)?;
-                sum.broadcast_div(&mask.sum(1)?)?
-            }
-        };
-        let norm = pooled
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12, f32::MAX)?;
-        Ok(pooled.broadcast_div(&norm)?.to_vec2::<f32>()?)
+        let states = model
+            .forward(&ids, &mask, &types, None, None, None)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        // Each text's real tokens are the first rows of its padded block.
+        let block = len * self.dimension;
+        batch
+            .iter()
+            .enumerate()
+            .map(|(row, t)| {
+                let start = row * block;
+                self.pool(
+                    &states[start..start + t.ids.len() * self.dimension],
+                    self.dimension,
+                )
+            })
+            .collect()
     }
 
     /// Number of tokens (specials included, after truncation) of `text` as `kind`.
