@@ -4,9 +4,9 @@
 //! that must become null is cut back to where it started.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, PathSegment};
@@ -44,7 +44,8 @@ pub(crate) struct Projection<'a> {
     known_error_paths: Vec<Vec<PathSegment>>,
     errors: Vec<GraphQLError>,
     path: Vec<Step<'a>>,
-    memo: HashMap<MemoKey, Rc<[Collected<'a>]>, BuildHasherDefault<AddressHasher>>,
+    /// Keyed by addresses and lengths (nothing from outside), so Fx hashing is safe and cheap.
+    memo: FxHashMap<MemoKey, Rc<[Collected<'a>]>>,
 }
 
 /// One response key of an object with the fields selected under it.
@@ -399,29 +400,4 @@ impl<'a> Projection<'a> {
 fn write_null(out: &mut Vec<u8>) -> Written {
     out.extend_from_slice(b"null");
     Written::Null
-}
-
-/// Hashes the memo's keys (addresses and lengths, no input from outside) with one multiply per
-/// word instead of SipHash.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_usize(&mut self, word: usize) {
-        self.write_u64(word as u64);
-    }
 }
