@@ -15,7 +15,7 @@ pub trait DomainEvent:
 ///
 /// `handle` decides (and may refuse) without side effects; `apply` only folds an event into
 /// the state and must accept every event `handle` ever produced.
-pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync {
+pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Sync {
     /// Stream category, such as `order`.
     const CATEGORY: &'static str;
     /// What can be asked of the aggregate.

@@ -23,8 +23,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{EventData, Metadata, RecordedEvent, Snapshot};
 use crate::store::{
-    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, classify_replay,
-    stream_read,
+    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, StreamAppend, check_multi,
+    classify_multi_replay, classify_replay, stream_read,
 };
 use crate::stream::StreamId;
 use crate::subscription::{SubscriptionOptions, catch_up_then_live};
@@ -312,6 +312,45 @@ async fn run_append(
     }))
 }
 
+/// The version of `stream` (0 when it does not exist), read on `conn`.
+async fn version_on(conn: &mut PgConnection, stream: &StreamId) -> Result<u64, StoreError> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = $1")
+            .bind(stream.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::Unavailable)?;
+    Ok(version.unwrap_or(0) as u64)
+}
+
+/// The stored identities of `ids`, for replay checks.
+async fn stored_identities(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<StoredIdentity>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT event_id, stream_id, version, position, event_type, data \
+         FROM es_events WHERE event_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Unavailable)?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredIdentity {
+                id: r.try_get(0)?,
+                stream_id: r.try_get(1)?,
+                version: r.try_get::<i64, _>(2)? as u64,
+                position: Position(r.try_get::<i64, _>(3)? as u64),
+                event_type: r.try_get(4)?,
+                data: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::Unavailable)
+}
+
 const EVENT_COLUMNS: &str =
     "position, event_id, stream_id, version, event_type, data, metadata, recorded_at";
 
@@ -368,28 +407,7 @@ impl EventStore for PgEventStore {
         };
         // Refused: either a replay of an append that already happened, or a real conflict.
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let rows = sqlx::query(
-            "SELECT event_id, stream_id, version, position, event_type, data \
-             FROM es_events WHERE event_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::Unavailable)?;
-        let stored = rows
-            .iter()
-            .map(|r| {
-                Ok(StoredIdentity {
-                    id: r.try_get(0)?,
-                    stream_id: r.try_get(1)?,
-                    version: r.try_get::<i64, _>(2)? as u64,
-                    position: Position(r.try_get::<i64, _>(3)? as u64),
-                    event_type: r.try_get(4)?,
-                    data: r.try_get(5)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(StoreError::Unavailable)?;
+        let stored = stored_identities(&mut conn, &ids).await?;
         match classify_replay(stream, expected, &events, stored)? {
             Replay::AlreadyAppended(done) => Ok(done),
             Replay::NotStored => match refused {
@@ -397,9 +415,86 @@ impl EventStore for PgEventStore {
                 Refused::Version => Err(StoreError::WrongExpectedVersion {
                     stream: stream.to_string(),
                     expected,
-                    actual: self.stream_version(stream).await?,
+                    // On the connection already held: a second one could wait on a full pool.
+                    actual: version_on(&mut conn, stream).await?,
                 }),
             },
+        }
+    }
+
+    async fn append_multi(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let mut encoded: Vec<Option<Vec<(String, String)>>> =
+            check_multi(&self.inner.limits, &appends)?
+                .into_iter()
+                .map(Some)
+                .collect();
+        // Streams are locked in one order (by id) so that two multi-appends never deadlock.
+        let mut order: Vec<usize> = (0..appends.len()).collect();
+        order.sort_by(|&a, &b| appends[a].stream.as_str().cmp(appends[b].stream.as_str()));
+        let mut conn = self
+            .inner
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let mut results = vec![None; appends.len()];
+        let mut refused = None;
+        for &i in &order {
+            let append = &appends[i];
+            let events = encoded[i].take().unwrap_or_default();
+            match run_append(
+                &mut tx,
+                &append.stream,
+                append.expected,
+                &append.events,
+                events,
+            )
+            .await?
+            {
+                Ok(done) => results[i] = Some(done),
+                Err(refusal) => {
+                    refused = Some((i, refusal));
+                    break;
+                }
+            }
+        }
+        let Some((index, refusal)) = refused else {
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::from_db(e, true))?;
+            self.notify_committed();
+            return Ok(results.into_iter().flatten().collect());
+        };
+        tx.rollback().await.map_err(StoreError::Unavailable)?;
+        let ids: Vec<Uuid> = appends
+            .iter()
+            .flat_map(|a| a.events.iter().map(|e| e.id))
+            .collect();
+        let stored = stored_identities(&mut conn, &ids).await?;
+        let failed = &appends[index];
+        let refusal = match refusal {
+            Refused::DuplicateId => StoreError::DuplicateEventId {
+                id: failed.events.first().map(|e| e.id).unwrap_or_default(),
+            },
+            Refused::Version => StoreError::WrongExpectedVersion {
+                stream: failed.stream.to_string(),
+                expected: failed.expected,
+                actual: 0,
+            },
+        };
+        match classify_multi_replay(&appends, stored, refusal) {
+            Err(StoreError::WrongExpectedVersion { .. }) => Err(StoreError::WrongExpectedVersion {
+                stream: failed.stream.to_string(),
+                expected: failed.expected,
+                actual: version_on(&mut conn, &failed.stream).await?,
+            }),
+            other => other,
         }
     }
 
@@ -422,13 +517,13 @@ impl EventStore for PgEventStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = $1")
-                .bind(stream.as_str())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(StoreError::Unavailable)?;
-        Ok(version.unwrap_or(0) as u64)
+        let mut conn = self
+            .inner
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::Unavailable)?;
+        version_on(&mut conn, stream).await
     }
 
     async fn read_all(

@@ -1,10 +1,12 @@
 //! Loads aggregates from their streams, runs commands and appends the resulting events.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::StoreError;
 use crate::event::{EventData, Metadata, Snapshot};
+use crate::state_cache::StateCache;
 use crate::store::{Direction, EventStore};
 use crate::stream::StreamId;
 use crate::version::ExpectedVersion;
@@ -72,11 +74,13 @@ pub struct Executed<A: Aggregate> {
 }
 
 /// Loads, handles and appends for one aggregate type.
+///
+/// Clones share one state cache (see [`Repository::with_cache`]).
 pub struct Repository<A> {
     store: Arc<dyn EventStore>,
     snapshot_every: Option<u64>,
     max_attempts: u32,
-    _aggregate: std::marker::PhantomData<fn() -> A>,
+    cache: Option<Arc<StateCache<A>>>,
 }
 
 impl<A> Clone for Repository<A> {
@@ -85,7 +89,7 @@ impl<A> Clone for Repository<A> {
             store: self.store.clone(),
             snapshot_every: self.snapshot_every,
             max_attempts: self.max_attempts,
-            _aggregate: std::marker::PhantomData,
+            cache: self.cache.clone(),
         }
     }
 }
@@ -97,8 +101,19 @@ impl<A: Aggregate> Repository<A> {
             store,
             snapshot_every: None,
             max_attempts: 5,
-            _aggregate: std::marker::PhantomData,
+            cache: None,
         }
+    }
+
+    /// Keeps the states of up to `capacity` recently used aggregates in memory with their
+    /// versions: a command then runs without reading its stream (the append's expected-version
+    /// check catches anyone who wrote since, and only the newer events are read), and a load
+    /// reads only the events after the cached version. A refusal or no-op decided on a cached
+    /// state is confirmed against the stream before it is returned. Worth it for aggregates
+    /// this process writes repeatedly; `capacity` 0 turns the cache off.
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache = NonZeroUsize::new(capacity).map(|c| Arc::new(StateCache::<A>::new(c)));
+        self
     }
 
     /// Saves a snapshot whenever the stream crosses a multiple of `every` events.
@@ -122,12 +137,15 @@ impl<A: Aggregate> Repository<A> {
     /// `with_snapshots`), then the events after it.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let stream = Self::stream_of(id)?;
+        if let Some((state, version)) = self.cache.as_ref().and_then(|c| c.get(stream.as_str())) {
+            return self.catch_up(&stream, Loaded { state, version }).await;
+        }
         // Only repositories that take snapshots look for one: a round trip saved per load.
         let snapshot = match self.snapshot_every {
             Some(_) => self.store.load_snapshot(&stream).await?,
             None => None,
         };
-        let mut loaded = match snapshot {
+        let start = match snapshot {
             Some(snapshot) => Loaded {
                 state: serde_json::from_value(snapshot.state).map_err(|e| {
                     RepositoryError::Decode {
@@ -142,11 +160,62 @@ impl<A: Aggregate> Repository<A> {
                 version: 0,
             },
         };
+        self.catch_up(&stream, start).await
+    }
+
+    /// The cached state of aggregate `id` if there is one (`false`: it may be behind its
+    /// stream), else the state loaded from the store (`true`). For commands that write several
+    /// aggregates in one [`EventStore::append_multi`]; pair with [`Repository::refresh`] and
+    /// [`Repository::remember`].
+    pub async fn current(&self, id: &str) -> Result<(Loaded<A>, bool), RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        match self.cache.as_ref().and_then(|c| c.get(stream.as_str())) {
+            Some((state, version)) => Ok((Loaded { state, version }, false)),
+            None => Ok((self.load(id).await?, true)),
+        }
+    }
+
+    /// Brings `loaded` (a state of aggregate `id`) up to date with its stream.
+    pub async fn refresh(
+        &self,
+        id: &str,
+        loaded: Loaded<A>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        self.catch_up(&stream, loaded).await
+    }
+
+    /// Records in the cache that aggregate `id` is `state` at `version`, after the caller
+    /// appended its events itself.
+    pub fn remember(&self, id: &str, state: &A, version: u64) {
+        if let (Some(cache), Ok(stream)) = (&self.cache, Self::stream_of(id)) {
+            cache.put(stream.as_str(), state, version);
+        }
+    }
+
+    /// Encodes `events` for the store with `metadata`.
+    pub fn encode(
+        events: &[A::Event],
+        metadata: &Metadata,
+    ) -> Result<Vec<EventData>, RepositoryError<A::Error>> {
+        events
+            .iter()
+            .map(|e| EventData::json(e.event_type(), e).map(|d| d.with_metadata(metadata.clone())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Into::into)
+    }
+
+    /// Folds the events after `loaded.version` into it (and caches the result).
+    async fn catch_up(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         loop {
             let page = self
                 .store
                 .read_stream(
-                    &stream,
+                    stream,
                     Direction::Forward,
                     Some(loaded.version + 1),
                     LOAD_PAGE,
@@ -154,14 +223,22 @@ impl<A: Aggregate> Repository<A> {
                 .await?;
             let full = page.len() == LOAD_PAGE;
             for recorded in page {
-                let event: A::Event = recorded.decode().map_err(|e| RepositoryError::Decode {
-                    stream: stream.to_string(),
-                    reason: e.to_string(),
+                let event: A::Event = recorded.decode().map_err(|e| {
+                    if let Some(cache) = &self.cache {
+                        cache.forget(stream.as_str());
+                    }
+                    RepositoryError::Decode {
+                        stream: stream.to_string(),
+                        reason: e.to_string(),
+                    }
                 })?;
                 loaded.state.apply(&event);
                 loaded.version = recorded.version;
             }
             if !full {
+                if let Some(cache) = &self.cache {
+                    cache.put(stream.as_str(), &loaded.state, loaded.version);
+                }
                 return Ok(loaded);
             }
         }
@@ -175,11 +252,23 @@ impl<A: Aggregate> Repository<A> {
         metadata: Metadata,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream = Self::stream_of(id)?;
-        for _attempt in 0..self.max_attempts {
-            let Loaded { mut state, version } = self.load(id).await?;
-            let events = state
-                .handle(command.clone())
-                .map_err(RepositoryError::Domain)?;
+        // A cached state may be behind the stream: what it refuses or ignores is checked
+        // against the stream before it is believed.
+        let (mut current, mut verified) =
+            match self.cache.as_ref().and_then(|c| c.get(stream.as_str())) {
+                Some((state, version)) => (Loaded { state, version }, false),
+                None => (self.load(id).await?, true),
+            };
+        let mut attempts = 0;
+        while attempts < self.max_attempts {
+            let Loaded::<A> { mut state, version } = current;
+            let decided = state.handle(command.clone());
+            if !verified && decided.as_ref().map_or(true, Vec::is_empty) {
+                current = self.catch_up(&stream, Loaded { state, version }).await?;
+                verified = true;
+                continue;
+            }
+            let events = decided.map_err(RepositoryError::Domain)?;
             if events.is_empty() {
                 return Ok(Executed {
                     state,
@@ -187,6 +276,7 @@ impl<A: Aggregate> Repository<A> {
                     events,
                 });
             }
+            attempts += 1;
             let data = events
                 .iter()
                 .map(|e| {
@@ -199,6 +289,9 @@ impl<A: Aggregate> Repository<A> {
                     for event in &events {
                         state.apply(event);
                     }
+                    if let Some(cache) = &self.cache {
+                        cache.put(stream.as_str(), &state, done.next_expected_version);
+                    }
                     self.maybe_snapshot(&stream, &state, version, done.next_expected_version)
                         .await;
                     return Ok(Executed {
@@ -208,8 +301,10 @@ impl<A: Aggregate> Repository<A> {
                     });
                 }
                 Err(StoreError::WrongExpectedVersion { .. }) => {
-                    tracing::debug!(stream = %stream, "version conflict; reloading");
-                    continue;
+                    tracing::debug!(stream = %stream, "version conflict; reading the newer events");
+                    // The state at `version` is still true: only the newer events are read.
+                    current = self.catch_up(&stream, Loaded { state, version }).await?;
+                    verified = true;
                 }
                 Err(err) => return Err(err.into()),
             }

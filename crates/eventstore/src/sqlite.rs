@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{EventData, RecordedEvent, Snapshot};
 use crate::store::{
-    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, classify_replay,
-    stream_read,
+    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, StreamAppend, check_multi,
+    classify_multi_replay, classify_replay, stream_read,
 };
 use crate::stream::StreamId;
 use crate::subscription::{SubscriptionOptions, catch_up_then_live};
@@ -99,6 +99,56 @@ impl SqliteEventStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::Unavailable)?;
+        let written = Self::write_stream(&mut tx, stream, expected, events, encoded).await?;
+        if written.is_ok() {
+            tx.commit()
+                .await
+                .map_err(|e| StoreError::from_db(e, true))?;
+        }
+        Ok(written)
+    }
+
+    /// Writes several streams' events in one `BEGIN IMMEDIATE` transaction, all or none;
+    /// `Err((i, refusal))` names the first stream that refused.
+    async fn write_streams(
+        conn: &mut SqliteConnection,
+        appends: &[StreamAppend],
+        encoded: Vec<Vec<(String, String)>>,
+    ) -> Result<Result<Vec<AppendResult>, (usize, Refusal)>, StoreError> {
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let mut results = Vec::with_capacity(appends.len());
+        for (i, (append, encoded)) in appends.iter().zip(encoded).enumerate() {
+            let written = Self::write_stream(
+                &mut tx,
+                &append.stream,
+                append.expected,
+                &append.events,
+                encoded,
+            )
+            .await?;
+            match written {
+                Ok(done) => results.push(done),
+                // Dropping the transaction rolls back what the earlier streams wrote.
+                Err(refusal) => return Ok(Err((i, refusal))),
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_db(e, true))?;
+        Ok(Ok(results))
+    }
+
+    /// Writes one stream's events inside the caller's transaction.
+    async fn write_stream(
+        tx: &mut SqliteConnection,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        encoded: Vec<(String, String)>,
+    ) -> Result<Result<AppendResult, Refusal>, StoreError> {
         let current: Option<i64> =
             sqlx::query_scalar("SELECT version FROM es_streams WHERE stream_id = ?1")
                 .bind(stream.as_str())
@@ -178,14 +228,43 @@ impl SqliteEventStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::from_db(e, true))?;
-        tx.commit()
-            .await
-            .map_err(|e| StoreError::from_db(e, true))?;
         Ok(Ok(AppendResult {
             next_expected_version: version,
             first_position: Position(first.unwrap_or(last) as u64),
             last_position: Position(last as u64),
         }))
+    }
+
+    /// The stored identities of `ids`, for replay checks.
+    async fn stored_identities(
+        conn: &mut SqliteConnection,
+        ids: impl Iterator<Item = Uuid>,
+    ) -> Result<Vec<StoredIdentity>, StoreError> {
+        let mut stored = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT event_id, stream_id, version, position, event_type, data \
+                 FROM es_events WHERE event_id = ?1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::Unavailable)?;
+            if let Some(r) = row {
+                let data: &str = r.try_get(5).map_err(StoreError::Unavailable)?;
+                stored.push(StoredIdentity {
+                    id: r.try_get(0).map_err(StoreError::Unavailable)?,
+                    stream_id: r.try_get(1).map_err(StoreError::Unavailable)?,
+                    version: r.try_get::<i64, _>(2).map_err(StoreError::Unavailable)? as u64,
+                    position: Position(
+                        r.try_get::<i64, _>(3).map_err(StoreError::Unavailable)? as u64
+                    ),
+                    event_type: r.try_get(4).map_err(StoreError::Unavailable)?,
+                    data: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
+                });
+            }
+        }
+        Ok(stored)
     }
 }
 
@@ -272,30 +351,8 @@ impl EventStore for SqliteEventStore {
             }
             Err(refusal) => refusal,
         };
-        let mut stored = Vec::with_capacity(events.len());
-        for event in &events {
-            let row = sqlx::query(
-                "SELECT event_id, stream_id, version, position, event_type, data \
-                 FROM es_events WHERE event_id = ?1",
-            )
-            .bind(event.id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::Unavailable)?;
-            if let Some(r) = row {
-                let data: &str = r.try_get(5).map_err(StoreError::Unavailable)?;
-                stored.push(StoredIdentity {
-                    id: r.try_get(0).map_err(StoreError::Unavailable)?,
-                    stream_id: r.try_get(1).map_err(StoreError::Unavailable)?,
-                    version: r.try_get::<i64, _>(2).map_err(StoreError::Unavailable)? as u64,
-                    position: Position(
-                        r.try_get::<i64, _>(3).map_err(StoreError::Unavailable)? as u64
-                    ),
-                    event_type: r.try_get(4).map_err(StoreError::Unavailable)?,
-                    data: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
-                });
-            }
-        }
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let stored = Self::stored_identities(&mut conn, ids.into_iter()).await?;
         match classify_replay(stream, expected, &events, stored)? {
             Replay::AlreadyAppended(done) => Ok(done),
             Replay::NotStored => match refusal {
@@ -307,6 +364,55 @@ impl EventStore for SqliteEventStore {
                 }),
             },
         }
+    }
+
+    async fn append_multi(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let encoded = check_multi(&self.inner.limits, &appends)?;
+        // Its own task, as in `append`: a dropped caller must not cut the transaction in half.
+        let inner = self.inner.clone();
+        let (appends, written) = tokio::spawn(async move {
+            let written = async {
+                let mut conn = inner
+                    .writer
+                    .acquire()
+                    .await
+                    .map_err(StoreError::Unavailable)?;
+                let written = Self::write_streams(&mut conn, &appends, encoded).await?;
+                Ok::<_, StoreError>((written, conn))
+            }
+            .await;
+            (appends, written)
+        })
+        .await
+        .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?;
+        let (written, mut conn) = written?;
+        let (index, refusal) = match written {
+            Ok(done) => {
+                self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
+                return Ok(done);
+            }
+            Err(refused) => refused,
+        };
+        let ids: Vec<Uuid> = appends
+            .iter()
+            .flat_map(|a| a.events.iter().map(|e| e.id))
+            .collect();
+        let stored = Self::stored_identities(&mut conn, ids.into_iter()).await?;
+        let refused = &appends[index];
+        let refusal = match refusal {
+            Refusal::DuplicateId => StoreError::DuplicateEventId {
+                id: refused.events.first().map(|e| e.id).unwrap_or_default(),
+            },
+            Refusal::Version(actual) => StoreError::WrongExpectedVersion {
+                stream: refused.stream.to_string(),
+                expected: refused.expected,
+                actual,
+            },
+        };
+        classify_multi_replay(&appends, stored, refusal)
     }
 
     async fn read_stream(

@@ -28,6 +28,28 @@ pub struct AppendResult {
     pub last_position: Position,
 }
 
+/// One stream's part of [`EventStore::append_multi`].
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version the stream must be at.
+    pub expected: ExpectedVersion,
+    /// What to append (at least one event).
+    pub events: Vec<EventData>,
+}
+
+impl StreamAppend {
+    /// Events for `stream`, which must be at `expected`.
+    pub fn new(stream: StreamId, expected: ExpectedVersion, events: Vec<EventData>) -> Self {
+        Self {
+            stream,
+            expected,
+            events,
+        }
+    }
+}
+
 /// Size limits enforced on every append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -121,6 +143,16 @@ pub trait EventStore: Send + Sync + 'static {
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError>;
 
+    /// Appends to several streams in one transaction: each stream's version must match its
+    /// expected version, or nothing at all is written. Results come in the order given.
+    ///
+    /// Re-appending a multi-append that already happened (the same ids, types and data in the
+    /// same streams) succeeds without writing again.
+    async fn append_multi(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError>;
+
     /// Reads up to `limit` events of one stream starting at version `from` (inclusive;
     /// `None` means the first event going forward, the last going backward).
     async fn read_stream(
@@ -180,6 +212,66 @@ pub(crate) fn stream_read(direction: Direction, from: Option<u64>) -> (&'static 
         Direction::Forward => (FORWARD, start(from.unwrap_or(1))),
         Direction::Backward => (BACKWARD, from.map(start).unwrap_or(i64::MAX)),
     }
+}
+
+/// Checks a multi-append before anything is written (at least one stream, none twice, no
+/// event id twice, each stream's events within `limits`); returns each stream's encoded events.
+pub(crate) fn check_multi(
+    limits: &Limits,
+    appends: &[StreamAppend],
+) -> Result<Vec<Vec<(String, String)>>, StoreError> {
+    let invalid = |reason: String| Err(StoreError::InvalidEvent { reason });
+    if appends.is_empty() {
+        return invalid("a multi-stream append needs at least one stream".to_owned());
+    }
+    let mut streams = std::collections::HashSet::with_capacity(appends.len());
+    let mut ids = std::collections::HashSet::new();
+    let mut encoded = Vec::with_capacity(appends.len());
+    for append in appends {
+        if !streams.insert(append.stream.as_str()) {
+            return invalid(format!(
+                "stream {} appears twice in one multi-stream append",
+                append.stream
+            ));
+        }
+        for event in &append.events {
+            if !ids.insert(event.id) {
+                return invalid(format!("event id {} appears twice in one append", event.id));
+            }
+        }
+        encoded.push(limits.check(&append.events)?);
+    }
+    Ok(encoded)
+}
+
+/// Decides whether a refused multi-append already happened: every stream's events stored as
+/// given (then their results), none stored (then `refusal` stands), or a mix (a reused id).
+pub(crate) fn classify_multi_replay(
+    appends: &[StreamAppend],
+    stored: Vec<StoredIdentity>,
+    refusal: StoreError,
+) -> Result<Vec<AppendResult>, StoreError> {
+    if stored.is_empty() {
+        return Err(refusal);
+    }
+    let mut by_id: std::collections::HashMap<uuid::Uuid, StoredIdentity> =
+        stored.into_iter().map(|s| (s.id, s)).collect();
+    let mut results = Vec::with_capacity(appends.len());
+    for append in appends {
+        let mine: Vec<StoredIdentity> = append
+            .events
+            .iter()
+            .filter_map(|e| by_id.remove(&e.id))
+            .collect();
+        match classify_replay(&append.stream, append.expected, &append.events, mine)? {
+            Replay::AlreadyAppended(done) => results.push(done),
+            Replay::NotStored => {
+                let id = append.events.first().map(|e| e.id).unwrap_or_default();
+                return Err(StoreError::DuplicateEventId { id });
+            }
+        }
+    }
+    Ok(results)
 }
 
 /// What an idempotency check found for a batch whose append was refused.

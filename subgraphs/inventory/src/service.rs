@@ -18,6 +18,10 @@ use crate::reservation::Reservation;
 pub const MAX_ATTEMPTS: u32 = 200;
 /// A snapshot every this many events keeps popular products quick to load.
 const SNAPSHOT_EVERY: u64 = 50;
+/// Products whose states stay in memory between commands.
+const PRODUCTS_CACHED: usize = 10_000;
+/// Reservations whose states stay in memory between commands (reserve, then commit or release).
+const RESERVATIONS_CACHED: usize = 20_000;
 
 /// Runs inventory commands; cheap to clone.
 ///
@@ -37,8 +41,11 @@ impl Inventory {
         Self {
             products: Repository::new(store.clone())
                 .with_max_attempts(MAX_ATTEMPTS)
-                .with_snapshots(SNAPSHOT_EVERY),
-            reservations: Repository::new(store).with_max_attempts(MAX_ATTEMPTS),
+                .with_snapshots(SNAPSHOT_EVERY)
+                .with_cache(PRODUCTS_CACHED),
+            reservations: Repository::new(store)
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_cache(RESERVATIONS_CACHED),
             turns: Arc::new(Turns::default()),
         }
     }

@@ -10,7 +10,7 @@ use contracts::events::{OrderPlaced, PaymentConfirmed, PaymentFailed};
 use contracts::{Envelope, SagaReply};
 use eventstore::{
     Aggregate, EventData, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository,
-    StoreError,
+    StoreError, StreamAppend,
 };
 use sqlx::{AnyPool, Executor};
 use uuid::Uuid;
@@ -20,6 +20,8 @@ use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInpu
 
 /// Sagas handled at once by one orchestrator (messages of one order always share a lane).
 const SAGA_LANES: usize = 16;
+/// Sagas (and their orders) whose states are kept in memory between steps.
+const STATE_CACHE: usize = 20_000;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -117,8 +119,10 @@ impl Orchestrator {
                  WHERE pending > 0",
             )
             .await?;
-        let orders = Repository::new(store.clone()).with_max_attempts(50);
-        let sagas = Repository::new(store.clone());
+        let orders = Repository::new(store.clone())
+            .with_max_attempts(50)
+            .with_cache(STATE_CACHE);
+        let sagas = Repository::new(store.clone()).with_cache(STATE_CACHE);
         Ok(Arc::new(Self {
             store,
             bus,
@@ -201,43 +205,74 @@ impl Orchestrator {
         }
     }
 
-    /// Feeds one input to a saga and carries out its decision.
+    /// Feeds one input to a saga and carries out its decision: the saga's step and the order
+    /// changes it calls for are appended in one transaction, then the index is updated and the
+    /// commands to send are returned.
     pub async fn advance(
         &self,
         order_id: &str,
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        let stream = Repository::<OrderSaga>::stream_of(&saga_id(order_id))?;
+        let saga_key = saga_id(order_id);
+        let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
+        let order_stream = Repository::<Order>::stream_of(order_id)?;
         let command = SagaCommand {
             message_id,
             order_id: order_id.to_owned(),
             input,
             payment_timeout: self.config.payment_timeout,
         };
+        let repo = |e: eventstore::RepositoryError<_>| OrchestratorError::Repository(e.to_string());
+        let order_repo =
+            |e: eventstore::RepositoryError<_>| OrchestratorError::Repository(e.to_string());
+        // Cached states may be behind their streams; a stale decision is caught by the
+        // append's version checks, and "nothing to do" is confirmed against the stream.
+        let (mut saga, mut saga_fresh) = self.sagas.current(&saga_key).await.map_err(repo)?;
+        let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
-            let loaded = self
-                .sagas
-                .load(&saga_id(order_id))
-                .await
-                .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
-            let events = loaded
+            let events = saga
                 .state
                 .handle(command.clone())
                 .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
             if events.is_empty() {
+                if !saga_fresh {
+                    saga = self.sagas.refresh(&saga_key, saga).await.map_err(repo)?;
+                    saga_fresh = true;
+                    continue;
+                }
                 // Seen before (or irrelevant): make sure what it sent is not lost.
-                self.update_index(&loaded.state).await?;
-                return self.records(loaded.state.pending.values());
+                self.update_index(&saga.state).await?;
+                return self.records(saga.state.pending.values());
             }
-            // Order changes first: they are idempotent, so a crash before the saga's own
-            // append only repeats them.
-            for event in &events {
-                for action in &event.order_actions {
-                    self.apply_order_action(order_id, action).await?;
+            let actions: Vec<&OrderAction> =
+                events.iter().flat_map(|e| e.order_actions.iter()).collect();
+            let mut order_events = Vec::new();
+            let mut order_after = None;
+            if !actions.is_empty() {
+                let (current, fresh) = match order.take() {
+                    Some(known) => known,
+                    None => self.orders.current(order_id).await.map_err(order_repo)?,
+                };
+                match self.order_changes(order_id, &current, fresh, &actions) {
+                    Some((changes, after)) => {
+                        order_events = changes;
+                        order_after = Some(after);
+                        order = Some((current, fresh));
+                    }
+                    None => {
+                        // Refused on a cached state: decide again on the stream's.
+                        let current = self
+                            .orders
+                            .refresh(order_id, current)
+                            .await
+                            .map_err(order_repo)?;
+                        order = Some((current, true));
+                        continue;
+                    }
                 }
             }
-            let data = events
+            let saga_data = events
                 .iter()
                 .map(|e| {
                     EventData::json("SagaAdvanced", e)
@@ -247,22 +282,49 @@ impl Orchestrator {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            match self
-                .store
-                .append(&stream, ExpectedVersion::Exact(loaded.version), data)
-                .await
-            {
-                Ok(_) => {
-                    let mut state = loaded.state;
+            let mut appends = vec![StreamAppend::new(
+                saga_stream.clone(),
+                ExpectedVersion::Exact(saga.version),
+                saga_data,
+            )];
+            if let (false, Some((current, _))) = (order_events.is_empty(), &order) {
+                let metadata = Metadata::caused_by(order_uuid(order_id), message_id);
+                appends.push(StreamAppend::new(
+                    order_stream.clone(),
+                    ExpectedVersion::Exact(current.version),
+                    Repository::<Order>::encode(&order_events, &metadata).map_err(order_repo)?,
+                ));
+            }
+            match self.store.append_multi(appends).await {
+                Ok(done) => {
+                    let mut state = saga.state;
                     for e in &events {
                         state.apply(e);
+                    }
+                    self.sagas
+                        .remember(&saga_key, &state, done[0].next_expected_version);
+                    if let (Some(after), Some(order_done)) = (order_after, done.get(1)) {
+                        self.orders
+                            .remember(order_id, &after, order_done.next_expected_version);
                     }
                     self.update_index(&state).await?;
                     metrics::counter!("saga_steps_total").increment(1);
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
                     return self.records(sent.into_iter());
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    // Someone wrote the saga or the order meanwhile: read what is new, decide again.
+                    saga = self.sagas.refresh(&saga_key, saga).await.map_err(repo)?;
+                    saga_fresh = true;
+                    if let Some((current, _)) = order.take() {
+                        let current = self
+                            .orders
+                            .refresh(order_id, current)
+                            .await
+                            .map_err(order_repo)?;
+                        order = Some((current, true));
+                    }
+                }
                 Err(err) => return Err(err.into()),
             }
         }
@@ -271,37 +333,47 @@ impl Orchestrator {
         )))
     }
 
-    async fn apply_order_action(
+    /// The order events the saga's actions produce on `current`, and the order after them.
+    /// Actions the order refuses are skipped (it moved on, e.g. the customer cancelled: the
+    /// saga hears of that through the order's own events); `None` when a refusal was decided on
+    /// a state that may be stale (`fresh` false) and must be decided again.
+    fn order_changes(
         &self,
         order_id: &str,
-        action: &OrderAction,
-    ) -> Result<(), OrchestratorError> {
-        let command = match action.clone() {
-            OrderAction::AwaitPayment { expires_at } => OrderCommand::AwaitPayment { expires_at },
-            OrderAction::MarkPaid { payment_key } => OrderCommand::MarkPaid { payment_key },
-            OrderAction::Reject { reason } => OrderCommand::Reject { reason },
-            OrderAction::FailPayment { reason } => OrderCommand::FailPayment { reason },
-            OrderAction::Expire => OrderCommand::Expire,
-            OrderAction::MarkRefunded { amount } => OrderCommand::MarkRefunded { amount },
-        };
-        match self
-            .orders
-            .execute(order_id, command, Metadata::new())
-            .await
-        {
-            Ok(_) => Ok(()),
-            // The order moved on (e.g. the customer cancelled meanwhile): the saga hears of it
-            // through the order's own events and compensates then.
-            Err(eventstore::RepositoryError::Domain(err @ OrderError::WrongStatus { .. })) => {
-                tracing::info!(order_id, error = %err, "order moved on; saga action skipped");
-                Ok(())
+        current: &eventstore::repository::Loaded<Order>,
+        fresh: bool,
+        actions: &[&OrderAction],
+    ) -> Option<(Vec<crate::order::OrderEvent>, Order)> {
+        let mut state = current.state.clone();
+        let mut all = Vec::new();
+        for action in actions {
+            let command = match (*action).clone() {
+                OrderAction::AwaitPayment { expires_at } => {
+                    OrderCommand::AwaitPayment { expires_at }
+                }
+                OrderAction::MarkPaid { payment_key } => OrderCommand::MarkPaid { payment_key },
+                OrderAction::Reject { reason } => OrderCommand::Reject { reason },
+                OrderAction::FailPayment { reason } => OrderCommand::FailPayment { reason },
+                OrderAction::Expire => OrderCommand::Expire,
+                OrderAction::MarkRefunded { amount } => OrderCommand::MarkRefunded { amount },
+            };
+            match state.handle(command) {
+                Ok(events) => {
+                    for e in &events {
+                        state.apply(e);
+                    }
+                    all.extend(events);
+                }
+                Err(_) if !fresh => return None,
+                Err(err @ OrderError::WrongStatus { .. }) => {
+                    tracing::info!(order_id, error = %err, "order moved on; saga action skipped");
+                }
+                Err(err) => {
+                    tracing::warn!(order_id, error = %err, "saga action refused by the order");
+                }
             }
-            Err(eventstore::RepositoryError::Domain(err)) => {
-                tracing::warn!(order_id, error = %err, "saga action refused by the order");
-                Ok(())
-            }
-            Err(err) => Err(OrchestratorError::Repository(err.to_string())),
         }
+        Some((all, state))
     }
 
     fn records<'a>(

@@ -11,6 +11,9 @@ use uuid::Uuid;
 use crate::order::{Order, OrderCommand, OrderError, OrderStatus, validate_lines};
 use crate::pricing::PriceBook;
 
+/// Orders whose states stay in memory between requests.
+const ORDERS_CACHED: usize = 20_000;
+
 /// Namespace of order ids derived from (customer, idempotency key).
 const ORDER_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_722d_6964_656d_706f_7465_6e74);
 
@@ -83,7 +86,9 @@ impl OrderService {
     /// A service over `store`, pricing from `prices`.
     pub fn new(store: Arc<dyn EventStore>, prices: PriceBook) -> Self {
         Self {
-            orders: Repository::new(store).with_max_attempts(20),
+            orders: Repository::new(store)
+                .with_max_attempts(20)
+                .with_cache(ORDERS_CACHED),
             prices,
         }
     }

@@ -21,6 +21,9 @@ use crate::payable::PayableOrders;
 use crate::payment::{Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund};
 use crate::toss::{TossCancel, TossClient, TossError, TossPayment, codes};
 
+/// Payments whose states stay in memory between requests and commands.
+const PAYMENTS_CACHED: usize = 20_000;
+
 /// The payment use cases; cheap to clone.
 #[derive(Clone)]
 pub struct PaymentService {
@@ -45,7 +48,7 @@ impl PaymentService {
     ) -> Result<Self, PaymentError> {
         Ok(Self {
             inner: Arc::new(Inner {
-                payments: Repository::new(store.clone()),
+                payments: Repository::new(store.clone()).with_cache(PAYMENTS_CACHED),
                 store,
                 payable: PayableOrders::new(models).await?,
                 toss,

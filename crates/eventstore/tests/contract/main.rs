@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eventstore::{
     Direction, EventData, EventStore, ExpectedVersion, Metadata, PgEventStore, Position,
-    SqliteEventStore, StoreError, StreamId,
+    SqliteEventStore, StoreError, StreamAppend, StreamId,
 };
 use futures::StreamExt;
 use serde_json::json;
@@ -83,6 +83,9 @@ suite!(
     stores_checkpoints_and_snapshots,
     refuses_bad_input_and_writes_nothing,
     repository_handles_commands_with_retries_and_snapshots,
+    cached_repositories_in_two_processes_agree,
+    appends_to_several_streams_all_or_none,
+    concurrent_multi_stream_appends_never_deadlock,
 );
 
 mod cases {
@@ -619,5 +622,181 @@ mod cases {
             eventstore::RepositoryError::Domain(account::AccountError::Insufficient)
         ));
         assert_eq!(repo.load("a1").await.unwrap().version, 21);
+    }
+
+    /// Two repositories with their own state caches stand for two processes writing the same
+    /// aggregates: stale caches must never lose a write, and a refusal decided on a stale
+    /// cache must be re-checked against the stream.
+    pub async fn cached_repositories_in_two_processes_agree(store: Arc<dyn EventStore>) {
+        use account::{Account, AccountError, Command};
+        use eventstore::{Repository, RepositoryError};
+        let one = Repository::<Account>::new(store.clone())
+            .with_cache(100)
+            .with_max_attempts(100);
+        let two = Repository::<Account>::new(store.clone())
+            .with_cache(100)
+            .with_max_attempts(100);
+        let open = Command::Open {
+            owner: "kim".into(),
+        };
+        one.execute("c1", open.clone(), Metadata::new())
+            .await
+            .unwrap();
+        // `two` has never seen c1: its first command reads the stream.
+        let err = two.execute("c1", open, Metadata::new()).await.unwrap_err();
+        assert!(matches!(
+            err,
+            RepositoryError::Domain(AccountError::AlreadyOpen)
+        ));
+        // Both caches now hold c1; deposits race from both sides.
+        let tasks: Vec<_> = (1..=30u64)
+            .map(|i| {
+                let repo = if i % 2 == 0 { one.clone() } else { two.clone() };
+                tokio::spawn(async move {
+                    repo.execute("c1", Command::Deposit { amount: i }, Metadata::new())
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let total: u64 = (1..=30).sum();
+        for repo in [&one, &two] {
+            let loaded = repo.load("c1").await.unwrap();
+            assert_eq!(loaded.state.balance, total);
+            assert_eq!(loaded.version, 31);
+        }
+        // `one` deposits behind `two`'s back; `two`'s cache then says the balance is short,
+        // but the refusal is checked against the stream and the withdrawal goes through.
+        one.execute("c1", Command::Deposit { amount: 1_000 }, Metadata::new())
+            .await
+            .unwrap();
+        let done = two
+            .execute(
+                "c1",
+                Command::Withdraw {
+                    amount: total + 1_000,
+                },
+                Metadata::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.state.balance, 0);
+        assert_eq!(done.version, 33);
+        // And `one`, now behind, refuses a withdrawal for the right reason after checking.
+        let err = one
+            .execute("c1", Command::Withdraw { amount: 1 }, Metadata::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            RepositoryError::Domain(AccountError::Insufficient)
+        ));
+        let plain = Repository::<Account>::new(store.clone())
+            .load("c1")
+            .await
+            .unwrap();
+        assert_eq!((plain.state.balance, plain.version), (0, 33));
+    }
+
+    pub async fn appends_to_several_streams_all_or_none(store: Arc<dyn EventStore>) {
+        let (a, b) = (stream("order-multi_a"), stream("saga-multi_b"));
+        store
+            .append(&b, ExpectedVersion::NoStream, vec![ev(0)])
+            .await
+            .unwrap();
+        let batch = vec![
+            StreamAppend::new(a.clone(), ExpectedVersion::NoStream, vec![ev(1), ev(2)]),
+            StreamAppend::new(b.clone(), ExpectedVersion::Exact(1), vec![ev(3)]),
+        ];
+        let done = store.append_multi(batch.clone()).await.unwrap();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[0].next_expected_version, 2);
+        assert_eq!(done[1].next_expected_version, 2);
+        // The same multi-append again is a replay: the same results, nothing written.
+        assert_eq!(store.append_multi(batch.clone()).await.unwrap(), done);
+        assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+        // One stream at the wrong version: nothing is written to either.
+        let refused = store
+            .append_multi(vec![
+                StreamAppend::new(a.clone(), ExpectedVersion::Exact(2), vec![ev(4)]),
+                StreamAppend::new(b.clone(), ExpectedVersion::Exact(1), vec![ev(5)]),
+            ])
+            .await
+            .unwrap_err();
+        match refused {
+            StoreError::WrongExpectedVersion { stream, actual, .. } => {
+                assert_eq!(stream, b.to_string());
+                assert_eq!(actual, 2);
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+        assert_eq!(store.stream_version(&b).await.unwrap(), 2);
+        let read = store
+            .read_stream(&a, Direction::Forward, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 2);
+        // Bad input is refused before anything is written.
+        for bad in [
+            vec![],
+            vec![
+                StreamAppend::new(a.clone(), ExpectedVersion::Any, vec![ev(6)]),
+                StreamAppend::new(a.clone(), ExpectedVersion::Any, vec![ev(7)]),
+            ],
+            vec![StreamAppend::new(b.clone(), ExpectedVersion::Any, vec![])],
+        ] {
+            let err = store.append_multi(bad).await.unwrap_err();
+            assert!(matches!(err, StoreError::InvalidEvent { .. }), "{err:?}");
+        }
+        assert_eq!(store.stream_version(&a).await.unwrap(), 2);
+        assert_eq!(store.stream_version(&b).await.unwrap(), 2);
+    }
+
+    /// Writers taking the same streams in opposite orders: each round one wins, none hangs.
+    pub async fn concurrent_multi_stream_appends_never_deadlock(store: Arc<dyn EventStore>) {
+        let (a, b) = (stream("inventory-x_1"), stream("inventory-x_2"));
+        for round in 0..5u64 {
+            let tasks: Vec<_> = (0..8u64)
+                .map(|i| {
+                    let store = store.clone();
+                    let (first, second) = if i % 2 == 0 {
+                        (a.clone(), b.clone())
+                    } else {
+                        (b.clone(), a.clone())
+                    };
+                    let expected = if round == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(round)
+                    };
+                    tokio::spawn(async move {
+                        store
+                            .append_multi(vec![
+                                StreamAppend::new(first, expected, vec![ev(i)]),
+                                StreamAppend::new(second, expected, vec![ev(i)]),
+                            ])
+                            .await
+                    })
+                })
+                .collect();
+            let mut wins = 0;
+            for task in tasks {
+                match tokio::time::timeout(Duration::from_secs(20), task)
+                    .await
+                    .expect("no multi-append hangs")
+                    .unwrap()
+                {
+                    Ok(_) => wins += 1,
+                    Err(StoreError::WrongExpectedVersion { .. }) => {}
+                    Err(other) => panic!("unexpected error {other:?}"),
+                }
+            }
+            assert_eq!(wins, 1, "round {round}");
+        }
+        assert_eq!(store.stream_version(&a).await.unwrap(), 5);
+        assert_eq!(store.stream_version(&b).await.unwrap(), 5);
     }
 }
