@@ -24,8 +24,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{EventData, RecordedEvent, Snapshot};
 use crate::store::{
-    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, StreamAppend, check_multi,
-    classify_multi_replay, classify_replay, stream_read,
+    AppendResult, Direction, EventStore, Limits, StoredIdentity, StreamAppend, check_multi,
+    classify_multi_replay, stream_read,
 };
 use crate::stream::StreamId;
 use crate::subscription::{SubscriptionOptions, catch_up_then_live};
@@ -86,26 +86,6 @@ impl SqliteEventStore {
     /// The writer pool (one connection), for components that keep their own tables beside the events.
     pub fn writer(&self) -> &SqlitePool {
         &self.inner.writer
-    }
-
-    async fn write_batch(
-        conn: &mut SqliteConnection,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: &[EventData],
-        encoded: Vec<(String, String)>,
-    ) -> Result<Result<AppendResult, Refusal>, StoreError> {
-        let mut tx = conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(StoreError::Unavailable)?;
-        let written = Self::write_stream(&mut tx, stream, expected, events, encoded).await?;
-        if written.is_ok() {
-            tx.commit()
-                .await
-                .map_err(|e| StoreError::from_db(e, true))?;
-        }
-        Ok(written)
     }
 
     /// Writes several streams' events in one `BEGIN IMMEDIATE` transaction, all or none;
@@ -322,48 +302,13 @@ impl EventStore for SqliteEventStore {
         expected: ExpectedVersion,
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
-        let encoded = self.inner.limits.check(&events)?;
-        // The write runs on its own task: a caller that goes away (a dropped request) must not
-        // cut the single writer connection's transaction in half and leave it unusable.
-        let inner = self.inner.clone();
-        let owned_stream = stream.clone();
-        let (events, written) = tokio::spawn(async move {
-            let written = async {
-                let mut conn = inner
-                    .writer
-                    .acquire()
-                    .await
-                    .map_err(StoreError::Unavailable)?;
-                let written =
-                    Self::write_batch(&mut conn, &owned_stream, expected, &events, encoded).await?;
-                Ok::<_, StoreError>((written, conn))
-            }
-            .await;
-            (events, written)
-        })
-        .await
-        .map_err(|_| StoreError::Unavailable(sqlx::Error::WorkerCrashed))?;
-        let (written, mut conn) = written?;
-        let refusal = match written {
-            Ok(done) => {
-                self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
-                return Ok(done);
-            }
-            Err(refusal) => refusal,
-        };
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let stored = Self::stored_identities(&mut conn, ids.into_iter()).await?;
-        match classify_replay(stream, expected, &events, stored)? {
-            Replay::AlreadyAppended(done) => Ok(done),
-            Replay::NotStored => match refusal {
-                Refusal::DuplicateId => Err(StoreError::DuplicateEventId { id: events[0].id }),
-                Refusal::Version(actual) => Err(StoreError::WrongExpectedVersion {
-                    stream: stream.to_string(),
-                    expected,
-                    actual,
-                }),
-            },
-        }
+        // One stream is a multi-stream append of one: the same transaction, checks and replays.
+        let mut done = self
+            .append_multi(vec![StreamAppend::new(stream.clone(), expected, events)])
+            .await?;
+        // `append_multi` answers with one result per stream given.
+        done.pop()
+            .ok_or_else(|| StoreError::Unavailable(sqlx::Error::RowNotFound))
     }
 
     async fn append_multi(

@@ -223,12 +223,13 @@ impl Orchestrator {
             input,
             payment_timeout: self.config.payment_timeout,
         };
-        let repo = |e: eventstore::RepositoryError<_>| OrchestratorError::Repository(e.to_string());
-        let order_repo =
-            |e: eventstore::RepositoryError<_>| OrchestratorError::Repository(e.to_string());
         // Cached states may be behind their streams; a stale decision is caught by the
         // append's version checks, and "nothing to do" is confirmed against the stream.
-        let (mut saga, mut saga_fresh) = self.sagas.current(&saga_key).await.map_err(repo)?;
+        let (mut saga, mut saga_fresh) = self
+            .sagas
+            .current(&saga_key)
+            .await
+            .map_err(repository_error)?;
         let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
             let events = saga
@@ -237,7 +238,11 @@ impl Orchestrator {
                 .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
             if events.is_empty() {
                 if !saga_fresh {
-                    saga = self.sagas.refresh(&saga_key, saga).await.map_err(repo)?;
+                    saga = self
+                        .sagas
+                        .refresh(&saga_key, saga)
+                        .await
+                        .map_err(repository_error)?;
                     saga_fresh = true;
                     continue;
                 }
@@ -252,7 +257,11 @@ impl Orchestrator {
             if !actions.is_empty() {
                 let (current, fresh) = match order.take() {
                     Some(known) => known,
-                    None => self.orders.current(order_id).await.map_err(order_repo)?,
+                    None => self
+                        .orders
+                        .current(order_id)
+                        .await
+                        .map_err(repository_error)?,
                 };
                 match self.order_changes(order_id, &current, fresh, &actions) {
                     Some((changes, after)) => {
@@ -266,7 +275,7 @@ impl Orchestrator {
                             .orders
                             .refresh(order_id, current)
                             .await
-                            .map_err(order_repo)?;
+                            .map_err(repository_error)?;
                         order = Some((current, true));
                         continue;
                     }
@@ -292,7 +301,8 @@ impl Orchestrator {
                 appends.push(StreamAppend::new(
                     order_stream.clone(),
                     ExpectedVersion::Exact(current.version),
-                    Repository::<Order>::encode(&order_events, &metadata).map_err(order_repo)?,
+                    Repository::<Order>::encode(&order_events, &metadata)
+                        .map_err(repository_error)?,
                 ));
             }
             match self.store.append_multi(appends).await {
@@ -314,14 +324,18 @@ impl Orchestrator {
                 }
                 Err(StoreError::WrongExpectedVersion { .. }) => {
                     // Someone wrote the saga or the order meanwhile: read what is new, decide again.
-                    saga = self.sagas.refresh(&saga_key, saga).await.map_err(repo)?;
+                    saga = self
+                        .sagas
+                        .refresh(&saga_key, saga)
+                        .await
+                        .map_err(repository_error)?;
                     saga_fresh = true;
                     if let Some((current, _)) = order.take() {
                         let current = self
                             .orders
                             .refresh(order_id, current)
                             .await
-                            .map_err(order_repo)?;
+                            .map_err(repository_error)?;
                         order = Some((current, true));
                     }
                 }
@@ -469,6 +483,13 @@ impl Orchestrator {
             .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
         Ok(loaded.state.phase)
     }
+}
+
+/// A repository failure of the saga or the order (the step is retried).
+fn repository_error<E: std::error::Error>(
+    err: eventstore::RepositoryError<E>,
+) -> OrchestratorError {
+    OrchestratorError::Repository(err.to_string())
 }
 
 /// The saga aggregate's id for an order (stream `saga-order:{order_id}`).
