@@ -57,6 +57,7 @@ pub fn supergraph_source(
 pub fn gateway_config(settings: &Settings, source: SupergraphSource) -> GatewayConfig {
     let mut config = GatewayConfig::new(source);
     config.listen = settings.listen;
+    config.dedupe_subgraph_requests = settings.gateway_dedupe_subgraph_requests;
     if let Some(max_cost) = settings.gateway_max_cost {
         config.limits.max_cost = max_cost;
     }

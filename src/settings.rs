@@ -61,6 +61,9 @@ pub struct Settings {
     /// Sustained requests per second from one anonymous IP; `GATEWAY_RATE_PER_IP` (unset: the
     /// gateway's default). Burst is twice this.
     pub gateway_rate_per_ip: Option<u32>,
+    /// Whether identical subgraph queries in flight at once share one request;
+    /// `GATEWAY_DEDUPE_SUBGRAPH_REQUESTS` (`true` or `false`).
+    pub gateway_dedupe_subgraph_requests: bool,
     /// Load balancers whose `X-Forwarded-For` names the client, as comma-separated CIDRs;
     /// `GATEWAY_TRUSTED_PROXIES` (empty: nobody, the peer is the client).
     pub gateway_trusted_proxies: String,
@@ -108,6 +111,7 @@ impl Default for Settings {
             dev_issuer_listen: SocketAddr::from(([127, 0, 0, 1], 4011)),
             gateway_max_cost: None,
             gateway_rate_per_ip: None,
+            gateway_dedupe_subgraph_requests: true,
             gateway_trusted_proxies: String::new(),
             redis_url: None,
             mongodb_uri: None,
@@ -187,6 +191,10 @@ impl Settings {
         }
         if let Some(v) = var("GATEWAY_RATE_PER_IP") {
             settings.gateway_rate_per_ip = Some(parse("GATEWAY_RATE_PER_IP", &v)?);
+        }
+        if let Some(v) = var("GATEWAY_DEDUPE_SUBGRAPH_REQUESTS") {
+            settings.gateway_dedupe_subgraph_requests =
+                parse("GATEWAY_DEDUPE_SUBGRAPH_REQUESTS", &v)?;
         }
         if let Some(v) = var("GATEWAY_TRUSTED_PROXIES") {
             settings.gateway_trusted_proxies = v;

@@ -36,6 +36,8 @@ pub struct GatewayConfig {
     pub subgraph_timeout: Duration,
     /// Query plans kept in the engine's cache.
     pub plan_cache_capacity: usize,
+    /// Whether identical subgraph queries in flight at once share one request.
+    pub dedupe_subgraph_requests: bool,
     /// Whether schema introspection is answered.
     pub introspection: bool,
     /// GraphiQL: `None` turns it off.
@@ -162,6 +164,7 @@ impl GatewayConfig {
             ws_init_timeout: Duration::from_secs(10),
             subgraph_timeout: Duration::from_secs(30),
             plan_cache_capacity: 1_000,
+            dedupe_subgraph_requests: true,
             introspection: true,
             graphiql: Some(GraphiqlConfig::from_env()),
         }

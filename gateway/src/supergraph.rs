@@ -103,6 +103,7 @@ pub fn engine(sdl: &str, config: &GatewayConfig) -> Result<Arc<Engine>, GatewayE
         subgraph_timeout: config.subgraph_timeout,
         subgraph_urls,
         introspection: config.introspection,
+        dedupe_subgraph_requests: config.dedupe_subgraph_requests,
     };
     let engine = Engine::new(supergraph, engine_config)
         .map_err(|e| GatewayError::Supergraph(e.to_string()))?;

@@ -10,6 +10,7 @@ use lru::LruCache;
 use serde_json::{Map, Value};
 
 use crate::error::{EngineError, GraphQLError, RequestError, Response};
+use crate::execution::inflight::Inflight;
 use crate::execution::plan::ExecNode;
 use crate::execution::subgraph::{HttpTransport, SubgraphTransport};
 use crate::execution::tree::Node;
@@ -35,6 +36,9 @@ pub struct EngineConfig {
     pub subgraph_urls: HashMap<String, String>,
     /// Whether `__schema`/`__type` are answered.
     pub introspection: bool,
+    /// Whether identical subgraph queries in flight at once share one request (never
+    /// mutations).
+    pub dedupe_subgraph_requests: bool,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +49,7 @@ impl Default for EngineConfig {
             subgraph_timeout: Duration::from_secs(30),
             subgraph_urls: HashMap::new(),
             introspection: true,
+            dedupe_subgraph_requests: true,
         }
     }
 }
@@ -63,6 +68,7 @@ pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) transport: Arc<dyn SubgraphTransport>,
     pub(crate) urls: HashMap<String, String>,
+    inflight: Inflight,
     cache: Mutex<LruCache<CacheKey, Arc<PreparedOperation>>>,
     introspection: Introspection,
 }
@@ -116,6 +122,7 @@ impl Engine {
                 config,
                 transport,
                 urls,
+                inflight: Inflight::default(),
                 cache: Mutex::new(LruCache::new(capacity)),
                 introspection,
             }),
@@ -222,7 +229,9 @@ impl Engine {
         let inner = &self.inner;
         let schema = &inner.supergraph.schema;
         let fetcher = Fetcher {
-            transport: inner.transport.as_ref(),
+            transport: &inner.transport,
+            inflight: (inner.config.dedupe_subgraph_requests && op.kind != OperationKind::Mutation)
+                .then_some(&inner.inflight),
             urls: &inner.urls,
             headers: subgraph::forwarded_headers(headers),
             timeout: inner.config.subgraph_timeout,

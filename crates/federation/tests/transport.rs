@@ -50,7 +50,7 @@ impl SubgraphTransport for Canned {
         let reply = match self.answers.get(subgraph) {
             Some(answer) => Ok(SubgraphReply {
                 status: 200,
-                body: serde_json::to_vec(answer).unwrap(),
+                body: serde_json::to_vec(answer).unwrap().into(),
             }),
             None => Err(TransportError(format!("no answer for {subgraph}"))),
         };
@@ -157,4 +157,126 @@ async fn a_null_in_a_non_null_position_nulls_the_nearest_nullable_parent() {
         r#"{"data":{"products":[null,{"name":"second","reviews":[{"body":"ok"}]}]},"errors":[{"message":"Cannot return null for non-nullable field Review.body.","locations":[{"line":1,"column":29}],"path":["products",0,"reviews",1,"body"],"extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#
     );
     assert_eq!(response.errors.len(), 1);
+}
+
+/// Answers every request after a pause, counting requests and their headers.
+struct Slow {
+    calls: Mutex<Vec<Option<String>>>,
+}
+
+impl SubgraphTransport for Slow {
+    fn post<'a>(
+        &'a self,
+        _subgraph: &'a str,
+        _url: &'a str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<SubgraphReply, TransportError>> {
+        let authorization = headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        self.calls.lock().unwrap().push(authorization);
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let request: Value = serde_json::from_slice(&body).expect("request body is JSON");
+            let query = request["query"].as_str().unwrap_or_default();
+            let data = if query.starts_with("mutation") {
+                json!({"bump": 1})
+            } else {
+                json!({"counter": 7})
+            };
+            Ok(SubgraphReply {
+                status: 200,
+                body: serde_json::to_vec(&json!({ "data": data })).unwrap().into(),
+            })
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test]
+async fn identical_queries_in_flight_share_one_request_but_mutations_never_do() {
+    const COUNTER: &str = r#"
+extend schema @link(url: "https://specs.apollo.dev/federation/v2.3", import: ["@key"])
+type Query { counter: Int }
+type Mutation { bump: Int }
+"#;
+    let sources = [SubgraphSource {
+        name: "counter".to_owned(),
+        url: "http://counter.invalid/graphql".to_owned(),
+        sdl: COUNTER.to_owned(),
+    }];
+    let supergraph = Supergraph::parse(&compose(&sources).expect("compose")).expect("parse");
+    let build = |dedupe: bool| {
+        let slow = Arc::new(Slow {
+            calls: Mutex::new(Vec::new()),
+        });
+        let config = EngineConfig {
+            dedupe_subgraph_requests: dedupe,
+            ..EngineConfig::default()
+        };
+        let engine =
+            Engine::with_transport(supergraph.clone(), config, slow.clone()).expect("engine");
+        (engine, slow)
+    };
+    let context = |token: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", token.parse().unwrap());
+        RequestContext { headers }
+    };
+    let run_all = |engine: Engine, query: &'static str, contexts: Vec<RequestContext>| async move {
+        let prepared = engine.prepare(query, None).expect("prepare");
+        let responses = futures::future::join_all(
+            contexts
+                .iter()
+                .map(|context| engine.execute(&prepared, Default::default(), context)),
+        )
+        .await;
+        responses
+            .into_iter()
+            .map(|response| serde_json::to_value(&response).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    // Eight identical queries from one user: one subgraph request, eight full answers.
+    let (engine, slow) = build(true);
+    let answers = run_all(engine.clone(), "{ counter }", vec![context("Bearer a"); 8]).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == json!({"data": {"counter": 7}})),
+        "{answers:?}"
+    );
+    assert_eq!(slow.calls.lock().unwrap().len(), 1);
+
+    // Another user's identical query is not answered with the first user's request.
+    slow.calls.lock().unwrap().clear();
+    let mixed = vec![
+        context("Bearer a"),
+        context("Bearer b"),
+        context("Bearer a"),
+    ];
+    run_all(engine.clone(), "{ counter }", mixed).await;
+    let mut calls = slow.calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [Some("Bearer a".to_owned()), Some("Bearer b".to_owned())]
+    );
+
+    // Identical mutations are each sent.
+    slow.calls.lock().unwrap().clear();
+    let answers = run_all(engine, "mutation { bump }", vec![context("Bearer a"); 5]).await;
+    assert!(
+        answers.iter().all(|a| *a == json!({"data": {"bump": 1}})),
+        "{answers:?}"
+    );
+    assert_eq!(slow.calls.lock().unwrap().len(), 5);
+
+    // Turned off, every query is sent.
+    let (engine, slow) = build(false);
+    run_all(engine, "{ counter }", vec![context("Bearer a"); 4]).await;
+    assert_eq!(slow.calls.lock().unwrap().len(), 4);
 }

@@ -2,6 +2,7 @@
 //! batches entity representations into one request per step and merges results in place.
 
 pub(crate) mod entities;
+pub(crate) mod inflight;
 pub(crate) mod merge;
 pub(crate) mod plan;
 pub(crate) mod rewrites;
@@ -26,7 +27,9 @@ use tree::{Node, Object};
 /// What every fetch of one request shares.
 pub(crate) struct Fetcher<'a> {
     /// How requests reach subgraphs.
-    pub(crate) transport: &'a dyn subgraph::SubgraphTransport,
+    pub(crate) transport: &'a std::sync::Arc<dyn subgraph::SubgraphTransport>,
+    /// Where identical requests in flight are shared; `None` for mutations.
+    pub(crate) inflight: Option<&'a inflight::Inflight>,
     /// Subgraph URLs by name.
     pub(crate) urls: &'a HashMap<String, String>,
     /// Headers for every subgraph request.
@@ -210,6 +213,7 @@ impl<'a> Execution<'a> {
         };
         subgraph::send(
             self.fetcher.transport,
+            self.fetcher.inflight,
             service,
             url,
             &self.fetcher.headers,

@@ -1,5 +1,6 @@
 //! Sending one GraphQL request to a subgraph over the pooled HTTP client.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt};
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::inflight::Inflight;
 use super::tree::Node;
 
 /// A subgraph's GraphQL response, as far as the executor reads it.
@@ -90,7 +92,7 @@ pub struct SubgraphReply {
     /// HTTP status code.
     pub status: u16,
     /// The response body.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 /// How requests reach subgraphs: HTTP over a pooled client in production ([`HttpTransport`]);
@@ -149,10 +151,7 @@ impl SubgraphTransport for HttpTransport {
                 .bytes()
                 .await
                 .map_err(|error| TransportError(error.to_string()))?;
-            Ok(SubgraphReply {
-                status,
-                body: Vec::from(body),
-            })
+            Ok(SubgraphReply { status, body })
         }
         .boxed()
     }
@@ -160,7 +159,8 @@ impl SubgraphTransport for HttpTransport {
 
 /// Posts `body` to the subgraph and parses the GraphQL response.
 pub(crate) async fn send(
-    transport: &dyn SubgraphTransport,
+    transport: &Arc<dyn SubgraphTransport>,
+    inflight: Option<&Inflight>,
     subgraph: &str,
     url: &str,
     headers: &HeaderMap,
@@ -172,7 +172,7 @@ pub(crate) async fn send(
         let started = Instant::now();
         let mut headers = headers.clone();
         telemetry::inject_http_headers(&mut headers);
-        let result = request(transport, subgraph, url, headers, body, timeout).await;
+        let result = request(transport, inflight, subgraph, url, headers, body, timeout).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("gateway_subgraph_requests_total", "subgraph" => subgraph.to_owned(), "outcome" => outcome)
             .increment(1);
@@ -188,17 +188,28 @@ pub(crate) async fn send(
 }
 
 async fn request(
-    transport: &dyn SubgraphTransport,
+    transport: &Arc<dyn SubgraphTransport>,
+    inflight: Option<&Inflight>,
     subgraph: &str,
     url: &str,
     headers: HeaderMap,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<SubgraphResponse, FetchFailure> {
-    let reply = transport
-        .post(subgraph, url, headers, body, timeout)
-        .await
-        .map_err(|error| FetchFailure::Transport(error.0))?;
+    let reply = match inflight {
+        Some(inflight) => {
+            let (reply, joined) = inflight
+                .post(transport, subgraph, url, headers, body, timeout)
+                .await;
+            if joined {
+                metrics::counter!("gateway_subgraph_requests_deduplicated_total", "subgraph" => subgraph.to_owned())
+                    .increment(1);
+            }
+            reply
+        }
+        None => transport.post(subgraph, url, headers, body, timeout).await,
+    }
+    .map_err(|error| FetchFailure::Transport(error.0))?;
     let success = (200..300).contains(&reply.status);
     // One UTF-8 check of the whole body is much cheaper than serde_json's check of each string.
     let parsed = match std::str::from_utf8(&reply.body) {
