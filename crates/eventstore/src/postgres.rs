@@ -2,7 +2,9 @@
 //!
 //! One append is one statement (one round trip): a data-modifying CTE moves the stream's
 //! version under its row lock (the optimistic-concurrency check) and inserts the events with
-//! positions derived from the writing transaction's id. Subscribers in this process are woken
+//! positions derived from the writing transaction's id; an append to several streams is one
+//! call of the `es_append_multi` function (its migration), so no transaction stays open
+//! while the client talks. Subscribers in this process are woken
 //! right after the commit; other processes hear a `NOTIFY` that a background task sends at most
 //! once every few milliseconds after appends (a `NOTIFY` inside the append would serialise every
 //! commit on Postgres's notify lock). Reads of `$all` stop below the oldest running transaction (`pg_snapshot_xmin`), which
@@ -266,6 +268,16 @@ fn append_sql(expected: ExpectedVersion) -> &'static str {
     }
 }
 
+/// How `es_append_multi` takes an expected version: a kind and, for exact, the version.
+fn expected_kind(expected: ExpectedVersion) -> (i16, i64) {
+    match expected {
+        ExpectedVersion::Any => (0, 0),
+        ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => (1, 0),
+        ExpectedVersion::StreamExists => (2, 0),
+        ExpectedVersion::Exact(v) => (3, i64::try_from(v).unwrap_or(i64::MAX)),
+    }
+}
+
 /// Runs the one-statement append. `Ok(Err(_))` is a refusal that wrote nothing.
 async fn run_append(
     conn: &mut PgConnection,
@@ -440,38 +452,82 @@ impl EventStore for PgEventStore {
             .acquire()
             .await
             .map_err(StoreError::Unavailable)?;
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(StoreError::Unavailable)?;
-        let mut results = vec![None; appends.len()];
-        let mut refused = None;
+        let total: usize = appends.iter().map(|a| a.events.len()).sum();
+        let mut streams = Vec::with_capacity(appends.len());
+        let mut kinds = Vec::with_capacity(appends.len());
+        let mut versions = Vec::with_capacity(appends.len());
+        let mut counts = Vec::with_capacity(appends.len());
+        let mut ids = Vec::with_capacity(total);
+        let mut types = Vec::with_capacity(total);
+        let mut datas = Vec::with_capacity(total);
+        let mut metas = Vec::with_capacity(total);
         for &i in &order {
             let append = &appends[i];
-            let events = encoded[i].take().unwrap_or_default();
-            match run_append(
-                &mut tx,
-                &append.stream,
-                append.expected,
-                &append.events,
-                events,
-            )
-            .await?
-            {
-                Ok(done) => results[i] = Some(done),
-                Err(refusal) => {
-                    refused = Some((i, refusal));
-                    break;
-                }
+            let (kind, version) = expected_kind(append.expected);
+            streams.push(append.stream.as_str());
+            kinds.push(kind);
+            versions.push(version);
+            counts.push(i32::try_from(append.events.len()).unwrap_or(i32::MAX));
+            for event in &append.events {
+                ids.push(event.id);
+                types.push(event.event_type.as_str());
+            }
+            for (data, meta) in encoded[i].take().unwrap_or_default() {
+                datas.push(data);
+                metas.push(meta);
             }
         }
-        let Some((index, refusal)) = refused else {
-            tx.commit()
-                .await
-                .map_err(|e| StoreError::from_db(e, true))?;
-            self.notify_committed();
-            return Ok(results.into_iter().flatten().collect());
+        let rows = sqlx::query(
+            "SELECT stream_version, first_position, last_position \
+             FROM es_append_multi($1, $2, $3, $4, $5, $6, $7::jsonb[], $8::jsonb[])",
+        )
+        .bind(&streams)
+        .bind(&kinds)
+        .bind(&versions)
+        .bind(&counts)
+        .bind(&ids)
+        .bind(&types)
+        .bind(&datas)
+        .bind(&metas)
+        .fetch_all(&mut *conn)
+        .await;
+        let (index, refusal) = match rows {
+            Ok(rows) => {
+                let mut results = vec![None; appends.len()];
+                for (row, &i) in rows.iter().zip(&order) {
+                    let version: i64 = row.try_get(0).map_err(StoreError::Unavailable)?;
+                    let first: i64 = row.try_get(1).map_err(StoreError::Unavailable)?;
+                    let last: i64 = row.try_get(2).map_err(StoreError::Unavailable)?;
+                    results[i] = Some(AppendResult {
+                        next_expected_version: version as u64,
+                        first_position: Position(first as u64),
+                        last_position: Position(last as u64),
+                    });
+                }
+                if results.iter().any(Option::is_none) {
+                    return Err(StoreError::Indeterminate(sqlx::Error::Protocol(
+                        "es_append_multi returned fewer rows than streams".to_owned(),
+                    )));
+                }
+                self.notify_committed();
+                return Ok(results.into_iter().flatten().collect());
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                (order[0], Refused::DuplicateId)
+            }
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("ES409") => {
+                // The function names the refused stream by its 1-based place in lock order.
+                let place = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|pg| pg.detail())
+                    .and_then(|detail| detail.parse::<usize>().ok())
+                    .and_then(|place| place.checked_sub(1))
+                    .and_then(|place| order.get(place).copied())
+                    .unwrap_or(order[0]);
+                (place, Refused::Version)
+            }
+            Err(err) => return Err(StoreError::from_db(err, true)),
         };
-        tx.rollback().await.map_err(StoreError::Unavailable)?;
         let ids: Vec<Uuid> = appends
             .iter()
             .flat_map(|a| a.events.iter().map(|e| e.id))
@@ -480,7 +536,11 @@ impl EventStore for PgEventStore {
         let failed = &appends[index];
         let refusal = match refusal {
             Refused::DuplicateId => StoreError::DuplicateEventId {
-                id: failed.events.first().map(|e| e.id).unwrap_or_default(),
+                id: stored
+                    .first()
+                    .map(|s| s.id)
+                    .or_else(|| failed.events.first().map(|e| e.id))
+                    .unwrap_or_default(),
             },
             Refused::Version => StoreError::WrongExpectedVersion {
                 stream: failed.stream.to_string(),

@@ -753,6 +753,46 @@ mod cases {
         }
         assert_eq!(store.stream_version(&a).await.unwrap(), 2);
         assert_eq!(store.stream_version(&b).await.unwrap(), 2);
+        // Any and StreamExists; positions follow one another across the streams.
+        let more = store
+            .append_multi(vec![
+                StreamAppend::new(
+                    b.clone(),
+                    ExpectedVersion::StreamExists,
+                    vec![ev(9), ev(10)],
+                ),
+                StreamAppend::new(a.clone(), ExpectedVersion::Any, vec![ev(8)]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(more[0].next_expected_version, 4);
+        assert_eq!(more[1].next_expected_version, 3);
+        let mut positions = [
+            (more[0].first_position, more[0].last_position),
+            (more[1].first_position, more[1].last_position),
+        ];
+        positions.sort();
+        assert!(positions[0].0 <= positions[0].1 && positions[0].1 < positions[1].0);
+        assert_eq!(
+            store
+                .read_stream(&b, Direction::Forward, Some(3), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let missing = store
+            .append_multi(vec![StreamAppend::new(
+                stream("order-multi_missing"),
+                ExpectedVersion::StreamExists,
+                vec![ev(11)],
+            )])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, StoreError::WrongExpectedVersion { actual: 0, .. }),
+            "{missing:?}"
+        );
     }
 
     /// Writers taking the same streams in opposite orders: each round one wins, none hangs.
