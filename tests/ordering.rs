@@ -23,7 +23,8 @@ struct Harness {
     toss: TossTestServer,
     shutdown: CancellationToken,
     platform: Platform,
-    _db: testkit::TestDb,
+    _db: Option<testkit::TestDb>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Harness {
@@ -46,6 +47,29 @@ async fn harness(payment_timeout: chrono::Duration) -> Harness {
         _ => None,
     })
     .unwrap();
+    start(settings, payment_timeout, Some(db), None).await
+}
+
+/// The same stack on the embedded defaults: SQLite files and the in-process bus, no servers.
+async fn embedded_harness(payment_timeout: chrono::Duration) -> Harness {
+    testkit::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let settings = Settings::load_from(None, |name| match name {
+        "BLOODY_SWEET_DATA_DIR" => Some(data_dir.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(settings.database_url().is_none() && settings.kafka_brokers.is_none());
+    start(settings, payment_timeout, None, Some(dir)).await
+}
+
+async fn start(
+    settings: Settings,
+    payment_timeout: chrono::Duration,
+    db: Option<testkit::TestDb>,
+    dir: Option<tempfile::TempDir>,
+) -> Harness {
     let platform = Platform::connect(settings).await.unwrap();
     let saga = SagaConfig {
         payment_timeout,
@@ -61,6 +85,7 @@ async fn harness(payment_timeout: chrono::Duration) -> Harness {
         shutdown: stack.shutdown,
         platform: stack.platform,
         _db: db,
+        _dir: dir,
     }
 }
 
@@ -207,6 +232,48 @@ async fn happy_path_reaches_paid_and_sells_the_stock() {
     }
     h.wait_status(&kim, &order.id, OrderStatus::Completed).await;
     assert_eq!(h.toss.stats().confirmed, 1);
+}
+
+/// `bloody-sweet up` with no servers runs the same saga: SQLite event store and read models,
+/// the in-process bus, the Toss test server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_stack_takes_an_order_to_paid_and_a_cancel_to_refunded() {
+    let h = embedded_harness(minutes(10)).await;
+    let cake = h.product("Matcha Roll", 5_500, 5).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
+    assert_eq!(order.total, 11_000);
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    assert_eq!(h.stock(&cake).await, (5, 2));
+    h.pay(&kim, &order, 11_000).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let sold = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (3, 0)
+    })
+    .await;
+    assert!(sold, "stock committed: {:?}", h.stock(&cake).await);
+
+    h.ordering
+        .orders
+        .cancel(Some(&kim), &order.id, Some("changed my mind".into()))
+        .await
+        .unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    let back = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (5, 0)
+    })
+    .await;
+    assert!(back, "stock returned: {:?}", h.stock(&cake).await);
+    let payment = h
+        .ordering
+        .payments
+        .payment(Some(&kim), &order.id)
+        .await
+        .unwrap()
+        .expect("a payment");
+    assert_eq!(payment.balance, 0, "fully refunded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
