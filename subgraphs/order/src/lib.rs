@@ -15,6 +15,7 @@ pub mod order;
 pub mod orders_view;
 pub mod pricing;
 pub mod saga;
+pub mod saga_index;
 pub mod schema;
 pub mod server;
 pub mod service;

@@ -5,18 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{Message, MessageBus, OutgoingRecord};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use contracts::events::{OrderPlaced, PaymentConfirmed, PaymentFailed};
 use contracts::{Envelope, SagaReply};
 use eventstore::{
     Aggregate, EventData, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository,
     StoreError, StreamAppend,
 };
-use sqlx::{AnyPool, Executor};
+use sqlx::AnyPool;
 use uuid::Uuid;
 
 use crate::order::{Order, OrderCommand, OrderError};
 use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput};
+use crate::saga_index::{IndexError, SagaIndex};
 
 /// Sagas handled at once by one orchestrator (messages of one order always share a lane).
 const SAGA_LANES: usize = 16;
@@ -57,8 +58,8 @@ pub enum OrchestratorError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The saga index failed.
-    #[error("saga index: {0}")]
-    Index(#[from] sqlx::Error),
+    #[error(transparent)]
+    Index(#[from] IndexError),
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] bus::BusError),
@@ -81,20 +82,8 @@ pub struct Orchestrator {
     bus: Arc<dyn MessageBus>,
     orders: Repository<Order>,
     sagas: Repository<OrderSaga>,
-    index: AnyPool,
+    index: SagaIndex,
     config: SagaConfig,
-}
-
-const INDEX_DDL: &str = "CREATE TABLE IF NOT EXISTS saga_index (
-    order_id TEXT PRIMARY KEY,
-    phase TEXT NOT NULL,
-    deadline TEXT,
-    pending BIGINT NOT NULL,
-    updated_at TEXT NOT NULL
-)";
-
-fn stamp(at: chrono::DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl Orchestrator {
@@ -105,20 +94,7 @@ impl Orchestrator {
         index: AnyPool,
         config: SagaConfig,
     ) -> Result<Arc<Self>, OrchestratorError> {
-        index.execute(INDEX_DDL).await?;
-        // The clock's two queries touch only live sagas.
-        index
-            .execute(
-                "CREATE INDEX IF NOT EXISTS saga_index_due ON saga_index (deadline) \
-                 WHERE phase = 'awaiting_payment'",
-            )
-            .await?;
-        index
-            .execute(
-                "CREATE INDEX IF NOT EXISTS saga_index_pending ON saga_index (updated_at) \
-                 WHERE pending > 0",
-            )
-            .await?;
+        let index = SagaIndex::open(index).await?;
         let orders = Repository::new(store.clone())
             .with_max_attempts(50)
             .with_cache(STATE_CACHE);
@@ -415,45 +391,22 @@ impl Orchestrator {
     }
 
     async fn update_index(&self, saga: &OrderSaga) -> Result<(), OrchestratorError> {
-        let phase = serde_json::to_value(saga.phase)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (order_id) DO UPDATE SET phase = excluded.phase, deadline = excluded.deadline, \
-             pending = excluded.pending, updated_at = excluded.updated_at",
-        )
-        .bind(saga.order_id.as_str())
-        .bind(phase)
-        .bind(saga.deadline.map(stamp))
-        .bind(saga.pending.len() as i64)
-        .bind(stamp(Utc::now()))
-        .execute(&self.index)
-        .await?;
-        Ok(())
+        Ok(self.index.update(saga).await?)
     }
 
     /// Fires due payment deadlines and re-sends commands unanswered for too long.
     pub async fn tick(&self) -> Result<(), OrchestratorError> {
         let now = Utc::now();
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT order_id FROM saga_index WHERE phase = 'awaiting_payment' AND deadline <= $1 LIMIT 500",
-        )
-        .bind(stamp(now))
-        .fetch_all(&self.index)
-        .await?;
+        let due = self.index.due(now).await?;
         let mut records = Vec::new();
         for order_id in due {
             let id = Uuid::new_v5(&order_uuid(&order_id), b"payment-deadline");
             records.extend(self.advance(&order_id, id, SagaInput::Tick { now }).await?);
         }
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT order_id FROM saga_index WHERE pending > 0 AND updated_at <= $1 LIMIT 500",
-        )
-        .bind(stamp(now - self.config.resend_after))
-        .fetch_all(&self.index)
-        .await?;
+        let stale = self
+            .index
+            .unanswered(now - self.config.resend_after)
+            .await?;
         for order_id in stale {
             let loaded = self
                 .sagas

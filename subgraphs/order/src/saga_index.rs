@@ -1,0 +1,215 @@
+//! The saga index: one row per saga (phase, payment deadline, unanswered commands) so the
+//! clock finds due deadlines and commands to re-send without reading every saga stream.
+//!
+//! Saga steps running at the same moment share one write: each step hands its row to a writer
+//! task and waits for it; the task upserts everything waiting in one statement (the newest row
+//! of each saga wins) and answers every step (group commit). A step still returns only after
+//! its row is stored, so its message is acknowledged only then.
+
+use std::collections::HashMap;
+
+use chrono::{SecondsFormat, Utc};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::saga::OrderSaga;
+
+/// Most rows written by one statement.
+const MAX_BATCH: usize = 256;
+
+const DDL: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS saga_index (
+        order_id TEXT PRIMARY KEY,
+        phase TEXT NOT NULL,
+        deadline TEXT,
+        pending BIGINT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    // The clock's two queries touch only live sagas.
+    "CREATE INDEX IF NOT EXISTS saga_index_due ON saga_index (deadline) \
+     WHERE phase = 'awaiting_payment'",
+    "CREATE INDEX IF NOT EXISTS saga_index_pending ON saga_index (updated_at) \
+     WHERE pending > 0",
+];
+
+/// Why the index could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database refused or failed.
+    #[error("saga index: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A shared write failed; every step in it fails with this message.
+    #[error("saga index write: {0}")]
+    Write(String),
+    /// The writer task is gone (shutting down).
+    #[error("saga index writer stopped")]
+    Stopped,
+}
+
+/// One saga's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    order_id: String,
+    phase: String,
+    deadline: Option<String>,
+    pending: i64,
+    updated_at: String,
+}
+
+impl Row {
+    fn of(saga: &OrderSaga) -> Self {
+        let phase = serde_json::to_value(saga.phase)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            order_id: saga.order_id.clone(),
+            phase,
+            deadline: saga.deadline.map(stamp),
+            pending: i64::try_from(saga.pending.len()).unwrap_or(i64::MAX),
+            updated_at: stamp(Utc::now()),
+        }
+    }
+}
+
+type Waiting = (Row, oneshot::Sender<Result<(), String>>);
+
+/// The saga index over the read-model database.
+pub struct SagaIndex {
+    pool: AnyPool,
+    writes: mpsc::UnboundedSender<Waiting>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SagaIndex {
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
+}
+
+/// An index timestamp: RFC 3339 with microseconds, so text order is time order.
+pub fn stamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+impl SagaIndex {
+    /// Creates the table if needed and starts the writer.
+    pub async fn open(pool: AnyPool) -> Result<Self, IndexError> {
+        for ddl in DDL {
+            pool.execute(ddl).await?;
+        }
+        let (writes, queue) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_batches(pool.clone(), queue));
+        Ok(Self {
+            pool,
+            writes,
+            writer,
+        })
+    }
+
+    /// Stores the saga's row; returns once it is stored.
+    pub async fn update(&self, saga: &OrderSaga) -> Result<(), IndexError> {
+        let (done, stored) = oneshot::channel();
+        self.writes
+            .send((Row::of(saga), done))
+            .map_err(|_| IndexError::Stopped)?;
+        stored
+            .await
+            .map_err(|_| IndexError::Stopped)?
+            .map_err(IndexError::Write)
+    }
+
+    /// Sagas awaiting payment whose deadline is at or before `now` (at most 500).
+    pub async fn due(&self, now: chrono::DateTime<Utc>) -> Result<Vec<String>, IndexError> {
+        Ok(sqlx::query_scalar(
+            "SELECT order_id FROM saga_index WHERE phase = 'awaiting_payment' AND deadline <= $1 LIMIT 500",
+        )
+        .bind(stamp(now))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Sagas with commands unanswered since `before` (at most 500).
+    pub async fn unanswered(
+        &self,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<Vec<String>, IndexError> {
+        Ok(sqlx::query_scalar(
+            "SELECT order_id FROM saga_index WHERE pending > 0 AND updated_at <= $1 LIMIT 500",
+        )
+        .bind(stamp(before))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Writes whatever is waiting as one upsert, until every sender is gone.
+async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting>) {
+    let mut batch: Vec<Waiting> = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let result = upsert(&pool, batch.iter().map(|(row, _)| row))
+            .await
+            .map_err(|error| error.to_string());
+        if let Err(error) = &result {
+            tracing::warn!(error = %error, rows = batch.len(), "saga index write failed");
+        }
+        for (_, done) in batch.drain(..) {
+            let _gone = done.send(result.clone());
+        }
+    }
+}
+
+/// One statement for all rows; the last row of a saga wins (one statement may not touch a
+/// row twice).
+async fn upsert<'a>(
+    pool: &AnyPool,
+    rows: impl Iterator<Item = &'a Row>,
+) -> Result<(), sqlx::Error> {
+    let mut unique: Vec<&Row> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for row in rows {
+        match at.get(row.order_id.as_str()) {
+            Some(&i) => unique[i] = row,
+            None => {
+                at.insert(&row.order_id, unique.len());
+                unique.push(row);
+            }
+        }
+    }
+    if unique.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) VALUES ",
+    );
+    for i in 0..unique.len() {
+        let n = i * 5;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (order_id) DO UPDATE SET phase = excluded.phase, \
+         deadline = excluded.deadline, pending = excluded.pending, \
+         updated_at = excluded.updated_at",
+    );
+    let mut query = sqlx::query(&sql);
+    for row in unique {
+        query = query
+            .bind(row.order_id.as_str())
+            .bind(row.phase.as_str())
+            .bind(row.deadline.as_deref())
+            .bind(row.pending)
+            .bind(row.updated_at.as_str());
+    }
+    query.execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The saga index on both read-model databases: steps updating at once share writes, every
+//! step's row is stored when its update returns, the newest row of a saga wins, and the clock's
+//! queries find due deadlines and unanswered commands.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use order::saga::{OrderSaga, Outgoing, Phase};
+use order::saga_index::SagaIndex;
+use projections::ReadModels;
+
+fn saga(id: usize, phase: Phase, pending: usize) -> OrderSaga {
+    let mut saga = OrderSaga {
+        order_id: format!("order-{id}"),
+        phase,
+        deadline: Some(Utc::now() - Duration::seconds(1)),
+        ..OrderSaga::default()
+    };
+    for n in 0..pending {
+        saga.pending.insert(
+            format!("answer-{n}"),
+            Outgoing::Inventory(contracts::Envelope::new(
+                saga.order_id.clone(),
+                contracts::InventoryCommand::ReleaseStock {
+                    reservation_id: format!("{}-{n}", saga.order_id),
+                },
+            )),
+        );
+    }
+    saga
+}
+
+async fn concurrent_updates_are_all_stored_and_the_newest_wins(models: ReadModels) {
+    let index = Arc::new(SagaIndex::open(models.pool().clone()).await.unwrap());
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let index = index.clone();
+            tokio::spawn(async move {
+                index.update(&saga(i, Phase::Reserving, 1)).await.unwrap();
+                // The same saga again, straight after: this row must win.
+                let phase = if i.is_multiple_of(2) {
+                    Phase::AwaitingPayment
+                } else {
+                    Phase::Confirmed
+                };
+                index.update(&saga(i, phase, 0)).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT order_id, phase, pending FROM saga_index ORDER BY order_id")
+            .fetch_all(models.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 200);
+    for (order_id, phase, pending) in &rows {
+        let i: usize = order_id.trim_start_matches("order-").parse().unwrap();
+        let want = if i.is_multiple_of(2) {
+            "awaiting_payment"
+        } else {
+            "confirmed"
+        };
+        assert_eq!((phase.as_str(), *pending), (want, 0), "{order_id}");
+    }
+    let due = index.due(Utc::now()).await.unwrap();
+    assert_eq!(
+        due.len(),
+        100,
+        "the even sagas await payment past their deadline"
+    );
+    assert!(index.unanswered(Utc::now()).await.unwrap().is_empty());
+    index.update(&saga(7, Phase::Committing, 2)).await.unwrap();
+    assert_eq!(
+        index
+            .unanswered(Utc::now() + Duration::seconds(1))
+            .await
+            .unwrap(),
+        ["order-7"]
+    );
+}
+
+#[tokio::test]
+async fn postgres_saga_index() {
+    let (_store, models, _guard) = testkit::stores::postgres().await;
+    concurrent_updates_are_all_stored_and_the_newest_wins(models).await;
+}
+
+#[tokio::test]
+async fn sqlite_saga_index() {
+    let (_store, models, _guard) = testkit::stores::sqlite().await;
+    concurrent_updates_are_all_stored_and_the_newest_wins(models).await;
+}
