@@ -259,16 +259,12 @@ static APPEND_SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
 });
 
 fn append_sql(expected: ExpectedVersion) -> &'static str {
-    let sql = &*APPEND_SQL;
-    match expected {
-        ExpectedVersion::Any => &sql[0],
-        ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => &sql[1],
-        ExpectedVersion::StreamExists => &sql[2],
-        ExpectedVersion::Exact(_) => &sql[3],
-    }
+    let (kind, _) = expected_kind(expected);
+    &APPEND_SQL[usize::from(kind.unsigned_abs())]
 }
 
-/// How `es_append_multi` takes an expected version: a kind and, for exact, the version.
+/// The kind of an expected version (0 any, 1 no stream, 2 stream exists, 3 exact: the order
+/// of `APPEND_SQL` and of `es_append_multi`'s kinds) and, for exact, the version.
 fn expected_kind(expected: ExpectedVersion) -> (i16, i64) {
     match expected {
         ExpectedVersion::Any => (0, 0),
