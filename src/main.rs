@@ -4,6 +4,9 @@ use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: the gateway's request path allocates many small,
 /// short-lived objects across threads, where glibc's arenas cost ~20% of its CPU (perf).
+/// Built with `no_thp`: mimalloc 3.3 asks for transparent huge pages on its arenas by default,
+/// which rounds resident memory up in 2 MiB steps (peak RSS under the gateway benchmark 63 MB
+/// with, 55 MB without, same throughput).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
