@@ -70,7 +70,7 @@ pub async fn post(State(app): State<AppState>, request: Request) -> Response {
         );
     }
     match shared.execute(ready, &caller).await {
-        Ok(response) => single(format, StatusCode::OK, &response),
+        Ok(response) => single(format, StatusCode::OK, response),
         Err(refusal) => reject(format, refusal.into()),
     }
 }
@@ -137,7 +137,7 @@ pub async fn get(State(app): State<AppState>, request: Request) -> Response {
         return response;
     }
     match shared.execute(ready, &caller).await {
-        Ok(response) => single(format, StatusCode::OK, &response),
+        Ok(response) => single(format, StatusCode::OK, response),
         Err(refusal) => reject(format, refusal.into()),
     }
 }
@@ -146,14 +146,19 @@ pub async fn get(State(app): State<AppState>, request: Request) -> Response {
 pub fn single(
     format: ResponseFormat,
     status: StatusCode,
-    response: &federation::Response,
+    response: federation::Response,
 ) -> Response {
     let content_type = match format {
         ResponseFormat::EventStream => ResponseFormat::Json.content_type(),
         other => other.content_type(),
     };
-    match response.to_json() {
-        Ok(body) => (status, [(header::CONTENT_TYPE, content_type)], body).into_response(),
+    match response.into_json_parts() {
+        Ok(parts) => (
+            status,
+            [(header::CONTENT_TYPE, content_type)],
+            Body::new(JsonParts::new(parts)),
+        )
+            .into_response(),
         Err(err) => {
             tracing::error!(error = %err, "cannot serialise a response");
             (
@@ -166,6 +171,47 @@ pub fn single(
     }
 }
 
+/// A body of a few JSON pieces with a known total length; hyper writes them out one after
+/// another (vectored), so the executor's data is never copied into one buffer first.
+struct JsonParts {
+    parts: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl JsonParts {
+    fn new(parts: Vec<Bytes>) -> Self {
+        let remaining = parts.iter().map(|part| part.len() as u64).sum();
+        Self {
+            parts: parts.into_iter(),
+            remaining,
+        }
+    }
+}
+
+impl http_body::Body for JsonParts {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let next = self.parts.next();
+        if let Some(part) = &next {
+            self.remaining -= part.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// A refusal in `format`, with `WWW-Authenticate` and `Retry-After` where they apply.
 pub fn reject(format: ResponseFormat, rejection: Rejection) -> Response {
     let status = match format {
@@ -174,7 +220,7 @@ pub fn reject(format: ResponseFormat, rejection: Rejection) -> Response {
             rejection.graphql_status
         }
     };
-    let mut response = single(format, status, &rejection.response);
+    let mut response = single(format, status, *rejection.response);
     let headers = response.headers_mut();
     match status {
         StatusCode::UNAUTHORIZED => {

@@ -27,7 +27,16 @@ async fn post_and_get_serve_queries_and_get_refuses_mutations() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    // The body goes out in pieces; it still has an exact length, not chunked encoding.
+    assert!(response.headers().get("transfer-encoding").is_none());
+    let length: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), length);
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["data"]["menu"][1]["id"], "p2");
 
     let before = stack

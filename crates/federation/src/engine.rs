@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::{EngineError, GraphQLError, RequestError, Response};
 use crate::execution::inflight::Inflight;
 use crate::execution::plan::ExecNode;
+use crate::execution::subgraph::SharedAnswer;
 use crate::execution::subgraph::{HttpTransport, SubgraphTransport};
 use crate::execution::tree::Node;
 use crate::execution::{Execution, Fetcher, subgraph};
@@ -68,7 +69,7 @@ pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) transport: Arc<dyn SubgraphTransport>,
     pub(crate) urls: HashMap<String, String>,
-    inflight: Inflight,
+    inflight: Inflight<SharedAnswer>,
     cache: Mutex<LruCache<CacheKey, Arc<PreparedOperation>>>,
     introspection: Introspection,
 }

@@ -198,6 +198,33 @@ impl Response {
         out.push(b'}');
         Ok(out)
     }
+
+    /// The same JSON as [`Response::to_json`], in pieces to be sent one after another: the
+    /// data the executor wrote is handed over as it is instead of being copied again.
+    pub fn into_json_parts(self) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
+        let data = match self.data {
+            Some(Data::Json(text)) => text,
+            data => {
+                let whole = Response { data, ..self };
+                return Ok(vec![bytes::Bytes::from(whole.to_json()?)]);
+            }
+        };
+        let mut tail = Vec::new();
+        if !self.errors.is_empty() {
+            tail.extend_from_slice(b",\"errors\":");
+            serde_json::to_writer(&mut tail, &self.errors)?;
+        }
+        if let Some(extensions) = &self.extensions {
+            tail.extend_from_slice(b",\"extensions\":");
+            serde_json::to_writer(&mut tail, extensions)?;
+        }
+        tail.push(b'}');
+        Ok(vec![
+            bytes::Bytes::from_static(b"{\"data\":"),
+            bytes::Bytes::from(data),
+            bytes::Bytes::from(tail),
+        ])
+    }
 }
 
 /// Why a supergraph SDL was rejected.
@@ -386,6 +413,17 @@ mod tests {
                 serde_json::to_value(&value_data).unwrap()
             );
             assert_eq!(json_data, value_data);
+        }
+    }
+
+    #[test]
+    fn json_parts_join_into_the_same_json() {
+        for (json_data, value_data) in responses() {
+            let expected = serde_json::to_vec(&value_data).unwrap();
+            for response in [json_data, value_data] {
+                let joined: Vec<u8> = response.into_json_parts().unwrap().concat();
+                assert_eq!(joined, expected);
+            }
         }
     }
 

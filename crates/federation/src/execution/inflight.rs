@@ -6,13 +6,16 @@
 //! bodies are byte for byte the same. Only queries are deduplicated, never mutations. An
 //! entry lives exactly as long as its request: it is removed when the answer arrives, or when
 //! every waiter has gone away (the request is then dropped, as it would be without sharing).
+//!
+//! What the waiters share is the answer after `finish` (the executor parses it there), so a
+//! response is parsed once however many requests joined it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared, WeakShared};
 use http::HeaderMap;
+use rustc_hash::FxHashMap;
 
 use super::subgraph::{SubgraphReply, SubgraphTransport, TransportError};
 
@@ -20,28 +23,38 @@ use super::subgraph::{SubgraphReply, SubgraphTransport, TransportError};
 const IGNORED_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
 /// One request's answer as its waiters share it.
-type Request = BoxFuture<'static, Result<SubgraphReply, Arc<str>>>;
+type Request<T> = BoxFuture<'static, T>;
 
-/// Subgraph requests on their way, by the exact bytes that make them identical.
-#[derive(Default)]
-pub(crate) struct Inflight {
-    entries: Arc<Mutex<Entries>>,
+/// Subgraph requests on their way, by the exact bytes that make them identical; `T` is the
+/// answer the waiters share.
+pub(crate) struct Inflight<T> {
+    entries: Arc<Mutex<Entries<T>>>,
 }
 
-#[derive(Default)]
-struct Entries {
+impl<T> Default for Inflight<T> {
+    fn default() -> Self {
+        Self {
+            entries: Arc::new(Mutex::new(Entries {
+                next_id: 0,
+                by_key: FxHashMap::default(),
+            })),
+        }
+    }
+}
+
+struct Entries<T> {
     next_id: u64,
-    by_key: HashMap<Vec<u8>, (u64, WeakShared<Request>)>,
+    by_key: FxHashMap<Vec<u8>, (u64, WeakShared<Request<T>>)>,
 }
 
 /// Removes an entry when its request finishes or is dropped.
-struct Cleanup {
-    entries: Arc<Mutex<Entries>>,
+struct Cleanup<T> {
+    entries: Arc<Mutex<Entries<T>>>,
     key: Vec<u8>,
     id: u64,
 }
 
-impl Drop for Cleanup {
+impl<T> Drop for Cleanup<T> {
     fn drop(&mut self) {
         let mut entries = lock(&self.entries);
         if entries
@@ -54,7 +67,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn lock(entries: &Mutex<Entries>) -> std::sync::MutexGuard<'_, Entries> {
+fn lock<T>(entries: &Mutex<Entries<T>>) -> std::sync::MutexGuard<'_, Entries<T>> {
     entries
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -79,15 +92,16 @@ fn key(url: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
     key
 }
 
-impl Inflight {
+impl<T: Clone + Send + Sync + 'static> Inflight<T> {
     /// How many distinct requests are on their way (tests).
     #[cfg(test)]
     fn len(&self) -> usize {
         lock(&self.entries).by_key.len()
     }
 
-    /// Sends the request, or joins an identical one already on its way. The flag says
-    /// whether this call joined another's request.
+    /// Sends the request and turns its reply into the shared answer with `finish`, or joins
+    /// an identical request already on its way. The flag says whether this call joined.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn post(
         &self,
         transport: &Arc<dyn SubgraphTransport>,
@@ -96,7 +110,8 @@ impl Inflight {
         headers: HeaderMap,
         body: Vec<u8>,
         timeout: Duration,
-    ) -> (Result<SubgraphReply, TransportError>, bool) {
+        finish: fn(Result<SubgraphReply, TransportError>) -> T,
+    ) -> (T, bool) {
         let key = key(url, &headers, &body);
         let (shared, joined) = {
             let mut entries = lock(&self.entries);
@@ -116,15 +131,16 @@ impl Inflight {
                     };
                     let transport = Arc::clone(transport);
                     let (subgraph, url) = (subgraph.to_owned(), url.to_owned());
-                    let request: Request = async move {
+                    let request: Request<T> = async move {
                         let _cleanup = cleanup;
-                        transport
-                            .post(&subgraph, &url, headers, body, timeout)
-                            .await
-                            .map_err(|error| Arc::from(error.0))
+                        finish(
+                            transport
+                                .post(&subgraph, &url, headers, body, timeout)
+                                .await,
+                        )
                     }
                     .boxed();
-                    let shared: Shared<Request> = request.shared();
+                    let shared: Shared<Request<T>> = request.shared();
                     if let Some(weak) = shared.downgrade() {
                         entries.by_key.insert(key, (id, weak));
                     }
@@ -132,10 +148,7 @@ impl Inflight {
                 }
             }
         };
-        let result = shared
-            .await
-            .map_err(|error| TransportError(error.to_string()));
-        (result, joined)
+        (shared.await, joined)
     }
 }
 
@@ -176,6 +189,13 @@ mod tests {
         }
     }
 
+    /// The raw reply, with the error made shareable.
+    type Raw = Result<SubgraphReply, Arc<str>>;
+
+    fn raw(reply: Result<SubgraphReply, TransportError>) -> Raw {
+        reply.map_err(|error| Arc::from(error.0))
+    }
+
     fn gate() -> Arc<Gate> {
         Arc::new(Gate {
             calls: AtomicUsize::new(0),
@@ -201,7 +221,7 @@ mod tests {
     async fn identical_requests_share_one_and_the_entry_goes_with_it() {
         let gate = gate();
         let transport: Arc<dyn SubgraphTransport> = gate.clone();
-        let inflight = Inflight::default();
+        let inflight = Inflight::<Raw>::default();
         let send = |body: &'static str| {
             inflight.post(
                 &transport,
@@ -210,6 +230,7 @@ mod tests {
                 HeaderMap::new(),
                 body.as_bytes().to_vec(),
                 Duration::from_secs(5),
+                raw,
             )
         };
         let waiting = futures::future::join_all([send("q"), send("q"), send("q"), send("other")]);
@@ -263,7 +284,7 @@ mod tests {
     async fn a_request_everyone_abandoned_leaves_no_entry() {
         let gate = gate();
         let transport: Arc<dyn SubgraphTransport> = gate.clone();
-        let inflight = Inflight::default();
+        let inflight = Inflight::<Raw>::default();
         let pending = inflight.post(
             &transport,
             "s",
@@ -271,6 +292,7 @@ mod tests {
             HeaderMap::new(),
             b"q".to_vec(),
             Duration::from_secs(5),
+            raw,
         );
         let timed_out = tokio::time::timeout(Duration::from_millis(20), pending).await;
         assert!(timed_out.is_err());

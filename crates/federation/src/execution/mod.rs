@@ -29,7 +29,7 @@ pub(crate) struct Fetcher<'a> {
     /// How requests reach subgraphs.
     pub(crate) transport: &'a std::sync::Arc<dyn subgraph::SubgraphTransport>,
     /// Where identical requests in flight are shared; `None` for mutations.
-    pub(crate) inflight: Option<&'a inflight::Inflight>,
+    pub(crate) inflight: Option<&'a inflight::Inflight<subgraph::SharedAnswer>>,
     /// Subgraph URLs by name.
     pub(crate) urls: &'a HashMap<String, String>,
     /// Headers for every subgraph request.
@@ -319,7 +319,7 @@ impl<'a> Execution<'a> {
     /// Finds the group's entities and writes their deduplicated representations.
     fn collect_group(&self, data: &Node, group: &EntityGroup) -> GroupBatch {
         let mut batch = GroupBatch::default();
-        let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+        let mut seen: rustc_hash::FxHashMap<Vec<u8>, u32> = rustc_hash::FxHashMap::default();
         let mut scratch = Vec::with_capacity(128);
         for path in &group.paths {
             entities::visit(self.schema, data, path, &mut |entity| {

@@ -13,7 +13,7 @@ use super::inflight::Inflight;
 use super::tree::Node;
 
 /// A subgraph's GraphQL response, as far as the executor reads it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(crate) struct SubgraphResponse {
     /// `data`.
     #[serde(default)]
@@ -24,7 +24,7 @@ pub(crate) struct SubgraphResponse {
 }
 
 /// A subgraph error, kept loosely typed so odd shapes still parse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub(crate) struct SubgraphError {
     /// Message.
     #[serde(default)]
@@ -38,7 +38,7 @@ pub(crate) struct SubgraphError {
 }
 
 /// Why a subgraph request produced no GraphQL response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum FetchFailure {
     /// Connection, timeout or HTTP-level failure.
     #[error("transport: {0}")]
@@ -160,7 +160,7 @@ impl SubgraphTransport for HttpTransport {
 /// Posts `body` to the subgraph and parses the GraphQL response.
 pub(crate) async fn send(
     transport: &Arc<dyn SubgraphTransport>,
-    inflight: Option<&Inflight>,
+    inflight: Option<&Inflight<SharedAnswer>>,
     subgraph: &str,
     url: &str,
     headers: &HeaderMap,
@@ -187,29 +187,40 @@ pub(crate) async fn send(
     .await
 }
 
+/// A parsed answer as the requests that share it hold it.
+pub(crate) type SharedAnswer = Result<Arc<SubgraphResponse>, FetchFailure>;
+
 async fn request(
     transport: &Arc<dyn SubgraphTransport>,
-    inflight: Option<&Inflight>,
+    inflight: Option<&Inflight<SharedAnswer>>,
     subgraph: &str,
     url: &str,
     headers: HeaderMap,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<SubgraphResponse, FetchFailure> {
-    let reply = match inflight {
+    match inflight {
         Some(inflight) => {
-            let (reply, joined) = inflight
-                .post(transport, subgraph, url, headers, body, timeout)
+            let (answer, joined) = inflight
+                .post(transport, subgraph, url, headers, body, timeout, |reply| {
+                    parse(reply).map(Arc::new)
+                })
                 .await;
             if joined {
                 metrics::counter!("gateway_subgraph_requests_deduplicated_total", "subgraph" => subgraph.to_owned())
                     .increment(1);
             }
-            reply
+            // The last holder takes the response; the others copy it, which is much
+            // cheaper than parsing it again.
+            answer.map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
         }
-        None => transport.post(subgraph, url, headers, body, timeout).await,
+        None => parse(transport.post(subgraph, url, headers, body, timeout).await),
     }
-    .map_err(|error| FetchFailure::Transport(error.0))?;
+}
+
+/// Parses a subgraph's reply as a GraphQL response.
+fn parse(reply: Result<SubgraphReply, TransportError>) -> Result<SubgraphResponse, FetchFailure> {
+    let reply = reply.map_err(|error| FetchFailure::Transport(error.0))?;
     let success = (200..300).contains(&reply.status);
     // One UTF-8 check of the whole body is much cheaper than serde_json's check of each string.
     let parsed = match std::str::from_utf8(&reply.body) {
