@@ -187,38 +187,37 @@ impl Response {
         let mut out = Vec::with_capacity(data.len() + 16);
         out.extend_from_slice(b"{\"data\":");
         out.extend_from_slice(data.as_bytes());
+        self.write_tail(&mut out)?;
+        Ok(out)
+    }
+
+    /// Writes what follows the data: errors and extensions when there are any, and the `}`.
+    fn write_tail(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         if !self.errors.is_empty() {
             out.extend_from_slice(b",\"errors\":");
-            serde_json::to_writer(&mut out, &self.errors)?;
+            serde_json::to_writer(&mut *out, &self.errors)?;
         }
         if let Some(extensions) = &self.extensions {
             out.extend_from_slice(b",\"extensions\":");
-            serde_json::to_writer(&mut out, extensions)?;
+            serde_json::to_writer(&mut *out, extensions)?;
         }
         out.push(b'}');
-        Ok(out)
+        Ok(())
     }
 
     /// The same JSON as [`Response::to_json`], in pieces to be sent one after another: the
     /// data the executor wrote is handed over as it is instead of being copied again.
     pub fn into_json_parts(self) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
-        let data = match self.data {
+        let mut response = self;
+        let data = match response.data.take() {
             Some(Data::Json(text)) => text,
             data => {
-                let whole = Response { data, ..self };
-                return Ok(vec![bytes::Bytes::from(whole.to_json()?)]);
+                response.data = data;
+                return Ok(vec![bytes::Bytes::from(response.to_json()?)]);
             }
         };
         let mut tail = Vec::new();
-        if !self.errors.is_empty() {
-            tail.extend_from_slice(b",\"errors\":");
-            serde_json::to_writer(&mut tail, &self.errors)?;
-        }
-        if let Some(extensions) = &self.extensions {
-            tail.extend_from_slice(b",\"extensions\":");
-            serde_json::to_writer(&mut tail, extensions)?;
-        }
-        tail.push(b'}');
+        response.write_tail(&mut tail)?;
         Ok(vec![
             bytes::Bytes::from_static(b"{\"data\":"),
             bytes::Bytes::from(data),
