@@ -20,6 +20,11 @@
 //! This binary only measures: it never changes the crates it exercises and leaves no database
 //! or file behind.
 
+/// The allocator the shipped `bloody-sweet` binary uses, so the components this process runs
+/// (the ordering stack, the benchmark subgraphs) allocate as they do in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod eventstore_bench;
 mod gateway_bench;
 mod gateway_process;
