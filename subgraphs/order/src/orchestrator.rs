@@ -223,7 +223,7 @@ impl Orchestrator {
                     continue;
                 }
                 // Seen before (or irrelevant): make sure what it sent is not lost.
-                self.update_index(&saga.state).await?;
+                self.index.update(&saga.state).await?;
                 return self.records(saga.state.pending.values());
             }
             let actions: Vec<&OrderAction> =
@@ -293,7 +293,7 @@ impl Orchestrator {
                         self.orders
                             .remember(order_id, &after, order_done.next_expected_version);
                     }
-                    self.update_index(&state).await?;
+                    self.index.update(&state).await?;
                     metrics::counter!("saga_steps_total").increment(1);
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
                     return self.records(sent.into_iter());
@@ -390,10 +390,6 @@ impl Orchestrator {
             .collect()
     }
 
-    async fn update_index(&self, saga: &OrderSaga) -> Result<(), OrchestratorError> {
-        Ok(self.index.update(saga).await?)
-    }
-
     /// Fires due payment deadlines and re-sends commands unanswered for too long.
     pub async fn tick(&self) -> Result<(), OrchestratorError> {
         let now = Utc::now();
@@ -419,7 +415,7 @@ impl Orchestrator {
                 "re-sending unanswered saga commands"
             );
             records.extend(self.records(loaded.state.pending.values())?);
-            self.update_index(&loaded.state).await?;
+            self.index.update(&loaded.state).await?;
         }
         if !records.is_empty() {
             self.bus.publish(records).await?;

@@ -88,7 +88,7 @@ impl Drop for SagaIndex {
 }
 
 /// An index timestamp: RFC 3339 with microseconds, so text order is time order.
-pub fn stamp(at: chrono::DateTime<Utc>) -> String {
+fn stamp(at: chrono::DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
