@@ -12,8 +12,7 @@ use serde_json::{Map, Value};
 use crate::error::{EngineError, GraphQLError, RequestError, Response};
 use crate::execution::inflight::Inflight;
 use crate::execution::plan::ExecNode;
-use crate::execution::subgraph::SharedAnswer;
-use crate::execution::subgraph::{HttpTransport, SubgraphTransport};
+use crate::execution::subgraph::{HttpTransport, SharedAnswer, SubgraphTransport};
 use crate::execution::tree::Node;
 use crate::execution::{Execution, Fetcher, subgraph};
 use crate::introspection::Introspection;
@@ -123,7 +122,7 @@ impl Engine {
                 config,
                 transport,
                 urls,
-                inflight: Inflight::default(),
+                inflight: Inflight::new(subgraph::parse_shared),
                 cache: Mutex::new(LruCache::new(capacity)),
                 introspection,
             }),

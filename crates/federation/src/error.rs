@@ -207,17 +207,16 @@ impl Response {
 
     /// The same JSON as [`Response::to_json`], in pieces to be sent one after another: the
     /// data the executor wrote is handed over as it is instead of being copied again.
-    pub fn into_json_parts(self) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
-        let mut response = self;
-        let data = match response.data.take() {
+    pub fn into_json_parts(mut self) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
+        let data = match self.data.take() {
             Some(Data::Json(text)) => text,
             data => {
-                response.data = data;
-                return Ok(vec![bytes::Bytes::from(response.to_json()?)]);
+                self.data = data;
+                return Ok(vec![bytes::Bytes::from(self.to_json()?)]);
             }
         };
         let mut tail = Vec::new();
-        response.write_tail(&mut tail)?;
+        self.write_tail(&mut tail)?;
         Ok(vec![
             bytes::Bytes::from_static(b"{\"data\":"),
             bytes::Bytes::from(data),

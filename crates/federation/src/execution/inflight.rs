@@ -7,8 +7,8 @@
 //! entry lives exactly as long as its request: it is removed when the answer arrives, or when
 //! every waiter has gone away (the request is then dropped, as it would be without sharing).
 //!
-//! What the waiters share is the answer after `finish` (the executor parses it there), so a
-//! response is parsed once however many requests joined it.
+//! What the waiters share is the reply after the map's `finish` (the executor parses it
+//! there), so a response is parsed once however many requests joined it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,21 +25,14 @@ const IGNORED_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 /// One request's answer as its waiters share it.
 type Request<T> = BoxFuture<'static, T>;
 
+/// Turns a subgraph's reply into the answer its waiters share.
+pub(crate) type Finish<T> = fn(Result<SubgraphReply, TransportError>) -> T;
+
 /// Subgraph requests on their way, by the exact bytes that make them identical; `T` is the
 /// answer the waiters share.
 pub(crate) struct Inflight<T> {
     entries: Arc<Mutex<Entries<T>>>,
-}
-
-impl<T> Default for Inflight<T> {
-    fn default() -> Self {
-        Self {
-            entries: Arc::new(Mutex::new(Entries {
-                next_id: 0,
-                by_key: FxHashMap::default(),
-            })),
-        }
-    }
+    finish: Finish<T>,
 }
 
 struct Entries<T> {
@@ -93,15 +86,25 @@ fn key(url: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
 }
 
 impl<T: Clone + Send + Sync + 'static> Inflight<T> {
+    /// No request on its way yet; each reply becomes the shared answer through `finish`.
+    pub(crate) fn new(finish: Finish<T>) -> Self {
+        Self {
+            entries: Arc::new(Mutex::new(Entries {
+                next_id: 0,
+                by_key: FxHashMap::default(),
+            })),
+            finish,
+        }
+    }
+
     /// How many distinct requests are on their way (tests).
     #[cfg(test)]
     fn len(&self) -> usize {
         lock(&self.entries).by_key.len()
     }
 
-    /// Sends the request and turns its reply into the shared answer with `finish`, or joins
-    /// an identical request already on its way. The flag says whether this call joined.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends the request and turns its reply into the shared answer, or joins an identical
+    /// request already on its way. The flag says whether this call joined.
     pub(crate) async fn post(
         &self,
         transport: &Arc<dyn SubgraphTransport>,
@@ -110,7 +113,6 @@ impl<T: Clone + Send + Sync + 'static> Inflight<T> {
         headers: HeaderMap,
         body: Vec<u8>,
         timeout: Duration,
-        finish: fn(Result<SubgraphReply, TransportError>) -> T,
     ) -> (T, bool) {
         let key = key(url, &headers, &body);
         let (shared, joined) = {
@@ -131,6 +133,7 @@ impl<T: Clone + Send + Sync + 'static> Inflight<T> {
                     };
                     let transport = Arc::clone(transport);
                     let (subgraph, url) = (subgraph.to_owned(), url.to_owned());
+                    let finish = self.finish;
                     let request: Request<T> = async move {
                         let _cleanup = cleanup;
                         finish(
@@ -221,7 +224,7 @@ mod tests {
     async fn identical_requests_share_one_and_the_entry_goes_with_it() {
         let gate = gate();
         let transport: Arc<dyn SubgraphTransport> = gate.clone();
-        let inflight = Inflight::<Raw>::default();
+        let inflight = Inflight::new(raw);
         let send = |body: &'static str| {
             inflight.post(
                 &transport,
@@ -230,7 +233,6 @@ mod tests {
                 HeaderMap::new(),
                 body.as_bytes().to_vec(),
                 Duration::from_secs(5),
-                raw,
             )
         };
         let waiting = futures::future::join_all([send("q"), send("q"), send("q"), send("other")]);
@@ -284,7 +286,7 @@ mod tests {
     async fn a_request_everyone_abandoned_leaves_no_entry() {
         let gate = gate();
         let transport: Arc<dyn SubgraphTransport> = gate.clone();
-        let inflight = Inflight::<Raw>::default();
+        let inflight = Inflight::new(raw);
         let pending = inflight.post(
             &transport,
             "s",
@@ -292,7 +294,6 @@ mod tests {
             HeaderMap::new(),
             b"q".to_vec(),
             Duration::from_secs(5),
-            raw,
         );
         let timed_out = tokio::time::timeout(Duration::from_millis(20), pending).await;
         assert!(timed_out.is_err());

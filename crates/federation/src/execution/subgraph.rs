@@ -202,9 +202,7 @@ async fn request(
     match inflight {
         Some(inflight) => {
             let (answer, joined) = inflight
-                .post(transport, subgraph, url, headers, body, timeout, |reply| {
-                    parse(reply).map(Arc::new)
-                })
+                .post(transport, subgraph, url, headers, body, timeout)
                 .await;
             if joined {
                 metrics::counter!("gateway_subgraph_requests_deduplicated_total", "subgraph" => subgraph.to_owned())
@@ -216,6 +214,12 @@ async fn request(
         }
         None => parse(transport.post(subgraph, url, headers, body, timeout).await),
     }
+}
+
+/// Parses a subgraph's reply once for every request that shares it (the engine's
+/// [`Inflight`] finish).
+pub(crate) fn parse_shared(reply: Result<SubgraphReply, TransportError>) -> SharedAnswer {
+    parse(reply).map(Arc::new)
 }
 
 /// Parses a subgraph's reply as a GraphQL response.
