@@ -109,45 +109,47 @@ impl Platform {
         })
     }
 
-    /// Runs every projection until `shutdown` is cancelled: from Kafka when it is configured,
-    /// else straight from the event store.
+    /// Runs every projection until `shutdown` is cancelled: from Kafka when it is configured
+    /// (one consumer group, `{prefix}projections`, feeds them all), else each straight from
+    /// the event store.
     pub fn spawn_projections(
         &self,
         shutdown: CancellationToken,
     ) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        let models = self.read_models.clone();
+        let store = self.store.clone();
+        if self.settings.kafka_brokers.is_some() {
+            let bus = self.bus.clone();
+            let prefix = self.settings.kafka_topic_prefix.clone();
+            let group = format!("{prefix}projections");
+            return vec![tokio::spawn(async move {
+                projections::run_all_from_bus(
+                    models,
+                    projections(),
+                    bus,
+                    store,
+                    &group,
+                    &prefix,
+                    shutdown.cancelled_owned(),
+                )
+                .await
+                .context("projections stopped")
+            })];
+        }
         projections()
             .into_iter()
             .map(|projection| {
-                let models = self.read_models.clone();
-                let store = self.store.clone();
-                let bus = self.bus.clone();
-                let kafka = self.settings.kafka_brokers.is_some();
-                let prefix = self.settings.kafka_topic_prefix.clone();
-                let shutdown = shutdown.clone();
+                let (models, store, shutdown) = (models.clone(), store.clone(), shutdown.clone());
                 tokio::spawn(async move {
                     let name = projection.name();
-                    let result = if kafka {
-                        let group = format!("{prefix}projection-{name}");
-                        projections::run_from_bus(
-                            models,
-                            projection,
-                            bus,
-                            store,
-                            &group,
-                            &prefix,
-                            shutdown.cancelled_owned(),
-                        )
-                        .await
-                    } else {
-                        projections::run_from_store(
-                            models,
-                            projection,
-                            store,
-                            shutdown.cancelled_owned(),
-                        )
-                        .await
-                    };
-                    result.with_context(|| format!("projection {name} stopped"))
+                    projections::run_from_store(
+                        models,
+                        projection,
+                        store,
+                        shutdown.cancelled_owned(),
+                    )
+                    .await
+                    .with_context(|| format!("projection {name} stopped"))
                 })
             })
             .collect()

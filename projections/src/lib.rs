@@ -25,4 +25,4 @@ pub use error::ProjectionError;
 pub use projection::{Projection, Tables};
 pub use read_models::{Applied, ProjectionStatus, ReadModels};
 pub use rebuild::{RebuildProgress, RebuildReport};
-pub use runner::{run_from_bus, run_from_store};
+pub use runner::{run_all_from_bus, run_from_bus, run_from_store};

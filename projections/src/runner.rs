@@ -16,6 +16,10 @@ use crate::read_models::{ReadModels, SOURCE_ALL};
 const BATCH: usize = 500;
 /// How long a Kafka batch waits to fill up.
 const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// How long applied Kafka messages wait before their offsets are committed (one commit per
+/// partition covers every batch applied meanwhile; a crash redelivers them, and redelivered
+/// events are skipped by stream version).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 /// Wait before retrying a batch the read-model database refused.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -71,25 +75,64 @@ pub async fn run_from_bus(
     topic_prefix: &str,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ProjectionError> {
-    models.register(projection.as_ref()).await?;
-    let topics: Vec<String> = projection
-        .categories()
+    run_all_from_bus(
+        models,
+        vec![projection],
+        bus,
+        store,
+        group,
+        topic_prefix,
+        shutdown,
+    )
+    .await
+}
+
+/// Feeds every projection in `projections` from one consumer group `group` over the union of
+/// their topics: each record is fetched and decoded once, each projection applies the batch's
+/// events of its categories in its own transaction, and offsets are committed (at most every
+/// [`COMMIT_INTERVAL`], and on shutdown) only after every projection committed. Gaps are filled from `store` as in [`run_from_bus`]. Runs until
+/// `shutdown` resolves.
+pub async fn run_all_from_bus(
+    models: ReadModels,
+    projections: Vec<Arc<dyn Projection>>,
+    bus: Arc<dyn MessageBus>,
+    store: Arc<dyn EventStore>,
+    group: &str,
+    topic_prefix: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ProjectionError> {
+    for projection in &projections {
+        models.register(projection.as_ref()).await?;
+    }
+    let mut topics: Vec<String> = projections
         .iter()
+        .flat_map(|p| p.categories().iter())
         .map(|c| relay::topic_for(topic_prefix, c))
         .collect();
+    topics.sort_unstable();
+    topics.dedup();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     bus.ensure_topics(&topic_refs, 6).await?;
     let mut consumer = bus.subscribe(group, &topic_refs).await?;
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     tracing::info!(
-        projection = projection.name(),
+        projections = ?names,
         group,
         ?topics,
-        "projection following the bus"
+        "projections following the bus"
     );
+    // The last applied message of each partition not committed yet, and when to commit.
+    let mut pending: HashMap<(String, i32), Message> = HashMap::new();
+    let mut commit_at: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let first = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => return commit_pending(consumer.as_mut(), &mut pending).await,
+            _ = sleep_until(commit_at), if commit_at.is_some() => {
+                commit_at = None;
+                commit_pending(consumer.as_mut(), &mut pending).await?;
+                continue;
+            }
             msg = consumer.recv() => msg?,
         };
         let mut messages = vec![first];
@@ -104,15 +147,39 @@ pub async fn run_from_bus(
             .iter()
             .map(decode)
             .collect::<Result<Vec<RecordedEvent>, _>>()?;
-        apply_filling_gaps(&models, projection.as_ref(), store.as_ref(), &events).await?;
-        // Commit the last message of each partition in the batch.
-        let mut last: HashMap<(&str, i32), &Message> = HashMap::new();
-        for msg in &messages {
-            last.insert((msg.topic.as_str(), msg.partition), msg);
+        for projection in &projections {
+            // A projection with nothing in the batch costs no transaction.
+            let categories = projection.categories();
+            if events
+                .iter()
+                .any(|e| categories.contains(&e.stream_id.category()))
+            {
+                apply_filling_gaps(&models, projection.as_ref(), store.as_ref(), &events).await?;
+            }
         }
-        for msg in last.into_values() {
-            consumer.commit(msg).await?;
+        for msg in messages {
+            pending.insert((msg.topic.clone(), msg.partition), msg);
         }
+        commit_at.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
+    }
+}
+
+/// Commits the offset after each message in `pending` and forgets them.
+async fn commit_pending(
+    consumer: &mut dyn bus::Consumer,
+    pending: &mut HashMap<(String, i32), Message>,
+) -> Result<(), ProjectionError> {
+    for (_, msg) in pending.drain() {
+        consumer.commit(&msg).await?;
+    }
+    Ok(())
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

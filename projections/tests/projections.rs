@@ -328,3 +328,137 @@ async fn fills_a_gap_on_the_bus_from_the_event_store() {
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Counts the events of each payment stream (a second projection beside the catalog).
+struct PaymentTally;
+
+#[async_trait::async_trait]
+impl Projection for PaymentTally {
+    fn name(&self) -> &'static str {
+        "payment_tally"
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        &["payment"]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["tally"]
+    }
+
+    async fn create_tables(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tables: &Tables,
+    ) -> Result<(), projections::ProjectionError> {
+        use sqlx::Executor;
+        conn.execute(
+            format!(
+                "CREATE TABLE {} (stream_id TEXT PRIMARY KEY, events BIGINT NOT NULL)",
+                tables.table("tally")
+            )
+            .as_str(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tables: &Tables,
+        event: &eventstore::RecordedEvent,
+    ) -> Result<(), projections::ProjectionError> {
+        sqlx::query(&format!(
+            "INSERT INTO {} (stream_id, events) VALUES ($1, 1) \
+             ON CONFLICT (stream_id) DO UPDATE SET events = {}.events + 1",
+            tables.table("tally"),
+            tables.table("tally")
+        ))
+        .bind(event.stream_id.as_str())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn tally(models: &ReadModels) -> Option<(i64, i64)> {
+    sqlx::query_as("SELECT count(*), COALESCE(sum(events), 0)::BIGINT FROM rm_payment_tally_tally")
+        .fetch_one(models.pool())
+        .await
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_group_feeds_every_projection_exactly_once() {
+    testkit::init_logs();
+    let (store, models, _guard) = postgres().await;
+    let bus: Arc<dyn bus::MessageBus> = Arc::new(
+        bus::KafkaBus::new(
+            bus::KafkaConfig::new(testkit::kafka_brokers())
+                .with_session_timeout(Duration::from_secs(6)),
+        )
+        .unwrap(),
+    );
+    let prefix = testkit::unique_name("all") + ".";
+    for s in 0..4 {
+        append(&store, &format!("order-{s}"), 6).await;
+        append(&store, &format!("payment-{s}"), 3).await;
+    }
+    let relay = tokio::spawn(
+        relay::Relay::new(
+            store.clone(),
+            bus.clone(),
+            relay::RelayConfig {
+                topic_prefix: prefix.clone(),
+                ..Default::default()
+            },
+        )
+        .run(std::future::pending()),
+    );
+    let run = |group: String| {
+        let (models, bus, prefix, store) =
+            (models.clone(), bus.clone(), prefix.clone(), store.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let all: Vec<Arc<dyn Projection>> =
+                vec![Arc::new(StreamCatalog), Arc::new(PaymentTally)];
+            projections::run_all_from_bus(models, all, bus, store, &group, &prefix, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        (task, tx)
+    };
+    let group = testkit::unique_name("g");
+    let (first, stop_first) = run(group.clone());
+    // The catalog reads both categories, the tally only payments.
+    wait_for_counts(&models, (8, 36)).await;
+    assert!(
+        testkit::eventually(Duration::from_secs(20), || async {
+            tally(&models).await == Some((4, 12))
+        })
+        .await,
+        "the tally saw {:?}",
+        tally(&models).await
+    );
+    stop_first.send(()).unwrap();
+    first.await.unwrap();
+    // The same group resumes after what it committed on stop; a new group gets everything
+    // again and recognises all of it as applied.
+    let (again, stop_again) = run(group);
+    append(&store, "payment-0", 1).await;
+    wait_for_counts(&models, (8, 37)).await;
+    stop_again.send(()).unwrap();
+    again.await.unwrap();
+    let (fresh, stop_fresh) = run(testkit::unique_name("g"));
+    append(&store, "order-0", 1).await;
+    wait_for_counts(&models, (8, 38)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(counts(&models).await, (8, 38));
+    assert_eq!(tally(&models).await, Some((4, 13)));
+    stop_fresh.send(()).unwrap();
+    fresh.await.unwrap();
+    relay.abort();
+}
