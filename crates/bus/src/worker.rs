@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::{BusError, Message, MessageBus, OutgoingRecord};
 
+/// How long completed messages wait before their offsets are committed: one commit covers
+/// every message finished meanwhile (a crash redelivers at most this much finished work,
+/// which idempotent handlers ignore).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest back-off between retries of a failing message.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -66,8 +70,10 @@ where
 
 /// Runs `handler` over `topics` like [`run_worker`], but `lanes` messages at a time: messages
 /// with the same lane key (`lane_key`, e.g. the record key or the entity it names) always go
-/// to the same lane, so they are handled in order, while different keys proceed in parallel. Offsets are committed per partition up to the
-/// last message below which every message is done, so a crash redelivers only unfinished work.
+/// to the same lane, so they are handled in order, while different keys proceed in parallel.
+/// Lanes publish concurrently. Offsets are committed per partition up to the last message
+/// below which every message is done, at most every [`COMMIT_INTERVAL`] and on shutdown, so a
+/// crash redelivers only unfinished work and what finished in its last interval.
 pub async fn run_keyed_worker<B, F, Fut, E>(
     bus: &B,
     group: &str,
@@ -145,17 +151,29 @@ where
     let mut in_flight: HashMap<(String, i32), BTreeSet<i64>> = HashMap::new();
     let mut highest_done: HashMap<(String, i32), i64> = HashMap::new();
     let mut committed: HashMap<(String, i32), i64> = HashMap::new();
+    // Partitions with completions not committed yet, and when to commit them.
+    let mut dirty: BTreeSet<(String, i32)> = BTreeSet::new();
+    let mut commit_at: Option<tokio::time::Instant> = None;
+    // Publishes in flight: lanes publish concurrently (each waits for its own delivery
+    // reports) while this loop keeps receiving and committing.
+    let mut publishing = futures::stream::FuturesUnordered::new();
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
-            _ = &mut shutdown => break Ok(()),
-            Some((records, ack)) = publish_rx.recv() => {
-                let result = bus.publish(records).await.map_err(|e| e.to_string());
-                let _ = ack.send(result);
+            _ = &mut shutdown => {
+                // What is done is committed before leaving, so a clean stop redelivers nothing.
+                let marks = std::mem::take(&mut dirty);
+                break commit_done(consumer.as_mut(), marks, &in_flight, &highest_done, &mut committed).await;
             }
+            Some((records, ack)) = publish_rx.recv() => {
+                publishing.push(async move {
+                    let result = bus.publish(records).await.map_err(|e| e.to_string());
+                    let _ = ack.send(result);
+                });
+            }
+            Some(()) = futures::StreamExt::next(&mut publishing), if !publishing.is_empty() => {}
             Some(first) = done_rx.recv() => {
-                // Take every completion that is ready, then commit once per partition.
-                let mut touched = BTreeSet::new();
+                // Take every completion that is ready; commit a little later, once for all.
                 let mut next = Some(first);
                 let mut failed = None;
                 while let Some(done) = next.take() {
@@ -165,7 +183,7 @@ where
                             in_flight.entry(key.clone()).or_default().remove(&msg.offset);
                             let high = highest_done.entry(key.clone()).or_insert(msg.offset);
                             *high = (*high).max(msg.offset);
-                            touched.insert(key);
+                            dirty.insert(key);
                         }
                         Err(err) => failed = Some(err),
                     }
@@ -174,31 +192,12 @@ where
                 if let Some(err) = failed {
                     break Err(err);
                 }
-                let mut commit_failed = None;
-                for key in touched {
-                    // Everything below the oldest message still in flight is done.
-                    let point = match in_flight.get(&key).and_then(|p| p.first()) {
-                        Some(low) => low - 1,
-                        None => highest_done.get(&key).copied().unwrap_or(-1),
-                    };
-                    if point <= committed.get(&key).copied().unwrap_or(-1) {
-                        continue;
-                    }
-                    let marker = Message {
-                        topic: key.0.clone(),
-                        partition: key.1,
-                        offset: point,
-                        key: None,
-                        payload: Vec::new(),
-                        headers: Vec::new(),
-                    };
-                    if let Err(err) = consumer.commit(&marker).await {
-                        commit_failed = Some(err);
-                        break;
-                    }
-                    committed.insert(key, point);
-                }
-                if let Some(err) = commit_failed {
+                commit_at.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
+            }
+            _ = sleep_until(commit_at), if commit_at.is_some() => {
+                commit_at = None;
+                let marks = std::mem::take(&mut dirty);
+                if let Err(err) = commit_done(consumer.as_mut(), marks, &in_flight, &highest_done, &mut committed).await {
                     break Err(err);
                 }
             }
@@ -219,6 +218,45 @@ where
         worker.abort();
     }
     outcome
+}
+
+/// Commits, for each partition in `marks`, everything below its oldest message still in
+/// flight (or up to its highest done message when none is).
+async fn commit_done(
+    consumer: &mut dyn crate::Consumer,
+    marks: std::collections::BTreeSet<(String, i32)>,
+    in_flight: &std::collections::HashMap<(String, i32), std::collections::BTreeSet<i64>>,
+    highest_done: &std::collections::HashMap<(String, i32), i64>,
+    committed: &mut std::collections::HashMap<(String, i32), i64>,
+) -> Result<(), BusError> {
+    for key in marks {
+        let point = match in_flight.get(&key).and_then(|p| p.first()) {
+            Some(low) => low - 1,
+            None => highest_done.get(&key).copied().unwrap_or(-1),
+        };
+        if point <= committed.get(&key).copied().unwrap_or(-1) {
+            continue;
+        }
+        let marker = Message {
+            topic: key.0.clone(),
+            partition: key.1,
+            offset: point,
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+        };
+        consumer.commit(&marker).await?;
+        committed.insert(key, point);
+    }
+    Ok(())
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The lane of a key: a stable hash, so one key always lands in the same lane.
