@@ -3,7 +3,8 @@
 //! It follows `$all` from its checkpoint, publishes each batch to one topic per stream
 //! category (`order.events`, `inventory.events`, ...) keyed by stream id so each entity's
 //! events stay in order, waits until the broker acknowledges the whole batch, and only then
-//! saves its position in the event store's database. Delivery is therefore at least once: after
+//! saves its position in the event store's database (at most every `checkpoint_every`, and
+//! when it stops). Delivery is therefore at least once: after
 //! a crash of the relay or an outage of the broker it resumes from the last acknowledged batch
 //! and may publish a few events again, so consumers must be idempotent (by event id). The relay
 //! never decides business outcomes and never writes events.
@@ -33,6 +34,9 @@ pub struct RelayConfig {
     pub partitions: i32,
     /// Wait before retrying a batch the broker did not acknowledge.
     pub retry_after: Duration,
+    /// How long an acknowledged position may wait before it is saved: one save covers every
+    /// batch acknowledged meanwhile (after a crash those batches are published again).
+    pub checkpoint_every: Duration,
 }
 
 impl Default for RelayConfig {
@@ -43,6 +47,7 @@ impl Default for RelayConfig {
             batch_size: 2_000,
             partitions: 6,
             retry_after: Duration::from_millis(500),
+            checkpoint_every: Duration::from_millis(100),
         }
     }
 }
@@ -103,17 +108,25 @@ impl Relay {
             .store
             .subscribe_all(start)
             .ready_chunks(self.config.batch_size.max(1));
+        // The last acknowledged position not saved yet, and when to save it.
+        let mut unsaved: Option<Position> = None;
+        let mut save_at: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             let chunk = tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!(relay = %self.config.name, "relay stopping");
-                    return Ok(());
+                    return self.save(unsaved).await;
+                }
+                _ = sleep_until(save_at), if save_at.is_some() => {
+                    save_at = None;
+                    self.save(unsaved.take()).await?;
+                    continue;
                 }
                 chunk = events.next() => chunk,
             };
             let Some(chunk) = chunk else {
-                return Ok(());
+                return self.save(unsaved).await;
             };
             let mut batch = Vec::with_capacity(chunk.len());
             for item in chunk {
@@ -126,17 +139,27 @@ impl Relay {
                     }
                 }
             }
-            if batch.is_empty() {
+            let Some(last) = batch.last().map(|e| e.position) else {
                 continue;
-            }
+            };
             self.publish_until_acknowledged(&batch).await?;
-            let last = batch.last().map(|e| e.position).unwrap_or(start);
-            self.store
-                .save_checkpoint(&self.config.name, last)
-                .await
-                .map_err(RelayError::Checkpoint)?;
+            unsaved = Some(last);
+            save_at
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.config.checkpoint_every);
             metrics::counter!("relay_events_published_total").increment(batch.len() as u64);
             metrics::gauge!("relay_position").set(last.0 as f64);
+        }
+    }
+
+    /// Saves `position` as the relay's checkpoint, if there is one.
+    async fn save(&self, position: Option<Position>) -> Result<(), RelayError> {
+        match position {
+            Some(position) => self
+                .store
+                .save_checkpoint(&self.config.name, position)
+                .await
+                .map_err(RelayError::Checkpoint),
+            None => Ok(()),
         }
     }
 
@@ -187,5 +210,13 @@ impl Relay {
         self.bus.ensure_topics(&new, self.config.partitions).await?;
         self.known_topics.extend(new.into_iter().map(str::to_owned));
         Ok(())
+    }
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -24,6 +24,7 @@ fn config(prefix: &str) -> RelayConfig {
         batch_size: 250,
         partitions: 3,
         retry_after: Duration::from_millis(200),
+        checkpoint_every: Duration::from_millis(50),
     }
 }
 
@@ -220,6 +221,15 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
     let before = append_events(store.clone(), 6, 20, "before").await;
     let seen = consume(&bus, &prefix, before, Duration::from_secs(60)).await;
     assert_eq!(seen.len(), before);
+    // The checkpoint follows the acknowledgements within `checkpoint_every`.
+    let saved = testkit::eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            store.load_checkpoint("relay-test").await.unwrap() == Some(store.head().await.unwrap())
+        }
+    })
+    .await;
+    assert!(saved, "the relay saved its checkpoint");
     let published = store.load_checkpoint("relay-test").await.unwrap();
 
     // The broker goes away (and, with in-memory storage, comes back empty).
