@@ -45,6 +45,19 @@ struct State<S> {
     wake: watch::Receiver<u64>,
     options: SubscriptionOptions,
     failed: bool,
+    /// The last read returned less than a page.
+    caught_up: bool,
+}
+
+impl<S> State<S> {
+    /// Waits for a commit signal, at most the idle poll.
+    async fn wait(&mut self) {
+        let waited = tokio::time::timeout(self.options.idle_poll, self.wake.changed()).await;
+        if let Ok(Err(_closed)) = waited {
+            // The signal is gone (store shutting down): fall back to polling.
+            tokio::time::sleep(self.options.idle_poll).await;
+        }
+    }
 }
 
 /// Builds the `$all` subscription stream for `store`. A failed read is yielded as an error and
@@ -65,6 +78,7 @@ where
         wake,
         options,
         failed: false,
+        caught_up: false,
     };
     stream::unfold(state, |mut st| async move {
         loop {
@@ -76,19 +90,21 @@ where
                 tokio::time::sleep(st.options.retry_after).await;
                 st.failed = false;
             }
+            if st.caught_up {
+                // The last read ended short of a page: it saw everything visible then, so
+                // read again only once something commits (or after the idle poll).
+                st.caught_up = false;
+                st.wait().await;
+            }
             // Mark the current signal as seen before reading, so a commit that lands between
             // the read and the wait still wakes us.
             st.wake.borrow_and_update();
             match st.store.read_all(st.after, st.options.page_size).await {
-                Ok(events) if !events.is_empty() => st.buffer.extend(events),
-                Ok(_) => {
-                    let waited =
-                        tokio::time::timeout(st.options.idle_poll, st.wake.changed()).await;
-                    if let Ok(Err(_closed)) = waited {
-                        // The signal is gone (store shutting down): fall back to polling.
-                        tokio::time::sleep(st.options.idle_poll).await;
-                    }
+                Ok(events) if !events.is_empty() => {
+                    st.caught_up = events.len() < st.options.page_size;
+                    st.buffer.extend(events);
                 }
+                Ok(_) => st.wait().await,
                 Err(err) => {
                     st.failed = true;
                     return Some((Err(err), st));
