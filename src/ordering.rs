@@ -38,6 +38,8 @@ pub struct Ordering {
     pub payments: PaymentService,
     /// The saga runner.
     pub orchestrator: Arc<Orchestrator>,
+    /// Live "this order changed" signals (the process's one follower of `$all` for them).
+    pub updates: OrderUpdates,
 }
 
 /// Background tasks of the ordering components.
@@ -102,7 +104,7 @@ impl Ordering {
         let order_schema = order::schema::schema(OrderState {
             service: orders.clone(),
             read_models: models.pool().clone(),
-            updates,
+            updates: updates.clone(),
         });
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -183,6 +185,7 @@ impl Ordering {
                 orders,
                 payments,
                 orchestrator,
+                updates,
             },
             Running {
                 saga: saga_task,

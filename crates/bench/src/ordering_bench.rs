@@ -56,9 +56,11 @@ pub struct Options {
     /// take none, so figures with this flag are not the platform's.
     #[arg(long = "kafka-property", value_parser = key_value)]
     pub kafka_properties: Vec<(String, String)>,
-    /// Do not run the spare consumer that times the relay's share of the saga's hops.
+    /// Diagnostic: run a spare consumer group on the event topics that times the relay's share
+    /// of the saga's hops (it costs the broker another consumer of every event, so figures
+    /// with it are not the platform's alone).
     #[arg(long)]
-    pub no_spectator: bool,
+    pub spectator: bool,
     /// Keep the Postgres database afterwards (its name is logged), e.g. to inspect it.
     #[arg(long)]
     pub keep_database: bool,
@@ -111,10 +113,10 @@ async fn measure(
     prefix: &str,
     options: &Options,
 ) -> anyhow::Result<String> {
-    let mut spectator = if options.no_spectator {
-        None
-    } else {
+    let mut spectator = if options.spectator {
         Some(Spectator::start(stack.bus(), prefix).await?)
+    } else {
+        None
     };
     let products = stack
         .create_products(options.products, options.stock)

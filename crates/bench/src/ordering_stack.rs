@@ -28,9 +28,8 @@ pub struct Stack {
     pub ordering: Ordering,
     /// The Toss test server the payment service calls over HTTP.
     pub toss: TossTestServer,
-    /// Live "this order changed" signals: one follower of `$all` for the whole benchmark.
+    /// Live "this order changed" signals: the platform's own follower of `$all`.
     pub updates: OrderUpdates,
-    follower: JoinHandle<()>,
     platform: Platform,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -83,14 +82,11 @@ impl Stack {
             .await
             .context("starting the ordering components")?;
         tasks.push(saga);
-        let (updates, follower) = OrderUpdates::follow(platform.store.clone())
-            .await
-            .context("following order updates")?;
+        let updates = ordering.updates.clone();
         Ok(Self {
             ordering,
             toss,
             updates,
-            follower,
             platform,
             shutdown,
             tasks,
@@ -148,7 +144,6 @@ impl Stack {
     /// Stops every component and waits (briefly) for them to finish.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.follower.abort();
         let all = futures::future::join_all(self.tasks);
         match tokio::time::timeout(STOP_TIMEOUT, all).await {
             Ok(results) => {
