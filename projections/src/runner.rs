@@ -128,7 +128,7 @@ pub async fn run_all_from_bus(
     loop {
         let first = tokio::select! {
             _ = &mut shutdown => return commit_pending(consumer.as_mut(), &mut pending).await,
-            _ = sleep_until(commit_at), if commit_at.is_some() => {
+            _ = bus::deadline::reached(commit_at), if commit_at.is_some() => {
                 commit_at = None;
                 commit_pending(consumer.as_mut(), &mut pending).await?;
                 continue;
@@ -173,14 +173,6 @@ async fn commit_pending(
         consumer.commit(&msg).await?;
     }
     Ok(())
-}
-
-/// Waits until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Most gaps filled for one batch before giving up (each fill applies a whole missing range).

@@ -13,6 +13,7 @@
 //! must not rely on Kafka transactions or `read_committed`, and must not read the environment:
 //! binaries choose the adapter and pass its configuration in.
 
+pub mod deadline;
 pub mod error;
 pub mod kafka;
 pub mod memory;

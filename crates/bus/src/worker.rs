@@ -194,7 +194,7 @@ where
                 }
                 commit_at.get_or_insert_with(|| tokio::time::Instant::now() + COMMIT_INTERVAL);
             }
-            _ = sleep_until(commit_at), if commit_at.is_some() => {
+            _ = crate::deadline::reached(commit_at), if commit_at.is_some() => {
                 commit_at = None;
                 let marks = std::mem::take(&mut dirty);
                 if let Err(err) = commit_done(consumer.as_mut(), marks, &in_flight, &highest_done, &mut committed).await {
@@ -249,14 +249,6 @@ async fn commit_done(
         committed.insert(key, point);
     }
     Ok(())
-}
-
-/// Waits until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The lane of a key: a stable hash, so one key always lands in the same lane.

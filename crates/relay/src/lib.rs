@@ -118,7 +118,7 @@ impl Relay {
                     tracing::info!(relay = %self.config.name, "relay stopping");
                     return self.save(unsaved).await;
                 }
-                _ = sleep_until(save_at), if save_at.is_some() => {
+                _ = bus::deadline::reached(save_at), if save_at.is_some() => {
                     save_at = None;
                     self.save(unsaved.take()).await?;
                     continue;
@@ -210,13 +210,5 @@ impl Relay {
         self.bus.ensure_topics(&new, self.config.partitions).await?;
         self.known_topics.extend(new.into_iter().map(str::to_owned));
         Ok(())
-    }
-}
-
-/// Waits until `at`, or forever when there is nothing to wait for.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
