@@ -16,6 +16,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Stream categories it reads (`order`, `inventory`, ...).
     fn categories(&self) -> &'static [&'static str];
 
+    /// Whether `event` is of a category it reads.
+    fn reads(&self, event: &RecordedEvent) -> bool {
+        self.categories().contains(&event.stream_id.category())
+    }
+
     /// Logical names of its tables; each gets a view `rm_{name}_{table}` for readers.
     fn tables(&self) -> &'static [&'static str];
 

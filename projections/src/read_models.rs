@@ -365,12 +365,8 @@ pub(crate) async fn apply_in(
     events: &[RecordedEvent],
 ) -> Result<Applied, ProjectionError> {
     let name = projection.name();
-    let categories = projection.categories();
     let mut result = Applied::default();
-    let relevant: Vec<&RecordedEvent> = events
-        .iter()
-        .filter(|e| categories.contains(&e.stream_id.category()))
-        .collect();
+    let relevant: Vec<&RecordedEvent> = events.iter().filter(|e| projection.reads(e)).collect();
     result.ignored = events.len() - relevant.len();
     if relevant.is_empty() {
         return Ok(result);

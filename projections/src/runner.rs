@@ -90,8 +90,8 @@ pub async fn run_from_bus(
 /// Feeds every projection in `projections` from one consumer group `group` over the union of
 /// their topics: each record is fetched and decoded once, each projection applies the batch's
 /// events of its categories in its own transaction, and offsets are committed (at most every
-/// [`COMMIT_INTERVAL`], and on shutdown) only after every projection committed. Gaps are filled from `store` as in [`run_from_bus`]. Runs until
-/// `shutdown` resolves.
+/// [`COMMIT_INTERVAL`], and on shutdown) only after every projection committed. Gaps are
+/// filled from `store` as in [`run_from_bus`]. Runs until `shutdown` resolves.
 pub async fn run_all_from_bus(
     models: ReadModels,
     projections: Vec<Arc<dyn Projection>>,
@@ -149,11 +149,7 @@ pub async fn run_all_from_bus(
             .collect::<Result<Vec<RecordedEvent>, _>>()?;
         for projection in &projections {
             // A projection with nothing in the batch costs no transaction.
-            let categories = projection.categories();
-            if events
-                .iter()
-                .any(|e| categories.contains(&e.stream_id.category()))
-            {
+            if events.iter().any(|e| projection.reads(e)) {
                 apply_filling_gaps(&models, projection.as_ref(), store.as_ref(), &events).await?;
             }
         }

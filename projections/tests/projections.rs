@@ -33,6 +33,30 @@ async fn try_counts(models: &ReadModels) -> Result<(i64, i64), sqlx::Error> {
     Ok((streams, events.unwrap_or(0)))
 }
 
+/// The test broker's bus.
+fn kafka() -> Arc<dyn bus::MessageBus> {
+    Arc::new(
+        bus::KafkaBus::new(
+            bus::KafkaConfig::new(testkit::kafka_brokers())
+                .with_session_timeout(Duration::from_secs(6)),
+        )
+        .unwrap(),
+    )
+}
+
+/// A relay from `store` to `bus` with topics under `prefix`, running until aborted.
+fn spawn_relay(
+    store: &Arc<dyn EventStore>,
+    bus: &Arc<dyn bus::MessageBus>,
+    prefix: &str,
+) -> tokio::task::JoinHandle<Result<(), relay::RelayError>> {
+    let config = relay::RelayConfig {
+        topic_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    tokio::spawn(relay::Relay::new(store.clone(), bus.clone(), config).run(std::future::pending()))
+}
+
 async fn counts(models: &ReadModels) -> (i64, i64) {
     try_counts(models).await.unwrap()
 }
@@ -227,25 +251,13 @@ async fn rebuilds_and_swaps_while_serving(store: Arc<dyn EventStore>, models: Re
 async fn follows_kafka_exactly_once() {
     testkit::init_logs();
     let (store, models, _guard) = postgres().await;
-    let bus: Arc<dyn bus::MessageBus> = Arc::new(
-        bus::KafkaBus::new(
-            bus::KafkaConfig::new(testkit::kafka_brokers())
-                .with_session_timeout(Duration::from_secs(6)),
-        )
-        .unwrap(),
-    );
+    let bus = kafka();
     let prefix = testkit::unique_name("p") + ".";
     for s in 0..6 {
         append(&store, &format!("order-{s}"), 10).await;
         append(&store, &format!("payment-{s}"), 5).await;
     }
-    let relay_config = relay::RelayConfig {
-        topic_prefix: prefix.clone(),
-        ..Default::default()
-    };
-    let relay = tokio::spawn(
-        relay::Relay::new(store.clone(), bus.clone(), relay_config).run(std::future::pending()),
-    );
+    let relay = spawn_relay(&store, &bus, &prefix);
     let run = |group: String| {
         let (models, bus, prefix, store) =
             (models.clone(), bus.clone(), prefix.clone(), store.clone());
@@ -279,13 +291,7 @@ async fn follows_kafka_exactly_once() {
 async fn fills_a_gap_on_the_bus_from_the_event_store() {
     testkit::init_logs();
     let (store, models, _guard) = postgres().await;
-    let bus: Arc<dyn bus::MessageBus> = Arc::new(
-        bus::KafkaBus::new(
-            bus::KafkaConfig::new(testkit::kafka_brokers())
-                .with_session_timeout(Duration::from_secs(6)),
-        )
-        .unwrap(),
-    );
+    let bus = kafka();
     let prefix = testkit::unique_name("g") + ".";
     append(&store, "order-7", 3).await;
     // Only the third event ever reaches the bus (the first two were lost to retention, say).
@@ -393,29 +399,13 @@ async fn tally(models: &ReadModels) -> Option<(i64, i64)> {
 async fn one_group_feeds_every_projection_exactly_once() {
     testkit::init_logs();
     let (store, models, _guard) = postgres().await;
-    let bus: Arc<dyn bus::MessageBus> = Arc::new(
-        bus::KafkaBus::new(
-            bus::KafkaConfig::new(testkit::kafka_brokers())
-                .with_session_timeout(Duration::from_secs(6)),
-        )
-        .unwrap(),
-    );
+    let bus = kafka();
     let prefix = testkit::unique_name("all") + ".";
     for s in 0..4 {
         append(&store, &format!("order-{s}"), 6).await;
         append(&store, &format!("payment-{s}"), 3).await;
     }
-    let relay = tokio::spawn(
-        relay::Relay::new(
-            store.clone(),
-            bus.clone(),
-            relay::RelayConfig {
-                topic_prefix: prefix.clone(),
-                ..Default::default()
-            },
-        )
-        .run(std::future::pending()),
-    );
+    let relay = spawn_relay(&store, &bus, &prefix);
     let run = |group: String| {
         let (models, bus, prefix, store) =
             (models.clone(), bus.clone(), prefix.clone(), store.clone());

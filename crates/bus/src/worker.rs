@@ -5,6 +5,7 @@
 //! the same message is retried after a back-off (never skipped); the consumer does not advance
 //! past it.
 
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -89,7 +90,6 @@ where
     Fut: Future<Output = Result<Vec<OutgoingRecord>, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    use std::collections::{BTreeSet, HashMap};
     use std::sync::Arc;
 
     let lanes = lanes.max(1);
@@ -224,10 +224,10 @@ where
 /// flight (or up to its highest done message when none is).
 async fn commit_done(
     consumer: &mut dyn crate::Consumer,
-    marks: std::collections::BTreeSet<(String, i32)>,
-    in_flight: &std::collections::HashMap<(String, i32), std::collections::BTreeSet<i64>>,
-    highest_done: &std::collections::HashMap<(String, i32), i64>,
-    committed: &mut std::collections::HashMap<(String, i32), i64>,
+    marks: BTreeSet<(String, i32)>,
+    in_flight: &HashMap<(String, i32), BTreeSet<i64>>,
+    highest_done: &HashMap<(String, i32), i64>,
+    committed: &mut HashMap<(String, i32), i64>,
 ) -> Result<(), BusError> {
     for key in marks {
         let point = match in_flight.get(&key).and_then(|p| p.first()) {
