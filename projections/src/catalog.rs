@@ -1,12 +1,15 @@
 //! A built-in read model of every stream: its category, version and last event, and event
 //! counts per type. Operators use it to browse the event store.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::ProjectionError;
 use crate::projection::{Projection, Tables};
+use crate::read_models::{PARAMS_PER_STATEMENT, placeholders};
 
 /// The stream catalog projection.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,33 +83,62 @@ impl Projection for StreamCatalog {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        let category = event.stream_id.category();
-        sqlx::query(&format!(
-            "INSERT INTO {} (stream_id, category, version, last_event_type, last_position, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
-             last_event_type = excluded.last_event_type, last_position = excluded.last_position, \
-             updated_at = excluded.updated_at",
-            tables.table("streams")
-        ))
-        .bind(event.stream_id.as_str())
-        .bind(category)
-        .bind(event.version as i64)
-        .bind(event.event_type.as_str())
-        .bind(event.position.0 as i64)
-        .bind(event.recorded_at.to_rfc3339())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(&format!(
-            "INSERT INTO {} (category, event_type, events) VALUES ($1, $2, 1) \
-             ON CONFLICT (category, event_type) DO UPDATE SET events = {}.events + 1",
-            tables.table("event_types"),
-            tables.table("event_types")
-        ))
-        .bind(category)
-        .bind(event.event_type.as_str())
-        .execute(&mut *conn)
-        .await?;
+        self.apply_batch(conn, tables, &[event]).await
+    }
+
+    /// One upsert per table for the whole batch: each stream's last event, and the number of
+    /// events per type.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut last: HashMap<&str, &RecordedEvent> = HashMap::with_capacity(events.len());
+        let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+        for event in events {
+            last.insert(event.stream_id.as_str(), event);
+            *counts
+                .entry((event.stream_id.category(), event.event_type.as_str()))
+                .or_default() += 1;
+        }
+        let streams: Vec<&RecordedEvent> = last.into_values().collect();
+        for chunk in streams.chunks(PARAMS_PER_STATEMENT / 6) {
+            let sql = format!(
+                "INSERT INTO {} (stream_id, category, version, last_event_type, last_position, updated_at) \
+                 VALUES {} \
+                 ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+                 last_event_type = excluded.last_event_type, last_position = excluded.last_position, \
+                 updated_at = excluded.updated_at",
+                tables.table("streams"),
+                placeholders(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                query = query
+                    .bind(event.stream_id.as_str())
+                    .bind(event.stream_id.category())
+                    .bind(event.version as i64)
+                    .bind(event.event_type.as_str())
+                    .bind(event.position.0 as i64)
+                    .bind(event.recorded_at.to_rfc3339());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        let counts: Vec<((&str, &str), i64)> = counts.into_iter().collect();
+        for chunk in counts.chunks(PARAMS_PER_STATEMENT / 3) {
+            let sql = format!(
+                "INSERT INTO {table} (category, event_type, events) VALUES {} \
+                 ON CONFLICT (category, event_type) DO UPDATE SET events = {table}.events + excluded.events",
+                placeholders(chunk.len(), 3),
+                table = tables.table("event_types"),
+            );
+            let mut query = sqlx::query(&sql);
+            for ((category, event_type), n) in chunk {
+                query = query.bind(*category).bind(*event_type).bind(*n);
+            }
+            query.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }

@@ -38,6 +38,22 @@ pub trait Projection: Send + Sync + 'static {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Applies a batch's new events in order (each stream's versions follow on from what was
+    /// applied before, none twice); runs inside the batch's transaction. By default, one
+    /// [`Projection::apply`] per event; a projection that can write many events in one
+    /// statement overrides it.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, tables, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Physical names of one generation of a projection's tables.

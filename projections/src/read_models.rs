@@ -354,7 +354,7 @@ pub(crate) async fn save_checkpoint(
 }
 
 /// Most bind parameters in one generated statement.
-const PARAMS_PER_STATEMENT: usize = 900;
+pub(crate) const PARAMS_PER_STATEMENT: usize = 900;
 
 /// Applies events to one generation, skipping redeliveries by stream version; the caller owns
 /// the transaction.
@@ -374,6 +374,7 @@ pub(crate) async fn apply_in(
     let mut versions = load_versions(conn, name, generation, &relevant).await?;
     let tables = Tables::new(name, generation);
     let mut changed: HashMap<&str, u64> = HashMap::new();
+    let mut new = Vec::with_capacity(relevant.len());
     for event in relevant {
         let stream = event.stream_id.as_str();
         let applied = versions.get(stream).copied().unwrap_or(0);
@@ -388,11 +389,14 @@ pub(crate) async fn apply_in(
                 received: event.version,
             });
         }
-        projection.apply(conn, &tables, event).await?;
         versions.insert(stream.to_owned(), event.version);
         changed.insert(stream, event.version);
-        result.applied += 1;
+        new.push(event);
     }
+    if !new.is_empty() {
+        projection.apply_batch(conn, &tables, &new).await?;
+    }
+    result.applied = new.len();
     save_versions(conn, name, generation, &changed).await?;
     Ok(result)
 }
@@ -435,16 +439,10 @@ async fn save_versions(
 ) -> Result<(), ProjectionError> {
     let rows: Vec<(&&str, &u64)> = changed.iter().collect();
     for chunk in rows.chunks(PARAMS_PER_STATEMENT / 4) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 4;
-                format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO rm_stream_versions (projection, generation, stream_id, version) VALUES {} \
              ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = excluded.version",
-            values.join(", ")
+            placeholders(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (stream, version) in chunk {
@@ -457,4 +455,17 @@ async fn save_versions(
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// `rows` groups of `columns` numbered placeholders: `($1, $2), ($3, $4)`.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
