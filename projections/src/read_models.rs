@@ -353,8 +353,8 @@ pub(crate) async fn save_checkpoint(
     Ok(())
 }
 
-/// Most bind parameters in one generated statement.
-pub(crate) const PARAMS_PER_STATEMENT: usize = 900;
+/// Most bind parameters in one generated statement (SQLite's default limit is 999).
+pub const PARAMS_PER_STATEMENT: usize = 900;
 
 /// Applies events to one generation, skipping redeliveries by stream version; the caller owns
 /// the transaction.
@@ -458,7 +458,7 @@ async fn save_versions(
 }
 
 /// `rows` groups of `columns` numbered placeholders: `($1, $2), ($3, $4)`.
-pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+pub fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let row: Vec<String> = (1..=columns)

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
-use projections::{Projection, ProjectionError, ReadModels, Tables};
+use projections::{
+    PARAMS_PER_STATEMENT, Projection, ProjectionError, ReadModels, Tables, placeholders,
+};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Executor, Row};
 
@@ -182,87 +184,134 @@ impl Projection for ProductCatalog {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        let Some(id) = event.stream_id.entity_id().strip_prefix("product:") else {
-            return Ok(());
-        };
-        let decoded: ProductEvent = event.decode().map_err(|e| ProjectionError::Decode {
-            event_id: event.id.to_string(),
-            reason: e.to_string(),
-        })?;
+        self.apply_batch(conn, tables, &[event]).await
+    }
+
+    /// Reads the products the batch changes in one statement, folds the events into them and
+    /// writes them back in one upsert.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("products");
-        let row = match &decoded {
-            ProductEvent::ProductCreated {
-                name,
-                description,
-                price,
-                category,
-                image_url,
-                ..
-            } => ProductView {
-                id: id.to_owned(),
-                name: name.clone(),
-                description: description.clone(),
-                price: *price,
-                category: category.clone(),
-                image_url: image_url.clone(),
-                on_hand: 0,
-                reserved: 0,
-                status: ProductStatus::SoldOut,
-            },
-            other => {
-                let sql = format!("SELECT {COLUMNS} FROM {table} WHERE id = $1");
-                let found = sqlx::query(&sql)
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let Some(found) = found else {
-                    return Err(ProjectionError::Decode {
-                        event_id: event.id.to_string(),
-                        reason: format!(
-                            "{} for product {id} before it was created",
-                            event.event_type
-                        ),
-                    });
-                };
-                let mut row = ProductView::from_row(&found)?;
-                row.fold(other);
-                row
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events {
+            // Reservation streams share the category.
+            let Some(id) = event.stream_id.entity_id().strip_prefix("product:") else {
+                continue;
+            };
+            let product_event: ProductEvent =
+                event.decode().map_err(|e| ProjectionError::Decode {
+                    event_id: event.id.to_string(),
+                    reason: e.to_string(),
+                })?;
+            decoded.push((id, *event, product_event));
+        }
+        let mut wanted: Vec<&str> = decoded
+            .iter()
+            .filter(|(_, _, e)| !matches!(e, ProductEvent::ProductCreated { .. }))
+            .map(|(id, _, _)| *id)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows: HashMap<String, (ProductView, String)> = HashMap::new();
+        for chunk in wanted.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM {table} WHERE id IN ({})",
+                placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
             }
-        };
-        upsert(conn, &table, &row, &event.recorded_at.to_rfc3339()).await?;
+            for found in query.fetch_all(&mut *conn).await? {
+                let row = ProductView::from_row(&found)?;
+                rows.insert(row.id.clone(), (row, String::new()));
+            }
+        }
+        for (id, event, product_event) in decoded {
+            let updated_at = event.recorded_at.to_rfc3339();
+            match &product_event {
+                ProductEvent::ProductCreated {
+                    name,
+                    description,
+                    price,
+                    category,
+                    image_url,
+                    ..
+                } => {
+                    let row = ProductView {
+                        id: id.to_owned(),
+                        name: name.clone(),
+                        description: description.clone(),
+                        price: *price,
+                        category: category.clone(),
+                        image_url: image_url.clone(),
+                        on_hand: 0,
+                        reserved: 0,
+                        status: ProductStatus::SoldOut,
+                    };
+                    rows.insert(id.to_owned(), (row, updated_at));
+                }
+                other => {
+                    let Some((row, at)) = rows.get_mut(id) else {
+                        return Err(ProjectionError::Decode {
+                            event_id: event.id.to_string(),
+                            reason: format!(
+                                "{} for product {id} before it was created",
+                                event.event_type
+                            ),
+                        });
+                    };
+                    row.fold(other);
+                    *at = updated_at;
+                }
+            }
+        }
+        // Rows read but left unchanged keep an empty stamp and are not written.
+        let changed: Vec<&(ProductView, String)> =
+            rows.values().filter(|(_, at)| !at.is_empty()).collect();
+        for chunk in changed.chunks(PARAMS_PER_STATEMENT / 11) {
+            upsert(conn, &table, chunk).await?;
+        }
         Ok(())
     }
 }
 
+/// Writes `rows` (each with its `updated_at`) in one statement.
 async fn upsert(
     conn: &mut AnyConnection,
     table: &str,
-    row: &ProductView,
-    updated_at: &str,
+    rows: &[&(ProductView, String)],
 ) -> Result<(), sqlx::Error> {
     let sql = format!(
         "INSERT INTO {table} (id, name, description, price, category, image_url, on_hand, \
          reserved, available, status, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         VALUES {} \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description, \
          price = excluded.price, category = excluded.category, image_url = excluded.image_url, \
          on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available, \
-         status = excluded.status, updated_at = excluded.updated_at"
+         status = excluded.status, updated_at = excluded.updated_at",
+        placeholders(rows.len(), 11)
     );
-    sqlx::query(&sql)
-        .bind(&row.id)
-        .bind(&row.name)
-        .bind(&row.description)
-        .bind(row.price)
-        .bind(&row.category)
-        .bind(row.image_url.clone())
-        .bind(row.on_hand)
-        .bind(row.reserved)
-        .bind(row.available())
-        .bind(row.status.as_str())
-        .bind(updated_at)
-        .execute(conn)
-        .await?;
+    let mut query = sqlx::query(&sql);
+    for (row, updated_at) in rows {
+        query = query
+            .bind(row.id.as_str())
+            .bind(row.name.as_str())
+            .bind(row.description.as_str())
+            .bind(row.price)
+            .bind(row.category.as_str())
+            .bind(row.image_url.clone())
+            .bind(row.on_hand)
+            .bind(row.reserved)
+            .bind(row.available())
+            .bind(row.status.as_str())
+            .bind(updated_at.as_str());
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The orders read model: every order with its lines, status and timeline, for lists.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use eventstore::RecordedEvent;
-use projections::{Projection, ProjectionError, Tables};
+use projections::{PARAMS_PER_STATEMENT, Projection, ProjectionError, Tables, placeholders};
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
 use crate::order::{Order, OrderEvent, OrderStatus, StatusChange};
@@ -70,121 +72,198 @@ impl Projection for OrdersView {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, tables, &[event]).await
+    }
+
+    /// Reads the rows the batch changes in one statement, folds the events into them and
+    /// writes them back in one upsert.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("orders");
-        let decode_err = |e: eventstore::StoreError| ProjectionError::Decode {
-            event_id: event.id.to_string(),
-            reason: e.to_string(),
-        };
-        // Decode by type; types this model does not know (newer writers) are skipped.
-        let order_event = match event.event_type.as_str() {
-            contracts::events::ORDER_PLACED => {
-                OrderEvent::Placed(event.decode().map_err(decode_err)?)
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(order_event) = decode(event)? {
+                decoded.push((*event, order_event));
             }
-            contracts::events::PAYMENT_REQUESTED => {
-                OrderEvent::PaymentRequested(event.decode().map_err(decode_err)?)
-            }
-            t if t.starts_with("Order") => OrderEvent::Changed(event.decode().map_err(decode_err)?),
-            other => {
-                tracing::debug!(
-                    event_type = other,
-                    "orders view skips an unknown event type"
-                );
-                return Ok(());
-            }
-        };
-        let at = event
-            .recorded_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        match order_event {
-            OrderEvent::Placed(p) => {
-                let timeline = vec![StatusChange {
-                    status: crate::order::OrderStatus::Placed,
-                    at: p.placed_at,
-                    reason: None,
-                }];
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (id, customer_id, status, total, lines, timeline, created_at, updated_at) \
-                     VALUES ($1, $2, 'PLACED', $3, $4, $5, $6, $6)"
-                ))
-                .bind(p.order_id.as_str())
-                .bind(p.customer_id.as_str())
-                .bind(p.total)
-                .bind(to_json(&p.lines, event)?)
-                .bind(to_json(&timeline, event)?)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            OrderEvent::PaymentRequested(r) => {
-                self.push(
-                    conn,
-                    &table,
-                    &r.order_id,
+        }
+        let mut wanted: Vec<&str> = decoded
+            .iter()
+            .filter_map(|(_, e)| match e {
+                OrderEvent::Placed(_) => None,
+                OrderEvent::PaymentRequested(r) => Some(r.order_id.as_str()),
+                OrderEvent::Changed(c) => Some(c.order_id.as_str()),
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows = load_rows(conn, &table, &wanted).await?;
+        let mut touched: Vec<String> = Vec::new();
+        for (event, order_event) in decoded {
+            let (order_id, change) = match order_event {
+                OrderEvent::Placed(p) => {
+                    let at = micros(event.recorded_at);
+                    let timeline = vec![StatusChange {
+                        status: OrderStatus::Placed,
+                        at: p.placed_at,
+                        reason: None,
+                    }];
+                    let row = OrderRow {
+                        customer_id: p.customer_id,
+                        status: OrderStatus::Placed.as_str().to_owned(),
+                        total: p.total,
+                        lines: to_json(&p.lines, event)?,
+                        timeline,
+                        created_at: at.clone(),
+                        updated_at: at,
+                    };
+                    touched.push(p.order_id.clone());
+                    rows.insert(p.order_id, row);
+                    continue;
+                }
+                OrderEvent::PaymentRequested(r) => (
+                    r.order_id,
                     StatusChange {
-                        status: crate::order::OrderStatus::PaymentPending,
+                        status: OrderStatus::PaymentPending,
                         at: event.recorded_at,
                         reason: None,
                     },
-                )
-                .await?;
-            }
-            OrderEvent::Changed(c) => {
-                self.push(
-                    conn,
-                    &table,
-                    &c.order_id,
+                ),
+                OrderEvent::Changed(c) => (
+                    c.order_id,
                     StatusChange {
                         status: c.status,
                         at: c.at,
                         reason: c.reason,
                     },
-                )
-                .await?;
+                ),
+            };
+            // A change to an order this model never saw placed is skipped, as before.
+            let Some(row) = rows.get_mut(&order_id) else {
+                continue;
+            };
+            row.status = change.status.as_str().to_owned();
+            row.updated_at = micros(change.at);
+            row.timeline.push(change);
+            touched.push(order_id);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let changed: Vec<(&str, &OrderRow)> = touched
+            .iter()
+            .filter_map(|id| rows.get(id).map(|row| (id.as_str(), row)))
+            .collect();
+        for chunk in changed.chunks(PARAMS_PER_STATEMENT / 8) {
+            let sql = format!(
+                "INSERT INTO {table} (id, customer_id, status, total, lines, timeline, created_at, updated_at) \
+                 VALUES {} ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+                 timeline = excluded.timeline, updated_at = excluded.updated_at",
+                placeholders(chunk.len(), 8)
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, row) in chunk {
+                let timeline =
+                    serde_json::to_string(&row.timeline).map_err(|e| ProjectionError::Decode {
+                        event_id: format!("orders row {id}"),
+                        reason: e.to_string(),
+                    })?;
+                query = query
+                    .bind(*id)
+                    .bind(row.customer_id.as_str())
+                    .bind(row.status.as_str())
+                    .bind(row.total)
+                    .bind(row.lines.as_str())
+                    .bind(timeline)
+                    .bind(row.created_at.as_str())
+                    .bind(row.updated_at.as_str());
             }
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 }
 
-impl OrdersView {
-    async fn push(
-        &self,
-        conn: &mut AnyConnection,
-        table: &str,
-        order_id: &str,
-        change: StatusChange,
-    ) -> Result<(), ProjectionError> {
-        let row = sqlx::query(&format!("SELECT timeline FROM {table} WHERE id = $1"))
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else { return Ok(()) };
-        let raw: String = row.try_get(0)?;
-        let mut timeline: Vec<StatusChange> =
-            serde_json::from_str(&raw).map_err(|e| ProjectionError::Decode {
-                event_id: format!("orders row {order_id}"),
+/// One row of the orders table, being changed.
+struct OrderRow {
+    customer_id: String,
+    status: String,
+    total: i64,
+    /// JSON text, written back as read.
+    lines: String,
+    timeline: Vec<StatusChange>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// The event as this model reads it; `None` for types it does not know (newer writers).
+fn decode(event: &RecordedEvent) -> Result<Option<OrderEvent>, ProjectionError> {
+    let decode_err = |e: eventstore::StoreError| ProjectionError::Decode {
+        event_id: event.id.to_string(),
+        reason: e.to_string(),
+    };
+    Ok(Some(match event.event_type.as_str() {
+        contracts::events::ORDER_PLACED => OrderEvent::Placed(event.decode().map_err(decode_err)?),
+        contracts::events::PAYMENT_REQUESTED => {
+            OrderEvent::PaymentRequested(event.decode().map_err(decode_err)?)
+        }
+        t if t.starts_with("Order") => OrderEvent::Changed(event.decode().map_err(decode_err)?),
+        other => {
+            tracing::debug!(
+                event_type = other,
+                "orders view skips an unknown event type"
+            );
+            return Ok(None);
+        }
+    }))
+}
+
+/// The rows of `ids` (missing ones are absent), read in as few statements as the limits allow.
+async fn load_rows(
+    conn: &mut AnyConnection,
+    table: &str,
+    ids: &[&str],
+) -> Result<HashMap<String, OrderRow>, ProjectionError> {
+    let mut rows = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(PARAMS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id, customer_id, status, total, lines, timeline, created_at, updated_at \
+             FROM {table} WHERE id IN ({})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let id: String = row.try_get(0)?;
+            let raw: String = row.try_get(5)?;
+            let timeline = serde_json::from_str(&raw).map_err(|e| ProjectionError::Decode {
+                event_id: format!("orders row {id}"),
                 reason: e.to_string(),
             })?;
-        let status = change.status.as_str();
-        let at = change
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        timeline.push(change);
-        let timeline = serde_json::to_string(&timeline).map_err(|e| ProjectionError::Decode {
-            event_id: format!("orders row {order_id}"),
-            reason: e.to_string(),
-        })?;
-        sqlx::query(&format!(
-            "UPDATE {table} SET status = $1, timeline = $2, updated_at = $3 WHERE id = $4"
-        ))
-        .bind(status)
-        .bind(timeline)
-        .bind(at)
-        .bind(order_id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+            rows.insert(
+                id,
+                OrderRow {
+                    customer_id: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                    total: row.try_get(3)?,
+                    lines: row.try_get(4)?,
+                    timeline,
+                    created_at: row.try_get(6)?,
+                    updated_at: row.try_get(7)?,
+                },
+            );
+        }
     }
+    Ok(rows)
+}
+
+/// A timestamp as the table stores it.
+fn micros(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// JSON text of plain data (orders' lines and timelines).
