@@ -228,6 +228,7 @@ impl Projection for ProductCatalog {
             }
             for found in query.fetch_all(&mut *conn).await? {
                 let row = ProductView::from_row(&found)?;
+                // Its stamp is set by the event it was read for, below.
                 rows.insert(row.id.clone(), (row, String::new()));
             }
         }
@@ -270,9 +271,8 @@ impl Projection for ProductCatalog {
                 }
             }
         }
-        // Rows read but left unchanged keep an empty stamp and are not written.
-        let changed: Vec<&(ProductView, String)> =
-            rows.values().filter(|(_, at)| !at.is_empty()).collect();
+        // Every row here is written back: each was created or read for an event of this batch.
+        let changed: Vec<&(ProductView, String)> = rows.values().collect();
         for chunk in changed.chunks(PARAMS_PER_STATEMENT / 11) {
             upsert(conn, &table, chunk).await?;
         }

@@ -101,7 +101,6 @@ impl Projection for OrdersView {
         wanted.sort_unstable();
         wanted.dedup();
         let mut rows = load_rows(conn, &table, &wanted).await?;
-        let mut touched: Vec<String> = Vec::new();
         for (event, order_event) in decoded {
             let (order_id, change) = match order_event {
                 OrderEvent::Placed(p) => {
@@ -120,7 +119,6 @@ impl Projection for OrdersView {
                         created_at: at.clone(),
                         updated_at: at,
                     };
-                    touched.push(p.order_id.clone());
                     rows.insert(p.order_id, row);
                     continue;
                 }
@@ -141,21 +139,16 @@ impl Projection for OrdersView {
                     },
                 ),
             };
-            // A change to an order this model never saw placed is skipped, as before.
+            // A change to an order this model never saw placed is skipped.
             let Some(row) = rows.get_mut(&order_id) else {
                 continue;
             };
             row.status = change.status.as_str().to_owned();
             row.updated_at = micros(change.at);
             row.timeline.push(change);
-            touched.push(order_id);
         }
-        touched.sort_unstable();
-        touched.dedup();
-        let changed: Vec<(&str, &OrderRow)> = touched
-            .iter()
-            .filter_map(|id| rows.get(id).map(|row| (id.as_str(), row)))
-            .collect();
+        // Every row here is written back: each was placed or read for a change in this batch.
+        let changed: Vec<(&String, &OrderRow)> = rows.iter().collect();
         for chunk in changed.chunks(PARAMS_PER_STATEMENT / 8) {
             let sql = format!(
                 "INSERT INTO {table} (id, customer_id, status, total, lines, timeline, created_at, updated_at) \
@@ -171,7 +164,7 @@ impl Projection for OrdersView {
                         reason: e.to_string(),
                     })?;
                 query = query
-                    .bind(*id)
+                    .bind(id.as_str())
                     .bind(row.customer_id.as_str())
                     .bind(row.status.as_str())
                     .bind(row.total)
