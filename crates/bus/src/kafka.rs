@@ -99,7 +99,7 @@ pub struct KafkaBus {
     /// Replaced when librdkafka reports a fatal producer error (e.g. a broker that lost its
     /// state fences the idempotent producer); never held across an await.
     producer: std::sync::RwLock<FutureProducer>,
-    admin: AdminClient<DefaultClientContext>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -118,14 +118,15 @@ impl KafkaBus {
         }
         let producer = create_producer(&config)?;
         let admin = config
-            .client_config(&[])
+            // Describing a topic must never create it.
+            .client_config(&[("allow.auto.create.topics", "false".into())])
             .create::<AdminClient<DefaultClientContext>>()
             .map_err(|e| BusError::Config(format!("cannot create Kafka admin client: {e}")))?;
         tracing::info!(brokers = %config.brokers, client_id = %config.client_id, "kafka bus created");
         Ok(Self {
             config,
             producer: std::sync::RwLock::new(producer),
-            admin,
+            admin: Arc::new(admin),
         })
     }
 
@@ -231,6 +232,29 @@ impl MessageBus for KafkaBus {
             }
         }
         Ok(())
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        crate::check_topic_names(&[topic])?;
+        let admin = self.admin.clone();
+        let name = topic.to_owned();
+        // librdkafka's metadata call blocks its caller.
+        let metadata = tokio::task::spawn_blocking(move || {
+            admin.inner().fetch_metadata(Some(&name), ADMIN_TIMEOUT)
+        })
+        .await
+        .map_err(|e| BusError::Topics {
+            reason: format!("metadata task failed: {e}"),
+        })?
+        .map_err(|e| BusError::Topics {
+            reason: format!("metadata of {topic}: {e}"),
+        })?;
+        match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(found) if found.error().is_none() => Ok(Some(
+                i32::try_from(found.partitions().len()).unwrap_or(i32::MAX),
+            )),
+            _ => Ok(None),
+        }
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError> {

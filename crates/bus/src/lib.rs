@@ -32,6 +32,8 @@ pub use record::{Message, OutgoingRecord};
 pub trait MessageBus: Send + Sync + 'static {
     /// Creates topics if they do not exist (idempotent).
     async fn ensure_topics(&self, topics: &[&str], partitions: i32) -> Result<(), BusError>;
+    /// How many partitions `topic` has (`None`: it does not exist).
+    async fn partitions(&self, topic: &str) -> Result<Option<i32>, BusError>;
     /// Publishes records; returns only when every record is acknowledged (acks=all). Order is preserved per key.
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError>;
     /// Joins consumer group `group` on `topics`, starting from the group's committed offsets (earliest when none).
@@ -53,6 +55,10 @@ pub trait Consumer: Send {
 impl<T: MessageBus + ?Sized> MessageBus for Arc<T> {
     async fn ensure_topics(&self, topics: &[&str], partitions: i32) -> Result<(), BusError> {
         (**self).ensure_topics(topics, partitions).await
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        (**self).partitions(topic).await
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError> {

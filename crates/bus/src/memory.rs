@@ -143,6 +143,14 @@ impl MessageBus for MemoryBus {
         Ok(())
     }
 
+    async fn partitions(&self, topic: &str) -> Result<Option<i32>, BusError> {
+        let state = self.shared.lock();
+        Ok(state
+            .topics
+            .get(topic)
+            .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)))
+    }
+
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError> {
         if records.is_empty() {
             return Ok(());

@@ -384,8 +384,14 @@ mod suite {
         init_logs();
         let one = testkit::unique_name("bus_topic_one");
         let two = testkit::unique_name("bus_topic_two");
+        assert_eq!(bus.partitions(&one).await.expect("describe"), None);
         bus.ensure_topics(&[&one], 3).await.expect("create");
         bus.ensure_topics(&[&one], 3).await.expect("again");
+        // An existing topic keeps its partitions whatever a later call asks for.
+        bus.ensure_topics(&[&one], 5)
+            .await
+            .expect("again, other count");
+        assert_eq!(bus.partitions(&one).await.expect("describe"), Some(3));
         bus.ensure_topics(&[&one, &two], 3)
             .await
             .expect("one exists, one new");
