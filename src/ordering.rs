@@ -76,6 +76,7 @@ impl Ordering {
         let store = platform.store.clone();
         let models = platform.read_models.clone();
         let prefix = platform.settings.kafka_topic_prefix.clone();
+        let partitions = platform.settings.kafka_partitions;
         let inventory = InventoryState::new(store.clone(), models.clone())
             .await
             .context("starting inventory")?;
@@ -94,6 +95,7 @@ impl Ordering {
             models.pool().clone(),
             SagaConfig {
                 topic_prefix: prefix.clone(),
+                partitions,
                 group: format!("{prefix}{}", saga.group),
                 ..saga
             },
@@ -143,6 +145,7 @@ impl Ordering {
                 &format!("{p}inventory-commands"),
                 &topic,
                 &replies,
+                partitions,
                 move |envelope| {
                     let inventory = state.inventory.clone();
                     async move {
@@ -168,6 +171,7 @@ impl Ordering {
                 service,
                 &format!("{prefix}payment-commands"),
                 &prefix,
+                partitions,
                 stop.cancelled_owned(),
             )
             .await

@@ -122,14 +122,18 @@ impl Platform {
             let bus = self.bus.clone();
             let prefix = self.settings.kafka_topic_prefix.clone();
             let group = format!("{prefix}projections");
+            let partitions = self.settings.kafka_partitions;
             return vec![tokio::spawn(async move {
                 projections::run_all_from_bus(
                     models,
                     projections(),
                     bus,
                     store,
-                    &group,
-                    &prefix,
+                    projections::BusFeed {
+                        group: &group,
+                        topic_prefix: &prefix,
+                        partitions,
+                    },
                     shutdown.cancelled_owned(),
                 )
                 .await

@@ -29,12 +29,14 @@ impl std::fmt::Display for Failure {
 /// Commands of different orders handled at once (one order's commands stay in order).
 const LANES: usize = 16;
 
-/// Runs a worker for commands of type `C` on `topic` until `shutdown` resolves.
+/// Runs a worker for commands of type `C` on `topic` until `shutdown` resolves (creating
+/// missing topics with `partitions` partitions).
 pub async fn run_command_worker<C, H, Fut>(
     bus: Arc<dyn MessageBus>,
     group: &str,
     topic: &str,
     replies: &str,
+    partitions: i32,
     handler: H,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), bus::BusError>
@@ -44,7 +46,7 @@ where
     Fut: Future<Output = Result<SagaReply, Failure>> + Send + 'static,
 {
     let dead_letters = format!("{topic}.dlq");
-    bus.ensure_topics(&[topic, replies, &dead_letters], 6)
+    bus.ensure_topics(&[topic, replies, &dead_letters], partitions)
         .await?;
     let dead_letters: Arc<str> = Arc::from(dead_letters);
     let replies: Arc<str> = Arc::from(replies);

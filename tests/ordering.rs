@@ -232,6 +232,25 @@ async fn happy_path_reaches_paid_and_sells_the_stock() {
     }
     h.wait_status(&kim, &order.id, OrderStatus::Completed).await;
     assert_eq!(h.toss.stats().confirmed, 1);
+    // Whoever created a topic first (relay, projections, saga or a command worker), it has
+    // the partitions KAFKA_PARTITIONS asks for.
+    let prefix = &h.platform.settings.kafka_topic_prefix;
+    let mut topics: Vec<String> = ["order", "payment", "inventory", "saga"]
+        .iter()
+        .map(|category| relay::topic_for(prefix, category))
+        .collect();
+    for topic in [
+        contracts::SAGA_REPLIES,
+        contracts::INVENTORY_COMMANDS,
+        contracts::PAYMENT_COMMANDS,
+    ] {
+        topics.push(format!("{prefix}{topic}"));
+    }
+    topics.push(format!("{prefix}{}.dlq", contracts::INVENTORY_COMMANDS));
+    for topic in &topics {
+        let partitions = h.platform.bus.partitions(topic).await.unwrap();
+        assert_eq!(partitions, Some(3), "partitions of {topic}");
+    }
 }
 
 /// `bloody-sweet up` with no servers runs the same saga: SQLite event store and read models,

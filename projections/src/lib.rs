@@ -25,4 +25,4 @@ pub use error::ProjectionError;
 pub use projection::{Projection, Tables};
 pub use read_models::{Applied, PARAMS_PER_STATEMENT, ProjectionStatus, ReadModels, placeholders};
 pub use rebuild::{RebuildProgress, RebuildReport};
-pub use runner::{run_all_from_bus, run_from_bus, run_from_store};
+pub use runner::{BusFeed, run_all_from_bus, run_from_bus, run_from_store};

@@ -62,7 +62,18 @@ pub async fn run_from_store(
     }
 }
 
-/// Feeds `projection` from the relay's Kafka topics as consumer group `group`; commits offsets
+/// Which of the relay's topics a bus-fed runner follows, and as which consumer group.
+#[derive(Debug, Clone, Copy)]
+pub struct BusFeed<'a> {
+    /// The consumer group.
+    pub group: &'a str,
+    /// Prefix of the relay's topics.
+    pub topic_prefix: &'a str,
+    /// Partitions of the topics created when missing (as the relay would create them).
+    pub partitions: i32,
+}
+
+/// Feeds `projection` from the relay's Kafka topics as consumer group `feed.group`; commits offsets
 /// only after the batch's transaction committed. When a stream's events arrive with a gap
 /// (a record lost to retention, or reordered), the missing events are read from `store`
 /// first. Runs until `shutdown` resolves.
@@ -71,23 +82,13 @@ pub async fn run_from_bus(
     projection: Arc<dyn Projection>,
     bus: Arc<dyn MessageBus>,
     store: Arc<dyn EventStore>,
-    group: &str,
-    topic_prefix: &str,
+    feed: BusFeed<'_>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ProjectionError> {
-    run_all_from_bus(
-        models,
-        vec![projection],
-        bus,
-        store,
-        group,
-        topic_prefix,
-        shutdown,
-    )
-    .await
+    run_all_from_bus(models, vec![projection], bus, store, feed, shutdown).await
 }
 
-/// Feeds every projection in `projections` from one consumer group `group` over the union of
+/// Feeds every projection in `projections` from one consumer group `feed.group` over the union of
 /// their topics: each record is fetched and decoded once, each projection applies the batch's
 /// events of its categories in its own transaction, and offsets are committed (at most every
 /// [`COMMIT_INTERVAL`], and on shutdown) only after every projection committed. Gaps are
@@ -97,10 +98,14 @@ pub async fn run_all_from_bus(
     projections: Vec<Arc<dyn Projection>>,
     bus: Arc<dyn MessageBus>,
     store: Arc<dyn EventStore>,
-    group: &str,
-    topic_prefix: &str,
+    feed: BusFeed<'_>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), ProjectionError> {
+    let BusFeed {
+        group,
+        topic_prefix,
+        partitions,
+    } = feed;
     for projection in &projections {
         models.register(projection.as_ref()).await?;
     }
@@ -112,7 +117,7 @@ pub async fn run_all_from_bus(
     topics.sort_unstable();
     topics.dedup();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    bus.ensure_topics(&topic_refs, 6).await?;
+    bus.ensure_topics(&topic_refs, partitions).await?;
     let mut consumer = bus.subscribe(group, &topic_refs).await?;
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     tracing::info!(

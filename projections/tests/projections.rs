@@ -44,6 +44,15 @@ fn kafka() -> Arc<dyn bus::MessageBus> {
     )
 }
 
+/// The feed of a test group on the topics under `prefix`, created as the relay's default would.
+fn feed<'a>(group: &'a str, prefix: &'a str) -> projections::BusFeed<'a> {
+    projections::BusFeed {
+        group,
+        topic_prefix: prefix,
+        partitions: relay::RelayConfig::default().partitions,
+    }
+}
+
 /// A relay from `store` to `bus` with topics under `prefix`, running until aborted.
 fn spawn_relay(
     store: &Arc<dyn EventStore>,
@@ -264,7 +273,7 @@ async fn follows_kafka_exactly_once() {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let catalog: Arc<dyn Projection> = Arc::new(StreamCatalog);
-            projections::run_from_bus(models, catalog, bus, store, &group, &prefix, async {
+            projections::run_from_bus(models, catalog, bus, store, feed(&group, &prefix), async {
                 let _ = rx.await;
             })
             .await
@@ -321,8 +330,7 @@ async fn fills_a_gap_on_the_bus_from_the_event_store() {
                 catalog,
                 bus,
                 store,
-                &testkit::unique_name("g"),
-                &prefix,
+                feed(&testkit::unique_name("g"), &prefix),
                 async {
                     let _ = rx.await;
                 },
@@ -413,7 +421,7 @@ async fn one_group_feeds_every_projection_exactly_once() {
         let task = tokio::spawn(async move {
             let all: Vec<Arc<dyn Projection>> =
                 vec![Arc::new(StreamCatalog), Arc::new(PaymentTally)];
-            projections::run_all_from_bus(models, all, bus, store, &group, &prefix, async {
+            projections::run_all_from_bus(models, all, bus, store, feed(&group, &prefix), async {
                 let _ = rx.await;
             })
             .await

@@ -31,6 +31,8 @@ pub struct SagaConfig {
     pub payment_timeout: chrono::Duration,
     /// Prefix of every topic.
     pub topic_prefix: String,
+    /// Partitions of the topics the orchestrator creates when they are missing.
+    pub partitions: i32,
     /// Consumer group of the orchestrator.
     pub group: String,
     /// How often deadlines and unanswered commands are checked.
@@ -44,6 +46,7 @@ impl Default for SagaConfig {
         Self {
             payment_timeout: chrono::Duration::minutes(10),
             topic_prefix: String::new(),
+            partitions: 6,
             group: "order-saga".into(),
             tick: Duration::from_secs(1),
             resend_after: chrono::Duration::seconds(10),
@@ -129,7 +132,7 @@ impl Orchestrator {
         let mut all = refs.clone();
         let commands = self.command_topics();
         all.extend(commands.iter().map(String::as_str));
-        self.bus.ensure_topics(&all, 6).await?;
+        self.bus.ensure_topics(&all, self.config.partitions).await?;
         // Aborted when `run` returns or is dropped (a killed runner must not leave its clock).
         let _clock = AbortOnDrop(tokio::spawn({
             let me = self.clone();

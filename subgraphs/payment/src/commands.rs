@@ -13,17 +13,20 @@ use uuid::Uuid;
 use crate::error::PaymentError;
 use crate::service::PaymentService;
 
-/// Consumes payment commands as consumer group `group` until `shutdown` resolves.
+/// Consumes payment commands as consumer group `group` until `shutdown` resolves (creating
+/// missing topics with `partitions` partitions).
 pub async fn run_commands(
     bus: Arc<dyn MessageBus>,
     service: PaymentService,
     group: &str,
     topic_prefix: &str,
+    partitions: i32,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), BusError> {
     let commands = format!("{topic_prefix}{PAYMENT_COMMANDS}");
     let replies = format!("{topic_prefix}{SAGA_REPLIES}");
-    bus.ensure_topics(&[&commands, &replies], 6).await?;
+    bus.ensure_topics(&[&commands, &replies], partitions)
+        .await?;
     tracing::info!(group, topic = %commands, "payment commands consumer started");
     bus::worker::run_worker(
         bus.as_ref(),

@@ -30,7 +30,7 @@ async fn a_refund_command_is_answered_on_the_replies_topic() {
         let service = h.service.clone();
         let prefix = prefix.clone();
         async move {
-            payment::commands::run_commands(bus, service, "payment", &prefix, async move {
+            payment::commands::run_commands(bus, service, "payment", &prefix, 2, async move {
                 let _ = stopped.await;
             })
             .await
