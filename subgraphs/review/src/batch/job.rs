@@ -311,15 +311,9 @@ macro_rules! job_queries {
                 }
                 // Four parameters a row keeps every statement far below both databases' limits.
                 for rows in skips.chunks(200) {
-                    let values: Vec<String> = (0..rows.len())
-                        .map(|i| {
-                            let b = i * 4;
-                            format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
-                        })
-                        .collect();
                     let sql = format!(
                         "INSERT INTO batch_skip (job_id, line, kind, reason) VALUES {}",
-                        values.join(", ")
+                        projections::placeholders(rows.len(), 4)
                     );
                     let mut query = sqlx::query(&sql);
                     for skip in rows {
