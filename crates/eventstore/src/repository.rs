@@ -193,6 +193,19 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
+    /// Records that the caller appended events of aggregate `id` itself (in an
+    /// [`EventStore::append_multi`]), taking it from version `before` to `after` with `state`
+    /// the result: caches it, and saves a snapshot when one is due.
+    pub async fn appended(&self, id: &str, state: &A, before: u64, after: u64) {
+        let Ok(stream) = Self::stream_of(id) else {
+            return;
+        };
+        if let Some(cache) = &self.cache {
+            cache.put(stream.as_str(), state, after);
+        }
+        self.maybe_snapshot(&stream, state, before, after).await;
+    }
+
     /// Encodes `events` for the store with `metadata`.
     pub fn encode(
         events: &[A::Event],

@@ -30,9 +30,10 @@ const RESERVATIONS_CACHED: usize = 20_000;
 /// expected-version check is what prevents overselling.
 #[derive(Clone)]
 pub struct Inventory {
-    products: Repository<Product>,
+    pub(crate) products: Repository<Product>,
     pub(crate) reservations: Repository<Reservation>,
     turns: Arc<Turns>,
+    pub(crate) store: Arc<dyn EventStore>,
 }
 
 impl Inventory {
@@ -43,10 +44,11 @@ impl Inventory {
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_snapshots(SNAPSHOT_EVERY)
                 .with_cache(PRODUCTS_CACHED),
-            reservations: Repository::new(store)
+            reservations: Repository::new(store.clone())
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_cache(RESERVATIONS_CACHED),
             turns: Arc::new(Turns::default()),
+            store,
         }
     }
 
@@ -125,6 +127,22 @@ impl Inventory {
             .await
             .map(|done| done.state)
             .map_err(|err| not_found_as(id, err))
+    }
+
+    /// Waits for this process's turn on every product of `ids` (taken in id order, so two
+    /// reservations sharing products cannot wait for each other).
+    pub(crate) async fn turns_for<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a ProductId>,
+    ) -> Vec<OwnedMutexGuard<()>> {
+        let mut ids: Vec<&ProductId> = ids.into_iter().collect();
+        ids.sort();
+        ids.dedup();
+        let mut turns = Vec::with_capacity(ids.len());
+        for id in ids {
+            turns.push(self.turns.take(id).await);
+        }
+        turns
     }
 
     /// Runs one product command in this process's turn for the product.

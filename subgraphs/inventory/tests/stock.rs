@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use contracts::{Envelope, InventoryCommand, SagaReply, StockLine};
-use eventstore::{EventStore, Metadata, PgEventStore, SqliteEventStore};
+use eventstore::{EventStore, Metadata, PgEventStore, Position, SqliteEventStore};
 use inventory::{Inventory, NewProduct, ProductId};
 
 type Guard = Box<dyn std::any::Any + Send>;
@@ -53,6 +53,9 @@ on_both!(
     redelivered_commands_get_the_same_reply_and_no_second_effect,
     a_release_after_commit_returns_the_units,
     a_release_before_the_reserve_makes_the_late_reserve_fail,
+    each_command_writes_its_reservation_and_products_at_once,
+    products_forget_closed_reservations,
+    racing_reservations_hold_every_line_or_none,
 );
 
 fn pid(id: &str) -> ProductId {
@@ -344,4 +347,144 @@ async fn a_release_before_the_reserve_makes_the_late_reserve_fail(store: Arc<dyn
         "{reply:?}"
     );
     assert_eq!(stock(&inventory, "roll").await, (4, 0));
+}
+
+/// Reserve, commit and a refund each write the reservation and all its products in one append.
+async fn each_command_writes_its_reservation_and_products_at_once(store: Arc<dyn EventStore>) {
+    let inventory = Inventory::new(store.clone());
+    product(&inventory, "a-cake", "Apple Cake", 5).await;
+    product(&inventory, "b-tart", "Blueberry Tart", 5).await;
+    let head = store.head().await.unwrap();
+    let lines = [("b-tart", 2), ("a-cake", 1)];
+    assert_eq!(
+        inventory.handle(reserve("r-1", &lines)).await.unwrap(),
+        reserved("r-1")
+    );
+    inventory.handle(commit("r-1")).await.unwrap();
+    inventory.handle(release("r-1")).await.unwrap();
+    // `$all` holds back while other tests' transactions run in the cluster: wait for all ten.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let events = loop {
+        let events: Vec<_> = store
+            .read_all(head, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| !matches!(e.event_type.as_str(), "ProductCreated" | "Restocked"))
+            .collect();
+        if events.len() >= 10 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let mut written: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.stream_id.as_str(), e.event_type.as_str()))
+        .collect();
+    // The store may order one write's streams as it likes (Postgres locks them in id order).
+    written[..4].sort();
+    written[4..7].sort();
+    written[7..].sort();
+    assert_eq!(
+        written,
+        [
+            ("inventory-product:a-cake", "StockReserved"),
+            ("inventory-product:b-tart", "StockReserved"),
+            ("inventory-reservation:r-1", "ReservationConfirmed"),
+            ("inventory-reservation:r-1", "ReservationOpened"),
+            ("inventory-product:a-cake", "StockCommitted"),
+            ("inventory-product:b-tart", "StockCommitted"),
+            ("inventory-reservation:r-1", "ReservationCommitted"),
+            ("inventory-product:a-cake", "StockReleased"),
+            ("inventory-product:b-tart", "StockReleased"),
+            ("inventory-reservation:r-1", "ReservationReleased"),
+        ]
+    );
+    if store.adapter() == "postgres" {
+        // A Postgres position is (writing transaction << 16) + ordinal: three writes in all.
+        let transaction = |e: &eventstore::RecordedEvent| e.position.0 >> 16;
+        let groups: Vec<u64> = events.iter().map(transaction).collect();
+        assert!(groups[..4].iter().all(|t| *t == groups[0]), "{groups:?}");
+        assert!(groups[4..7].iter().all(|t| *t == groups[4]), "{groups:?}");
+        assert!(groups[7..].iter().all(|t| *t == groups[7]), "{groups:?}");
+        assert!(groups[0] != groups[4] && groups[4] != groups[7]);
+    }
+    assert_eq!(stock(&inventory, "a-cake").await, (5, 0));
+    assert_eq!(stock(&inventory, "b-tart").await, (5, 0));
+    assert!(events.iter().all(|e| e.position > Position(0)));
+}
+
+/// A product keeps only its open holds: its state does not grow with every order it sold,
+/// and redelivered commands for closed reservations still change nothing.
+async fn products_forget_closed_reservations(store: Arc<dyn EventStore>) {
+    let inventory = Inventory::new(store.clone());
+    product(&inventory, "mille", "Mille Crepe", 100).await;
+    for i in 0..30 {
+        let id = format!("r-{i}");
+        assert_eq!(
+            inventory
+                .handle(reserve(&id, &[("mille", 1)]))
+                .await
+                .unwrap(),
+            reserved(&id)
+        );
+        if i % 2 == 0 {
+            inventory.handle(commit(&id)).await.unwrap();
+        } else {
+            inventory.handle(release(&id)).await.unwrap();
+        }
+    }
+    let open = inventory.handle(reserve("r-open", &[("mille", 3)])).await;
+    assert_eq!(open.unwrap(), reserved("r-open"));
+
+    // Late redeliveries: the reservations answer as before and nothing is held again.
+    for i in [0, 1, 28, 29] {
+        let id = format!("r-{i}");
+        let reply = inventory.handle(reserve(&id, &[("mille", 1)])).await;
+        assert_eq!(reply.unwrap(), reserved(&id));
+        inventory.handle(commit(&id)).await.unwrap();
+    }
+    // Another process (empty caches, loading from the product's snapshot) agrees.
+    for inventory in [inventory, Inventory::new(store)] {
+        let product = inventory.product(&pid("mille")).await.unwrap().unwrap();
+        assert_eq!(
+            (product.on_hand(), product.reserved(), product.open_holds()),
+            (85, 3, 1)
+        );
+        assert_eq!(product.hold("r-open").map(|h| h.quantity), Some(3));
+        assert_eq!(product.hold("r-0"), None);
+    }
+}
+
+/// Two-line reservations racing from four processes (no shared turns): every reservation holds
+/// both of its lines or neither.
+async fn racing_reservations_hold_every_line_or_none(store: Arc<dyn EventStore>) {
+    let processes: Vec<Inventory> = (0..4).map(|_| Inventory::new(store.clone())).collect();
+    product(&processes[0], "p-a", "Pistachio Cake", 10).await;
+    product(&processes[0], "p-b", "Pear Tart", 10).await;
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let inventory = processes[i % 4].clone();
+            tokio::spawn(async move {
+                let lines = match i % 2 {
+                    0 => [("p-a", 1), ("p-b", 1)],
+                    _ => [("p-b", 1), ("p-a", 1)],
+                };
+                inventory.handle(reserve(&format!("r-{i}"), &lines)).await
+            })
+        })
+        .collect();
+    let mut held = 0;
+    for task in tasks {
+        match task.await.expect("task").expect("handled") {
+            SagaReply::StockReserved { .. } => held += 1,
+            SagaReply::StockRejected { reason, .. } => {
+                assert!(reason.contains("sold out"), "{reason}")
+            }
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    assert_eq!(held, 10);
+    assert_eq!(stock(&processes[3], "p-a").await, (10, 10));
+    assert_eq!(stock(&processes[3], "p-b").await, (10, 10));
 }

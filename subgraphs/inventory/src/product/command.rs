@@ -51,12 +51,15 @@ pub enum ProductCommand {
         /// Units, 1..=10,000.
         quantity: i64,
     },
-    /// Gives a reservation's units back, also after commit (a refund); idempotent.
+    /// Gives a reservation's units back: its open hold, or with `sold` the units it bought (a
+    /// refund; the reservation, which knows it was committed, says how many).
     Release {
         /// The reservation.
         reservation_id: String,
+        /// Units it had bought, when it was committed.
+        sold: Option<u32>,
     },
-    /// Turns a reservation's held units into sold units; idempotent.
+    /// Turns a reservation's held units into sold units (nothing when it holds none).
     Commit {
         /// The reservation.
         reservation_id: String,

@@ -1,7 +1,10 @@
 //! The `Product` aggregate: what is sold, at what price, and how many units are on hand and
 //! held by reservations. Business rules live in [`Product::handle`]; [`Product::apply`] only
-//! folds events. Every reservation id is remembered with its state, so reserve, release and
-//! commit are idempotent and a released reservation is never reserved again.
+//! folds events. A product remembers its open holds (reservations whose units it holds) and
+//! forgets a hold once it is committed or released: the reservation's own stream is what makes
+//! reserve, release and commit idempotent, and each of them is appended to the reservation and
+//! its products in one write (see `crate::stock`), so the product state stays small however
+//! many orders it has seen.
 //!
 //! Parts: `rules` (limits, ids and input checks) and `command` (commands and events), both
 //! re-exported here; the aggregate itself is in this file.
@@ -66,7 +69,8 @@ impl ProductStatus {
     }
 }
 
-/// Where one reservation of this product stands.
+/// Where one reservation of this product stands (held products keep only `Reserved` holds;
+/// the other states are read from snapshots written before holds were forgotten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HoldState {
     /// The units are held.
@@ -100,6 +104,7 @@ pub struct Product {
     on_hand: u32,
     reserved: u32,
     discontinued: bool,
+    /// Open holds by reservation id.
     holds: BTreeMap<String, Hold>,
 }
 
@@ -148,9 +153,20 @@ impl Product {
     pub fn status(&self) -> ProductStatus {
         ProductStatus::derive(self.discontinued, self.available())
     }
-    /// The reservation `reservation_id` of this product, if it was ever reserved.
+    /// The open hold of reservation `reservation_id` on this product, if there is one.
     pub fn hold(&self, reservation_id: &str) -> Option<Hold> {
-        self.holds.get(reservation_id).copied()
+        self.holds
+            .get(reservation_id)
+            .copied()
+            .filter(|h| h.state == HoldState::Reserved)
+    }
+
+    /// How many reservations hold units of this product.
+    pub fn open_holds(&self) -> usize {
+        self.holds
+            .values()
+            .filter(|h| h.state == HoldState::Reserved)
+            .count()
     }
 
     fn create(
@@ -210,7 +226,7 @@ impl Product {
         reservation(&reservation_id)?;
         let requested = quantity("quantity", requested, 1, MAX_RESERVE)?;
         if self.holds.contains_key(&reservation_id) {
-            // Known, whatever its state: a redelivery, never a second hold.
+            // Held already: a redelivery, never a second hold.
             return Ok(vec![]);
         }
         self.on_sale()?;
@@ -227,24 +243,29 @@ impl Product {
         }])
     }
 
-    fn release(&self, reservation_id: String) -> Vec<ProductEvent> {
-        match self.holds.get(&reservation_id) {
-            Some(hold) if hold.state != HoldState::Released => vec![ProductEvent::StockReleased {
-                quantity: hold.quantity,
-                after_commit: hold.state == HoldState::Committed,
+    fn release(&self, reservation_id: String, sold: Option<u32>) -> Vec<ProductEvent> {
+        match (sold, self.hold(&reservation_id)) {
+            (Some(quantity), _) if quantity > 0 => vec![ProductEvent::StockReleased {
                 reservation_id,
+                quantity,
+                after_commit: true,
+            }],
+            (None, Some(hold)) => vec![ProductEvent::StockReleased {
+                reservation_id,
+                quantity: hold.quantity,
+                after_commit: false,
             }],
             _ => vec![],
         }
     }
 
     fn commit(&self, reservation_id: String) -> Vec<ProductEvent> {
-        match self.holds.get(&reservation_id) {
-            Some(hold) if hold.state == HoldState::Reserved => vec![ProductEvent::StockCommitted {
+        match self.hold(&reservation_id) {
+            Some(hold) => vec![ProductEvent::StockCommitted {
                 quantity: hold.quantity,
                 reservation_id,
             }],
-            _ => vec![],
+            None => vec![],
         }
     }
 }
@@ -296,7 +317,10 @@ impl Aggregate for Product {
                 reservation_id,
                 quantity,
             } => self.reserve(reservation_id, quantity),
-            ProductCommand::Release { reservation_id } => Ok(self.release(reservation_id)),
+            ProductCommand::Release {
+                reservation_id,
+                sold,
+            } => Ok(self.release(reservation_id, sold)),
             ProductCommand::Commit { reservation_id } => Ok(self.commit(reservation_id)),
         }
     }
@@ -347,7 +371,7 @@ impl Aggregate for Product {
                 } else {
                     self.reserved = self.reserved.saturating_sub(*quantity);
                 }
-                self.set_hold(reservation_id, *quantity, HoldState::Released);
+                self.holds.remove(reservation_id);
             }
             ProductEvent::StockCommitted {
                 reservation_id,
@@ -355,17 +379,8 @@ impl Aggregate for Product {
             } => {
                 self.on_hand = self.on_hand.saturating_sub(*quantity);
                 self.reserved = self.reserved.saturating_sub(*quantity);
-                self.set_hold(reservation_id, *quantity, HoldState::Committed);
+                self.holds.remove(reservation_id);
             }
         }
-    }
-}
-
-impl Product {
-    fn set_hold(&mut self, reservation_id: &str, quantity: u32, state: HoldState) {
-        self.holds
-            .entry(reservation_id.to_owned())
-            .and_modify(|hold| hold.state = state)
-            .or_insert(Hold { quantity, state });
     }
 }
