@@ -175,6 +175,20 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
+    /// The cached state of aggregate `id`, or with nothing cached the empty state at version 0
+    /// without reading the stream; `false`: not confirmed against the stream. For commands that
+    /// usually create the aggregate: an append expecting version 0 fails if the stream exists,
+    /// and [`Repository::refresh`] then reads it.
+    pub fn current_or_empty(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        let (state, version) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(stream.as_str()))
+            .unwrap_or_default();
+        Ok(Loaded { state, version })
+    }
+
     /// Brings `loaded` (a state of aggregate `id`) up to date with its stream.
     pub async fn refresh(
         &self,
@@ -264,14 +278,39 @@ impl<A: Aggregate> Repository<A> {
         command: A::Command,
         metadata: Metadata,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        let (current, verified) = self.current(id).await?;
+        self.execute_from(id, current, verified, command, metadata)
+            .await
+    }
+
+    /// Like [`Repository::execute`], for a command that usually creates the aggregate: with
+    /// nothing cached it is decided on the empty state without reading the stream first (one
+    /// round trip fewer); if the stream exists after all, the append expecting version 0 fails
+    /// and the command is decided again on the stream's state.
+    pub async fn execute_new(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        let current = self.current_or_empty(id)?;
+        self.execute_from(id, current, false, command, metadata)
+            .await
+    }
+
+    /// Runs `command` starting from `current` (`verified`: read from the stream, not cached
+    /// or assumed).
+    async fn execute_from(
+        &self,
+        id: &str,
+        mut current: Loaded<A>,
+        mut verified: bool,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream = Self::stream_of(id)?;
-        // A cached state may be behind the stream: what it refuses or ignores is checked
-        // against the stream before it is believed.
-        let (mut current, mut verified) =
-            match self.cache.as_ref().and_then(|c| c.get(stream.as_str())) {
-                Some((state, version)) => (Loaded { state, version }, false),
-                None => (self.load(id).await?, true),
-            };
+        // A cached or assumed state may be behind the stream: what it refuses or ignores is
+        // checked against the stream before it is believed.
         let mut attempts = 0;
         while attempts < self.max_attempts {
             let Loaded::<A> { mut state, version } = current;

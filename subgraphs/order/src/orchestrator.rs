@@ -204,11 +204,21 @@ impl Orchestrator {
         };
         // Cached states may be behind their streams; a stale decision is caught by the
         // append's version checks, and "nothing to do" is confirmed against the stream.
-        let (mut saga, mut saga_fresh) = self
-            .sagas
-            .current(&saga_key)
-            .await
-            .map_err(repository_error)?;
+        let (mut saga, mut saga_fresh) = match &command.input {
+            // A placed order's saga usually does not exist yet: the append expecting version 0
+            // finds out if it does, instead of a read of the (empty) stream first.
+            SagaInput::OrderPlaced { .. } => (
+                self.sagas
+                    .current_or_empty(&saga_key)
+                    .map_err(repository_error)?,
+                false,
+            ),
+            _ => self
+                .sagas
+                .current(&saga_key)
+                .await
+                .map_err(repository_error)?,
+        };
         let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
             let events = saga

@@ -119,10 +119,42 @@ impl OrderService {
         }
         validate_lines(&lines)?;
         let order_id = Self::order_id_for(&me.sub, key);
-        let existing = self.orders.load(&order_id).await?;
-        if existing.version > 0 {
-            return Ok(existing.state);
+        // A new key is the common case: the order's stream is not read first (the append
+        // expects no stream, and a retried key finds its order then).
+        let known = self.orders.current_or_empty(&order_id)?;
+        if known.version > 0 {
+            return Ok(known.state);
         }
+        let priced = match self.price(lines).await {
+            Ok(priced) => priced,
+            Err(err) => {
+                // A retried key returns its order even if the products went off sale since.
+                let existing = self.orders.load(&order_id).await?;
+                if existing.version > 0 {
+                    return Ok(existing.state);
+                }
+                return Err(err);
+            }
+        };
+        let command = OrderCommand::Place {
+            order_id: order_id.clone(),
+            customer_id: me.sub.clone(),
+            lines: priced,
+        };
+        let done = self
+            .orders
+            .execute_new(&order_id, command, Metadata::new().with_user(&me.sub))
+            .await?;
+        if done.events.is_empty() {
+            tracing::debug!(order_id, "idempotency key seen before: the order exists");
+        } else {
+            metrics::counter!("orders_placed_total").increment(1);
+        }
+        Ok(done.state)
+    }
+
+    /// The lines with their current catalog prices; refused unless every product is on sale.
+    async fn price(&self, lines: Vec<(String, u32)>) -> Result<Vec<PricedLine>, ServiceError> {
         let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
         let prices = self
             .prices
@@ -151,17 +183,7 @@ impl OrderService {
                 unit_price: p.price,
             });
         }
-        let command = OrderCommand::Place {
-            order_id: order_id.clone(),
-            customer_id: me.sub.clone(),
-            lines: priced,
-        };
-        let done = self
-            .orders
-            .execute(&order_id, command, Metadata::new().with_user(&me.sub))
-            .await?;
-        metrics::counter!("orders_placed_total").increment(1);
-        Ok(done.state)
+        Ok(priced)
     }
 
     /// An order, if the caller may see it (its customer or staff).

@@ -129,24 +129,29 @@ impl PaymentService {
             }
             .into());
         }
-        let state = self.inner.payments.load(order_id).await?.state;
-        if state.status.was_confirmed() || state.status == PaymentStatus::Failed {
-            // Already decided: the aggregate answers (a no-op for the same key).
-            let metadata = metadata(order_id, None).with_user(&identity.sub);
-            let done = self
-                .inner
-                .payments
-                .execute(order_id, confirm_command(payment_key, &state), metadata)
-                .await?;
-            return Ok(done.state);
+        let metadata = metadata(order_id, None).with_user(&identity.sub);
+        // A first confirm is the common case: the payment's stream is not read first (the
+        // request expects no stream, and an existing payment is read when that fails).
+        let known = self.inner.payments.current_or_empty(order_id)?.state;
+        if decided(&known) {
+            return self
+                .answer_decided(order_id, payment_key, &known, metadata)
+                .await;
         }
         if let Some(reason) = order.unpayable_reason(Utc::now()) {
+            // Paid (or failed) already? Then the recorded payment answers.
+            let state = self.inner.payments.load(order_id).await?.state;
+            if decided(&state) {
+                return self
+                    .answer_decided(order_id, payment_key, &state, metadata)
+                    .await;
+            }
             return Err(PaymentError::NotPayable(reason));
         }
-        let metadata = metadata(order_id, None).with_user(&identity.sub);
-        self.inner
+        let requested = self
+            .inner
             .payments
-            .execute(
+            .execute_new(
                 order_id,
                 PaymentCommand::Request {
                     order_id: order.order_id.clone(),
@@ -157,6 +162,11 @@ impl PaymentService {
                 metadata.clone(),
             )
             .await?;
+        if decided(&requested.state) {
+            return self
+                .answer_decided(order_id, payment_key, &requested.state, metadata)
+                .await;
+        }
         let key = confirm_idempotency_key(order_id, payment_key);
         match self
             .inner
@@ -170,6 +180,23 @@ impl PaymentService {
                     .await
             }
         }
+    }
+
+    /// The answer to a confirm of a payment that was already confirmed or failed: the
+    /// aggregate's (a no-op for the same payment key, an error otherwise).
+    async fn answer_decided(
+        &self,
+        order_id: &str,
+        payment_key: &str,
+        state: &Payment,
+        metadata: Metadata,
+    ) -> Result<Payment, PaymentError> {
+        let done = self
+            .inner
+            .payments
+            .execute(order_id, confirm_command(payment_key, state), metadata)
+            .await?;
+        Ok(done.state)
     }
 
     /// After a failed confirm: record what Toss says, and return the error unless the payment
@@ -453,6 +480,11 @@ fn order_uuid(order_id: &str) -> Uuid {
 /// Metadata of events written for `order_id`, correlated by the order.
 pub(crate) fn metadata(order_id: &str, cause: Option<Uuid>) -> Metadata {
     Metadata::caused_by(order_uuid(order_id), cause.unwrap_or_else(Uuid::now_v7))
+}
+
+/// Whether a payment was confirmed or failed (a confirm can only be answered, not retried).
+fn decided(payment: &Payment) -> bool {
+    payment.status.was_confirmed() || payment.status == PaymentStatus::Failed
 }
 
 #[cfg(test)]

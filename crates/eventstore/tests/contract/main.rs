@@ -11,6 +11,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 mod account;
+mod counting;
 
 /// Keeps whatever backs a store (a database, a temp dir) alive for one test.
 type Guard = Box<dyn std::any::Any + Send>;
@@ -84,6 +85,7 @@ suite!(
     refuses_bad_input_and_writes_nothing,
     repository_handles_commands_with_retries_and_snapshots,
     cached_repositories_in_two_processes_agree,
+    execute_new_skips_the_first_read_and_finds_existing_streams,
     appends_to_several_streams_all_or_none,
     concurrent_multi_stream_appends_never_deadlock,
 );
@@ -622,6 +624,65 @@ mod cases {
             eventstore::RepositoryError::Domain(account::AccountError::Insufficient)
         ));
         assert_eq!(repo.load("a1").await.unwrap().version, 21);
+    }
+
+    /// `execute_new` creates an aggregate without reading its stream first, and when the stream
+    /// exists after all (another process, no cache) decides on the stream's state.
+    pub async fn execute_new_skips_the_first_read_and_finds_existing_streams(
+        store: Arc<dyn EventStore>,
+    ) {
+        use account::{AccountError, Command};
+        use eventstore::{Repository, RepositoryError};
+        let counting = counting::CountingStore::new(store.clone());
+        let counted: Arc<dyn EventStore> = counting.clone();
+        let one = Repository::<account::Account>::new(counted.clone()).with_cache(100);
+        let open = Command::Open {
+            owner: "lee".into(),
+        };
+        let done = one
+            .execute_new("n1", open.clone(), Metadata::new())
+            .await
+            .unwrap();
+        assert_eq!((done.version, done.events.len()), (1, 1));
+        assert_eq!(
+            counting.stream_reads(),
+            0,
+            "a new aggregate is not read first"
+        );
+        let done = one
+            .execute_new("n1", Command::Deposit { amount: 5 }, Metadata::new())
+            .await
+            .unwrap();
+        assert_eq!((done.version, done.state.balance), (2, 5));
+        assert_eq!(counting.stream_reads(), 0, "the cached state is used");
+
+        // Another process (its own cache, and one without any) finds the stream.
+        for two in [
+            Repository::<account::Account>::new(counted.clone()).with_cache(100),
+            Repository::<account::Account>::new(counted.clone()),
+        ] {
+            let reads = counting.stream_reads();
+            let err = two
+                .execute_new("n1", open.clone(), Metadata::new())
+                .await
+                .unwrap_err();
+            assert!(matches!(
+                err,
+                RepositoryError::Domain(AccountError::AlreadyOpen)
+            ));
+            assert!(counting.stream_reads() > reads);
+        }
+        let fresh = Repository::<account::Account>::new(counted.clone());
+        let done = fresh
+            .execute_new("n1", Command::Withdraw { amount: 5 }, Metadata::new())
+            .await
+            .unwrap();
+        assert_eq!((done.version, done.state.balance), (3, 0));
+        let plain = Repository::<account::Account>::new(store)
+            .load("n1")
+            .await
+            .unwrap();
+        assert_eq!((plain.version, plain.state.balance), (3, 0));
     }
 
     /// Two repositories with their own state caches stand for two processes writing the same

@@ -94,18 +94,23 @@ impl Inventory {
             Err(reason) => return Ok(rejected(reservation_id, reason)),
         };
         let key = reservation_key(&reservation_id);
-        let reservation = self.reservations.current(&key).await?;
-        // Once opened, a reservation keeps the lines it was opened with.
-        let lines = match reservation.0.state.opened() {
-            true => reservation.0.state.lines().to_vec(),
-            false => lines,
-        };
+        // A reserve usually opens its reservation: the append expecting version 0 finds out
+        // if it exists, instead of a read of the (empty) stream first.
+        let reservation = (self.reservations.current_or_empty(&key)?, false);
+        let mut lines = lines;
         let _turns = self.turns_for(lines.iter().map(|l| &l.product_id)).await;
         let mut streams = Streams::with_reservation(self, reservation, &lines).await?;
         for _ in 0..MAX_ATTEMPTS {
             if let Some(decision) = streams.reservation.state.decision() {
                 // Decisions are final: a cached one is as good as a fresh one.
                 return Ok(reply_to_reserve(reservation_id, decision.clone()));
+            }
+            let recorded = streams.reservation.state.lines();
+            if streams.reservation.state.opened() && recorded != lines.as_slice() {
+                // Once opened, a reservation keeps the lines it was opened with.
+                lines = recorded.to_vec();
+                let reservation = (streams.reservation.clone(), streams.reservation_fresh);
+                streams = Streams::with_reservation(self, reservation, &lines).await?;
             }
             let mut after = streams.reservation.state.clone();
             let mut events = decide(
