@@ -1,5 +1,6 @@
-//! Wakes a client when its order changes, so waiting for a status costs one read per change
-//! instead of a polling loop.
+//! Wakes a client when its order changes, so waiting for a status costs one look per change
+//! instead of a polling loop, and tells it which version of the order's stream the change
+//! reached (as `orderUpdated` does: a state that new needs no read).
 //!
 //! One task reads the broadcast of changed order ids ([`OrderUpdates`]) and wakes the waiter
 //! registered for that id, if any. A client registers its order id before placing the order (the
@@ -20,7 +21,7 @@ use tokio::task::JoinHandle;
 /// The registry of waiting clients.
 #[derive(Default)]
 pub struct OrderWatch {
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Mutex<HashMap<Arc<str>, Arc<Waiter>>>,
     lagged: AtomicU64,
 }
 
@@ -34,17 +35,18 @@ impl OrderWatch {
         let task = tokio::spawn(async move {
             loop {
                 match changes.recv().await {
-                    Ok(order_id) => {
-                        let waiter = router.waiters().get(&order_id).cloned();
+                    Ok(changed) => {
+                        let waiter = router.waiters().get(&changed.order_id).cloned();
                         if let Some(waiter) = waiter {
-                            waiter.notify_one();
+                            waiter.version.fetch_max(changed.version, Ordering::Relaxed);
+                            waiter.notify.notify_one();
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
                         router.lagged.fetch_add(missed, Ordering::Relaxed);
-                        let all: Vec<Arc<Notify>> = router.waiters().values().cloned().collect();
+                        let all: Vec<Arc<Waiter>> = router.waiters().values().cloned().collect();
                         for waiter in all {
-                            waiter.notify_one();
+                            waiter.notify.notify_one();
                         }
                     }
                     Err(RecvError::Closed) => return,
@@ -56,13 +58,14 @@ impl OrderWatch {
 
     /// Registers interest in `order_id` until the returned guard is dropped.
     pub fn register(self: &Arc<Self>, order_id: &str) -> Watched {
-        let notify = Arc::new(Notify::new());
+        let waiter = Arc::new(Waiter::default());
+        let order_id: Arc<str> = order_id.into();
         self.waiters()
-            .insert(order_id.to_owned(), Arc::clone(&notify));
+            .insert(Arc::clone(&order_id), Arc::clone(&waiter));
         Watched {
             watch: Arc::clone(self),
-            order_id: order_id.to_owned(),
-            notify,
+            order_id,
+            waiter,
         }
     }
 
@@ -71,18 +74,26 @@ impl OrderWatch {
         self.lagged.load(Ordering::Relaxed)
     }
 
-    fn waiters(&self) -> MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    fn waiters(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Waiter>>> {
         self.waiters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// What a router shares with one waiting client.
+#[derive(Default)]
+struct Waiter {
+    notify: Notify,
+    /// The newest version of the order's stream a change signal named.
+    version: AtomicU64,
+}
+
 /// One client's registration for one order.
 pub struct Watched {
     watch: Arc<OrderWatch>,
-    order_id: String,
-    notify: Arc<Notify>,
+    order_id: Arc<str>,
+    waiter: Arc<Waiter>,
 }
 
 impl Watched {
@@ -90,9 +101,14 @@ impl Watched {
     /// returns whether a change signal woke it.
     pub async fn changed(&self, fallback: Duration) -> bool {
         tokio::select! {
-            _ = self.notify.notified() => true,
+            _ = self.waiter.notify.notified() => true,
             _ = tokio::time::sleep(fallback) => false,
         }
+    }
+
+    /// The newest version of the order's stream that a change signal named (0: none yet).
+    pub fn version(&self) -> u64 {
+        self.waiter.version.load(Ordering::Relaxed)
     }
 }
 
@@ -111,8 +127,11 @@ mod tests {
         let watch = Arc::new(OrderWatch::default());
         let watched = watch.register("a");
         let waiter = watch.waiters().get("a").cloned().unwrap();
-        waiter.notify_one();
+        assert_eq!(watched.version(), 0);
+        waiter.version.fetch_max(3, Ordering::Relaxed);
+        waiter.notify.notify_one();
         assert!(watched.changed(Duration::from_secs(5)).await);
+        assert_eq!(watched.version(), 3);
         assert!(!watched.changed(Duration::from_millis(10)).await);
         drop(watched);
         assert!(watch.waiters().is_empty());

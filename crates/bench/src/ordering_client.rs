@@ -286,7 +286,7 @@ impl Client {
                 .shared
                 .ordering
                 .orders
-                .get(Some(&self.who), order_id)
+                .get_at_least(Some(&self.who), order_id, watched.version())
                 .await
                 .map_err(|e| Failure::new(stage, e.code()))?;
             if order.status == want {

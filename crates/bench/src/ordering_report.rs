@@ -139,7 +139,7 @@ impl Outcome<'_> {
         ));
         let orders = (s.completed + s.completed_outside).max(1) as f64;
         lines.push(format!(
-            "ordering  waiting: {:.2} order reads per order ({} woken by a change, {} by the fallback poll), {:.2} confirm retries per order (ORDER_NOT_FOUND), {} change signals lost to lag",
+            "ordering  waiting: {:.2} order lookups per order (served from the cache when it holds the signalled version) ({} woken by a change, {} by the fallback poll), {:.2} confirm retries per order (ORDER_NOT_FOUND), {} change signals lost to lag",
             s.reads as f64 / orders,
             s.signalled,
             s.fallbacks,

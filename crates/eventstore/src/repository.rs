@@ -163,6 +163,27 @@ impl<A: Aggregate> Repository<A> {
         self.catch_up(&stream, start).await
     }
 
+    /// Loads the aggregate when the caller knows its stream reached `version`: a cached state
+    /// at least that new is returned without reading the stream (it may be behind events
+    /// written after `version`; use [`Repository::load`] to read your own writes).
+    pub async fn load_at_least(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream = Self::stream_of(id)?;
+        if let Some((state, cached)) = self.cache.as_ref().and_then(|c| c.get(stream.as_str()))
+            && cached >= version
+            && version > 0
+        {
+            return Ok(Loaded {
+                state,
+                version: cached,
+            });
+        }
+        self.load(id).await
+    }
+
     /// The cached state of aggregate `id` if there is one (`false`: it may be behind its
     /// stream), else the state loaded from the store (`true`). For commands that write several
     /// aggregates in one [`EventStore::append_multi`]; pair with [`Repository::refresh`] and

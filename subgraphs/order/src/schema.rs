@@ -448,7 +448,7 @@ struct Watch {
     st: OrderState,
     who: Option<Identity>,
     id: String,
-    changes: tokio::sync::broadcast::Receiver<String>,
+    changes: tokio::sync::broadcast::Receiver<crate::updates::OrderChanged>,
     first: Option<Order>,
     seen: usize,
     done: bool,
@@ -464,20 +464,24 @@ impl Watch {
             return Some(self.emit(order));
         }
         loop {
-            match self.changes.recv().await {
-                Ok(changed) if changed != self.id => continue,
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    match self.st.service.get(self.who.as_ref(), &self.id).await {
-                        // Several events of one change arrive together: emit each state once.
-                        Ok(order) if order.timeline.len() == self.seen => continue,
-                        Ok(order) => return Some(self.emit(order)),
-                        Err(err) => {
-                            self.done = true;
-                            return Some((Err(gql_error(err)), self));
-                        }
-                    }
-                }
+            let version = match self.changes.recv().await {
+                Ok(changed) if *changed.order_id != *self.id => continue,
+                Ok(changed) => changed.version,
+                Err(RecvError::Lagged(_)) => 0,
                 Err(RecvError::Closed) => return None,
+            };
+            let service = &self.st.service;
+            match service
+                .get_at_least(self.who.as_ref(), &self.id, version)
+                .await
+            {
+                // Several events of one change arrive together: emit each state once.
+                Ok(order) if order.timeline.len() == self.seen => continue,
+                Ok(order) => return Some(self.emit(order)),
+                Err(err) => {
+                    self.done = true;
+                    return Some((Err(gql_error(err)), self));
+                }
             }
         }
     }

@@ -192,8 +192,20 @@ impl OrderService {
         identity: Option<&Identity>,
         order_id: &str,
     ) -> Result<Order, ServiceError> {
+        self.get_at_least(identity, order_id, 0).await
+    }
+
+    /// Like [`OrderService::get`] for a caller told that the order's stream reached `version`
+    /// (an [`crate::updates::OrderChanged`]): a state this process holds that is at least that
+    /// new is answered without reading the stream.
+    pub async fn get_at_least(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        version: u64,
+    ) -> Result<Order, ServiceError> {
         let me = auth::require(identity)?;
-        let loaded = self.load(order_id).await?;
+        let loaded = self.load_at_least(order_id, version).await?;
         if loaded.customer_id != me.sub && !me.is_staff() {
             // Same answer as a missing order: do not reveal that it exists.
             return Err(OrderError::NotFound.into());
@@ -202,10 +214,14 @@ impl OrderService {
     }
 
     async fn load(&self, order_id: &str) -> Result<Order, ServiceError> {
+        self.load_at_least(order_id, 0).await
+    }
+
+    async fn load_at_least(&self, order_id: &str, version: u64) -> Result<Order, ServiceError> {
         if Uuid::parse_str(order_id).is_err() {
             return Err(OrderError::NotFound.into());
         }
-        let loaded = self.orders.load(order_id).await?;
+        let loaded = self.orders.load_at_least(order_id, version).await?;
         if loaded.state.status == OrderStatus::New {
             return Err(OrderError::NotFound.into());
         }

@@ -7,10 +7,19 @@ use eventstore::{EventStore, Position};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 
-/// Fan-out of "this order changed" signals.
+/// "This order changed": the order and the version of its stream the change reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderChanged {
+    /// The order's id.
+    pub order_id: Arc<str>,
+    /// The version of the order's stream after the change: a state at least this new shows it.
+    pub version: u64,
+}
+
+/// Fan-out of [`OrderChanged`] signals.
 #[derive(Clone)]
 pub struct OrderUpdates {
-    tx: broadcast::Sender<String>,
+    tx: broadcast::Sender<OrderChanged>,
 }
 
 impl OrderUpdates {
@@ -28,7 +37,10 @@ impl OrderUpdates {
                 match item {
                     Ok(event) if event.stream_id.category() == "order" => {
                         // No receivers is fine: nobody is watching.
-                        let _ = sender.send(event.stream_id.entity_id().to_owned());
+                        let _ = sender.send(OrderChanged {
+                            order_id: event.stream_id.entity_id().into(),
+                            version: event.version,
+                        });
                     }
                     Ok(_) => {}
                     Err(err) => {
@@ -40,8 +52,8 @@ impl OrderUpdates {
         Ok((Self { tx }, task))
     }
 
-    /// A receiver of changed order ids.
-    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+    /// A receiver of order changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<OrderChanged> {
         self.tx.subscribe()
     }
 }

@@ -86,6 +86,7 @@ suite!(
     repository_handles_commands_with_retries_and_snapshots,
     cached_repositories_in_two_processes_agree,
     execute_new_skips_the_first_read_and_finds_existing_streams,
+    load_at_least_reads_only_when_the_cache_is_older,
     appends_to_several_streams_all_or_none,
     concurrent_multi_stream_appends_never_deadlock,
 );
@@ -683,6 +684,41 @@ mod cases {
             .await
             .unwrap();
         assert_eq!((plain.version, plain.state.balance), (3, 0));
+    }
+
+    /// `load_at_least(id, v)` answers from the cache when it holds version `v` or newer, and
+    /// reads the stream otherwise (`v` 0: always, like `load`).
+    pub async fn load_at_least_reads_only_when_the_cache_is_older(store: Arc<dyn EventStore>) {
+        use account::Command;
+        use eventstore::Repository;
+        let counting = counting::CountingStore::new(store.clone());
+        let counted: Arc<dyn EventStore> = counting.clone();
+        let one = Repository::<account::Account>::new(counted.clone()).with_cache(100);
+        let two = Repository::<account::Account>::new(counted.clone()).with_cache(100);
+        let open = Command::Open {
+            owner: "park".into(),
+        };
+        one.execute_new("m1", open, Metadata::new()).await.unwrap();
+        let reads = counting.stream_reads();
+        let loaded = one.load_at_least("m1", 1).await.unwrap();
+        assert_eq!((loaded.version, counting.stream_reads()), (1, reads));
+        // Another process deposits: a change signal names version 2, which `one` has not seen.
+        two.execute("m1", Command::Deposit { amount: 7 }, Metadata::new())
+            .await
+            .unwrap();
+        let reads = counting.stream_reads();
+        let loaded = one.load_at_least("m1", 2).await.unwrap();
+        assert_eq!((loaded.version, loaded.state.balance), (2, 7));
+        assert_eq!(counting.stream_reads(), reads + 1);
+        // Now cached at 2: an older signal needs no read; 0 always reads.
+        let loaded = one.load_at_least("m1", 1).await.unwrap();
+        assert_eq!((loaded.version, counting.stream_reads()), (2, reads + 1));
+        one.load_at_least("m1", 0).await.unwrap();
+        assert_eq!(counting.stream_reads(), reads + 2);
+        // Without a cache every call reads.
+        let plain = Repository::<account::Account>::new(counted);
+        let loaded = plain.load_at_least("m1", 2).await.unwrap();
+        assert_eq!((loaded.version, counting.stream_reads()), (2, reads + 3));
     }
 
     /// Two repositories with their own state caches stand for two processes writing the same
