@@ -89,7 +89,7 @@ impl Ordering {
         );
         models.register(&order::orders_view::OrdersView).await?;
         let (updates, follower) = OrderUpdates::follow(store.clone()).await?;
-        let orchestrator = Orchestrator::new(
+        let orchestrator = Orchestrator::sharing_orders(
             store.clone(),
             platform.bus.clone(),
             models.pool().clone(),
@@ -99,6 +99,7 @@ impl Ordering {
                 group: format!("{prefix}{}", saga.group),
                 ..saga
             },
+            orders.repository(),
         )
         .await?;
 

@@ -97,10 +97,21 @@ impl Orchestrator {
         index: AnyPool,
         config: SagaConfig,
     ) -> Result<Arc<Self>, OrchestratorError> {
+        let orders = Repository::new(store.clone()).with_cache(STATE_CACHE);
+        Self::sharing_orders(store, bus, index, config, orders).await
+    }
+
+    /// Like [`Orchestrator::new`], writing orders through `orders` (say the
+    /// [`crate::service::OrderService`]'s, so both share one cache of order states and a
+    /// status read after a saga step needs no stream read).
+    pub async fn sharing_orders(
+        store: Arc<dyn EventStore>,
+        bus: Arc<dyn MessageBus>,
+        index: AnyPool,
+        config: SagaConfig,
+        orders: Repository<Order>,
+    ) -> Result<Arc<Self>, OrchestratorError> {
         let index = SagaIndex::open(index).await?;
-        let orders = Repository::new(store.clone())
-            .with_max_attempts(50)
-            .with_cache(STATE_CACHE);
         let sagas = Repository::new(store.clone()).with_cache(STATE_CACHE);
         Ok(Arc::new(Self {
             store,

@@ -93,6 +93,11 @@ impl OrderService {
         }
     }
 
+    /// The repository of orders this service writes through (clones share its state cache).
+    pub fn repository(&self) -> Repository<Order> {
+        self.orders.clone()
+    }
+
     /// The order id a customer's idempotency key stands for.
     pub fn order_id_for(customer: &str, idempotency_key: &str) -> String {
         Uuid::new_v5(
