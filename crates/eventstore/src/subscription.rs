@@ -26,6 +26,9 @@ pub struct SubscriptionOptions {
     pub idle_poll: Duration,
     /// Wait after a failed read before trying again.
     pub retry_after: Duration,
+    /// Wait after a wake-up before reading, so commits landing together are read in one page
+    /// (under load a read per commit costs more than this delay).
+    pub coalesce: Duration,
 }
 
 impl Default for SubscriptionOptions {
@@ -34,6 +37,7 @@ impl Default for SubscriptionOptions {
             page_size: 2_000,
             idle_poll: Duration::from_millis(250),
             retry_after: Duration::from_millis(500),
+            coalesce: Duration::from_millis(2),
         }
     }
 }
@@ -53,9 +57,13 @@ impl<S> State<S> {
     /// Waits for a commit signal, at most the idle poll.
     async fn wait(&mut self) {
         let waited = tokio::time::timeout(self.options.idle_poll, self.wake.changed()).await;
-        if let Ok(Err(_closed)) = waited {
+        match waited {
+            Ok(Ok(())) if !self.options.coalesce.is_zero() => {
+                tokio::time::sleep(self.options.coalesce).await;
+            }
             // The signal is gone (store shutting down): fall back to polling.
-            tokio::time::sleep(self.options.idle_poll).await;
+            Ok(Err(_closed)) => tokio::time::sleep(self.options.idle_poll).await,
+            Ok(Ok(())) | Err(_) => {}
         }
     }
 }
