@@ -5,8 +5,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventstore::RecordedEvent;
-use projections::{Projection, ProjectionError, ReadModels, Tables};
-use sqlx::{AnyConnection, Executor, Row};
+use std::collections::HashMap;
+
+use projections::{
+    PARAMS_PER_STATEMENT, Projection, ProjectionError, ReadModels, Tables, placeholders,
+};
+use sqlx::{AnyConnection, Executor, Row as _};
 
 /// Order events that end the wait for payment.
 pub const CLOSING_EVENTS: &[&str] = &["OrderCancelled", "OrderExpired", "OrderRejected"];
@@ -61,40 +65,101 @@ impl Projection for Payable {
         tables: &Tables,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, tables, &[event]).await
+    }
+
+    /// One upsert for every order requested in the batch (its last state), and one update per
+    /// order closed in the batch that was requested before it.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        tables: &Tables,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("orders");
-        let event_type = event.event_type.as_str();
-        if event_type == contracts::events::PAYMENT_REQUESTED {
-            let requested: contracts::events::PaymentRequested =
-                event.decode().map_err(|e| ProjectionError::Decode {
-                    event_id: event.id.to_string(),
-                    reason: e.to_string(),
-                })?;
-            sqlx::query(&format!(
-                "INSERT INTO {table} (order_id, customer_id, amount, expires_at, closed_by, updated_at) \
-                 VALUES ($1, $2, $3, $4, NULL, $5) \
-                 ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
-                 amount = excluded.amount, expires_at = excluded.expires_at, closed_by = NULL, \
-                 updated_at = excluded.updated_at"
-            ))
-            .bind(requested.order_id)
-            .bind(requested.customer_id)
-            .bind(requested.amount)
-            .bind(requested.expires_at.to_rfc3339())
-            .bind(event.recorded_at.to_rfc3339())
-            .execute(&mut *conn)
-            .await?;
-        } else if CLOSING_EVENTS.contains(&event_type) {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut row_of: HashMap<&str, usize> = HashMap::new();
+        // Closings of orders requested before this batch: (order, closing event, at).
+        let mut closings: Vec<(&str, &str, String)> = Vec::new();
+        for event in events {
+            let event_type = event.event_type.as_str();
+            let order_id = event.stream_id.entity_id();
+            if event_type == contracts::events::PAYMENT_REQUESTED {
+                let requested: contracts::events::PaymentRequested =
+                    event.decode().map_err(|e| ProjectionError::Decode {
+                        event_id: event.id.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let row = Row {
+                    order_id: requested.order_id,
+                    customer_id: requested.customer_id,
+                    amount: requested.amount,
+                    expires_at: requested.expires_at.to_rfc3339(),
+                    closed_by: None,
+                    updated_at: event.recorded_at.to_rfc3339(),
+                };
+                match row_of.get(order_id) {
+                    Some(&i) => rows[i] = row,
+                    None => {
+                        row_of.insert(order_id, rows.len());
+                        rows.push(row);
+                    }
+                }
+            } else if CLOSING_EVENTS.contains(&event_type) {
+                let at = event.recorded_at.to_rfc3339();
+                match row_of.get(order_id) {
+                    Some(&i) => {
+                        rows[i].closed_by = Some(event_type.to_owned());
+                        rows[i].updated_at = at;
+                    }
+                    None => closings.push((order_id, event_type, at)),
+                }
+            }
+        }
+        // Closings first: a request later in the batch sets its row anew.
+        for (order_id, closed_by, at) in closings {
             sqlx::query(&format!(
                 "UPDATE {table} SET closed_by = $1, updated_at = $2 WHERE order_id = $3"
             ))
-            .bind(event_type)
-            .bind(event.recorded_at.to_rfc3339())
-            .bind(event.stream_id.entity_id())
+            .bind(closed_by)
+            .bind(at)
+            .bind(order_id)
             .execute(&mut *conn)
             .await?;
         }
+        for chunk in rows.chunks(PARAMS_PER_STATEMENT / 6) {
+            let sql = format!(
+                "INSERT INTO {table} (order_id, customer_id, amount, expires_at, closed_by, updated_at) \
+                 VALUES {} \
+                 ON CONFLICT (order_id) DO UPDATE SET customer_id = excluded.customer_id, \
+                 amount = excluded.amount, expires_at = excluded.expires_at, \
+                 closed_by = excluded.closed_by, updated_at = excluded.updated_at",
+                placeholders(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(row.order_id.as_str())
+                    .bind(row.customer_id.as_str())
+                    .bind(row.amount)
+                    .bind(row.expires_at.as_str())
+                    .bind(row.closed_by.as_deref())
+                    .bind(row.updated_at.as_str());
+            }
+            query.execute(&mut *conn).await?;
+        }
         Ok(())
     }
+}
+
+/// One order's row as a batch leaves it.
+struct Row {
+    order_id: String,
+    customer_id: String,
+    amount: i64,
+    expires_at: String,
+    closed_by: Option<String>,
+    updated_at: String,
 }
 
 /// An order as the payment subgraph knows it.

@@ -108,3 +108,96 @@ async fn follows_order_events_on_sqlite() {
     let (store, models, _guard) = sqlite().await;
     follows_order_events(store, models).await;
 }
+
+/// The events of `order_id` as stored.
+async fn stored(store: &Arc<dyn EventStore>, order_id: &str) -> Vec<eventstore::RecordedEvent> {
+    let stream = StreamId::of("order", order_id).unwrap();
+    store
+        .read_stream(&stream, eventstore::Direction::Forward, None, 100)
+        .await
+        .unwrap()
+}
+
+/// A batch is written as one upsert (and updates for orders requested earlier): the rows end
+/// as its events applied one by one would leave them.
+async fn applies_a_batch_as_its_events_in_order(store: Arc<dyn EventStore>, models: ReadModels) {
+    let payable = PayableOrders::new(models.clone()).await.unwrap();
+    let expires = Utc.with_ymd_and_hms(2030, 1, 1, 9, 0, 0).unwrap();
+    for (order, amount) in [("o-a", 1_000), ("o-b", 2_000), ("o-c", 3_000)] {
+        append(
+            &store,
+            order,
+            payment_requested(order, "c-1", amount, expires),
+        )
+        .await;
+    }
+    append(
+        &store,
+        "o-a",
+        order_status("OrderCancelled", "o-a", "CANCELLED"),
+    )
+    .await;
+    let first: Vec<_> = [
+        stored(&store, "o-a").await,
+        stored(&store, "o-b").await,
+        stored(&store, "o-c").await,
+    ]
+    .concat();
+    models.apply_batch(&Payable, &first, None).await.unwrap();
+
+    append(
+        &store,
+        "o-c",
+        order_status("OrderRejected", "o-c", "REJECTED"),
+    )
+    .await;
+    append(
+        &store,
+        "o-d",
+        order_status("OrderExpired", "o-d", "EXPIRED"),
+    )
+    .await;
+    append(
+        &store,
+        "o-d",
+        payment_requested("o-d", "c-2", 4_000, expires),
+    )
+    .await;
+    let second: Vec<_> = [
+        stored(&store, "o-c").await.split_off(1),
+        stored(&store, "o-d").await,
+    ]
+    .concat();
+    models.apply_batch(&Payable, &second, None).await.unwrap();
+
+    let closed_by = |o: Option<PayableOrder>| o.map(|o| (o.amount, o.closed_by));
+    assert_eq!(
+        closed_by(payable.get("o-a").await.unwrap()),
+        Some((1_000, Some("OrderCancelled".into())))
+    );
+    assert_eq!(
+        closed_by(payable.get("o-b").await.unwrap()),
+        Some((2_000, None))
+    );
+    assert_eq!(
+        closed_by(payable.get("o-c").await.unwrap()),
+        Some((3_000, Some("OrderRejected".into())))
+    );
+    // Closed before it was requested (in the same batch): the later request wins.
+    assert_eq!(
+        closed_by(payable.get("o-d").await.unwrap()),
+        Some((4_000, None))
+    );
+}
+
+#[tokio::test]
+async fn applies_a_batch_as_its_events_in_order_on_postgres() {
+    let (store, models, _guard) = postgres().await;
+    applies_a_batch_as_its_events_in_order(store, models).await;
+}
+
+#[tokio::test]
+async fn applies_a_batch_as_its_events_in_order_on_sqlite() {
+    let (store, models, _guard) = sqlite().await;
+    applies_a_batch_as_its_events_in_order(store, models).await;
+}
