@@ -362,10 +362,7 @@ impl<A: Aggregate> Repository<A> {
                     for event in &events {
                         state.apply(event);
                     }
-                    if let Some(cache) = &self.cache {
-                        cache.put(stream.as_str(), &state, done.next_expected_version);
-                    }
-                    self.maybe_snapshot(&stream, &state, version, done.next_expected_version)
+                    self.appended(id, &state, version, done.next_expected_version)
                         .await;
                     return Ok(Executed {
                         state,

@@ -21,8 +21,8 @@ mod streams;
 use std::collections::BTreeMap;
 
 use contracts::{Envelope, InventoryCommand, SagaReply, StockLine};
-use eventstore::repository::Loaded;
 use eventstore::{Aggregate as _, Metadata};
+use tokio::sync::OwnedMutexGuard;
 use tracing::Instrument as _;
 
 use crate::error::InventoryError;
@@ -163,12 +163,7 @@ impl Inventory {
         reservation_id: String,
         metadata: Metadata,
     ) -> Result<SagaReply, InventoryError> {
-        product::reservation(&reservation_id)?;
-        let key = reservation_key(&reservation_id);
-        let loaded = self.reservation_with_lines(&key).await?;
-        let lines = loaded.0.state.lines().to_vec();
-        let _turns = self.turns_for(lines.iter().map(|l| &l.product_id)).await;
-        let mut streams = Streams::with_reservation(self, loaded, &lines).await?;
+        let (key, _turns, mut streams) = self.recorded(&reservation_id).await?;
         for _ in 0..MAX_ATTEMPTS {
             let mut after = streams.reservation.state.clone();
             let events = decide(&mut after, ReservationCommand::Release);
@@ -205,12 +200,7 @@ impl Inventory {
         reservation_id: String,
         metadata: Metadata,
     ) -> Result<SagaReply, InventoryError> {
-        product::reservation(&reservation_id)?;
-        let key = reservation_key(&reservation_id);
-        let loaded = self.reservation_with_lines(&key).await?;
-        let lines = loaded.0.state.lines().to_vec();
-        let _turns = self.turns_for(lines.iter().map(|l| &l.product_id)).await;
-        let mut streams = Streams::with_reservation(self, loaded, &lines).await?;
+        let (key, _turns, mut streams) = self.recorded(&reservation_id).await?;
         for _ in 0..MAX_ATTEMPTS {
             let mut after = streams.reservation.state.clone();
             let events = match after.handle(ReservationCommand::Commit) {
@@ -249,17 +239,24 @@ impl Inventory {
 }
 
 impl Inventory {
-    /// The reservation under `key`, from the cache when the cached state already has its lines
-    /// (they never change once recorded), and whether it was read from the store.
-    async fn reservation_with_lines(
+    /// For a release or commit: the key of reservation `reservation_id`, this process's turns on
+    /// its products, and its streams. The cached state is used when it already has its lines
+    /// (they never change once recorded).
+    async fn recorded(
         &self,
-        key: &str,
-    ) -> Result<(Loaded<Reservation>, bool), InventoryError> {
-        let (loaded, fresh) = self.reservations.current(key).await?;
-        if fresh || loaded.state.opened() {
-            return Ok((loaded, fresh));
+        reservation_id: &str,
+    ) -> Result<(String, Vec<OwnedMutexGuard<()>>, Streams), InventoryError> {
+        product::reservation(reservation_id)?;
+        let key = reservation_key(reservation_id);
+        let (mut loaded, mut fresh) = self.reservations.current(&key).await?;
+        if !fresh && !loaded.state.opened() {
+            loaded = self.reservations.refresh(&key, loaded).await?;
+            fresh = true;
         }
-        Ok((self.reservations.refresh(key, loaded).await?, true))
+        let lines = loaded.state.lines().to_vec();
+        let turns = self.turns_for(lines.iter().map(|l| &l.product_id)).await;
+        let streams = Streams::with_reservation(self, (loaded, fresh), &lines).await?;
+        Ok((key, turns, streams))
     }
 }
 
