@@ -102,6 +102,8 @@ impl Ordering {
             orders.repository(),
         )
         .await?;
+        // Placing an order starts its saga at once (no trip over the bus first).
+        let orders = orders.with_saga(orchestrator.clone());
 
         let mut tasks: Tasks = Vec::new();
         let order_schema = order::schema::schema(OrderState {

@@ -1,7 +1,8 @@
 //! Runs order sagas: turns bus messages into saga inputs, carries out the saga's decisions,
 //! and fires payment deadlines and re-sends of unanswered commands from a small index.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bus::{Message, MessageBus, OutgoingRecord};
@@ -23,6 +24,9 @@ use crate::saga_index::{IndexError, SagaIndex};
 const SAGA_LANES: usize = 16;
 /// Sagas (and their orders) whose states are kept in memory between steps.
 const STATE_CACHE: usize = 20_000;
+/// Most placements remembered as carried out before their `OrderPlaced` comes over the bus
+/// (past this the set is emptied: a forgotten one is only handled as a redelivery).
+const STARTED_REMEMBERED: usize = 50_000;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -87,6 +91,9 @@ pub struct Orchestrator {
     sagas: Repository<OrderSaga>,
     index: SagaIndex,
     config: SagaConfig,
+    /// Ids of `OrderPlaced` events whose saga [`Orchestrator::place`] started, indexed and sent
+    /// the commands of: when the event comes over the bus, nothing is left to do.
+    started: Mutex<HashSet<Uuid>>,
 }
 
 impl Orchestrator {
@@ -120,7 +127,158 @@ impl Orchestrator {
             sagas,
             index,
             config,
+            started: Mutex::new(HashSet::new()),
         }))
+    }
+
+    /// Places an order and starts its saga in one append (the order's `OrderPlaced` and the
+    /// saga's first step), then indexes the saga and sends its commands: stock is reserved
+    /// without waiting for the placed order to come over the bus. `None` when the order or its
+    /// saga already exists, or the order refuses `command`: the caller decides it through the
+    /// order repository, and the saga follows the bus as for any order.
+    ///
+    /// A failure after the append (index, bus) is logged, not returned: the order is placed,
+    /// and its `OrderPlaced` coming over the bus re-indexes the saga and re-sends its commands.
+    pub async fn place(
+        &self,
+        order_id: &str,
+        command: OrderCommand,
+        metadata: Metadata,
+    ) -> Result<Option<Order>, OrchestratorError> {
+        let current = self
+            .orders
+            .current_or_empty(order_id)
+            .map_err(repository_error)?;
+        let saga_key = saga_id(order_id);
+        let saga = self
+            .sagas
+            .current_or_empty(&saga_key)
+            .map_err(repository_error)?;
+        if current.version > 0 || saga.version > 0 {
+            return Ok(None);
+        }
+        let mut order = current.state;
+        let Ok(order_events) = order.handle(command) else {
+            return Ok(None);
+        };
+        let Some(placed) = order_events.iter().find_map(|e| match e {
+            crate::order::OrderEvent::Placed(placed) => Some(placed.clone()),
+            _ => None,
+        }) else {
+            return Ok(None);
+        };
+        for e in &order_events {
+            order.apply(e);
+        }
+        // The id the bus will carry the event under, so its redelivery is recognised.
+        let placed_id = Uuid::new_v5(&order_uuid(order_id), b"placed");
+        let mut order_data =
+            Repository::<Order>::encode(&order_events, &metadata).map_err(repository_error)?;
+        for (data, event) in order_data.iter_mut().zip(&order_events) {
+            if matches!(event, crate::order::OrderEvent::Placed(_)) {
+                *data = data.clone().with_id(placed_id);
+            }
+        }
+        let command = SagaCommand {
+            message_id: placed_id,
+            order_id: order_id.to_owned(),
+            input: placed_input(placed),
+            payment_timeout: self.config.payment_timeout,
+        };
+        let mut state = saga.state;
+        let saga_events = state
+            .handle(command)
+            .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+        for e in &saga_events {
+            state.apply(e);
+        }
+        let saga_data = self.saga_data(order_id, placed_id, &saga_events)?;
+        let appends = vec![
+            StreamAppend::new(
+                Repository::<Order>::stream_of(order_id)?,
+                ExpectedVersion::Exact(0),
+                order_data,
+            ),
+            StreamAppend::new(
+                Repository::<OrderSaga>::stream_of(&saga_key)?,
+                ExpectedVersion::Exact(0),
+                saga_data,
+            ),
+        ];
+        let done = match self.store.append_multi(appends).await {
+            Ok(done) => done,
+            // Placed meanwhile (a retried key, say): found by the ordinary path.
+            Err(StoreError::WrongExpectedVersion { .. } | StoreError::DuplicateEventId { .. }) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let (Some(order_done), Some(saga_done)) = (done.first(), done.get(1)) else {
+            return Err(OrchestratorError::Repository(
+                "the store answered an append of two streams with fewer results".into(),
+            ));
+        };
+        self.orders
+            .appended(order_id, &order, 0, order_done.next_expected_version)
+            .await;
+        self.sagas
+            .remember(&saga_key, &state, saga_done.next_expected_version);
+        metrics::counter!("saga_steps_total").increment(1);
+        let sent: Vec<&Outgoing> = saga_events.iter().flat_map(|e| e.sent.iter()).collect();
+        let carried_out = match self.index.update(&state).await {
+            Ok(()) => match self.records(sent.into_iter()) {
+                Ok(records) => self.bus.publish(records).await.map_err(Into::into),
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err.into()),
+        };
+        match carried_out {
+            Ok(()) => self.remember_started(placed_id),
+            Err(err) => tracing::warn!(
+                order_id,
+                error = %err,
+                "saga started with the order; its commands go out when the order comes over the bus"
+            ),
+        }
+        Ok(Some(order))
+    }
+
+    fn remember_started(&self, placed_id: Uuid) {
+        let mut started = match self.started.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if started.len() >= STARTED_REMEMBERED {
+            started.clear();
+        }
+        started.insert(placed_id);
+    }
+
+    /// Whether `message_id` is an `OrderPlaced` whose saga [`Orchestrator::place`] started here
+    /// (each is answered once: a later redelivery is handled as one).
+    fn started_here(&self, message_id: Uuid) -> bool {
+        let mut started = match self.started.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        started.remove(&message_id)
+    }
+
+    /// The store's events of saga steps caused by `message_id`.
+    fn saga_data(
+        &self,
+        order_id: &str,
+        message_id: Uuid,
+        events: &[crate::saga::SagaAdvanced],
+    ) -> Result<Vec<EventData>, OrchestratorError> {
+        Ok(events
+            .iter()
+            .map(|e| {
+                EventData::json("SagaAdvanced", e)
+                    .map(|d| d.with_id(derived_id(message_id, order_id)))
+                    .map(|d| d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id)))
+            })
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Topics the orchestrator consumes.
@@ -204,6 +362,10 @@ impl Orchestrator {
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        if matches!(input, SagaInput::OrderPlaced { .. }) && self.started_here(message_id) {
+            // Started, indexed and sent by `place` in this process.
+            return Ok(vec![]);
+        }
         let saga_key = saga_id(order_id);
         let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
         let order_stream = Repository::<Order>::stream_of(order_id)?;
@@ -281,16 +443,7 @@ impl Orchestrator {
                     }
                 }
             }
-            let saga_data = events
-                .iter()
-                .map(|e| {
-                    EventData::json("SagaAdvanced", e)
-                        .map(|d| d.with_id(derived_id(message_id, order_id)))
-                        .map(|d| {
-                            d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let saga_data = self.saga_data(order_id, message_id, &events)?;
             let mut appends = vec![StreamAppend::new(
                 saga_stream.clone(),
                 ExpectedVersion::Exact(saga.version),
@@ -322,8 +475,12 @@ impl Orchestrator {
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
                     return self.records(sent.into_iter());
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
-                    // Someone wrote the saga or the order meanwhile: read what is new, decide again.
+                // Someone wrote the saga or the order meanwhile, or this very step was written
+                // before (its event id is derived from the message): read what is new, decide
+                // again.
+                Err(
+                    StoreError::WrongExpectedVersion { .. } | StoreError::DuplicateEventId { .. },
+                ) => {
                     saga = self
                         .sagas
                         .refresh(&saga_key, saga)
@@ -500,6 +657,14 @@ fn derived_id(message_id: Uuid, order_id: &str) -> Uuid {
     Uuid::new_v5(&message_id, order_id.as_bytes())
 }
 
+/// The saga input of a placed order.
+fn placed_input(placed: OrderPlaced) -> SagaInput {
+    SagaInput::OrderPlaced {
+        lines: placed.lines.into_iter().map(|l| l.line).collect(),
+        total: placed.total,
+    }
+}
+
 /// Reads a saga input from a bus message, or `None` when the message is not one.
 fn decode(
     prefix: &str,
@@ -523,13 +688,7 @@ fn decode(
     let input = match event.event_type.as_str() {
         contracts::events::ORDER_PLACED => {
             let placed: OrderPlaced = event.decode().map_err(|e| bad(e.to_string()))?;
-            Some((
-                placed.order_id,
-                SagaInput::OrderPlaced {
-                    lines: placed.lines.into_iter().map(|l| l.line).collect(),
-                    total: placed.total,
-                },
-            ))
+            Some((placed.order_id.clone(), placed_input(placed)))
         }
         "OrderCancelled" | "OrderRejected" => {
             let changed: crate::order::StatusChanged =

@@ -8,6 +8,7 @@ use contracts::events::PricedLine;
 use eventstore::{EventStore, Metadata, Repository, RepositoryError};
 use uuid::Uuid;
 
+use crate::orchestrator::Orchestrator;
 use crate::order::{Order, OrderCommand, OrderError, OrderStatus, validate_lines};
 use crate::pricing::PriceBook;
 
@@ -80,6 +81,7 @@ pub enum StaffStep {
 pub struct OrderService {
     orders: Repository<Order>,
     prices: PriceBook,
+    saga: Option<Arc<Orchestrator>>,
 }
 
 impl OrderService {
@@ -90,7 +92,16 @@ impl OrderService {
                 .with_max_attempts(20)
                 .with_cache(ORDERS_CACHED),
             prices,
+            saga: None,
         }
+    }
+
+    /// The service placing orders through `saga` (built on [`OrderService::repository`]): a
+    /// placed order and its saga's first step are written together, and stock is reserved
+    /// without the order first travelling over the bus.
+    pub fn with_saga(mut self, saga: Arc<Orchestrator>) -> Self {
+        self.saga = Some(saga);
+        self
     }
 
     /// The repository of orders this service writes through (clones share its state cache).
@@ -146,9 +157,31 @@ impl OrderService {
             customer_id: me.sub.clone(),
             lines: priced,
         };
+        let metadata = Metadata::new().with_user(&me.sub);
+        if let Some(saga) = &self.saga {
+            match saga
+                .place(&order_id, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(Some(order)) => {
+                    metrics::counter!("orders_placed_total").increment(1);
+                    return Ok(order);
+                }
+                // It exists, or it is refused: decided below like any order.
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(order_id, error = %err, "placing the order with its saga failed");
+                    let code = match &err {
+                        crate::orchestrator::OrchestratorError::Store(e) => e.code(),
+                        _ => "SAGA_UNAVAILABLE",
+                    };
+                    return Err(ServiceError::Internal(code.to_owned()));
+                }
+            }
+        }
         let done = self
             .orders
-            .execute_new(&order_id, command, Metadata::new().with_user(&me.sub))
+            .execute_new(&order_id, command, metadata)
             .await?;
         if done.events.is_empty() {
             tracing::debug!(order_id, "idempotency key seen before: the order exists");

@@ -131,3 +131,123 @@ async fn saga_steps_update_the_shared_order_cache() {
     assert!(cached.version > placed.version, "{}", cached.version);
     assert_eq!(cached.state.status, OrderStatus::PaymentPending);
 }
+
+/// Placing an order through the orchestrator writes the order and its saga's first step
+/// together and sends the reserve command at once. When the placed order then comes over the
+/// bus, this orchestrator has nothing left to do; one that did not place it (another process,
+/// or this one after a restart) re-sends the unanswered command, and so does this one for a
+/// second delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placing_an_order_starts_its_saga_without_the_bus() {
+    use contracts::StockLine;
+    use contracts::events::PricedLine;
+    use eventstore::{Direction, Metadata, Repository};
+    use order::{Order, OrderCommand, OrderSaga, OrderStatus, Phase};
+
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let bus = Arc::new(MemoryBus::new());
+    let commands = format!("t.{}", contracts::INVENTORY_COMMANDS);
+    bus.ensure_topics(&[commands.as_str()], 1).await.unwrap();
+    let mut probe = bus.subscribe("probe", &[commands.as_str()]).await.unwrap();
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        bus.clone(),
+        models.pool().clone(),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let order_id = uuid::Uuid::new_v4().to_string();
+    let place = OrderCommand::Place {
+        order_id: order_id.clone(),
+        customer_id: "kim".into(),
+        lines: vec![PricedLine {
+            line: StockLine {
+                product_id: "cake".into(),
+                quantity: 2,
+            },
+            product_name: "Cake".into(),
+            unit_price: 10_000,
+        }],
+    };
+    let placed = orchestrator
+        .place(&order_id, place.clone(), Metadata::new().with_user("kim"))
+        .await
+        .unwrap()
+        .expect("a new order is placed with its saga");
+    assert_eq!(placed.status, OrderStatus::Placed);
+    assert_eq!(placed.total, 20_000);
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::Reserving
+    );
+    let sent = tokio::time::timeout(Duration::from_secs(5), probe.recv())
+        .await
+        .expect("the reserve command was sent")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&sent.payload).contains("ReserveStock"),
+        "{}",
+        String::from_utf8_lossy(&sent.payload)
+    );
+    // Placing again finds the order: the caller decides it the ordinary way.
+    assert!(
+        orchestrator
+            .place(&order_id, place, Metadata::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The placed order as the relay would carry it.
+    let order_stream = Repository::<Order>::stream_of(&order_id).unwrap();
+    let events = store
+        .read_stream(&order_stream, Direction::Forward, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "the order holds only its OrderPlaced");
+    let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
+    let saga_events = store
+        .read_stream(&saga_stream, Direction::Forward, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(saga_events.len(), 1, "the saga's first step");
+    assert_eq!(
+        saga_events[0].metadata.causation_id, events[0].id,
+        "the saga step is caused by the OrderPlaced the bus carries"
+    );
+    let record = relay::to_record("t.", &events[0]).unwrap();
+    let delivered = bus::Message {
+        topic: record.topic,
+        partition: 0,
+        offset: 0,
+        key: Some(record.key.into_bytes()),
+        payload: record.payload,
+        headers: record.headers,
+    };
+    assert!(
+        orchestrator
+            .on_message(&delivered)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the orchestrator that started the saga has nothing left to do"
+    );
+    let elsewhere = Orchestrator::new(store, bus.clone(), models.pool().clone(), config)
+        .await
+        .unwrap();
+    assert_eq!(
+        elsewhere.on_message(&delivered).await.unwrap().len(),
+        1,
+        "another orchestrator re-sends the unanswered reserve command"
+    );
+    assert_eq!(
+        orchestrator.on_message(&delivered).await.unwrap().len(),
+        1,
+        "a second delivery is handled as a redelivery"
+    );
+}
