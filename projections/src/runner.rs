@@ -118,7 +118,10 @@ pub async fn run_all_from_bus(
     topics.dedup();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     bus.ensure_topics(&topic_refs, partitions).await?;
-    let mut consumer = bus.subscribe(group, &topic_refs).await?;
+    // Read models take what is new in batches; nobody waits on one record.
+    let mut consumer = bus
+        .subscribe_at(group, &topic_refs, bus::Pace::Batched)
+        .await?;
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     tracing::info!(
         projections = ?names,

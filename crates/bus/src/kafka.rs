@@ -19,7 +19,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message as _, OwnedHead
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord};
+use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord, Pace};
 
 /// How long librdkafka keeps trying to deliver a record before the publish fails.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +27,26 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait before enqueuing again when the producer's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The longest the broker may hold a fetch of a subscriber at `pace`, in ms. Saga steps hop
+/// through Kafka several times: prompt fetches are answered quickly rather than after
+/// librdkafka's default 500 ms. 50 ms, not less: on the ordering benchmark 10 ms cost the
+/// broker 0.35 idle cores and 20% of the throughput (62 → 79 orders/s going to 50). Batched
+/// subscribers (read models) wait up to 250 ms.
+fn fetch_wait(pace: Pace) -> &'static str {
+    match pace {
+        Pace::Prompt => "50",
+        Pace::Batched => "250",
+    }
+}
+
+/// The data a fetch of a subscriber at `pace` waits for (up to [`fetch_wait`]), in bytes.
+fn fetch_min_bytes(pace: Pace) -> &'static str {
+    match pace {
+        Pace::Prompt => "1",
+        Pace::Batched => "65536",
+    }
+}
 
 /// Connection settings of the Kafka adapter.
 #[derive(Clone)]
@@ -309,6 +329,15 @@ impl MessageBus for KafkaBus {
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
+        self.subscribe_at(group, topics, Pace::Prompt).await
+    }
+
+    async fn subscribe_at(
+        &self,
+        group: &str,
+        topics: &[&str],
+        pace: Pace,
+    ) -> Result<Box<dyn Consumer>, BusError> {
         crate::check_group_name(group)?;
         crate::check_topic_names(topics)?;
         let session_ms = self.config.session_timeout.as_millis().max(1);
@@ -325,11 +354,8 @@ impl MessageBus for KafkaBus {
                 ("enable.partition.eof", "false".into()),
                 ("session.timeout.ms", session_ms.to_string()),
                 ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
-                // Saga steps hop through Kafka several times: answer fetches quickly rather
-                // than waiting up to librdkafka's default 500 ms. 50 ms, not less: on the
-                // ordering benchmark 10 ms cost the broker 0.35 idle cores and 20% of the
-                // throughput (62 → 79 orders/s going to 50).
-                ("fetch.wait.max.ms", "50".into()),
+                ("fetch.wait.max.ms", fetch_wait(pace).into()),
+                ("fetch.min.bytes", fetch_min_bytes(pace).into()),
             ])
             .create()
             .map_err(|e| failure(format!("cannot create Kafka consumer: {e}")))?;

@@ -38,8 +38,29 @@ pub trait MessageBus: Send + Sync + 'static {
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<(), BusError>;
     /// Joins consumer group `group` on `topics`, starting from the group's committed offsets (earliest when none).
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError>;
+    /// Like [`MessageBus::subscribe`], for a subscriber that receives at `pace`.
+    async fn subscribe_at(
+        &self,
+        group: &str,
+        topics: &[&str],
+        pace: Pace,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        let _ = pace;
+        self.subscribe(group, topics).await
+    }
     /// Name of the adapter, for the startup log ("kafka", "memory").
     fn adapter(&self) -> &'static str;
+}
+
+/// How soon a subscriber wants new records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// As soon as they are written: saga steps and commands, which someone waits for.
+    #[default]
+    Prompt,
+    /// In bigger, later batches: read models, which nobody waits for record by record (the
+    /// broker then answers fewer, larger fetches).
+    Batched,
 }
 
 /// A member of a consumer group, receiving messages from the partitions assigned to it.
@@ -67,6 +88,15 @@ impl<T: MessageBus + ?Sized> MessageBus for Arc<T> {
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
         (**self).subscribe(group, topics).await
+    }
+
+    async fn subscribe_at(
+        &self,
+        group: &str,
+        topics: &[&str],
+        pace: Pace,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        (**self).subscribe_at(group, topics, pace).await
     }
 
     fn adapter(&self) -> &'static str {

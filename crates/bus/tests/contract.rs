@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use bus::{Consumer, KafkaBus, KafkaConfig, MemoryBus, Message, MessageBus, OutgoingRecord};
+use bus::{Consumer, KafkaBus, KafkaConfig, MemoryBus, Message, MessageBus, OutgoingRecord, Pace};
 
 /// How long a test waits for a message that must come (a Kafka group join takes seconds).
 const RECV_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,6 +65,11 @@ macro_rules! contract_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn different_groups_each_see_everything() {
                 suite::different_groups_each_see_everything(&$make_bus).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn batched_subscribers_see_everything_in_key_order() {
+                suite::batched_subscribers_see_everything_in_key_order(&$make_bus).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +369,46 @@ mod suite {
         assert_eq!(recv(late.as_mut()).await.payload, b"extra");
         assert_quiet(early.as_mut()).await;
         assert_quiet(late.as_mut()).await;
+    }
+
+    /// A subscriber at [`Pace::Batched`] (read models) gets what a prompt one gets: every
+    /// record, in order per key, published before or after it joined, and resumes after what
+    /// it committed.
+    pub async fn batched_subscribers_see_everything_in_key_order(bus: &dyn MessageBus) {
+        init_logs();
+        let topic = testkit::unique_name("bus_batched");
+        bus.ensure_topics(&[&topic], 3)
+            .await
+            .expect("ensure topics");
+        let group = testkit::unique_name("bus_batched_group");
+        let before = keyed_records(&topic, 5, 40);
+        bus.publish(before.clone()).await.expect("publish");
+        let mut consumer = bus
+            .subscribe_at(&group, &[&topic], Pace::Batched)
+            .await
+            .expect("subscribe");
+        let received = recv_n(consumer.as_mut(), before.len()).await;
+        let mut by_key: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+        for message in &received {
+            by_key
+                .entry(message.key.clone().unwrap_or_default())
+                .or_default()
+                .push(message.payload.clone());
+        }
+        let mut expected: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+        for record in &before {
+            expected
+                .entry(record.key.clone().into_bytes())
+                .or_default()
+                .push(record.payload.clone());
+        }
+        assert_eq!(by_key, expected, "every record, in order per key");
+        for message in &received {
+            consumer.commit(message).await.expect("commit");
+        }
+        let last = recv_after_publish(bus, &topic, &mut consumer).await;
+        consumer.commit(&last).await.expect("commit");
+        assert_quiet(consumer.as_mut()).await;
     }
 
     /// Publishes one extra record and receives it on `consumer`.
