@@ -16,7 +16,7 @@ use crate::spectator::Seen;
 pub const HOPS: [(&str, &str); 7] = [
     (
         "a",
-        "OrderPlaced -> saga step (relay, Kafka, saga consumer)",
+        "OrderPlaced -> saga step (0 when placeOrder starts the saga in the same append)",
     ),
     (
         "b",
