@@ -48,6 +48,20 @@ fn fetch_min_bytes(pace: Pace) -> &'static str {
     }
 }
 
+/// The properties of a consumer in `group` at `pace`, before the configured extra ones.
+fn consumer_defaults(group: &str, session_ms: u128, pace: Pace) -> [(&'static str, String); 8] {
+    [
+        ("group.id", group.to_owned()),
+        ("enable.auto.commit", "false".into()),
+        ("auto.offset.reset", "earliest".into()),
+        ("enable.partition.eof", "false".into()),
+        ("session.timeout.ms", session_ms.to_string()),
+        ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
+        ("fetch.wait.max.ms", fetch_wait(pace).into()),
+        ("fetch.min.bytes", fetch_min_bytes(pace).into()),
+    ]
+}
+
 /// Connection settings of the Kafka adapter.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -347,16 +361,7 @@ impl MessageBus for KafkaBus {
         };
         let consumer: StreamConsumer = self
             .config
-            .client_config(&[
-                ("group.id", group.to_owned()),
-                ("enable.auto.commit", "false".into()),
-                ("auto.offset.reset", "earliest".into()),
-                ("enable.partition.eof", "false".into()),
-                ("session.timeout.ms", session_ms.to_string()),
-                ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
-                ("fetch.wait.max.ms", fetch_wait(pace).into()),
-                ("fetch.min.bytes", fetch_min_bytes(pace).into()),
-            ])
+            .client_config(&consumer_defaults(group, session_ms, pace))
             .create()
             .map_err(|e| failure(format!("cannot create Kafka consumer: {e}")))?;
         consumer
@@ -515,6 +520,22 @@ impl Consumer for KafkaConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batched_consumers_wait_longer_for_more_than_prompt_ones() {
+        let config = KafkaConfig::new("b:1");
+        let prompt = config.client_config(&consumer_defaults("g", 6000, Pace::Prompt));
+        let batched = config.client_config(&consumer_defaults("g", 6000, Pace::Batched));
+        assert_eq!(prompt.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(prompt.get("fetch.min.bytes"), Some("1"));
+        assert_eq!(batched.get("fetch.wait.max.ms"), Some("250"));
+        assert_eq!(batched.get("fetch.min.bytes"), Some("65536"));
+        assert_eq!(batched.get("heartbeat.interval.ms"), Some("2000"));
+        // A diagnostic property still overrides both.
+        let tuned = KafkaConfig::new("b:1").with("fetch.wait.max.ms", "20");
+        let batched = tuned.client_config(&consumer_defaults("g", 6000, Pace::Batched));
+        assert_eq!(batched.get("fetch.wait.max.ms"), Some("20"));
+    }
 
     #[test]
     fn debug_hides_extra_values() {
