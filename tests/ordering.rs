@@ -628,15 +628,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     // Each runner is a new orchestrator, with empty caches and remembering nothing, as a
     // restarted process would be; it shares only the store, the bus and the index with the
     // one the order service places through.
-    let settings = &h.platform.settings;
-    let config = SagaConfig {
-        payment_timeout: minutes(10),
-        tick: Duration::from_millis(200),
-        resend_after: chrono::Duration::seconds(2),
-        topic_prefix: settings.kafka_topic_prefix.clone(),
-        partitions: settings.kafka_partitions,
-        group: format!("{}order-saga", settings.kafka_topic_prefix),
-    };
+    let config = h.ordering.orchestrator.config().clone();
     let (store, bus, pool) = (
         h.platform.store.clone(),
         h.platform.bus.clone(),

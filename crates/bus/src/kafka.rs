@@ -28,28 +28,22 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait before enqueuing again when the producer's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
-/// The longest the broker may hold a fetch of a subscriber at `pace`, in ms. Saga steps hop
-/// through Kafka several times: prompt fetches are answered quickly rather than after
-/// librdkafka's default 500 ms. 50 ms, not less: on the ordering benchmark 10 ms cost the
-/// broker 0.35 idle cores and 20% of the throughput (62 → 79 orders/s going to 50). Batched
-/// subscribers (read models) wait up to 250 ms.
-fn fetch_wait(pace: Pace) -> &'static str {
+/// How a fetch of a subscriber at `pace` waits: the longest the broker may hold it (ms) and
+/// the data it waits for (bytes). Saga steps hop through Kafka several times, so prompt
+/// fetches are answered quickly rather than after librdkafka's default 500 ms; 50 ms, not
+/// less: on the ordering benchmark 10 ms cost the broker 0.35 idle cores and 20% of the
+/// throughput (62 → 79 orders/s going to 50). Batched subscribers (read models) wait up to
+/// 250 ms for 64 KiB.
+fn fetch_settings(pace: Pace) -> (&'static str, &'static str) {
     match pace {
-        Pace::Prompt => "50",
-        Pace::Batched => "250",
-    }
-}
-
-/// The data a fetch of a subscriber at `pace` waits for (up to [`fetch_wait`]), in bytes.
-fn fetch_min_bytes(pace: Pace) -> &'static str {
-    match pace {
-        Pace::Prompt => "1",
-        Pace::Batched => "65536",
+        Pace::Prompt => ("50", "1"),
+        Pace::Batched => ("250", "65536"),
     }
 }
 
 /// The properties of a consumer in `group` at `pace`, before the configured extra ones.
 fn consumer_defaults(group: &str, session_ms: u128, pace: Pace) -> [(&'static str, String); 8] {
+    let (wait_ms, min_bytes) = fetch_settings(pace);
     [
         ("group.id", group.to_owned()),
         ("enable.auto.commit", "false".into()),
@@ -57,8 +51,8 @@ fn consumer_defaults(group: &str, session_ms: u128, pace: Pace) -> [(&'static st
         ("enable.partition.eof", "false".into()),
         ("session.timeout.ms", session_ms.to_string()),
         ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
-        ("fetch.wait.max.ms", fetch_wait(pace).into()),
-        ("fetch.min.bytes", fetch_min_bytes(pace).into()),
+        ("fetch.wait.max.ms", wait_ms.into()),
+        ("fetch.min.bytes", min_bytes.into()),
     ]
 }
 

@@ -172,13 +172,15 @@ impl Orchestrator {
         }
         // The id the bus will carry the event under, so its redelivery is recognised.
         let placed_id = Uuid::new_v5(&order_uuid(order_id), b"placed");
-        let mut order_data =
-            Repository::<Order>::encode(&order_events, &metadata).map_err(repository_error)?;
-        for (data, event) in order_data.iter_mut().zip(&order_events) {
-            if matches!(event, crate::order::OrderEvent::Placed(_)) {
-                *data = data.clone().with_id(placed_id);
-            }
-        }
+        let order_data = Repository::<Order>::encode(&order_events, &metadata)
+            .map_err(repository_error)?
+            .into_iter()
+            .zip(&order_events)
+            .map(|(data, event)| match event {
+                crate::order::OrderEvent::Placed(_) => data.with_id(placed_id),
+                _ => data,
+            })
+            .collect();
         let command = SagaCommand {
             message_id: placed_id,
             order_id: order_id.to_owned(),
@@ -279,6 +281,11 @@ impl Orchestrator {
                     .map(|d| d.with_metadata(Metadata::caused_by(order_uuid(order_id), message_id)))
             })
             .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// How this orchestrator is set up (another one in the same group takes the same).
+    pub fn config(&self) -> &SagaConfig {
+        &self.config
     }
 
     /// Topics the orchestrator consumes.
