@@ -35,8 +35,11 @@ pub struct Options {
     /// 10,000 last for about 130,000 orders).
     #[arg(long, default_value_t = 10_000)]
     pub stock: i64,
-    /// Partitions of the topics (`KAFKA_PARTITIONS`).
-    #[arg(long, default_value_t = 3)]
+    /// Partitions of the topics (`KAFKA_PARTITIONS`). One by default: the benchmark runs one
+    /// consumer per group, which spreads work over lanes by key within a partition, so more
+    /// partitions add only broker requests (on tansu each partition is fetched, listed and
+    /// produced to on its own). A deployment with several replicas per group wants more.
+    #[arg(long, default_value_t = 1)]
     pub partitions: u32,
     /// Longest one order may take to reach PAID before it counts as failed, in seconds.
     #[arg(long, default_value_t = 60)]
