@@ -396,8 +396,8 @@ fn producer_defaults() -> [(&'static str, String); 6] {
         ("acks", "all".into()),
         // Many tasks publish at once (the relay, and every lane of the saga and the command
         // workers), each a few records; without a linger each call is its own produce request
-        // per partition. 2 ms merges them: on tansu 0.51 -> 0.42 cores and 126 -> 151
-        // orders/s (README, session 14) for at most 2 ms more per hop.
+        // per partition. 2 ms merges them: tansu 0.51 -> 0.43 cores and +11% orders/s in the
+        // ordering benchmark (README, session 14), for at most 2 ms more per hop.
         ("linger.ms", "2".into()),
         ("batch.num.messages", "10000".into()),
         ("batch.size", (1024 * 1024).to_string()),
