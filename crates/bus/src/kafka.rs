@@ -394,11 +394,11 @@ fn producer_defaults() -> [(&'static str, String); 6] {
     [
         ("enable.idempotence", "true".into()),
         ("acks", "all".into()),
-        // Many tasks publish at once (the relay, and every lane of the saga and the command
-        // workers), each a few records; without a linger each call is its own produce request
-        // per partition. 2 ms merges them: tansu 0.51 -> 0.43 cores and +11% orders/s in the
-        // ordering benchmark (README, session 14), for at most 2 ms more per hop.
-        ("linger.ms", "2".into()),
+        // No linger. 2 ms merged the concurrent publishes of the relay and the saga and
+        // worker lanes (+11% orders/s on tansu, README session 14), but on tansu 0.6.0 it
+        // stalled the inventory command worker in 4 of 15 benchmark runs with 64 clients
+        // (none in ~35 runs without it); keep 0 until that is understood.
+        ("linger.ms", "0".into()),
         ("batch.num.messages", "10000".into()),
         ("batch.size", (1024 * 1024).to_string()),
         (
@@ -539,17 +539,12 @@ mod tests {
     }
 
     #[test]
-    fn the_producer_is_idempotent_and_lingers_briefly() {
+    fn the_producer_is_idempotent_and_does_not_linger() {
         let producer = KafkaConfig::new("b:1").client_config(&producer_defaults());
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("acks"), Some("all"));
-        // Long enough to merge concurrent publishes, short next to a consumer's fetch wait.
-        let linger: u32 = producer
-            .get("linger.ms")
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        let (prompt_wait, _) = fetch_settings(Pace::Prompt);
-        assert!(linger >= 1 && linger * 10 <= prompt_wait.parse::<u32>().unwrap());
+        // A linger stalled the command workers on tansu (see `producer_defaults`).
+        assert_eq!(producer.get("linger.ms"), Some("0"));
     }
 
     #[test]
