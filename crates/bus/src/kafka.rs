@@ -396,7 +396,7 @@ fn producer_defaults() -> [(&'static str, String); 6] {
         ("acks", "all".into()),
         // No linger. 2 ms merged the concurrent publishes of the relay and the saga and
         // worker lanes (+11% orders/s on tansu, README session 14), but on tansu 0.6.0 it
-        // stalled the inventory command worker in 4 of 15 benchmark runs with 64 clients
+        // stalled the inventory command worker in 5 of 18 benchmark runs with 64 clients
         // (none in ~35 runs without it); keep 0 until that is understood.
         ("linger.ms", "0".into()),
         ("batch.num.messages", "10000".into()),
