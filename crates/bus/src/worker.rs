@@ -72,7 +72,8 @@ where
 /// Runs `handler` over `topics` like [`run_worker`], but `lanes` messages at a time: messages
 /// with the same lane key (`lane_key`, e.g. the record key or the entity it names) always go
 /// to the same lane, so they are handled in order, while different keys proceed in parallel.
-/// Lanes publish concurrently. Offsets are committed per partition up to the last message
+/// Lanes publish concurrently. A full lane pauses receiving (back-pressure) while the loop
+/// goes on publishing and committing for every lane. Offsets are committed per partition up to the last message
 /// below which every message is done, at most every [`COMMIT_INTERVAL`] and on shutdown, so a
 /// crash redelivers only unfinished work and what finished in its last interval.
 pub async fn run_keyed_worker<B, F, Fut, E>(
@@ -157,6 +158,10 @@ where
     // Publishes in flight: lanes publish concurrently (each waits for its own delivery
     // reports) while this loop keeps receiving and committing.
     let mut publishing = futures::stream::FuturesUnordered::new();
+    // A received message whose lane is full waits here, and nothing more is received, until
+    // the lane has room; the loop never awaits a lane inside a branch, because a full lane
+    // may itself be waiting for this loop to publish its records.
+    let mut waiting: Option<(usize, Message)> = None;
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
@@ -201,15 +206,23 @@ where
                     break Err(err);
                 }
             }
-            msg = consumer.recv() => {
+            room = lane_room(&senders, waiting.as_ref().map(|(lane, _)| *lane)), if waiting.is_some() => {
+                match (room, waiting.take()) {
+                    (Ok(permit), Some((_, msg))) => permit.send(msg),
+                    _ => break Ok(()),
+                }
+            }
+            msg = consumer.recv(), if waiting.is_none() => {
                 let msg = match msg {
                     Ok(msg) => msg,
                     Err(err) => break Err(err),
                 };
                 in_flight.entry((msg.topic.clone(), msg.partition)).or_default().insert(msg.offset);
                 let lane = lane_of(lane_key(&msg), lanes);
-                if senders[lane].send(msg).await.is_err() {
-                    break Ok(());
+                match senders[lane].try_send(msg) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(msg)) => waiting = Some((lane, msg)),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break Ok(()),
                 }
             }
         }
@@ -218,6 +231,17 @@ where
         worker.abort();
     }
     outcome
+}
+
+/// Room for one message in `lane`'s queue; never resolves without a lane.
+async fn lane_room(
+    senders: &[tokio::sync::mpsc::Sender<Message>],
+    lane: Option<usize>,
+) -> Result<tokio::sync::mpsc::Permit<'_, Message>, tokio::sync::mpsc::error::SendError<()>> {
+    match lane.and_then(|lane| senders.get(lane)) {
+        Some(sender) => sender.reserve().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Commits, for each partition in `marks`, everything below its oldest message still in

@@ -107,3 +107,93 @@ async fn keyed_worker_on_kafka() {
         KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6));
     keyed_worker_keeps_key_order_and_commits(Arc::new(KafkaBus::new(config).unwrap())).await;
 }
+
+/// A lane whose queue is full while it waits for its own publish must not stop the worker:
+/// one hot key, far more messages than a lane queues, every handler publishing a record.
+async fn a_full_lane_does_not_stall_publishing(bus: Arc<dyn MessageBus>) {
+    const COUNT: u32 = 600;
+    let topic = testkit::unique_name("hot");
+    let replies = testkit::unique_name("hot-replies");
+    let group = testkit::unique_name("g");
+    bus.ensure_topics(&[topic.as_str(), replies.as_str()], 1)
+        .await
+        .unwrap();
+    let records: Vec<_> = (0..COUNT)
+        .map(|i| OutgoingRecord::new(topic.clone(), "hot", i.to_be_bytes().to_vec()))
+        .collect();
+    bus.publish(records).await.unwrap();
+
+    let handled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let (bus, topic, replies, group, handled) = (
+            bus.clone(),
+            topic.clone(),
+            replies.clone(),
+            group.clone(),
+            handled.clone(),
+        );
+        tokio::spawn(async move {
+            bus::worker::run_keyed_worker(
+                bus.as_ref(),
+                &group,
+                &[topic.as_str()],
+                1,
+                by_key,
+                move |msg: Message| {
+                    let (replies, handled) = (replies.clone(), handled.clone());
+                    async move {
+                        handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(vec![OutgoingRecord::new(
+                            replies.as_str(),
+                            "hot",
+                            msg.payload,
+                        )])
+                    }
+                },
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        })
+    };
+    let all = testkit::eventually(Duration::from_secs(60), || async {
+        handled.load(std::sync::atomic::Ordering::SeqCst) >= COUNT
+    })
+    .await;
+    assert!(
+        all,
+        "only {} of {COUNT} messages handled: the worker stalled",
+        handled.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    stop.send(()).unwrap();
+    let stopped_in_time = tokio::time::timeout(Duration::from_secs(15), worker).await;
+    assert!(stopped_in_time.is_ok(), "the worker stops when asked");
+
+    // Every reply was published, in the key's order.
+    let mut replies_seen = bus
+        .subscribe(&testkit::unique_name("check"), &[replies.as_str()])
+        .await
+        .unwrap();
+    for expected in 0..COUNT {
+        let msg = tokio::time::timeout(Duration::from_secs(30), replies_seen.recv())
+            .await
+            .expect("every reply published")
+            .unwrap();
+        let n = u32::from_be_bytes(msg.payload[..4].try_into().unwrap());
+        assert_eq!(n, expected, "replies in order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_lane_does_not_stall_the_memory_bus_worker() {
+    a_full_lane_does_not_stall_publishing(Arc::new(MemoryBus::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_lane_does_not_stall_the_kafka_worker() {
+    let config =
+        KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6));
+    a_full_lane_does_not_stall_publishing(Arc::new(KafkaBus::new(config).unwrap())).await;
+}
