@@ -304,11 +304,9 @@ async fn projections(settings: Settings, action: ProjectionsAction) -> anyhow::R
     let platform = Platform::connect(settings).await?;
     match action {
         ProjectionsAction::Run => {
+            // One failed projection stops the rest (and the process), as other commands do.
             let shutdown = shutdown_on_signal();
-            for task in platform.spawn_projections(shutdown) {
-                task.await??;
-            }
-            Ok(())
+            supervise(platform.spawn_projections(shutdown.clone()), shutdown).await
         }
         ProjectionsAction::Status => {
             let head = platform.store.head().await?;

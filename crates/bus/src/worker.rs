@@ -99,7 +99,8 @@ where
         tokio::sync::mpsc::unbounded_channel::<Result<Message, BusError>>();
     let group_name: Arc<str> = Arc::from(group);
     let mut senders = Vec::with_capacity(lanes);
-    let mut workers = Vec::with_capacity(lanes);
+    // Lanes end only when this loop does; one ending before means its handler panicked.
+    let mut workers = futures::stream::FuturesUnordered::new();
     // The bus is only borrowed here: lanes hand what to publish back to this loop.
     let (publish_tx, mut publish_rx) = tokio::sync::mpsc::channel::<(
         Vec<OutgoingRecord>,
@@ -177,6 +178,15 @@ where
                 });
             }
             Some(()) = futures::StreamExt::next(&mut publishing), if !publishing.is_empty() => {}
+            Some(ended) = futures::StreamExt::next(&mut workers), if !workers.is_empty() => {
+                let why = match ended {
+                    Err(join) if join.is_panic() => "its handler panicked",
+                    _ => "it ended",
+                };
+                break Err(BusError::Receive {
+                    reason: format!("a lane of group {group} stopped: {why}"),
+                });
+            }
             Some(first) = done_rx.recv() => {
                 // Take every completion that is ready; commit a little later, once for all.
                 let mut next = Some(first);
@@ -209,7 +219,7 @@ where
             room = lane_room(&senders, waiting.as_ref().map(|(lane, _)| *lane)), if waiting.is_some() => {
                 match (room, waiting.take()) {
                     (Ok(permit), Some((_, msg))) => permit.send(msg),
-                    _ => break Ok(()),
+                    (_, lost) => break Err(lane_stopped(group, lost.map_or(0, |(lane, _)| lane))),
                 }
             }
             msg = consumer.recv(), if waiting.is_none() => {
@@ -222,15 +232,23 @@ where
                 match senders[lane].try_send(msg) {
                     Ok(()) => {}
                     Err(tokio::sync::mpsc::error::TrySendError::Full(msg)) => waiting = Some((lane, msg)),
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break Ok(()),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break Err(lane_stopped(group, lane)),
                 }
             }
         }
     };
-    for worker in workers {
+    for worker in workers.iter() {
         worker.abort();
     }
     outcome
+}
+
+/// The error of a worker whose lane ended (only a panicking handler ends one): the worker
+/// stops with it rather than silently, and its message is redelivered after a restart.
+fn lane_stopped(group: &str, lane: usize) -> BusError {
+    BusError::Receive {
+        reason: format!("lane {lane} of group {group} stopped: its handler panicked"),
+    }
 }
 
 /// Room for one message in `lane`'s queue; never resolves without a lane.

@@ -197,3 +197,37 @@ async fn a_full_lane_does_not_stall_the_kafka_worker() {
         KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6));
     a_full_lane_does_not_stall_publishing(Arc::new(KafkaBus::new(config).unwrap())).await;
 }
+
+/// A handler that panics ends its lane; the worker stops with an error instead of silently
+/// no longer handling that lane's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_stops_the_worker_with_an_error() {
+    let bus = Arc::new(MemoryBus::new());
+    let topic = testkit::unique_name("boom");
+    bus.ensure_topics(&[topic.as_str()], 1).await.unwrap();
+    bus.publish(vec![OutgoingRecord::new(
+        topic.clone(),
+        "k",
+        b"boom".to_vec(),
+    )])
+    .await
+    .unwrap();
+    let topics = [topic.as_str()];
+    let worker = bus::worker::run_keyed_worker(
+        bus.as_ref(),
+        "g",
+        &topics,
+        2,
+        by_key,
+        |msg: Message| async move {
+            assert_ne!(msg.payload, b"boom", "the handler panics");
+            Ok::<_, std::convert::Infallible>(vec![])
+        },
+        std::future::pending(),
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops");
+    let err = ended.unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+}
