@@ -354,6 +354,45 @@ async fn unpaid_order_expires_and_releases_stock() {
     assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
 }
 
+/// A saga that cannot be loaded (here: a corrupt event, due long ago) is logged and skipped by
+/// the clock; it must not keep other orders from expiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_saga_does_not_stop_other_orders_expiring() {
+    let h = embedded_harness(chrono::Duration::seconds(2)).await;
+    let broken = uuid::Uuid::new_v4().to_string();
+    let stream = eventstore::StreamId::of("saga", format!("order:{broken}")).unwrap();
+    h.platform
+        .store
+        .append(
+            &stream,
+            eventstore::ExpectedVersion::NoStream,
+            vec![eventstore::EventData::new(
+                "SagaAdvanced",
+                serde_json::json!({"junk": true}),
+            )],
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) \
+         VALUES ($1, 'awaiting_payment', '2000-01-01T00:00:00.000000Z', 1, '2000-01-01T00:00:00.000000Z')",
+    )
+    .bind(&broken)
+    .execute(h.platform.read_models.pool())
+    .await
+    .unwrap();
+
+    let cake = h.product("Yuzu Madeleine", 3_000, 2).await;
+    let kim = Identity::customer("kim");
+    let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
+    h.wait_status(&kim, &order.id, OrderStatus::Expired).await;
+    let released = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (2, 0)
+    })
+    .await;
+    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_amount_charges_nothing_and_duplicate_confirm_charges_once() {
     let h = harness(minutes(10)).await;

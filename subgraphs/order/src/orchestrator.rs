@@ -583,32 +583,53 @@ impl Orchestrator {
         let now = Utc::now();
         let due = self.index.due(now).await?;
         let mut records = Vec::new();
+        // One order that fails here must not hold back the others: it is logged and tried
+        // again next tick, while the rest go on.
         for order_id in due {
             let id = Uuid::new_v5(&order_uuid(&order_id), b"payment-deadline");
-            records.extend(self.advance(&order_id, id, SagaInput::Tick { now }).await?);
+            match self.advance(&order_id, id, SagaInput::Tick { now }).await {
+                Ok(due_records) => records.extend(due_records),
+                Err(err) => {
+                    tracing::warn!(order_id, error = %err, "payment deadline not applied; retrying next tick");
+                }
+            }
         }
         let stale = self
             .index
             .unanswered(now - self.config.resend_after)
             .await?;
         for order_id in stale {
-            let loaded = self
-                .sagas
-                .load(&saga_id(&order_id))
-                .await
-                .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
-            tracing::info!(
-                order_id,
-                pending = loaded.state.pending.len(),
-                "re-sending unanswered saga commands"
-            );
-            records.extend(self.records(loaded.state.pending.values())?);
-            self.index.update(&loaded.state).await?;
+            match self.unanswered_commands(&order_id).await {
+                Ok(resent) => records.extend(resent),
+                Err(err) => {
+                    tracing::warn!(order_id, error = %err, "cannot re-send saga commands; retrying next tick");
+                }
+            }
         }
         if !records.is_empty() {
             self.bus.publish(records).await?;
         }
         Ok(())
+    }
+
+    /// The commands `order_id`'s saga still waits on, marked as sent again.
+    async fn unanswered_commands(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        let loaded = self
+            .sagas
+            .load(&saga_id(order_id))
+            .await
+            .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
+        tracing::info!(
+            order_id,
+            pending = loaded.state.pending.len(),
+            "re-sending unanswered saga commands"
+        );
+        let records = self.records(loaded.state.pending.values())?;
+        self.index.update(&loaded.state).await?;
+        Ok(records)
     }
 
     /// The saga's phase, for tests and operators.
