@@ -101,11 +101,16 @@ async fn keyed_worker_on_memory_bus() {
     keyed_worker_keeps_key_order_and_commits(Arc::new(MemoryBus::new())).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keyed_worker_on_kafka() {
+/// A Kafka bus on the test broker, with the short session timeout tests use.
+fn kafka_bus() -> Arc<dyn MessageBus> {
     let config =
         KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6));
-    keyed_worker_keeps_key_order_and_commits(Arc::new(KafkaBus::new(config).unwrap())).await;
+    Arc::new(KafkaBus::new(config).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_worker_on_kafka() {
+    keyed_worker_keeps_key_order_and_commits(kafka_bus()).await;
 }
 
 /// A lane whose queue is full while it waits for its own publish must not stop the worker:
@@ -193,9 +198,7 @@ async fn a_full_lane_does_not_stall_the_memory_bus_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_lane_does_not_stall_the_kafka_worker() {
-    let config =
-        KafkaConfig::new(testkit::kafka_brokers()).with_session_timeout(Duration::from_secs(6));
-    a_full_lane_does_not_stall_publishing(Arc::new(KafkaBus::new(config).unwrap())).await;
+    a_full_lane_does_not_stall_publishing(kafka_bus()).await;
 }
 
 /// A handler that panics ends its lane; the worker stops with an error instead of silently
