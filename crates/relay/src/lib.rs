@@ -142,7 +142,15 @@ impl Relay {
             let Some(last) = batch.last().map(|e| e.position) else {
                 continue;
             };
-            self.publish_until_acknowledged(&batch).await?;
+            // A broker outage keeps the batch retrying; a stop must still get through (the
+            // batch is not acknowledged, so it is published again after a restart).
+            tokio::select! {
+                _ = &mut shutdown => {
+                    tracing::info!(relay = %self.config.name, "relay stopping during a publish");
+                    return self.save(unsaved).await;
+                }
+                published = self.publish_until_acknowledged(&batch) => published?,
+            }
             unsaved = Some(last);
             save_at
                 .get_or_insert_with(|| tokio::time::Instant::now() + self.config.checkpoint_every);

@@ -262,3 +262,48 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
     );
     relay.abort();
 }
+
+/// A relay retrying a batch while the broker is down still stops when asked, without saving
+/// a checkpoint past what the broker acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_when_asked_while_the_broker_is_down() {
+    testkit::init_logs();
+    let mut broker = testkit::Broker::start().await;
+    let db = testkit::TestDb::new().await;
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
+    let bus = kafka(&broker.brokers());
+    let prefix = testkit::unique_name("t") + ".";
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(
+        Relay::new(store.clone(), bus.clone(), config(&prefix)).run(async {
+            let _ = stopped.await;
+        }),
+    );
+    let before = append_events(store.clone(), 3, 2, "before").await;
+    let seen = consume(&bus, &prefix, before, Duration::from_secs(60)).await;
+    assert_eq!(seen.len(), before);
+    let saved = testkit::eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            store.load_checkpoint("relay-test").await.unwrap() == Some(store.head().await.unwrap())
+        }
+    })
+    .await;
+    assert!(saved, "the relay saved its checkpoint");
+    let published = store.load_checkpoint("relay-test").await.unwrap();
+
+    broker.stop();
+    append_events(store.clone(), 3, 2, "during").await;
+    // The relay is now retrying (a delivery waits up to 30 s, then again).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .expect("the relay stops within 10 s while the broker is down");
+    ended.unwrap().unwrap();
+    assert_eq!(
+        store.load_checkpoint("relay-test").await.unwrap(),
+        published,
+        "nothing unacknowledged is checkpointed"
+    );
+}
