@@ -1,6 +1,8 @@
 //! The production embedder: a tonic client of the model service, carrying the caller's W3C
 //! trace context in the request metadata.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tonic::Request;
 use tonic::transport::Channel;
@@ -25,12 +27,34 @@ fn traced<T>(message: T) -> Request<T> {
     request
 }
 
+/// Longest one request may take: above the ~50 s that a full queue (2,048 texts) and a
+/// 256-text request take at ~50 texts/s on 2 cores, far below never.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest the connection itself may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an HTTP/2 ping checks the connection, and how long its answer may take: a
+/// service that vanished without closing is noticed instead of waited for.
+const KEEPALIVE: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(10));
+
 impl GrpcEmbedder {
     /// Connects to the model service at `url` (e.g. `http://127.0.0.1:50051`) and reads its
-    /// model info once.
+    /// model info once; requests fail after [`REQUEST_TIMEOUT`].
     pub async fn connect(url: impl Into<String>) -> Result<Self, ModelError> {
+        Self::connect_with_timeout(url, REQUEST_TIMEOUT).await
+    }
+
+    /// Like [`GrpcEmbedder::connect`], with requests failing after `request_timeout`.
+    pub async fn connect_with_timeout(
+        url: impl Into<String>,
+        request_timeout: Duration,
+    ) -> Result<Self, ModelError> {
         let channel = Channel::from_shared(url.into())
             .map_err(|e| ModelError::InvalidInput(format!("bad model service url: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(request_timeout)
+            .http2_keep_alive_interval(KEEPALIVE.0)
+            .keep_alive_timeout(KEEPALIVE.1)
+            .keep_alive_while_idle(true)
             .connect()
             .await?;
         let mut client = ModelServiceClient::new(channel);

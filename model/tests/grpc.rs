@@ -212,3 +212,34 @@ async fn a_full_queue_answers_resource_exhausted() {
         "an overfull queue turns requests away ({ok} served)"
     );
 }
+
+/// A request the service does not answer in time fails with the client's timeout instead of
+/// waiting for ever (here the batcher holds a lone text for a minute, waiting for more).
+#[tokio::test]
+async fn a_request_that_takes_too_long_fails_at_the_timeout() {
+    let Some(config) = support::config() else {
+        return;
+    };
+    let config = ServiceConfig {
+        max_batch_wait_ms: 60_000,
+        max_batch_texts: 64,
+        ..config
+    };
+    let server = start(local(&config).await).await;
+    let remote =
+        GrpcEmbedder::connect_with_timeout(server.url.clone(), std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        remote.embed(vec!["달지 않은 케이크".to_owned()], TextKind::Query),
+    )
+    .await
+    .expect("the client gives up by itself");
+    assert!(
+        matches!(outcome, Err(ModelError::Remote(_))),
+        "a timed-out request is an error: {outcome:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
