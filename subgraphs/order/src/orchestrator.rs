@@ -308,6 +308,8 @@ impl Orchestrator {
         let mut all = refs.clone();
         let commands = self.command_topics();
         all.extend(commands.iter().map(String::as_str));
+        let dead_letters: Vec<String> = refs.iter().map(|t| dead_letters_of(t)).collect();
+        all.extend(dead_letters.iter().map(String::as_str));
         self.bus.ensure_topics(&all, self.config.partitions).await?;
         // Aborted when `run` returns or is dropped (a killed runner must not leave its clock).
         let _clock = AbortOnDrop(tokio::spawn({
@@ -354,9 +356,32 @@ impl Orchestrator {
         &self,
         msg: &Message,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        match decode(&self.config.topic_prefix, msg)? {
-            Some((order_id, message_id, input)) => self.advance(&order_id, message_id, input).await,
-            None => Ok(vec![]),
+        match decode(&self.config.topic_prefix, msg) {
+            Ok(Some((order_id, message_id, input))) => {
+                self.advance(&order_id, message_id, input).await
+            }
+            Ok(None) => Ok(vec![]),
+            // Retrying cannot make it decodable, and a message retried for ever would hold
+            // its lane and, with it, the whole consumer: it goes to the topic's dead letters.
+            Err(OrchestratorError::Decode { topic, reason }) => {
+                tracing::error!(
+                    topic,
+                    offset = msg.offset,
+                    reason,
+                    "saga input dead-lettered"
+                );
+                metrics::counter!("saga_inputs_dead_lettered_total").increment(1);
+                let key = msg
+                    .key
+                    .as_deref()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                Ok(vec![
+                    OutgoingRecord::new(dead_letters_of(&topic), key, msg.payload.clone())
+                        .with_header("error", reason.into_bytes()),
+                ])
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -694,6 +719,11 @@ fn placed_input(placed: OrderPlaced) -> SagaInput {
 }
 
 /// Reads a saga input from a bus message, or `None` when the message is not one.
+/// Where undecodable messages of `topic` go (the command workers' convention).
+fn dead_letters_of(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
 fn decode(
     prefix: &str,
     msg: &Message,

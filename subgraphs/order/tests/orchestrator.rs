@@ -251,3 +251,43 @@ async fn placing_an_order_starts_its_saga_without_the_bus() {
         "a second delivery is handled as a redelivery"
     );
 }
+
+/// A saga input that cannot be decoded goes to its topic's dead letters, unchanged and with
+/// the reason, instead of being retried for ever (which would hold its lane and the consumer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_inputs_are_dead_lettered() {
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let bus = Arc::new(MemoryBus::new());
+    let orchestrator = Orchestrator::new(
+        store,
+        bus.clone(),
+        models.pool().clone(),
+        SagaConfig {
+            topic_prefix: "t.".into(),
+            ..SagaConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    for topic in orchestrator.input_topics() {
+        let msg = bus::Message {
+            topic: topic.clone(),
+            partition: 0,
+            offset: 7,
+            key: Some(b"order-1".to_vec()),
+            payload: b"{not json".to_vec(),
+            headers: vec![],
+        };
+        let records = orchestrator.on_message(&msg).await.unwrap();
+        assert_eq!(records.len(), 1, "{topic}");
+        assert_eq!(records[0].topic, format!("{topic}.dlq"));
+        assert_eq!(records[0].key, "order-1");
+        assert_eq!(records[0].payload, msg.payload);
+        let reason = records[0]
+            .headers
+            .iter()
+            .find(|(name, _)| name == "error")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
+        assert!(reason.is_some_and(|r| !r.is_empty()), "{topic}: a reason");
+    }
+}
