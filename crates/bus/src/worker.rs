@@ -73,9 +73,10 @@ where
 /// with the same lane key (`lane_key`, e.g. the record key or the entity it names) always go
 /// to the same lane, so they are handled in order, while different keys proceed in parallel.
 /// Lanes publish concurrently. A full lane pauses receiving (back-pressure) while the loop
-/// goes on publishing and committing for every lane. Offsets are committed per partition up to the last message
-/// below which every message is done, at most every [`COMMIT_INTERVAL`] and on shutdown, so a
-/// crash redelivers only unfinished work and what finished in its last interval.
+/// goes on publishing and committing for every lane. Offsets are committed per partition up
+/// to the last message below which every message is done, at most every [`COMMIT_INTERVAL`]
+/// and on shutdown, so a crash redelivers only unfinished work and what finished in its last
+/// interval. A lane whose handler panics stops the worker with an error.
 pub async fn run_keyed_worker<B, F, Fut, E>(
     bus: &B,
     group: &str,
