@@ -45,10 +45,9 @@ where
     H: Fn(Envelope<C>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<SagaReply, Failure>> + Send + 'static,
 {
-    let dead_letters = format!("{topic}.dlq");
+    let dead_letters = bus::dead_letter_topic(topic);
     bus.ensure_topics(&[topic, replies, &dead_letters], partitions)
         .await?;
-    let dead_letters: Arc<str> = Arc::from(dead_letters);
     let replies: Arc<str> = Arc::from(replies);
     bus::worker::run_keyed_worker(
         bus.as_ref(),
@@ -57,12 +56,11 @@ where
         LANES,
         record_key,
         move |msg: Message| {
-            let (handler, dead_letters, replies) =
-                (handler.clone(), dead_letters.clone(), replies.clone());
+            let (handler, replies) = (handler.clone(), replies.clone());
             async move {
                 let envelope: Envelope<C> = match serde_json::from_slice(&msg.payload) {
                     Ok(env) => env,
-                    Err(err) => return Ok(dead_letter(&dead_letters, &msg, &err.to_string())),
+                    Err(err) => return Ok(dead_letter(&msg, &err.to_string())),
                 };
                 let order_id = envelope.order_id.clone();
                 let traceparent = envelope.traceparent.clone();
@@ -78,9 +76,7 @@ where
                             payload,
                         )])
                     }
-                    Err(Failure::Permanent(reason)) => {
-                        Ok(dead_letter(&dead_letters, &msg, &reason))
-                    }
+                    Err(Failure::Permanent(reason)) => Ok(dead_letter(&msg, &reason)),
                     Err(err) => Err(err),
                 }
             }
@@ -95,16 +91,8 @@ fn record_key(msg: &Message) -> &[u8] {
     msg.key.as_deref().unwrap_or_default()
 }
 
-fn dead_letter(topic: &str, msg: &Message, reason: &str) -> Vec<OutgoingRecord> {
+fn dead_letter(msg: &Message, reason: &str) -> Vec<OutgoingRecord> {
     tracing::error!(topic = %msg.topic, offset = msg.offset, reason, "command dead-lettered");
     metrics::counter!("commands_dead_lettered_total").increment(1);
-    let key = msg
-        .key
-        .as_deref()
-        .map(|k| String::from_utf8_lossy(k).into_owned())
-        .unwrap_or_default();
-    vec![
-        OutgoingRecord::new(topic, key, msg.payload.clone())
-            .with_header("error", reason.as_bytes().to_vec()),
-    ]
+    vec![msg.dead_letter(reason)]
 }

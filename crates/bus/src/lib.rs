@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub use error::BusError;
 pub use kafka::{KafkaBus, KafkaConfig};
 pub use memory::MemoryBus;
-pub use record::{Message, OutgoingRecord};
+pub use record::{Message, OutgoingRecord, dead_letter_topic};
 
 /// The port: publish records and consume them in consumer groups.
 #[async_trait::async_trait]

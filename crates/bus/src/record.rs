@@ -35,6 +35,11 @@ impl OutgoingRecord {
     }
 }
 
+/// Where the messages of `topic` that can never be handled go: `<topic>.dlq`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
 /// A consumed record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -53,6 +58,18 @@ pub struct Message {
 }
 
 impl Message {
+    /// This message, unchanged, for its topic's dead letters, with `reason` in an `error`
+    /// header.
+    pub fn dead_letter(&self, reason: &str) -> OutgoingRecord {
+        let key = self
+            .key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        OutgoingRecord::new(dead_letter_topic(&self.topic), key, self.payload.clone())
+            .with_header("error", reason.as_bytes().to_vec())
+    }
+
     /// The value of the first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers

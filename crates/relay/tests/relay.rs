@@ -51,6 +51,20 @@ async fn append_events(
     total
 }
 
+/// Waits until the relay's checkpoint reaches the store's head (it follows the
+/// acknowledgements within `checkpoint_every`); returns it.
+async fn checkpointed_to_head(store: &Arc<dyn EventStore>) -> Option<eventstore::Position> {
+    let saved = testkit::eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move {
+            store.load_checkpoint("relay-test").await.unwrap() == Some(store.head().await.unwrap())
+        }
+    })
+    .await;
+    assert!(saved, "the relay saved its checkpoint");
+    store.load_checkpoint("relay-test").await.unwrap()
+}
+
 /// Consumes the relay's topics until `want` distinct events arrived; returns them in arrival order (with duplicates).
 async fn consume(
     bus: &Arc<dyn MessageBus>,
@@ -221,16 +235,7 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
     let before = append_events(store.clone(), 6, 20, "before").await;
     let seen = consume(&bus, &prefix, before, Duration::from_secs(60)).await;
     assert_eq!(seen.len(), before);
-    // The checkpoint follows the acknowledgements within `checkpoint_every`.
-    let saved = testkit::eventually(Duration::from_secs(10), || {
-        let store = store.clone();
-        async move {
-            store.load_checkpoint("relay-test").await.unwrap() == Some(store.head().await.unwrap())
-        }
-    })
-    .await;
-    assert!(saved, "the relay saved its checkpoint");
-    let published = store.load_checkpoint("relay-test").await.unwrap();
+    let published = checkpointed_to_head(&store).await;
 
     // The broker goes away (and, with in-memory storage, comes back empty).
     broker.stop();
@@ -282,15 +287,7 @@ async fn stops_when_asked_while_the_broker_is_down() {
     let before = append_events(store.clone(), 3, 2, "before").await;
     let seen = consume(&bus, &prefix, before, Duration::from_secs(60)).await;
     assert_eq!(seen.len(), before);
-    let saved = testkit::eventually(Duration::from_secs(10), || {
-        let store = store.clone();
-        async move {
-            store.load_checkpoint("relay-test").await.unwrap() == Some(store.head().await.unwrap())
-        }
-    })
-    .await;
-    assert!(saved, "the relay saved its checkpoint");
-    let published = store.load_checkpoint("relay-test").await.unwrap();
+    let published = checkpointed_to_head(&store).await;
 
     broker.stop();
     append_events(store.clone(), 3, 2, "during").await;

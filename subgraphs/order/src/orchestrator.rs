@@ -308,7 +308,7 @@ impl Orchestrator {
         let mut all = refs.clone();
         let commands = self.command_topics();
         all.extend(commands.iter().map(String::as_str));
-        let dead_letters: Vec<String> = refs.iter().map(|t| dead_letters_of(t)).collect();
+        let dead_letters: Vec<String> = refs.iter().map(|t| bus::dead_letter_topic(t)).collect();
         all.extend(dead_letters.iter().map(String::as_str));
         self.bus.ensure_topics(&all, self.config.partitions).await?;
         // Aborted when `run` returns or is dropped (a killed runner must not leave its clock).
@@ -371,15 +371,7 @@ impl Orchestrator {
                     "saga input dead-lettered"
                 );
                 metrics::counter!("saga_inputs_dead_lettered_total").increment(1);
-                let key = msg
-                    .key
-                    .as_deref()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .unwrap_or_default();
-                Ok(vec![
-                    OutgoingRecord::new(dead_letters_of(&topic), key, msg.payload.clone())
-                        .with_header("error", reason.into_bytes()),
-                ])
+                Ok(vec![msg.dead_letter(&reason)])
             }
             Err(other) => Err(other),
         }
@@ -719,11 +711,6 @@ fn placed_input(placed: OrderPlaced) -> SagaInput {
 }
 
 /// Reads a saga input from a bus message, or `None` when the message is not one.
-/// Where undecodable messages of `topic` go (the command workers' convention).
-fn dead_letters_of(topic: &str) -> String {
-    format!("{topic}.dlq")
-}
-
 fn decode(
     prefix: &str,
     msg: &Message,

@@ -7,22 +7,28 @@ use std::time::Duration;
 use bus::{MemoryBus, MessageBus};
 use order::{Orchestrator, SagaConfig};
 
+/// An orchestrator over embedded stores and `bus`, its topics prefixed `t.` with `partitions`
+/// partitions; the guard keeps the stores' files.
+async fn on_sqlite(
+    bus: Arc<MemoryBus>,
+    partitions: i32,
+) -> (Arc<Orchestrator>, testkit::stores::Guard) {
+    let (store, models, guard) = testkit::stores::sqlite().await;
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        partitions,
+        ..SagaConfig::default()
+    };
+    let orchestrator = Orchestrator::new(store, bus, models.pool().clone(), config)
+        .await
+        .unwrap();
+    (orchestrator, guard)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_its_topics_with_the_configured_partitions() {
-    let (store, models, _guard) = testkit::stores::sqlite().await;
     let bus = Arc::new(MemoryBus::new());
-    let orchestrator = Orchestrator::new(
-        store,
-        bus.clone(),
-        models.pool().clone(),
-        SagaConfig {
-            topic_prefix: "t.".into(),
-            partitions: 2,
-            ..SagaConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (orchestrator, _guard) = on_sqlite(bus.clone(), 2).await;
     let topics = orchestrator.input_topics();
     assert!(bus.partitions(&topics[0]).await.unwrap().is_none());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -256,19 +262,7 @@ async fn placing_an_order_starts_its_saga_without_the_bus() {
 /// the reason, instead of being retried for ever (which would hold its lane and the consumer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_inputs_are_dead_lettered() {
-    let (store, models, _guard) = testkit::stores::sqlite().await;
-    let bus = Arc::new(MemoryBus::new());
-    let orchestrator = Orchestrator::new(
-        store,
-        bus.clone(),
-        models.pool().clone(),
-        SagaConfig {
-            topic_prefix: "t.".into(),
-            ..SagaConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (orchestrator, _guard) = on_sqlite(Arc::new(MemoryBus::new()), 1).await;
     for topic in orchestrator.input_topics() {
         let msg = bus::Message {
             topic: topic.clone(),
