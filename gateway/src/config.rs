@@ -32,6 +32,9 @@ pub struct GatewayConfig {
     pub max_ws_connections_per_user: usize,
     /// How long a WebSocket may wait before `connection_init`.
     pub ws_init_timeout: Duration,
+    /// How often an open WebSocket is pinged; a client that answers nothing for two intervals,
+    /// or takes longer than one to accept a message, is disconnected.
+    pub ws_keepalive: Duration,
     /// How long one subgraph request may take.
     pub subgraph_timeout: Duration,
     /// Query plans kept in the engine's cache.
@@ -162,6 +165,7 @@ impl GatewayConfig {
             apq_cache_size: 1_000,
             max_ws_connections_per_user: 10,
             ws_init_timeout: Duration::from_secs(10),
+            ws_keepalive: Duration::from_secs(15),
             subgraph_timeout: Duration::from_secs(30),
             plan_cache_capacity: 1_000,
             dedupe_subgraph_requests: true,

@@ -42,6 +42,8 @@ pub struct Shared {
     pub body_limit: usize,
     /// How long a WebSocket may wait before `connection_init`.
     pub ws_init_timeout: Duration,
+    /// WebSocket ping interval, and how long one message may take to send.
+    pub ws_keepalive: Duration,
     /// Cancelled when the server stops: streams end.
     pub shutdown: CancellationToken,
 }

@@ -60,6 +60,11 @@ impl Gateway {
                 "the body limit must be positive".into(),
             ));
         }
+        if config.ws_keepalive.is_zero() {
+            return Err(GatewayError::Config(
+                "the WebSocket keepalive interval must be positive".into(),
+            ));
+        }
         readiness.set_check(SUPERGRAPH_CHECK, false);
         let shared = Arc::new(Shared {
             engine: OnceLock::new(),
@@ -71,6 +76,7 @@ impl Gateway {
             names: OperationNames::default(),
             body_limit: config.body_limit,
             ws_init_timeout: config.ws_init_timeout,
+            ws_keepalive: config.ws_keepalive,
             shutdown,
         });
         let graphiql = config

@@ -7,6 +7,11 @@
 //! at `connection_init` passes `exp` plus the verifier's leeway, and each `subscribe`
 //! verifies the token again first. Anonymous connections have no such deadline.
 //!
+//! The server pings every connection each `ws_keepalive` interval (WebSocket ping frames,
+//! which every client answers by itself) and closes one that answered nothing for two
+//! intervals, or that takes longer than one interval to accept a message: a client that
+//! vanished without closing does not hold its connection slot for ever.
+//!
 //! One task per connection and none per operation: every operation is a stream polled by
 //! the connection's loop, so closing the socket (or a `complete`) drops it at once.
 
@@ -40,6 +45,9 @@ mod close {
     pub const TOO_MANY: u16 = 4429;
     pub const GOING_AWAY: u16 = 1001;
 }
+
+/// How many keepalive intervals a client may stay silent before it is disconnected.
+const SILENT_INTERVALS: u32 = 2;
 
 /// Counts open connections per user (or per IP for anonymous callers).
 #[derive(Debug)]
@@ -217,6 +225,11 @@ impl Connection {
         let expiry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(expiry);
         let mut expires = false;
+        let keepalive = self.shared.ws_keepalive;
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = tokio::time::Instant::now();
         let mut session: Option<Session> = None;
         let mut operations: SelectAll<BoxStream<'static, Item>> = SelectAll::new();
         let mut active: HashMap<Arc<str>, AbortHandle> = HashMap::new();
@@ -235,6 +248,16 @@ impl Connection {
                     self.close(close::FORBIDDEN, "Forbidden: the token has expired").await;
                     break;
                 }
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= keepalive * SILENT_INTERVALS {
+                        tracing::debug!(client.address = %self.ip, "websocket closed: the client stopped answering");
+                        self.close(close::GOING_AWAY, "no answer to pings").await;
+                        break;
+                    }
+                    if !self.send_frame(Message::Ping(Default::default())).await {
+                        break;
+                    }
+                }
                 Some((id, item)) = operations.next(), if !operations.is_empty() => {
                     let sent = match item {
                         Some(response) => self.send(&ServerMessage::Next { id: &id, payload: &response }).await,
@@ -248,6 +271,7 @@ impl Connection {
                     }
                 }
                 message = self.socket.recv() => {
+                    last_heard = tokio::time::Instant::now();
                     let text = match message {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Binary(_))) => {
@@ -387,7 +411,7 @@ impl Connection {
     /// Sends one message; false when the socket is gone.
     async fn send(&mut self, message: &ServerMessage<'_>) -> bool {
         match serde_json::to_string(message) {
-            Ok(text) => self.socket.send(Message::Text(text.into())).await.is_ok(),
+            Ok(text) => self.send_frame(Message::Text(text.into())).await,
             Err(err) => {
                 tracing::error!(error = %err, "cannot serialise a websocket message");
                 false
@@ -395,12 +419,25 @@ impl Connection {
         }
     }
 
+    /// Sends one frame within the keepalive interval; false when the socket is gone or the
+    /// client has not taken it in time.
+    async fn send_frame(&mut self, frame: Message) -> bool {
+        match tokio::time::timeout(self.shared.ws_keepalive, self.socket.send(frame)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::debug!(client.address = %self.ip, "websocket closed: the client stopped reading");
+                false
+            }
+        }
+    }
+
+    /// Sends a close frame (best effort: a client that does not take it is dropped).
     async fn close(&mut self, code: u16, reason: &str) {
         let frame = CloseFrame {
             code,
             reason: reason.into(),
         };
-        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        let _ = self.send_frame(Message::Close(Some(frame))).await;
     }
 }
 
@@ -477,6 +514,7 @@ mod tests {
             names: crate::metrics::OperationNames::default(),
             body_limit: 1024,
             ws_init_timeout: Duration::from_secs(1),
+            ws_keepalive: Duration::from_secs(15),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }

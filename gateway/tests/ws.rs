@@ -200,6 +200,57 @@ async fn connections_are_limited_per_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_disconnected_and_frees_its_slot() {
+    let keepalive = Duration::from_millis(200);
+    let stack = start(|config| {
+        config.max_ws_connections_per_user = 1;
+        config.ws_keepalive = keepalive;
+    })
+    .await;
+
+    // A client that reads answers the pings by itself and stays, though it sends nothing.
+    let mut lively = Ws::connect(&stack.ws()).await;
+    lively.init(Some(&stack.token("lively"))).await;
+    let pings = lively.idle(keepalive * 8).await;
+    assert!(
+        matches!(pings, Ok(n) if n >= 4),
+        "pinged about every interval and kept open: {pings:?}"
+    );
+    lively.send(json!({ "type": "ping" })).await;
+    assert_eq!(lively.recv().await.unwrap()["type"], "pong");
+
+    // A client that vanished without closing (it never reads, so never answers) is dropped,
+    // and its slot is free again.
+    let token = stack.token("vanished");
+    let mut vanished = Ws::connect(&stack.ws()).await;
+    vanished.init(Some(&token)).await;
+    let started = std::time::Instant::now();
+    let mut freed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        let mut again = Ws::connect(&stack.ws()).await;
+        again
+            .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+            .await;
+        match again.recv().await {
+            Ok(ack) => {
+                assert_eq!(ack["type"], "connection_ack", "{ack}");
+                freed = true;
+                break;
+            }
+            Err(code) => assert_eq!(code, Some(4429), "refused only for the held slot"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = started.elapsed();
+    assert!(freed, "the silent connection still holds its slot");
+    assert!(
+        waited >= keepalive * 2,
+        "dropped only after two silent intervals, not after {waited:?}"
+    );
+    drop(vanished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_closes_its_connection_and_valid_ones_keep_working() {
     // No leeway, so the token stops verifying one second past its `exp` (the verifier counts
     // whole seconds): two to three seconds after minting.

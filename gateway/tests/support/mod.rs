@@ -479,6 +479,26 @@ impl Ws {
         }
     }
 
+    /// Reads (and so answers pings) for `period` without sending anything; the number of
+    /// ping frames received, or `Err(close code)` when the server closed meanwhile.
+    pub async fn idle(&mut self, period: Duration) -> Result<usize, Option<u16>> {
+        use futures::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let until = tokio::time::Instant::now() + period;
+        let mut pings = 0;
+        loop {
+            match tokio::time::timeout_at(until, self.stream.next()).await {
+                Err(_) => return Ok(pings),
+                Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Err(frame.map(|f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(other))) => panic!("unexpected message while idle: {other:?}"),
+                Ok(Some(Err(_)) | None) => return Err(None),
+            }
+        }
+    }
+
     /// Sends `connection_init` with `token` and expects `connection_ack`.
     pub async fn init(&mut self, token: Option<&str>) {
         let payload = match token {
