@@ -14,6 +14,7 @@
 pub mod aggregate;
 pub mod error;
 pub mod event;
+mod group_commit;
 pub mod postgres;
 pub mod repository;
 pub mod sqlite;

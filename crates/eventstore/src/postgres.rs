@@ -1,10 +1,12 @@
 //! The production event store adapter on Postgres.
 //!
-//! One append is one statement (one round trip): a data-modifying CTE moves the stream's
-//! version under its row lock (the optimistic-concurrency check) and inserts the events with
-//! positions derived from the writing transaction's id; an append to several streams is one
-//! call of the `es_append_multi` function (its migration), so no transaction stays open
-//! while the client talks. Subscribers in this process are woken
+//! Appends are group-committed ([`crate::group_commit`]): one writer task writes whatever
+//! appends have queued in one transaction, each append one `es_append_multi` step (its
+//! migration) that moves its streams' versions under their row locks (the
+//! optimistic-concurrency check) and inserts the events with positions derived from the
+//! writing transaction's id; no transaction stays open while the client talks. An append
+//! inside the caller's transaction ([`PgEventStore::append_in`]) is one statement, a
+//! data-modifying CTE doing the same for one stream. Subscribers in this process are woken
 //! right after the commit; other processes hear a `NOTIFY` that a background task sends at most
 //! once every few milliseconds after appends (a `NOTIFY` inside the append would serialise every
 //! commit on Postgres's notify lock). Reads of `$all` stop below the oldest running transaction (`pg_snapshot_xmin`), which
@@ -24,9 +26,10 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{EventData, Metadata, RecordedEvent, Snapshot};
+use crate::group_commit::{Group, GroupCommit, Written};
 use crate::store::{
-    AppendResult, Direction, EventStore, Limits, Replay, StoredIdentity, StreamAppend, check_multi,
-    classify_multi_replay, classify_replay, stream_read,
+    AppendResult, Direction, EventStore, Limits, StoredIdentity, StreamAppend, check_multi,
+    classify_multi_replay, stream_read,
 };
 use crate::stream::StreamId;
 use crate::subscription::{SubscriptionOptions, catch_up_then_live};
@@ -49,6 +52,8 @@ struct Inner {
     wake: watch::Receiver<u64>,
     /// Tells the notifier task that appends committed.
     appended: Arc<tokio::sync::Notify>,
+    /// The queue to the writer that group-commits appends.
+    writer: GroupCommit,
     listener: tokio::task::JoinHandle<()>,
     notifier: tokio::task::JoinHandle<()>,
 }
@@ -82,6 +87,8 @@ impl PgEventStore {
         let listener = tokio::spawn(listen(pool.clone(), tx.clone()));
         let appended = Arc::new(tokio::sync::Notify::new());
         let notifier = tokio::spawn(notify_other_processes(pool.clone(), appended.clone()));
+        // Ends by itself once the last handle (and with it the queue) is dropped.
+        let (writer, _) = GroupCommit::start(pool.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -90,6 +97,7 @@ impl PgEventStore {
                 wake_tx: tx,
                 wake: rx,
                 appended,
+                writer,
                 listener,
                 notifier,
             }),
@@ -399,35 +407,14 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<EventData>,
     ) -> Result<AppendResult, StoreError> {
-        let encoded = self.inner.limits.check(&events)?;
-        let mut conn = self
-            .inner
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::Unavailable)?;
-        let refused = match run_append(&mut conn, stream, expected, &events, encoded).await? {
-            Ok(done) => {
-                self.notify_committed();
-                return Ok(done);
-            }
-            Err(refused) => refused,
-        };
-        // Refused: either a replay of an append that already happened, or a real conflict.
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let stored = stored_identities(&mut conn, &ids).await?;
-        match classify_replay(stream, expected, &events, stored)? {
-            Replay::AlreadyAppended(done) => Ok(done),
-            Replay::NotStored => match refused {
-                Refused::DuplicateId => Err(StoreError::DuplicateEventId { id: events[0].id }),
-                Refused::Version => Err(StoreError::WrongExpectedVersion {
-                    stream: stream.to_string(),
-                    expected,
-                    // On the connection already held: a second one could wait on a full pool.
-                    actual: version_on(&mut conn, stream).await?,
-                }),
-            },
-        }
+        let mut results = self
+            .append_multi(vec![StreamAppend::new(stream.clone(), expected, events)])
+            .await?;
+        results.pop().ok_or_else(|| {
+            StoreError::Indeterminate(sqlx::Error::Protocol(
+                "the store answered an append with no result".to_owned(),
+            ))
+        })
     }
 
     async fn append_multi(
@@ -442,88 +429,70 @@ impl EventStore for PgEventStore {
         // Streams are locked in one order (by id) so that two multi-appends never deadlock.
         let mut order: Vec<usize> = (0..appends.len()).collect();
         order.sort_by(|&a, &b| appends[a].stream.as_str().cmp(appends[b].stream.as_str()));
-        let mut conn = self
-            .inner
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::Unavailable)?;
         let total: usize = appends.iter().map(|a| a.events.len()).sum();
-        let mut streams = Vec::with_capacity(appends.len());
-        let mut kinds = Vec::with_capacity(appends.len());
-        let mut versions = Vec::with_capacity(appends.len());
-        let mut counts = Vec::with_capacity(appends.len());
-        let mut ids = Vec::with_capacity(total);
-        let mut types = Vec::with_capacity(total);
-        let mut datas = Vec::with_capacity(total);
-        let mut metas = Vec::with_capacity(total);
+        let mut group = Group {
+            streams: Vec::with_capacity(appends.len()),
+            kinds: Vec::with_capacity(appends.len()),
+            versions: Vec::with_capacity(appends.len()),
+            counts: Vec::with_capacity(appends.len()),
+            ids: Vec::with_capacity(total),
+            types: Vec::with_capacity(total),
+            datas: Vec::with_capacity(total),
+            metas: Vec::with_capacity(total),
+        };
         for &i in &order {
             let append = &appends[i];
             let (kind, version) = expected_kind(append.expected);
-            streams.push(append.stream.as_str());
-            kinds.push(kind);
-            versions.push(version);
-            counts.push(i32::try_from(append.events.len()).unwrap_or(i32::MAX));
+            group.streams.push(append.stream.as_str().to_owned());
+            group.kinds.push(kind);
+            group.versions.push(version);
+            group
+                .counts
+                .push(i32::try_from(append.events.len()).unwrap_or(i32::MAX));
             for event in &append.events {
-                ids.push(event.id);
-                types.push(event.event_type.as_str());
+                group.ids.push(event.id);
+                group.types.push(event.event_type.clone());
             }
             for (data, meta) in encoded[i].take().unwrap_or_default() {
-                datas.push(data);
-                metas.push(meta);
+                group.datas.push(data);
+                group.metas.push(meta);
             }
         }
-        let rows = sqlx::query(
-            "SELECT stream_version, first_position, last_position \
-             FROM es_append_multi($1, $2, $3, $4, $5, $6, $7::jsonb[], $8::jsonb[])",
-        )
-        .bind(&streams)
-        .bind(&kinds)
-        .bind(&versions)
-        .bind(&counts)
-        .bind(&ids)
-        .bind(&types)
-        .bind(&datas)
-        .bind(&metas)
-        .fetch_all(&mut *conn)
-        .await;
-        let (index, refusal) = match rows {
-            Ok(rows) => {
+        let (index, refusal) = match self.inner.writer.write(group).await? {
+            Written::Done(rows) => {
+                if rows.len() != appends.len() {
+                    return Err(StoreError::Indeterminate(sqlx::Error::Protocol(
+                        "the store answered an append with fewer results than streams".to_owned(),
+                    )));
+                }
                 let mut results = vec![None; appends.len()];
-                for (row, &i) in rows.iter().zip(&order) {
-                    let version: i64 = row.try_get(0).map_err(StoreError::Unavailable)?;
-                    let first: i64 = row.try_get(1).map_err(StoreError::Unavailable)?;
-                    let last: i64 = row.try_get(2).map_err(StoreError::Unavailable)?;
+                for (&(version, first, last), &i) in rows.iter().zip(&order) {
                     results[i] = Some(AppendResult {
                         next_expected_version: version as u64,
                         first_position: Position(first as u64),
                         last_position: Position(last as u64),
                     });
                 }
-                if results.iter().any(Option::is_none) {
-                    return Err(StoreError::Indeterminate(sqlx::Error::Protocol(
-                        "es_append_multi returned fewer rows than streams".to_owned(),
-                    )));
-                }
                 self.notify_committed();
                 return Ok(results.into_iter().flatten().collect());
             }
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
-                (order[0], Refused::DuplicateId)
-            }
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("ES409") => {
-                // The function names the refused stream by its 1-based place in lock order.
-                let place = db
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .and_then(|pg| pg.detail())
-                    .and_then(|detail| detail.parse::<usize>().ok())
+            Written::Refused { code, place } if code == "ES409" => {
+                // The refused stream, by its 1-based place in lock order.
+                let index = place
                     .and_then(|place| place.checked_sub(1))
                     .and_then(|place| order.get(place).copied())
                     .unwrap_or(order[0]);
-                (place, Refused::Version)
+                (index, Refused::Version)
             }
-            Err(err) => return Err(StoreError::from_db(err, true)),
+            Written::Refused { .. } => (order[0], Refused::DuplicateId),
         };
+        // Refused: either a replay of an append that already happened, or a real conflict.
+        let mut conn = self
+            .inner
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::Unavailable)?;
         let ids: Vec<Uuid> = appends
             .iter()
             .flat_map(|a| a.events.iter().map(|e| e.id))

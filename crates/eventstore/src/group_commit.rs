@@ -1,0 +1,310 @@
+//! Group commit for the Postgres adapter: appends from concurrent callers queue for one writer
+//! task, which writes whatever has queued in one transaction (one round trip, one WAL flush)
+//! while the next ones queue, as EventStoreDB's single writer does. Each caller's append stays
+//! atomic and is refused on its own (the `es_append_batch` function runs every append in its
+//! own subtransaction); a lone append is one `es_append_multi` call, as before.
+
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{PgConnection, Row};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// Most appends written in one transaction: each is a subtransaction, and more than 64 would
+/// overflow the snapshot cache of every backend.
+const MAX_GROUPS: usize = 32;
+/// Most events in one transaction beyond its first append (positions leave room for 65,536).
+const MAX_EVENTS: usize = 16_384;
+/// Appends that may wait for the writer before callers wait to queue.
+const QUEUE: usize = 1_024;
+
+/// One caller's append: its streams in lock order, with their events concatenated.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    /// Stream ids.
+    pub streams: Vec<String>,
+    /// Expected-version kinds (see `es_append_multi`).
+    pub kinds: Vec<i16>,
+    /// Expected versions (for kind 3).
+    pub versions: Vec<i64>,
+    /// Events per stream.
+    pub counts: Vec<i32>,
+    /// Event ids, all streams' events in order.
+    pub ids: Vec<Uuid>,
+    /// Event types.
+    pub types: Vec<String>,
+    /// Serialised data.
+    pub datas: Vec<String>,
+    /// Serialised metadata.
+    pub metas: Vec<String>,
+}
+
+/// What became of a group.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Committed: `(stream version, first position, last position)` per stream, in order.
+    Done(Vec<(i64, i64, i64)>),
+    /// Refused, nothing written: `23505` (a reused event id) or `ES409` (a version mismatch,
+    /// with the stream's 1-based place in the group).
+    Refused {
+        /// The SQLSTATE.
+        code: String,
+        /// The refused stream's place, for `ES409`.
+        place: Option<usize>,
+    },
+}
+
+struct Pending {
+    group: Group,
+    reply: oneshot::Sender<Result<Written, StoreError>>,
+}
+
+/// The queue to the writer task; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the writer on `pool`; it stops when every handle is dropped.
+    pub fn start(pool: PgPool) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_batches(pool, rx));
+        (Self { queue }, writer)
+    }
+
+    /// Writes `group` with whatever else is queued, and says what became of it.
+    pub async fn write(&self, group: Group) -> Result<Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || {
+            StoreError::Unavailable(sqlx::Error::Protocol(
+                "the event store's writer has stopped".to_owned(),
+            ))
+        };
+        self.queue
+            .send(Pending { group, reply })
+            .await
+            .map_err(|_| gone())?;
+        // Dropped unanswered only if the writer panicked mid-batch: the outcome is unknown.
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Indeterminate(sqlx::Error::Protocol(
+                "the event store's writer stopped during the write".to_owned(),
+            )))
+        })
+    }
+}
+
+/// The writer: takes what has queued (up to the limits) and writes it as one transaction.
+async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>) {
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(pending) => pending,
+            None => match rx.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        let mut events = first.group.ids.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUPS {
+            let Ok(next) = rx.try_recv() else { break };
+            if events + next.group.ids.len() > MAX_EVENTS {
+                carried = Some(next);
+                break;
+            }
+            events += next.group.ids.len();
+            batch.push(next);
+        }
+        metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
+        write(&pool, batch).await;
+    }
+}
+
+/// Writes one batch and answers its callers.
+async fn write(pool: &PgPool, batch: Vec<Pending>) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            let message = err.to_string();
+            for pending in batch {
+                let _ = pending
+                    .reply
+                    .send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                        message.clone(),
+                    ))));
+            }
+            return;
+        }
+    };
+    if batch.len() == 1 {
+        for pending in batch {
+            let written = write_one(&mut conn, &pending.group).await;
+            let _ = pending.reply.send(written);
+        }
+        return;
+    }
+    match write_many(&mut conn, &batch).await {
+        Ok(outcomes) => {
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = pending.reply.send(Ok(outcome));
+            }
+        }
+        // Another transaction locked the same streams in another order: write one by one.
+        Err(err) if is_retryable(&err) => {
+            tracing::debug!(error = %err, "batched append deadlocked; writing its appends one by one");
+            for pending in batch {
+                let written = write_one(&mut conn, &pending.group).await;
+                let _ = pending.reply.send(written);
+            }
+        }
+        Err(err) => {
+            let in_flight = matches!(
+                err,
+                sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+            );
+            let message = err.to_string();
+            for pending in batch {
+                let err = sqlx::Error::Protocol(message.clone());
+                let _ = pending.reply.send(Err(if in_flight {
+                    StoreError::Indeterminate(err)
+                } else {
+                    StoreError::Unavailable(err)
+                }));
+            }
+        }
+    }
+}
+
+/// Whether the whole transaction failed for a reason that writing again may not meet.
+fn is_retryable(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// One group as one `es_append_multi` call.
+async fn write_one(conn: &mut PgConnection, group: &Group) -> Result<Written, StoreError> {
+    let rows = sqlx::query(
+        "SELECT stream_version, first_position, last_position \
+         FROM es_append_multi($1, $2, $3, $4, $5, $6, $7::jsonb[], $8::jsonb[])",
+    )
+    .bind(&group.streams)
+    .bind(&group.kinds)
+    .bind(&group.versions)
+    .bind(&group.counts)
+    .bind(&group.ids)
+    .bind(&group.types)
+    .bind(&group.datas)
+    .bind(&group.metas)
+    .fetch_all(&mut *conn)
+    .await;
+    match rows {
+        Ok(rows) => Ok(Written::Done(
+            rows.iter()
+                .map(positions)
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::Unavailable)?,
+        )),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+            Ok(Written::Refused {
+                code: "23505".to_owned(),
+                place: None,
+            })
+        }
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("ES409") => {
+            let place = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .and_then(|detail| detail.parse::<usize>().ok());
+            Ok(Written::Refused {
+                code: "ES409".to_owned(),
+                place,
+            })
+        }
+        Err(err) => Err(StoreError::from_db(err, true)),
+    }
+}
+
+fn positions(row: &PgRow) -> Result<(i64, i64, i64), sqlx::Error> {
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+/// Several groups as one `es_append_batch` call: one outcome per group, in order.
+async fn write_many(
+    conn: &mut PgConnection,
+    batch: &[Pending],
+) -> Result<Vec<Written>, sqlx::Error> {
+    let mut sizes = Vec::with_capacity(batch.len());
+    let mut all = Group::default();
+    for pending in batch {
+        let group = &pending.group;
+        sizes.push(i32::try_from(group.streams.len()).unwrap_or(i32::MAX));
+        all.streams.extend(group.streams.iter().cloned());
+        all.kinds.extend_from_slice(&group.kinds);
+        all.versions.extend_from_slice(&group.versions);
+        all.counts.extend_from_slice(&group.counts);
+        all.ids.extend_from_slice(&group.ids);
+        all.types.extend(group.types.iter().cloned());
+        all.datas.extend(group.datas.iter().cloned());
+        all.metas.extend(group.metas.iter().cloned());
+    }
+    let rows = sqlx::query(
+        "SELECT grp, stream_version, first_position, last_position, refusal, detail \
+         FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9::jsonb[])",
+    )
+    .bind(&sizes)
+    .bind(&all.streams)
+    .bind(&all.kinds)
+    .bind(&all.versions)
+    .bind(&all.counts)
+    .bind(&all.ids)
+    .bind(&all.types)
+    .bind(&all.datas)
+    .bind(&all.metas)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut outcomes: Vec<Option<Written>> = (0..batch.len()).map(|_| None).collect();
+    for row in &rows {
+        let group: i32 = row.try_get(0)?;
+        let Some(slot) = usize::try_from(group)
+            .ok()
+            .and_then(|g| g.checked_sub(1))
+            .and_then(|g| outcomes.get_mut(g))
+        else {
+            return Err(sqlx::Error::Protocol(format!(
+                "es_append_batch named group {group} of {}",
+                batch.len()
+            )));
+        };
+        let refusal: Option<String> = row.try_get(4)?;
+        match refusal {
+            Some(code) => {
+                let detail: Option<String> = row.try_get(5)?;
+                *slot = Some(Written::Refused {
+                    code,
+                    place: detail.and_then(|d| d.parse().ok()),
+                });
+            }
+            None => {
+                let written = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                match slot {
+                    Some(Written::Done(streams)) => streams.push(written),
+                    _ => *slot = Some(Written::Done(vec![written])),
+                }
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .zip(batch)
+        .map(|(outcome, pending)| match outcome {
+            Some(Written::Done(streams)) if streams.len() == pending.group.streams.len() => {
+                Ok(Written::Done(streams))
+            }
+            Some(refused @ Written::Refused { .. }) => Ok(refused),
+            _ => Err(sqlx::Error::Protocol(
+                "es_append_batch answered a group with the wrong number of streams".to_owned(),
+            )),
+        })
+        .collect()
+}

@@ -1,0 +1,176 @@
+//! Group commit on Postgres: concurrent appends share transactions, yet each stays atomic and
+//! is refused on its own.
+
+use std::collections::HashMap;
+
+use eventstore::{
+    EventData, EventStore, ExpectedVersion, PgEventStore, StoreError, StreamAppend, StreamId,
+};
+use serde_json::json;
+
+fn stream(name: &str) -> StreamId {
+    StreamId::parse(name).unwrap()
+}
+
+fn ev(n: u64) -> EventData {
+    EventData::new("Counted", json!({ "n": n }))
+}
+
+/// The transaction a position was written in (positions are the writer's xid << 16 plus an
+/// offset).
+fn transaction(position: u64) -> u64 {
+    position >> 16
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 8).await.unwrap();
+    let taken = ev(0);
+    store
+        .append(
+            &stream("taken"),
+            ExpectedVersion::NoStream,
+            vec![taken.clone()],
+        )
+        .await
+        .unwrap();
+
+    // One burst: 60 appends to their own streams (some of two streams at once), 40 racing to
+    // create one stream, 10 expecting a wrong version, and 10 reusing a stored event's id.
+    let mut tasks = Vec::new();
+    for i in 0..60u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = stream(&format!("own-{i}"));
+            if i % 3 == 0 {
+                let pair = stream(&format!("pair-{i}"));
+                let done = store
+                    .append_multi(vec![
+                        StreamAppend::new(own, ExpectedVersion::NoStream, vec![ev(i), ev(i + 1)]),
+                        StreamAppend::new(pair, ExpectedVersion::Any, vec![ev(i)]),
+                    ])
+                    .await;
+                ("own", done)
+            } else {
+                let done = store
+                    .append(&own, ExpectedVersion::NoStream, vec![ev(i), ev(i + 1)])
+                    .await
+                    .map(|r| vec![r]);
+                ("own", done)
+            }
+        }));
+    }
+    for i in 0..40u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let done = store
+                .append(&stream("race"), ExpectedVersion::NoStream, vec![ev(i)])
+                .await
+                .map(|r| vec![r]);
+            ("race", done)
+        }));
+    }
+    for i in 0..10u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let done = store
+                .append(&stream("taken"), ExpectedVersion::Exact(5), vec![ev(i)])
+                .await
+                .map(|r| vec![r]);
+            ("stale", done)
+        }));
+    }
+    for i in 0..10u64 {
+        let store = store.clone();
+        let mut reused = ev(i);
+        reused.id = taken.id;
+        tasks.push(tokio::spawn(async move {
+            let done = store
+                .append(
+                    &stream(&format!("reuse-{i}")),
+                    ExpectedVersion::Any,
+                    vec![reused],
+                )
+                .await
+                .map(|r| vec![r]);
+            ("reuse", done)
+        }));
+    }
+
+    let mut transactions: HashMap<u64, usize> = HashMap::new();
+    let mut race_won = 0;
+    for task in tasks {
+        let (kind, done) = task.await.unwrap();
+        match (kind, done) {
+            ("own", Ok(results)) => {
+                // Two events in the own stream, then one in the pair stream (if any), all in
+                // the append's one transaction.
+                for (result, events) in results.iter().zip([2, 1]) {
+                    assert_eq!(result.last_position.0 - result.first_position.0 + 1, events);
+                    assert_eq!(
+                        transaction(result.first_position.0),
+                        transaction(results[0].first_position.0)
+                    );
+                }
+                *transactions
+                    .entry(transaction(results[0].first_position.0))
+                    .or_default() += 1;
+            }
+            ("race", Ok(results)) => {
+                race_won += 1;
+                assert_eq!(results[0].next_expected_version, 1);
+            }
+            ("race", Err(StoreError::WrongExpectedVersion { actual, .. })) => {
+                assert_eq!(actual, 1)
+            }
+            ("stale", Err(StoreError::WrongExpectedVersion { actual, .. })) => {
+                assert_eq!(actual, 1)
+            }
+            ("reuse", Err(StoreError::DuplicateEventId { id })) => assert_eq!(id, taken.id),
+            (kind, outcome) => panic!("{kind}: unexpected {outcome:?}"),
+        }
+    }
+    assert_eq!(race_won, 1, "exactly one append creates the raced stream");
+
+    // Every own stream holds exactly its two events, and every pair stream its one.
+    for i in 0..60u64 {
+        let events = store
+            .read_stream(
+                &stream(&format!("own-{i}")),
+                eventstore::Direction::Forward,
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 2, "own-{i}");
+        assert_eq!(events[0].data, json!({ "n": i }));
+        assert_eq!(events[1].version, 2);
+        assert_eq!(events[0].position.0 + 1, events[1].position.0);
+        if i % 3 == 0 {
+            let pair = store
+                .stream_version(&stream(&format!("pair-{i}")))
+                .await
+                .unwrap();
+            assert_eq!(pair, 1, "pair-{i}");
+        }
+    }
+    for i in 0..10u64 {
+        let version = store
+            .stream_version(&stream(&format!("reuse-{i}")))
+            .await
+            .unwrap();
+        assert_eq!(version, 0, "a refused append wrote nothing to reuse-{i}");
+    }
+    assert_eq!(store.stream_version(&stream("taken")).await.unwrap(), 1);
+
+    // The burst was written in fewer transactions than appends: commits were shared.
+    let appends: usize = transactions.values().sum();
+    assert_eq!(appends, 60);
+    assert!(
+        transactions.len() < appends,
+        "{appends} appends in {} transactions: nothing was group-committed",
+        transactions.len()
+    );
+}
