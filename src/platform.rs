@@ -69,9 +69,15 @@ impl Platform {
         };
         let bus: Arc<dyn MessageBus> = match &settings.kafka_brokers {
             Some(brokers) => Arc::new(
-                KafkaBus::new(KafkaConfig::new(brokers.clone()).with_session_timeout(
-                    std::time::Duration::from_millis(settings.kafka_session_timeout_ms),
-                ))
+                KafkaBus::new(
+                    KafkaConfig::new(brokers.clone())
+                        .with_session_timeout(std::time::Duration::from_millis(
+                            settings.kafka_session_timeout_ms,
+                        ))
+                        .with_prompt_fetch_wait(std::time::Duration::from_millis(
+                            settings.kafka_fetch_wait_ms,
+                        )),
+                )
                 .context("creating the Kafka bus")?,
             ),
             None => Arc::new(MemoryBus::new()),

@@ -23,6 +23,9 @@ pub struct Settings {
     pub kafka_partitions: i32,
     /// Consumer-group session timeout in milliseconds; `KAFKA_SESSION_TIMEOUT_MS`.
     pub kafka_session_timeout_ms: u64,
+    /// The longest the broker may hold a saga or command consumer's fetch, in milliseconds;
+    /// `KAFKA_FETCH_WAIT_MS`.
+    pub kafka_fetch_wait_ms: u64,
     /// Address of the gateway (GraphQL, GraphiQL, health, readiness, metrics);
     /// `BLOODY_SWEET_LISTEN`.
     pub listen: SocketAddr,
@@ -95,6 +98,7 @@ impl Default for Settings {
             kafka_topic_prefix: String::new(),
             kafka_partitions: 6,
             kafka_session_timeout_ms: 10_000,
+            kafka_fetch_wait_ms: bus::DEFAULT_PROMPT_FETCH_WAIT.as_millis() as u64,
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             database_max_connections: 16,
             order_listen: SocketAddr::from(([127, 0, 0, 1], 4001)),
@@ -223,6 +227,9 @@ impl Settings {
         if let Some(v) = var("KAFKA_SESSION_TIMEOUT_MS") {
             settings.kafka_session_timeout_ms = parse("KAFKA_SESSION_TIMEOUT_MS", &v)?;
         }
+        if let Some(v) = var("KAFKA_FETCH_WAIT_MS") {
+            settings.kafka_fetch_wait_ms = parse("KAFKA_FETCH_WAIT_MS", &v)?;
+        }
         if let Some(v) = var("BLOODY_SWEET_LISTEN") {
             settings.listen = parse("BLOODY_SWEET_LISTEN", &v)?;
         }
@@ -291,6 +298,12 @@ impl Settings {
             return Err(SettingsError::Env {
                 name: "GATEWAY_TRUSTED_PROXIES",
                 reason: err.to_string(),
+            });
+        }
+        if settings.kafka_fetch_wait_ms == 0 {
+            return Err(SettingsError::Env {
+                name: "KAFKA_FETCH_WAIT_MS",
+                reason: "must be at least 1".into(),
             });
         }
         if settings.kafka_partitions < 1 {
@@ -480,5 +493,13 @@ mod tests {
         let err = Settings::load_from(None, |n| (n == "KAFKA_PARTITIONS").then(|| "0".into()))
             .unwrap_err();
         assert!(err.to_string().contains("at least 1"));
+        let err = Settings::load_from(None, |n| (n == "KAFKA_FETCH_WAIT_MS").then(|| "0".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("KAFKA_FETCH_WAIT_MS"), "{err}");
+        let quick =
+            Settings::load_from(None, |n| (n == "KAFKA_FETCH_WAIT_MS").then(|| "10".into()))
+                .unwrap();
+        assert_eq!(quick.kafka_fetch_wait_ms, 10);
+        assert_eq!(Settings::default().kafka_fetch_wait_ms, 50);
     }
 }

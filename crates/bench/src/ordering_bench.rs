@@ -41,6 +41,10 @@ pub struct Options {
     /// produced to on its own). A deployment with several replicas per group wants more.
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
+    /// The longest the broker may hold a saga or command consumer's fetch, in ms
+    /// (`KAFKA_FETCH_WAIT_MS`, the platform's default 50).
+    #[arg(long, default_value_t = 50)]
+    pub fetch_wait_ms: u64,
     /// Longest one order may take to reach PAID before it counts as failed, in seconds.
     #[arg(long, default_value_t = 60)]
     pub order_timeout_s: u64,
@@ -101,6 +105,7 @@ async fn run_on(db: &ScratchDb, kafka_brokers: &str, options: &Options) -> anyho
         kafka_brokers,
         &prefix,
         options.partitions,
+        options.fetch_wait_ms,
         &options.kafka_properties,
     )
     .await?;

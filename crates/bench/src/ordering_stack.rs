@@ -43,6 +43,7 @@ impl Stack {
         kafka_brokers: &str,
         prefix: &str,
         partitions: u32,
+        fetch_wait_ms: u64,
         kafka_properties: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let settings = Settings::load_from(None, |name| match name {
@@ -51,13 +52,15 @@ impl Stack {
             "KAFKA_TOPIC_PREFIX" => Some(prefix.to_owned()),
             "KAFKA_PARTITIONS" => Some(partitions.to_string()),
             "KAFKA_SESSION_TIMEOUT_MS" => Some("6000".into()),
+            "KAFKA_FETCH_WAIT_MS" => Some(fetch_wait_ms.to_string()),
             _ => None,
         })
         .context("benchmark settings")?;
         let mut platform = Platform::connect(settings).await?;
         if !kafka_properties.is_empty() {
             // Diagnostic: the same bus with extra librdkafka properties on every client.
-            let mut config = bus::KafkaConfig::new(kafka_brokers);
+            let mut config = bus::KafkaConfig::new(kafka_brokers)
+                .with_prompt_fetch_wait(Duration::from_millis(fetch_wait_ms));
             for (key, value) in kafka_properties {
                 config = config.with(key, value);
             }

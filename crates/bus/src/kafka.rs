@@ -28,22 +28,32 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait before enqueuing again when the producer's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
+/// The longest a broker may hold a prompt subscriber's fetch by default. Saga steps hop
+/// through Kafka several times, so prompt fetches are answered quickly rather than after
+/// librdkafka's default 500 ms; 50 ms, not less, by default: a broker that holds every fetch
+/// for its full wait (tansu) pays for each fetch, and on the ordering benchmark 10 ms once cost
+/// it 0.35 idle cores and 20% of the throughput (62 → 79 orders/s going to 50). A real Kafka
+/// broker answers as soon as a record arrives, so there the wait only bounds idle polling.
+pub const DEFAULT_PROMPT_FETCH_WAIT: Duration = Duration::from_millis(50);
+
 /// How a fetch of a subscriber at `pace` waits: the longest the broker may hold it (ms) and
-/// the data it waits for (bytes). Saga steps hop through Kafka several times, so prompt
-/// fetches are answered quickly rather than after librdkafka's default 500 ms; 50 ms, not
-/// less: on the ordering benchmark 10 ms cost the broker 0.35 idle cores and 20% of the
-/// throughput (62 → 79 orders/s going to 50). Batched subscribers (read models) wait up to
-/// 250 ms for 64 KiB.
-fn fetch_settings(pace: Pace) -> (&'static str, &'static str) {
+/// the data it waits for (bytes). Prompt subscribers wait `prompt_wait` for any record;
+/// batched ones (read models) up to 250 ms for 64 KiB.
+fn fetch_settings(pace: Pace, prompt_wait: Duration) -> (String, &'static str) {
     match pace {
-        Pace::Prompt => ("50", "1"),
-        Pace::Batched => ("250", "65536"),
+        Pace::Prompt => (prompt_wait.as_millis().max(1).to_string(), "1"),
+        Pace::Batched => ("250".to_owned(), "65536"),
     }
 }
 
 /// The properties of a consumer in `group` at `pace`, before the configured extra ones.
-fn consumer_defaults(group: &str, session_ms: u128, pace: Pace) -> [(&'static str, String); 8] {
-    let (wait_ms, min_bytes) = fetch_settings(pace);
+fn consumer_defaults(
+    group: &str,
+    session_ms: u128,
+    pace: Pace,
+    prompt_wait: Duration,
+) -> [(&'static str, String); 8] {
+    let (wait_ms, min_bytes) = fetch_settings(pace, prompt_wait);
     [
         ("group.id", group.to_owned()),
         ("enable.auto.commit", "false".into()),
@@ -51,7 +61,7 @@ fn consumer_defaults(group: &str, session_ms: u128, pace: Pace) -> [(&'static st
         ("enable.partition.eof", "false".into()),
         ("session.timeout.ms", session_ms.to_string()),
         ("heartbeat.interval.ms", (session_ms / 3).max(1).to_string()),
-        ("fetch.wait.max.ms", wait_ms.into()),
+        ("fetch.wait.max.ms", wait_ms),
         ("fetch.min.bytes", min_bytes.into()),
     ]
 }
@@ -65,6 +75,8 @@ pub struct KafkaConfig {
     pub session_timeout: Duration,
     /// The client id the broker sees (logs, quotas).
     pub client_id: String,
+    /// The longest the broker may hold a prompt subscriber's fetch (`KAFKA_FETCH_WAIT_MS`).
+    pub prompt_fetch_wait: Duration,
     /// Further librdkafka properties, applied last to every client (they override the defaults).
     pub extra: Vec<(String, String)>,
 }
@@ -76,8 +88,15 @@ impl KafkaConfig {
             brokers: brokers.into(),
             session_timeout: Duration::from_secs(10),
             client_id: "bloody-sweet".to_owned(),
+            prompt_fetch_wait: DEFAULT_PROMPT_FETCH_WAIT,
             extra: Vec::new(),
         }
+    }
+
+    /// Sets how long the broker may hold a prompt subscriber's fetch and returns the config.
+    pub fn with_prompt_fetch_wait(mut self, wait: Duration) -> Self {
+        self.prompt_fetch_wait = wait;
+        self
     }
 
     /// Sets the session timeout and returns the config.
@@ -116,6 +135,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("session_timeout", &self.session_timeout)
             .field("client_id", &self.client_id)
+            .field("prompt_fetch_wait", &self.prompt_fetch_wait)
             .field("extra", &extra)
             .finish()
     }
@@ -355,7 +375,12 @@ impl MessageBus for KafkaBus {
         };
         let consumer: StreamConsumer = self
             .config
-            .client_config(&consumer_defaults(group, session_ms, pace))
+            .client_config(&consumer_defaults(
+                group,
+                session_ms,
+                pace,
+                self.config.prompt_fetch_wait,
+            ))
             .create()
             .map_err(|e| failure(format!("cannot create Kafka consumer: {e}")))?;
         consumer
@@ -525,16 +550,23 @@ mod tests {
     #[test]
     fn batched_consumers_wait_longer_for_more_than_prompt_ones() {
         let config = KafkaConfig::new("b:1");
-        let prompt = config.client_config(&consumer_defaults("g", 6000, Pace::Prompt));
-        let batched = config.client_config(&consumer_defaults("g", 6000, Pace::Batched));
+        let wait = config.prompt_fetch_wait;
+        let prompt = config.client_config(&consumer_defaults("g", 6000, Pace::Prompt, wait));
+        let batched = config.client_config(&consumer_defaults("g", 6000, Pace::Batched, wait));
         assert_eq!(prompt.get("fetch.wait.max.ms"), Some("50"));
         assert_eq!(prompt.get("fetch.min.bytes"), Some("1"));
         assert_eq!(batched.get("fetch.wait.max.ms"), Some("250"));
         assert_eq!(batched.get("fetch.min.bytes"), Some("65536"));
         assert_eq!(batched.get("heartbeat.interval.ms"), Some("2000"));
+        // The prompt wait is a setting of its own, which batched consumers do not follow.
+        let quick = Duration::from_millis(10);
+        let prompt = config.client_config(&consumer_defaults("g", 6000, Pace::Prompt, quick));
+        let batched = config.client_config(&consumer_defaults("g", 6000, Pace::Batched, quick));
+        assert_eq!(prompt.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(batched.get("fetch.wait.max.ms"), Some("250"));
         // A diagnostic property still overrides both.
         let tuned = KafkaConfig::new("b:1").with("fetch.wait.max.ms", "20");
-        let batched = tuned.client_config(&consumer_defaults("g", 6000, Pace::Batched));
+        let batched = tuned.client_config(&consumer_defaults("g", 6000, Pace::Batched, wait));
         assert_eq!(batched.get("fetch.wait.max.ms"), Some("20"));
     }
 

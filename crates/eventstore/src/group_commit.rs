@@ -67,11 +67,12 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer on `pool`; it stops when every handle is dropped.
-    pub fn start(pool: PgPool) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer on `pool`, calling `committed` after each transaction that wrote
+    /// something (before its callers hear); it stops when every handle is dropped.
+    pub fn start(pool: PgPool, committed: impl Fn() + Send + Sync + 'static) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_batches(pool, rx));
-        (Self { queue }, writer)
+        tokio::spawn(write_batches(pool, rx, committed));
+        Self { queue }
     }
 
     /// Writes `group` with whatever else is queued, and says what became of it.
@@ -96,7 +97,11 @@ impl GroupCommit {
 }
 
 /// The writer: takes what has queued (up to the limits) and writes it as one transaction.
-async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>) {
+async fn write_batches(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<Pending>,
+    committed: impl Fn() + Send + Sync + 'static,
+) {
     let mut carried: Option<Pending> = None;
     loop {
         let first = match carried.take() {
@@ -118,12 +123,12 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>) {
             batch.push(next);
         }
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
-        write(&pool, batch).await;
+        write(&pool, batch, &committed).await;
     }
 }
 
 /// Writes one batch and answers its callers.
-async fn write(pool: &PgPool, batch: Vec<Pending>) {
+async fn write(pool: &PgPool, batch: Vec<Pending>, committed: &(impl Fn() + Sync)) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(err) => {
@@ -140,13 +145,15 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
     };
     if batch.len() == 1 {
         for pending in batch {
-            let written = write_one(&mut conn, &pending.group).await;
-            let _ = pending.reply.send(written);
+            write_alone(&mut conn, pending, committed).await;
         }
         return;
     }
     match write_many(&mut conn, &batch).await {
         Ok(outcomes) => {
+            if outcomes.iter().any(|o| matches!(o, Written::Done(_))) {
+                committed();
+            }
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = pending.reply.send(Ok(outcome));
             }
@@ -155,8 +162,7 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
         Err(err) if is_retryable(&err) => {
             tracing::debug!(error = %err, "batched append deadlocked; writing its appends one by one");
             for pending in batch {
-                let written = write_one(&mut conn, &pending.group).await;
-                let _ = pending.reply.send(written);
+                write_alone(&mut conn, pending, committed).await;
             }
         }
         Err(err) => {
@@ -175,6 +181,15 @@ async fn write(pool: &PgPool, batch: Vec<Pending>) {
             }
         }
     }
+}
+
+/// Writes one append in its own transaction and answers its caller.
+async fn write_alone(conn: &mut PgConnection, pending: Pending, committed: &(impl Fn() + Sync)) {
+    let written = write_one(conn, &pending.group).await;
+    if matches!(written, Ok(Written::Done(_))) {
+        committed();
+    }
+    let _ = pending.reply.send(written);
 }
 
 /// Whether the whole transaction failed for a reason that writing again may not meet.

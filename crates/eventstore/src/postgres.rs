@@ -88,7 +88,13 @@ impl PgEventStore {
         let appended = Arc::new(tokio::sync::Notify::new());
         let notifier = tokio::spawn(notify_other_processes(pool.clone(), appended.clone()));
         // Ends by itself once the last handle (and with it the queue) is dropped.
-        let (writer, _) = GroupCommit::start(pool.clone());
+        let writer = GroupCommit::start(pool.clone(), {
+            let (wake, appended) = (tx.clone(), appended.clone());
+            move || {
+                wake.send_modify(|n| *n = n.wrapping_add(1));
+                appended.notify_one();
+            }
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -473,7 +479,7 @@ impl EventStore for PgEventStore {
                         last_position: Position(last as u64),
                     });
                 }
-                self.notify_committed();
+                // The writer has woken subscribers already.
                 return Ok(results.into_iter().flatten().collect());
             }
             Written::Refused { code, place } if code == "ES409" => {
