@@ -2,7 +2,11 @@
 //! task, which writes whatever has queued in one transaction (one round trip, one WAL flush)
 //! while the next ones queue, as EventStoreDB's single writer does. Each caller's append stays
 //! atomic and is refused on its own (the `es_append_batch` function runs every append in its
-//! own subtransaction); a lone append is one `es_append_multi` call, as before.
+//! own subtransaction); a lone append is one `es_append_multi` call, as before. A large
+//! append (bulk writes) does not queue: it is written at once on its own connection, so bulk
+//! writers still use every core Postgres has.
+
+use std::sync::Arc;
 
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
@@ -18,6 +22,12 @@ const MAX_GROUPS: usize = 32;
 const MAX_EVENTS: usize = 16_384;
 /// Appends that may wait for the writer before callers wait to queue.
 const QUEUE: usize = 1_024;
+/// Appends of this many events or more are written at once on their own connection: they
+/// gain little from sharing a commit and would hold the writer while small appends wait.
+const ALONE_EVENTS: usize = 64;
+
+/// Called after each transaction that wrote something.
+type Committed = Arc<dyn Fn() + Send + Sync>;
 
 /// One caller's append: its streams in lock order, with their events concatenated.
 #[derive(Debug, Default)]
@@ -64,19 +74,44 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    pool: PgPool,
+    committed: Committed,
 }
 
 impl GroupCommit {
     /// Starts the writer on `pool`, calling `committed` after each transaction that wrote
     /// something (before its callers hear); it stops when every handle is dropped.
     pub fn start(pool: PgPool, committed: impl Fn() + Send + Sync + 'static) -> Self {
+        let committed: Committed = Arc::new(committed);
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool, rx, committed));
-        Self { queue }
+        tokio::spawn(write_batches(pool.clone(), rx, committed.clone()));
+        Self {
+            queue,
+            pool,
+            committed,
+        }
     }
 
-    /// Writes `group` with whatever else is queued, and says what became of it.
+    /// Writes `group` with whatever else is queued (a large one alone, at once), and says
+    /// what became of it.
     pub async fn write(&self, group: Group) -> Result<Written, StoreError> {
+        if group.ids.len() >= ALONE_EVENTS {
+            let mut conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
+            let mut attempts = 1;
+            loop {
+                let written = write_one(&mut conn, &group).await;
+                match &written {
+                    Ok(Written::Done(_)) => (self.committed)(),
+                    // Locked against a batch in the other order; Postgres chose this one.
+                    Err(StoreError::Unavailable(err)) if is_retryable(err) && attempts < 3 => {
+                        attempts += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                return written;
+            }
+        }
         let (reply, answer) = oneshot::channel();
         let gone = || {
             StoreError::Unavailable(sqlx::Error::Protocol(
@@ -97,11 +132,7 @@ impl GroupCommit {
 }
 
 /// The writer: takes what has queued (up to the limits) and writes it as one transaction.
-async fn write_batches(
-    pool: PgPool,
-    mut rx: mpsc::Receiver<Pending>,
-    committed: impl Fn() + Send + Sync + 'static,
-) {
+async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed: Committed) {
     let mut carried: Option<Pending> = None;
     loop {
         let first = match carried.take() {
@@ -123,12 +154,12 @@ async fn write_batches(
             batch.push(next);
         }
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
-        write(&pool, batch, &committed).await;
+        write(&pool, batch, committed.as_ref()).await;
     }
 }
 
 /// Writes one batch and answers its callers.
-async fn write(pool: &PgPool, batch: Vec<Pending>, committed: &(impl Fn() + Sync)) {
+async fn write(pool: &PgPool, batch: Vec<Pending>, committed: &(dyn Fn() + Send + Sync)) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(err) => {
@@ -184,7 +215,11 @@ async fn write(pool: &PgPool, batch: Vec<Pending>, committed: &(impl Fn() + Sync
 }
 
 /// Writes one append in its own transaction and answers its caller.
-async fn write_alone(conn: &mut PgConnection, pending: Pending, committed: &(impl Fn() + Sync)) {
+async fn write_alone(
+    conn: &mut PgConnection,
+    pending: Pending,
+    committed: &(dyn Fn() + Send + Sync),
+) {
     let written = write_one(conn, &pending.group).await;
     if matches!(written, Ok(Written::Done(_))) {
         committed();

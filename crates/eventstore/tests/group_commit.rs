@@ -61,6 +61,22 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
             }
         }));
     }
+    for i in 0..3u64 {
+        // Bulk appends, written at once beside the queue.
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let events = (0..100).map(ev).collect();
+            let done = store
+                .append(
+                    &stream(&format!("bulk-{i}")),
+                    ExpectedVersion::NoStream,
+                    events,
+                )
+                .await
+                .map(|r| vec![r]);
+            ("bulk", done)
+        }));
+    }
     for i in 0..40u64 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
@@ -116,6 +132,13 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
                 *transactions
                     .entry(transaction(results[0].first_position.0))
                     .or_default() += 1;
+            }
+            ("bulk", Ok(results)) => {
+                assert_eq!(results[0].next_expected_version, 100);
+                assert_eq!(
+                    results[0].last_position.0 - results[0].first_position.0 + 1,
+                    100
+                );
             }
             ("race", Ok(results)) => {
                 race_won += 1;
