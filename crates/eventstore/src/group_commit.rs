@@ -16,10 +16,9 @@ use uuid::Uuid;
 use crate::error::StoreError;
 
 /// Most appends written in one transaction: each is a subtransaction, and more than 64 would
-/// overflow the snapshot cache of every backend.
+/// overflow the snapshot cache of every backend. With fewer than [`ALONE_EVENTS`] events each,
+/// a batch stays far below the 65,536 positions a transaction has.
 const MAX_GROUPS: usize = 32;
-/// Most events in one transaction beyond its first append (positions leave room for 65,536).
-const MAX_EVENTS: usize = 16_384;
 /// Appends that may wait for the writer before callers wait to queue.
 const QUEUE: usize = 1_024;
 /// Appends of this many events or more are written at once on their own connection: they
@@ -133,26 +132,12 @@ impl GroupCommit {
 
 /// The writer: takes what has queued (up to the limits) and writes it as one transaction.
 async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed: Committed) {
-    let mut carried: Option<Pending> = None;
+    let mut batch = Vec::with_capacity(MAX_GROUPS);
     loop {
-        let first = match carried.take() {
-            Some(pending) => pending,
-            None => match rx.recv().await {
-                Some(pending) => pending,
-                None => return,
-            },
-        };
-        let mut events = first.group.ids.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUPS {
-            let Ok(next) = rx.try_recv() else { break };
-            if events + next.group.ids.len() > MAX_EVENTS {
-                carried = Some(next);
-                break;
-            }
-            events += next.group.ids.len();
-            batch.push(next);
+        if rx.recv_many(&mut batch, MAX_GROUPS).await == 0 {
+            return;
         }
+        let batch = std::mem::replace(&mut batch, Vec::with_capacity(MAX_GROUPS));
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
         write(&pool, batch, committed.as_ref()).await;
     }

@@ -80,6 +80,8 @@ pub struct EmbeddingPipeline {
     vectors: ReviewVectors,
     labeller: Option<Arc<dyn Labeller>>,
     batch: usize,
+    /// Reviews embedded between index flushes (and between looks at shutdown).
+    per_flush: usize,
     scope: String,
     wake: Arc<Notify>,
 }
@@ -117,6 +119,7 @@ impl EmbeddingPipeline {
             vectors,
             labeller,
             batch: DEFAULT_BATCH,
+            per_flush: PER_FLUSH,
             scope: String::new(),
             wake: Arc::new(Notify::new()),
         };
@@ -127,6 +130,13 @@ impl EmbeddingPipeline {
     /// The same pipeline embedding `batch` reviews per model call (at least one).
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// The same pipeline flushing its index (and looking at shutdown) every `per_flush`
+    /// reviews (at least one) instead of 512.
+    pub fn with_per_flush(mut self, per_flush: usize) -> Self {
+        self.per_flush = per_flush.max(1);
         self
     }
 
@@ -192,13 +202,22 @@ impl EmbeddingPipeline {
     /// Embeds every review missing from the index, then reports how many and how fast.
     #[tracing::instrument(skip_all)]
     pub async fn catch_up(&self) -> Result<CatchUp, ServiceError> {
+        self.catch_up_until(&CancellationToken::new()).await
+    }
+
+    /// [`EmbeddingPipeline::catch_up`], stopping early (after the flush in progress) once
+    /// `shutdown` is cancelled: a large backlog does not hold a stopping process.
+    pub async fn catch_up_until(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<CatchUp, ServiceError> {
         let started = Instant::now();
         let mut done = CatchUp::default();
-        loop {
-            let (embedded, labelled) = self.step(PER_FLUSH).await?;
+        while !shutdown.is_cancelled() {
+            let (embedded, labelled) = self.step(self.per_flush).await?;
             done.embedded += embedded;
             done.labelled += labelled;
-            if embedded < PER_FLUSH {
+            if embedded < self.per_flush {
                 break;
             }
         }
@@ -329,7 +348,7 @@ impl EmbeddingPipeline {
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
         tracing::info!(model = %self.vectors.model_key(), "embedding pipeline started");
         while !shutdown.is_cancelled() {
-            if let Err(err) = self.catch_up().await {
+            if let Err(err) = self.catch_up_until(&shutdown).await {
                 tracing::warn!(code = err.code(), error = %err, "embedding catch-up failed");
             }
             tokio::select! {

@@ -31,12 +31,17 @@ async fn embedder() -> Option<Arc<dyn Embedder>> {
     Some(Arc::new(LocalEmbedder::load(&config).await.unwrap()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catch_up_embeds_every_imported_review_once() {
-    let Some(embedder) = embedder().await else {
-        return;
-    };
-    let stack = Stack::new(Backend::Postgres).await;
+/// The evaluation set's products and its first `reviews` reviews, imported and projected:
+/// product names by id, the review lines, how many were written, and the import's directory.
+async fn import(
+    stack: &Stack,
+    reviews: usize,
+) -> (
+    std::collections::HashMap<String, String>,
+    Vec<String>,
+    usize,
+    tempfile::TempDir,
+) {
     let products = std::fs::read_to_string(format!("{EVAL}/products.jsonl")).unwrap();
     let mut names = std::collections::HashMap::new();
     for line in products.lines().filter(|l| !l.trim().is_empty()) {
@@ -57,7 +62,7 @@ async fn catch_up_embeds_every_imported_review_once() {
     let all = std::fs::read_to_string(format!("{EVAL}/reviews.jsonl")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("reviews.jsonl");
-    let some: Vec<&str> = all.lines().take(REVIEWS).collect();
+    let some: Vec<String> = all.lines().take(reviews).map(str::to_owned).collect();
     std::fs::write(&file, some.join("\n")).unwrap();
     let report = review::batch::import(
         &stack.import_store(),
@@ -68,8 +73,18 @@ async fn catch_up_embeds_every_imported_review_once() {
     .await
     .unwrap();
     let written = report.counts.written as usize;
-    assert!(written >= REVIEWS - 2, "{report}");
+    assert!(written >= reviews - 2, "{report}");
     stack.project().await;
+    (names, some, written, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_embeds_every_imported_review_once() {
+    let Some(embedder) = embedder().await else {
+        return;
+    };
+    let stack = Stack::new(Backend::Postgres).await;
+    let (names, some, written, dir) = import(&stack, REVIEWS).await;
 
     let state = ReviewState::new(stack.store.clone(), stack.models.clone())
         .await
@@ -131,4 +146,52 @@ async fn catch_up_embeds_every_imported_review_once() {
     .unwrap();
     assert_eq!(pipeline.missing().await.unwrap(), written as u64);
     assert_eq!(pipeline.catch_up().await.unwrap().embedded, written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_pipeline_leaves_the_rest_of_its_backlog_for_later() {
+    let Some(embedder) = embedder().await else {
+        return;
+    };
+    let stack = Stack::new(Backend::Postgres).await;
+    let (_, _, written, dir) = import(&stack, REVIEWS).await;
+    let state = ReviewState::new(stack.store.clone(), stack.models.clone())
+        .await
+        .unwrap();
+    let tag = review::vectors::tag_of(embedder.info());
+    let pipeline_over = |path: std::path::PathBuf| {
+        let (service, embedder, tag) = (state.service.clone(), embedder.clone(), tag.clone());
+        async move {
+            let catalog = HnswCatalog::new(path, HnswConfig::default());
+            let index = vectorindex::open_current(&catalog, &tag).await.unwrap();
+            EmbeddingPipeline::new(service, ReviewVectors::new(embedder, Arc::new(index)), None)
+                .await
+                .unwrap()
+        }
+    };
+    // Two reviews per flush, so the backlog takes many flushes; a second pipeline of the same
+    // model only watches the progress.
+    let pipeline = pipeline_over(dir.path().join("index"))
+        .await
+        .with_batch(2)
+        .with_per_flush(2);
+    let watcher = pipeline_over(dir.path().join("watcher")).await;
+    assert_eq!(watcher.missing().await.unwrap(), written as u64);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(pipeline.run(std::time::Duration::from_secs(60), shutdown.clone()));
+    let started = testkit::eventually(std::time::Duration::from_secs(120), || async {
+        watcher.missing().await.unwrap() < written as u64
+    })
+    .await;
+    assert!(started, "the pipeline embedded nothing");
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(30), running)
+        .await
+        .expect("the pipeline stops after the flush in progress")
+        .unwrap();
+    let missing = watcher.missing().await.unwrap();
+    assert!(
+        missing > 0,
+        "it stopped only after the whole backlog of {written}"
+    );
 }
