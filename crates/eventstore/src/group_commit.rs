@@ -2,9 +2,11 @@
 //! task, which writes whatever has queued in one transaction (one round trip, one WAL flush)
 //! while the next ones queue, as EventStoreDB's single writer does. Each caller's append stays
 //! atomic and is refused on its own (the `es_append_batch` function runs every append in its
-//! own subtransaction); a lone append is one `es_append_multi` call, as before. A large
-//! append (bulk writes) does not queue: it is written at once on its own connection, so bulk
-//! writers still use every core Postgres has.
+//! own subtransaction). A large append (bulk writes) does not queue: it is written at once on
+//! its own connection, so bulk writers still use every core Postgres has. Neither does an
+//! append whose stream another transaction holds locked: the writer gives up on it after
+//! [`LOCK_WAIT_MS`] and its caller writes it alone, so one locked stream (an open
+//! `append_in` transaction, another process's append) never holds every append behind it.
 
 use std::sync::Arc;
 
@@ -24,6 +26,14 @@ const QUEUE: usize = 1_024;
 /// Appends of this many events or more are written at once on their own connection: they
 /// gain little from sharing a commit and would hold the writer while small appends wait.
 const ALONE_EVENTS: usize = 64;
+
+/// How long the writer waits for a stream locked by another transaction before handing that
+/// append back to its caller.
+const LOCK_WAIT_MS: i32 = 50;
+/// The refusal of an append whose stream stayed locked.
+const LOCKED: &str = "55P03";
+/// Deadlocked or serialisation-failed writes of one append tried again on its own.
+const DIRECT_ATTEMPTS: u32 = 3;
 
 /// Called after each transaction that wrote something.
 type Committed = Arc<dyn Fn() + Send + Sync>;
@@ -64,9 +74,17 @@ pub(crate) enum Written {
     },
 }
 
+/// The writer's answer to one caller.
+enum Reply {
+    /// Written or refused.
+    Written(Written),
+    /// Its stream stayed locked: the caller writes it alone.
+    Locked(Group),
+}
+
 struct Pending {
     group: Group,
-    reply: oneshot::Sender<Result<Written, StoreError>>,
+    reply: oneshot::Sender<Result<Reply, StoreError>>,
 }
 
 /// The queue to the writer task; cheap to clone.
@@ -91,125 +109,145 @@ impl GroupCommit {
         }
     }
 
-    /// Writes `group` with whatever else is queued (a large one alone, at once), and says
-    /// what became of it.
+    /// Writes `group` with whatever else is queued (a large one, or one whose stream is
+    /// locked, alone), and says what became of it.
     pub async fn write(&self, group: Group) -> Result<Written, StoreError> {
         if group.ids.len() >= ALONE_EVENTS {
-            let mut conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
-            let mut attempts = 1;
-            loop {
-                let written = write_one(&mut conn, &group).await;
-                match &written {
-                    Ok(Written::Done(_)) => (self.committed)(),
-                    // Locked against a batch in the other order; Postgres chose this one.
-                    Err(StoreError::Unavailable(err)) if is_retryable(err) && attempts < 3 => {
-                        attempts += 1;
-                        continue;
-                    }
-                    _ => {}
-                }
-                return written;
-            }
+            return self.write_alone(&group).await;
         }
         let (reply, answer) = oneshot::channel();
-        let gone = || {
-            StoreError::Unavailable(sqlx::Error::Protocol(
-                "the event store's writer has stopped".to_owned(),
-            ))
-        };
         self.queue
             .send(Pending { group, reply })
             .await
-            .map_err(|_| gone())?;
+            .map_err(|_| {
+                StoreError::Unavailable(sqlx::Error::Protocol(
+                    "the event store's writer has stopped".to_owned(),
+                ))
+            })?;
         // Dropped unanswered only if the writer panicked mid-batch: the outcome is unknown.
-        answer.await.unwrap_or_else(|_| {
+        let reply = answer.await.unwrap_or_else(|_| {
             Err(StoreError::Indeterminate(sqlx::Error::Protocol(
                 "the event store's writer stopped during the write".to_owned(),
             )))
-        })
+        })?;
+        match reply {
+            Reply::Written(written) => Ok(written),
+            Reply::Locked(group) => self.write_alone(&group).await,
+        }
+    }
+
+    /// Writes `group` as one `es_append_multi` call on its own connection, waiting for locks
+    /// as long as it takes; a deadlock is tried again.
+    async fn write_alone(&self, group: &Group) -> Result<Written, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
+        let mut attempts = 1;
+        loop {
+            let written = write_one(&mut conn, group).await;
+            match &written {
+                Ok(Written::Done(_)) => (self.committed)(),
+                Err(StoreError::Unavailable(err))
+                    if is_retryable(err) && attempts < DIRECT_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            return written;
+        }
     }
 }
 
-/// The writer: takes what has queued (up to the limits) and writes it as one transaction.
+/// The writer: takes what has queued (up to [`MAX_GROUPS`]) and writes it as one transaction.
 async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed: Committed) {
     let mut batch = Vec::with_capacity(MAX_GROUPS);
     loop {
         if rx.recv_many(&mut batch, MAX_GROUPS).await == 0 {
             return;
         }
-        let batch = std::mem::replace(&mut batch, Vec::with_capacity(MAX_GROUPS));
+        // A caller that went away is not written for.
+        batch.retain(|pending: &Pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                // No connection in time: everyone queued now would wait as long again.
+                let message = format!("no database connection for the append: {err}");
+                while let Ok(pending) = rx.try_recv() {
+                    batch.push(pending);
+                }
+                for pending in batch.drain(..) {
+                    let err = sqlx::Error::Protocol(message.clone());
+                    let _ = pending.reply.send(Err(StoreError::Unavailable(err)));
+                }
+                continue;
+            }
+        };
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
-        write(&pool, batch, committed.as_ref()).await;
+        let written = std::mem::replace(&mut batch, Vec::with_capacity(MAX_GROUPS));
+        write(&mut conn, written, committed.as_ref()).await;
     }
 }
 
 /// Writes one batch and answers its callers.
-async fn write(pool: &PgPool, batch: Vec<Pending>, committed: &(dyn Fn() + Send + Sync)) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(err) => {
-            let message = err.to_string();
-            for pending in batch {
-                let _ = pending
-                    .reply
-                    .send(Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                        message.clone(),
-                    ))));
+async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn() + Send + Sync)) {
+    if batch.len() > 1 {
+        match write_many(conn, &batch).await {
+            Ok(outcomes) => {
+                answer(batch.into_iter().zip(outcomes), committed);
+                return;
             }
-            return;
+            // Refused as a whole (a deadlock, a value the database rejects): nothing was
+            // committed; each append alone, so only the one at fault fails.
+            Err(sqlx::Error::Database(err)) => {
+                tracing::debug!(error = %err, "batched append failed; writing its appends one by one");
+            }
+            Err(err) => {
+                let in_flight = matches!(
+                    err,
+                    sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+                );
+                let message = err.to_string();
+                for pending in batch {
+                    let err = sqlx::Error::Protocol(message.clone());
+                    let _ = pending.reply.send(Err(if in_flight {
+                        StoreError::Indeterminate(err)
+                    } else {
+                        StoreError::Unavailable(err)
+                    }));
+                }
+                return;
+            }
         }
-    };
-    if batch.len() == 1 {
-        for pending in batch {
-            write_alone(&mut conn, pending, committed).await;
-        }
-        return;
     }
-    match write_many(&mut conn, &batch).await {
-        Ok(outcomes) => {
-            if outcomes.iter().any(|o| matches!(o, Written::Done(_))) {
-                committed();
-            }
-            for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = pending.reply.send(Ok(outcome));
-            }
-        }
-        // Another transaction locked the same streams in another order: write one by one.
-        Err(err) if is_retryable(&err) => {
-            tracing::debug!(error = %err, "batched append deadlocked; writing its appends one by one");
-            for pending in batch {
-                write_alone(&mut conn, pending, committed).await;
-            }
-        }
-        Err(err) => {
-            let in_flight = matches!(
-                err,
-                sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
-            );
-            let message = err.to_string();
-            for pending in batch {
-                let err = sqlx::Error::Protocol(message.clone());
-                let _ = pending.reply.send(Err(if in_flight {
-                    StoreError::Indeterminate(err)
-                } else {
-                    StoreError::Unavailable(err)
-                }));
+    for pending in batch {
+        match write_many(conn, std::slice::from_ref(&pending)).await {
+            Ok(outcomes) => answer(std::iter::once(pending).zip(outcomes), committed),
+            Err(err) => {
+                let _ = pending.reply.send(Err(StoreError::from_db(err, true)));
             }
         }
     }
 }
 
-/// Writes one append in its own transaction and answers its caller.
-async fn write_alone(
-    conn: &mut PgConnection,
-    pending: Pending,
+/// Tells each caller what became of its append, after waking subscribers if any was written.
+fn answer(
+    outcomes: impl Iterator<Item = (Pending, Written)>,
     committed: &(dyn Fn() + Send + Sync),
 ) {
-    let written = write_one(conn, &pending.group).await;
-    if matches!(written, Ok(Written::Done(_))) {
+    let outcomes: Vec<(Pending, Written)> = outcomes.collect();
+    if outcomes.iter().any(|(_, o)| matches!(o, Written::Done(_))) {
         committed();
     }
-    let _ = pending.reply.send(written);
+    for (pending, outcome) in outcomes {
+        let reply = match outcome {
+            Written::Refused { code, .. } if code == LOCKED => Reply::Locked(pending.group),
+            other => Reply::Written(other),
+        };
+        let _ = pending.reply.send(Ok(reply));
+    }
 }
 
 /// Whether the whole transaction failed for a reason that writing again may not meet.
@@ -238,7 +276,8 @@ async fn write_one(conn: &mut PgConnection, group: &Group) -> Result<Written, St
             rows.iter()
                 .map(positions)
                 .collect::<Result<_, _>>()
-                .map_err(StoreError::Unavailable)?,
+                // Committed, but the answer is unreadable.
+                .map_err(StoreError::Indeterminate)?,
         )),
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
             Ok(Written::Refused {
@@ -264,7 +303,8 @@ fn positions(row: &PgRow) -> Result<(i64, i64, i64), sqlx::Error> {
     Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
-/// Several groups as one `es_append_batch` call: one outcome per group, in order.
+/// Groups as one `es_append_batch` call: one outcome per group, in order. An error reading
+/// the answer (after the commit) is a `Protocol` error: the outcome is unknown.
 async fn write_many(
     conn: &mut PgConnection,
     batch: &[Pending],
@@ -285,7 +325,7 @@ async fn write_many(
     }
     let rows = sqlx::query(
         "SELECT grp, stream_version, first_position, last_position, refusal, detail \
-         FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9::jsonb[])",
+         FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9::jsonb[], $10)",
     )
     .bind(&sizes)
     .bind(&all.streams)
@@ -296,10 +336,17 @@ async fn write_many(
     .bind(&all.types)
     .bind(&all.datas)
     .bind(&all.metas)
+    .bind(LOCK_WAIT_MS)
     .fetch_all(&mut *conn)
     .await?;
+    outcomes(&rows, batch)
+        .map_err(|err| sqlx::Error::Protocol(format!("unreadable es_append_batch answer: {err}")))
+}
+
+/// Reads `es_append_batch`'s rows into one outcome per group of `batch`.
+fn outcomes(rows: &[PgRow], batch: &[Pending]) -> Result<Vec<Written>, sqlx::Error> {
     let mut outcomes: Vec<Option<Written>> = (0..batch.len()).map(|_| None).collect();
-    for row in &rows {
+    for row in rows {
         let group: i32 = row.try_get(0)?;
         let Some(slot) = usize::try_from(group)
             .ok()

@@ -97,6 +97,23 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
             ("stale", done)
         }));
     }
+    for i in 0..5u64 {
+        // Two streams, refused on the second (in lock order): the first stays untouched.
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let done = store
+                .append_multi(vec![
+                    StreamAppend::new(stream("taken"), ExpectedVersion::Exact(7), vec![ev(i)]),
+                    StreamAppend::new(
+                        stream(&format!("first-{i}")),
+                        ExpectedVersion::NoStream,
+                        vec![ev(i)],
+                    ),
+                ])
+                .await;
+            ("second", done)
+        }));
+    }
     for i in 0..10u64 {
         let store = store.clone();
         let mut reused = ev(i);
@@ -150,6 +167,9 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
             ("stale", Err(StoreError::WrongExpectedVersion { actual, .. })) => {
                 assert_eq!(actual, 1)
             }
+            ("second", Err(StoreError::WrongExpectedVersion { stream, actual, .. })) => {
+                assert_eq!((stream.as_str(), actual), ("taken", 1))
+            }
             ("reuse", Err(StoreError::DuplicateEventId { id })) => assert_eq!(id, taken.id),
             (kind, outcome) => panic!("{kind}: unexpected {outcome:?}"),
         }
@@ -187,6 +207,13 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
         assert_eq!(version, 0, "a refused append wrote nothing to reuse-{i}");
     }
     assert_eq!(store.stream_version(&stream("taken")).await.unwrap(), 1);
+    for i in 0..5u64 {
+        let version = store
+            .stream_version(&stream(&format!("first-{i}")))
+            .await
+            .unwrap();
+        assert_eq!(version, 0, "first-{i} was written with its refused partner");
+    }
 
     // The burst was written in fewer transactions than appends: commits were shared.
     let appends: usize = transactions.values().sum();
@@ -196,4 +223,57 @@ async fn concurrent_appends_share_commits_and_are_refused_one_by_one() {
         "{appends} appends in {} transactions: nothing was group-committed",
         transactions.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_stream_holds_back_only_its_own_appends() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 8).await.unwrap();
+    let locked = stream("locked");
+    store
+        .append(&locked, ExpectedVersion::NoStream, vec![ev(0)])
+        .await
+        .unwrap();
+    // An open transaction holds the stream's row.
+    let mut tx = store.pool().begin().await.unwrap();
+    store
+        .append_in(&mut tx, &locked, ExpectedVersion::Exact(1), &[ev(1)])
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        let locked = locked.clone();
+        async move {
+            store
+                .append(&locked, ExpectedVersion::Any, vec![ev(2)])
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Appends to other streams are not queued behind it.
+    for i in 0..5u64 {
+        let done = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.append(
+                &stream(&format!("free-{i}")),
+                ExpectedVersion::NoStream,
+                vec![ev(i)],
+            ),
+        )
+        .await
+        .expect("an append to another stream waited for the locked one")
+        .unwrap();
+        assert_eq!(done.next_expected_version, 1);
+    }
+    assert!(!waiting.is_finished(), "the locked stream's append waits");
+
+    tx.commit().await.unwrap();
+    store.notify_committed();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the locked stream's append goes on once the lock is released")
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.next_expected_version, 3);
 }

@@ -6,10 +6,12 @@
 -- streams of group g, counts[i] the number of events of stream i.
 --
 -- Returns one row per stream of each group that was written (refusal NULL), and one row with
--- refusal '23505' (a reused event id) or 'ES409' (a version mismatch; detail: the stream's
--- 1-based place in its group) for each refused group. Any other error fails the whole call.
--- Callers keep batches under 64 groups: more subtransactions would overflow every backend's
--- snapshot cache.
+-- refusal '23505' (a reused event id), 'ES409' (a version mismatch; detail: the stream's
+-- 1-based place in its group) or '55P03' (a stream locked by another transaction for longer
+-- than lock_wait_ms: the caller writes that group alone) for each group not written. Any other
+-- error fails the whole call. The lock timeout keeps one locked stream from holding every
+-- other writer's appends behind it. Callers keep batches under 64 groups: more
+-- subtransactions would overflow every backend's snapshot cache.
 CREATE OR REPLACE FUNCTION es_append_batch(
     groups   INT[],
     streams  TEXT[],
@@ -19,7 +21,8 @@ CREATE OR REPLACE FUNCTION es_append_batch(
     ids      UUID[],
     types    TEXT[],
     datas    JSONB[],
-    metas    JSONB[]
+    metas    JSONB[],
+    lock_wait_ms INT
 ) RETURNS TABLE (grp INT, stream_version BIGINT, first_position BIGINT, last_position BIGINT,
                  refusal TEXT, detail TEXT)
 LANGUAGE plpgsql AS $$
@@ -30,6 +33,7 @@ DECLARE
     n     INT;
     place TEXT;
 BEGIN
+    PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
     FOR g IN 1 .. coalesce(array_length(groups, 1), 0) LOOP
         k := groups[g];
         SELECT coalesce(sum(c), 0) INTO n FROM unnest(counts[s0 + 1 : s0 + k]) AS c;
@@ -44,6 +48,8 @@ BEGIN
         EXCEPTION
             WHEN unique_violation THEN
                 RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, '23505'::text, NULL::text;
+            WHEN lock_not_available THEN
+                RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, '55P03'::text, NULL::text;
             WHEN SQLSTATE 'ES409' THEN
                 GET STACKED DIAGNOSTICS place = PG_EXCEPTION_DETAIL;
                 RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, 'ES409'::text, place;
