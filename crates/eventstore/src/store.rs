@@ -123,6 +123,9 @@ impl Limits {
             if data.contains("\\u0000") {
                 return invalid("event data must not contain NUL characters".to_owned());
             }
+            if metadata.contains("\\u0000") {
+                return invalid("event metadata must not contain NUL characters".to_owned());
+            }
             encoded.push((data, metadata));
         }
         Ok(encoded)
@@ -215,7 +218,8 @@ pub(crate) fn stream_read(direction: Direction, from: Option<u64>) -> (&'static 
 }
 
 /// Checks a multi-append before anything is written (at least one stream, none twice, no
-/// event id twice, each stream's events within `limits`); returns each stream's encoded events.
+/// event id twice, the events of all streams together and each one within `limits`); returns
+/// each stream's encoded events.
 pub(crate) fn check_multi(
     limits: &Limits,
     appends: &[StreamAppend],
@@ -223,6 +227,13 @@ pub(crate) fn check_multi(
     let invalid = |reason: String| Err(StoreError::InvalidEvent { reason });
     if appends.is_empty() {
         return invalid("a multi-stream append needs at least one stream".to_owned());
+    }
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    if total > limits.max_events_per_append {
+        return invalid(format!(
+            "{total} events in one multi-stream append; the limit is {}",
+            limits.max_events_per_append
+        ));
     }
     let mut streams = std::collections::HashSet::with_capacity(appends.len());
     let mut ids = std::collections::HashSet::new();

@@ -545,6 +545,25 @@ mod cases {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
+        let mut nul_meta = ev(1);
+        nul_meta.metadata.user_id = Some("kim\u{0}".to_owned());
+        let err = store
+            .append(&s, ExpectedVersion::Any, vec![nul_meta])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT", "{err}");
+        // The limit holds for all streams of a multi-append together.
+        let halves: Vec<StreamAppend> = (0..2u64)
+            .map(|half| {
+                StreamAppend::new(
+                    stream(&format!("order-half{half}")),
+                    ExpectedVersion::Any,
+                    (0..6_000).map(|n| ev(half * 6_000 + n)).collect(),
+                )
+            })
+            .collect();
+        let err = store.append_multi(halves).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_EVENT", "{err}");
         let err = EventData::from_json_slice("Counted", b"{not json").unwrap_err();
         assert_eq!(err.code(), "INVALID_EVENT");
         let err = StreamId::parse("order 1; DROP TABLE es_events").unwrap_err();
