@@ -83,13 +83,17 @@ impl StoreError {
         !matches!(self, Self::Indeterminate(_))
     }
 
-    /// Classifies a database error from a read or a write.
-    pub(crate) fn from_db(err: sqlx::Error, writing: bool) -> Self {
-        let in_flight = matches!(
+    /// Whether `err` cut a request off in flight (the database may have acted on it).
+    pub(crate) fn in_flight(err: &sqlx::Error) -> bool {
+        matches!(
             err,
             sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
-        );
-        if writing && in_flight {
+        )
+    }
+
+    /// Classifies a database error from a read or a write.
+    pub(crate) fn from_db(err: sqlx::Error, writing: bool) -> Self {
+        if writing && Self::in_flight(&err) {
             Self::Indeterminate(err)
         } else {
             Self::Unavailable(err)

@@ -30,6 +30,8 @@ const ALONE_EVENTS: usize = 64;
 /// How long the writer waits for a stream locked by another transaction before handing that
 /// append back to its caller.
 const LOCK_WAIT_MS: i32 = 50;
+/// An append written alone waits for locks as long as it takes.
+const NO_LOCK_TIMEOUT: i32 = 0;
 /// The refusal of an append whose stream stayed locked.
 const LOCKED: &str = "55P03";
 /// Deadlocked or serialisation-failed writes of one append tried again on its own.
@@ -39,7 +41,7 @@ const DIRECT_ATTEMPTS: u32 = 3;
 type Committed = Arc<dyn Fn() + Send + Sync>;
 
 /// One caller's append: its streams in lock order, with their events concatenated.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Group {
     /// Stream ids.
     pub streams: Vec<String>,
@@ -64,14 +66,19 @@ pub(crate) struct Group {
 pub(crate) enum Written {
     /// Committed: `(stream version, first position, last position)` per stream, in order.
     Done(Vec<(i64, i64, i64)>),
-    /// Refused, nothing written: `23505` (a reused event id) or `ES409` (a version mismatch,
-    /// with the stream's 1-based place in the group).
-    Refused {
-        /// The SQLSTATE.
-        code: String,
-        /// The refused stream's place, for `ES409`.
-        place: Option<usize>,
-    },
+    /// Refused, nothing written: an event id is stored already.
+    DuplicateId,
+    /// Refused, nothing written: a stream's version did not match; its 1-based place in the
+    /// group when the database said.
+    WrongVersion(Option<usize>),
+}
+
+/// What `es_append_batch` did with a group.
+enum Outcome {
+    /// Written or refused.
+    Written(Written),
+    /// Its stream stayed locked by another transaction: nothing written.
+    Locked,
 }
 
 /// The writer's answer to one caller.
@@ -136,24 +143,30 @@ impl GroupCommit {
         }
     }
 
-    /// Writes `group` as one `es_append_multi` call on its own connection, waiting for locks
-    /// as long as it takes; a deadlock is tried again.
+    /// Writes `group` in its own transaction on its own connection, waiting for locks as long
+    /// as it takes; a deadlock is tried again.
     async fn write_alone(&self, group: &Group) -> Result<Written, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(StoreError::Unavailable)?;
         let mut attempts = 1;
         loop {
-            let written = write_one(&mut conn, group).await;
-            match &written {
-                Ok(Written::Done(_)) => (self.committed)(),
-                Err(StoreError::Unavailable(err))
-                    if is_retryable(err) && attempts < DIRECT_ATTEMPTS =>
-                {
-                    attempts += 1;
-                    continue;
-                }
-                _ => {}
+            match write_groups(&mut conn, &[group], NO_LOCK_TIMEOUT).await {
+                Ok(mut outcomes) => match outcomes.pop() {
+                    Some(Outcome::Written(written)) => {
+                        if matches!(written, Written::Done(_)) {
+                            (self.committed)();
+                        }
+                        return Ok(written);
+                    }
+                    // Cannot happen without a lock timeout: the answer is unreadable.
+                    Some(Outcome::Locked) | None => {
+                        return Err(StoreError::Indeterminate(sqlx::Error::Protocol(
+                            "es_append_batch answered a lone append with no outcome".to_owned(),
+                        )));
+                    }
+                },
+                Err(err) if is_retryable(&err) && attempts < DIRECT_ATTEMPTS => attempts += 1,
+                Err(err) => return Err(StoreError::from_db(err, true)),
             }
-            return written;
         }
     }
 }
@@ -194,7 +207,8 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed:
 /// Writes one batch and answers its callers.
 async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn() + Send + Sync)) {
     if batch.len() > 1 {
-        match write_many(conn, &batch).await {
+        let groups: Vec<&Group> = batch.iter().map(|pending| &pending.group).collect();
+        match write_groups(conn, &groups, LOCK_WAIT_MS).await {
             Ok(outcomes) => {
                 answer(batch.into_iter().zip(outcomes), committed);
                 return;
@@ -205,10 +219,7 @@ async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn
                 tracing::debug!(error = %err, "batched append failed; writing its appends one by one");
             }
             Err(err) => {
-                let in_flight = matches!(
-                    err,
-                    sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
-                );
+                let in_flight = StoreError::in_flight(&err);
                 let message = err.to_string();
                 for pending in batch {
                     let err = sqlx::Error::Protocol(message.clone());
@@ -223,7 +234,7 @@ async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn
         }
     }
     for pending in batch {
-        match write_many(conn, std::slice::from_ref(&pending)).await {
+        match write_groups(conn, &[&pending.group], LOCK_WAIT_MS).await {
             Ok(outcomes) => answer(std::iter::once(pending).zip(outcomes), committed),
             Err(err) => {
                 let _ = pending.reply.send(Err(StoreError::from_db(err, true)));
@@ -234,17 +245,20 @@ async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn
 
 /// Tells each caller what became of its append, after waking subscribers if any was written.
 fn answer(
-    outcomes: impl Iterator<Item = (Pending, Written)>,
+    outcomes: impl Iterator<Item = (Pending, Outcome)>,
     committed: &(dyn Fn() + Send + Sync),
 ) {
-    let outcomes: Vec<(Pending, Written)> = outcomes.collect();
-    if outcomes.iter().any(|(_, o)| matches!(o, Written::Done(_))) {
+    let outcomes: Vec<(Pending, Outcome)> = outcomes.collect();
+    if outcomes
+        .iter()
+        .any(|(_, o)| matches!(o, Outcome::Written(Written::Done(_))))
+    {
         committed();
     }
     for (pending, outcome) in outcomes {
         let reply = match outcome {
-            Written::Refused { code, .. } if code == LOCKED => Reply::Locked(pending.group),
-            other => Reply::Written(other),
+            Outcome::Written(written) => Reply::Written(written),
+            Outcome::Locked => Reply::Locked(pending.group),
         };
         let _ = pending.reply.send(Ok(reply));
     }
@@ -255,97 +269,63 @@ fn is_retryable(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
 
-/// One group as one `es_append_multi` call.
-async fn write_one(conn: &mut PgConnection, group: &Group) -> Result<Written, StoreError> {
-    let rows = sqlx::query(
-        "SELECT stream_version, first_position, last_position \
-         FROM es_append_multi($1, $2, $3, $4, $5, $6, $7::jsonb[], $8::jsonb[])",
-    )
-    .bind(&group.streams)
-    .bind(&group.kinds)
-    .bind(&group.versions)
-    .bind(&group.counts)
-    .bind(&group.ids)
-    .bind(&group.types)
-    .bind(&group.datas)
-    .bind(&group.metas)
-    .fetch_all(&mut *conn)
-    .await;
-    match rows {
-        Ok(rows) => Ok(Written::Done(
-            rows.iter()
-                .map(positions)
-                .collect::<Result<_, _>>()
-                // Committed, but the answer is unreadable.
-                .map_err(StoreError::Indeterminate)?,
-        )),
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
-            Ok(Written::Refused {
-                code: "23505".to_owned(),
-                place: None,
-            })
-        }
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("ES409") => {
-            let place = db
-                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .and_then(|pg| pg.detail())
-                .and_then(|detail| detail.parse::<usize>().ok());
-            Ok(Written::Refused {
-                code: "ES409".to_owned(),
-                place,
-            })
-        }
-        Err(err) => Err(StoreError::from_db(err, true)),
-    }
-}
-
-fn positions(row: &PgRow) -> Result<(i64, i64, i64), sqlx::Error> {
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-}
-
-/// Groups as one `es_append_batch` call: one outcome per group, in order. An error reading
-/// the answer (after the commit) is a `Protocol` error: the outcome is unknown.
-async fn write_many(
+/// Groups as one `es_append_batch` call (waiting at most `lock_wait_ms` for a locked stream;
+/// 0: as long as it takes): one outcome per group, in order. An error reading the answer
+/// (after the commit) is a `Protocol` error: the outcome is unknown.
+async fn write_groups(
     conn: &mut PgConnection,
-    batch: &[Pending],
-) -> Result<Vec<Written>, sqlx::Error> {
-    let mut sizes = Vec::with_capacity(batch.len());
-    let mut all = Group::default();
-    for pending in batch {
-        let group = &pending.group;
-        sizes.push(i32::try_from(group.streams.len()).unwrap_or(i32::MAX));
-        all.streams.extend(group.streams.iter().cloned());
-        all.kinds.extend_from_slice(&group.kinds);
-        all.versions.extend_from_slice(&group.versions);
-        all.counts.extend_from_slice(&group.counts);
-        all.ids.extend_from_slice(&group.ids);
-        all.types.extend(group.types.iter().cloned());
-        all.datas.extend(group.datas.iter().cloned());
-        all.metas.extend(group.metas.iter().cloned());
-    }
+    groups: &[&Group],
+    lock_wait_ms: i32,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    // Concatenated by reference: the groups stay whole for a retry one by one.
+    let sizes: Vec<i32> = groups
+        .iter()
+        .map(|g| i32::try_from(g.streams.len()).unwrap_or(i32::MAX))
+        .collect();
+    let strs = |field: fn(&Group) -> &Vec<String>| -> Vec<&str> {
+        groups
+            .iter()
+            .flat_map(|g| field(g).iter().map(String::as_str))
+            .collect()
+    };
+    let (streams, types) = (strs(|g| &g.streams), strs(|g| &g.types));
+    let (datas, metas) = (strs(|g| &g.datas), strs(|g| &g.metas));
+    let kinds: Vec<i16> = groups
+        .iter()
+        .flat_map(|g| g.kinds.iter().copied())
+        .collect();
+    let versions: Vec<i64> = groups
+        .iter()
+        .flat_map(|g| g.versions.iter().copied())
+        .collect();
+    let counts: Vec<i32> = groups
+        .iter()
+        .flat_map(|g| g.counts.iter().copied())
+        .collect();
+    let ids: Vec<Uuid> = groups.iter().flat_map(|g| g.ids.iter().copied()).collect();
     let rows = sqlx::query(
         "SELECT grp, stream_version, first_position, last_position, refusal, detail \
          FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8::jsonb[], $9::jsonb[], $10)",
     )
     .bind(&sizes)
-    .bind(&all.streams)
-    .bind(&all.kinds)
-    .bind(&all.versions)
-    .bind(&all.counts)
-    .bind(&all.ids)
-    .bind(&all.types)
-    .bind(&all.datas)
-    .bind(&all.metas)
-    .bind(LOCK_WAIT_MS)
+    .bind(&streams)
+    .bind(&kinds)
+    .bind(&versions)
+    .bind(&counts)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&datas)
+    .bind(&metas)
+    .bind(lock_wait_ms)
     .fetch_all(&mut *conn)
     .await?;
-    outcomes(&rows, batch)
+    outcomes(&rows, groups)
         .map_err(|err| sqlx::Error::Protocol(format!("unreadable es_append_batch answer: {err}")))
 }
 
-/// Reads `es_append_batch`'s rows into one outcome per group of `batch`.
-fn outcomes(rows: &[PgRow], batch: &[Pending]) -> Result<Vec<Written>, sqlx::Error> {
-    let mut outcomes: Vec<Option<Written>> = (0..batch.len()).map(|_| None).collect();
+/// Reads `es_append_batch`'s rows into one outcome per group.
+fn outcomes(rows: &[PgRow], groups: &[&Group]) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes: Vec<Option<Outcome>> = (0..groups.len()).map(|_| None).collect();
     for row in rows {
         let group: i32 = row.try_get(0)?;
         let Some(slot) = usize::try_from(group)
@@ -355,37 +335,48 @@ fn outcomes(rows: &[PgRow], batch: &[Pending]) -> Result<Vec<Written>, sqlx::Err
         else {
             return Err(sqlx::Error::Protocol(format!(
                 "es_append_batch named group {group} of {}",
-                batch.len()
+                groups.len()
             )));
         };
         let refusal: Option<String> = row.try_get(4)?;
-        match refusal {
-            Some(code) => {
-                let detail: Option<String> = row.try_get(5)?;
-                *slot = Some(Written::Refused {
-                    code,
-                    place: detail.and_then(|d| d.parse().ok()),
-                });
-            }
+        *slot = Some(match refusal.as_deref() {
             None => {
                 let written = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
-                match slot {
-                    Some(Written::Done(streams)) => streams.push(written),
-                    _ => *slot = Some(Written::Done(vec![written])),
+                match slot.take() {
+                    Some(Outcome::Written(Written::Done(mut streams))) => {
+                        streams.push(written);
+                        Outcome::Written(Written::Done(streams))
+                    }
+                    _ => Outcome::Written(Written::Done(vec![written])),
                 }
             }
-        }
+            Some("23505") => Outcome::Written(Written::DuplicateId),
+            Some("ES409") => {
+                let detail: Option<String> = row.try_get(5)?;
+                Outcome::Written(Written::WrongVersion(detail.and_then(|d| d.parse().ok())))
+            }
+            Some(LOCKED) => Outcome::Locked,
+            Some(other) => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "es_append_batch gave an unknown refusal {other:?}"
+                )));
+            }
+        });
     }
     outcomes
         .into_iter()
-        .zip(batch)
-        .map(|(outcome, pending)| match outcome {
-            Some(Written::Done(streams)) if streams.len() == pending.group.streams.len() => {
-                Ok(Written::Done(streams))
+        .zip(groups)
+        .map(|(outcome, group)| match outcome {
+            Some(Outcome::Written(Written::Done(streams)))
+                if streams.len() != group.streams.len() =>
+            {
+                Err(sqlx::Error::Protocol(
+                    "es_append_batch answered a group with the wrong number of streams".to_owned(),
+                ))
             }
-            Some(refused @ Written::Refused { .. }) => Ok(refused),
-            _ => Err(sqlx::Error::Protocol(
-                "es_append_batch answered a group with the wrong number of streams".to_owned(),
+            Some(outcome) => Ok(outcome),
+            None => Err(sqlx::Error::Protocol(
+                "es_append_batch did not answer a group".to_owned(),
             )),
         })
         .collect()

@@ -90,10 +90,7 @@ impl PgEventStore {
         // Ends by itself once the last handle (and with it the queue) is dropped.
         let writer = GroupCommit::start(pool.clone(), {
             let (wake, appended) = (tx.clone(), appended.clone());
-            move || {
-                wake.send_modify(|n| *n = n.wrapping_add(1));
-                appended.notify_one();
-            }
+            move || signal_committed(&wake, &appended)
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -118,8 +115,7 @@ impl PgEventStore {
     /// Tells subscribers (here and in other processes) that events were committed; call it
     /// after committing a transaction that used [`PgEventStore::append_in`].
     pub fn notify_committed(&self) {
-        self.inner.wake_tx.send_modify(|n| *n = n.wrapping_add(1));
-        self.inner.appended.notify_one();
+        signal_committed(&self.inner.wake_tx, &self.inner.appended);
     }
 
     /// Appends inside the caller's transaction, so events commit atomically with other writes.
@@ -144,6 +140,12 @@ impl PgEventStore {
             Err(Refused::DuplicateId) => Err(StoreError::DuplicateEventId { id: events[0].id }),
         }
     }
+}
+
+/// Wakes this process's subscribers and tells the notifier task that events were committed.
+fn signal_committed(wake: &watch::Sender<u64>, appended: &tokio::sync::Notify) {
+    wake.send_modify(|n| *n = n.wrapping_add(1));
+    appended.notify_one();
 }
 
 /// Applies the event store's migrations (idempotent; other components' migrations may share the database).
@@ -465,12 +467,8 @@ impl EventStore for PgEventStore {
             }
         }
         let (index, refusal) = match self.inner.writer.write(group).await? {
+            // One row per stream (the writer checks), in lock order.
             Written::Done(rows) => {
-                if rows.len() != appends.len() {
-                    return Err(StoreError::Indeterminate(sqlx::Error::Protocol(
-                        "the store answered an append with fewer results than streams".to_owned(),
-                    )));
-                }
                 let mut results = vec![None; appends.len()];
                 for (&(version, first, last), &i) in rows.iter().zip(&order) {
                     results[i] = Some(AppendResult {
@@ -482,7 +480,7 @@ impl EventStore for PgEventStore {
                 // The writer has woken subscribers already.
                 return Ok(results.into_iter().flatten().collect());
             }
-            Written::Refused { code, place } if code == "ES409" => {
+            Written::WrongVersion(place) => {
                 // The refused stream, by its 1-based place in lock order.
                 let index = place
                     .and_then(|place| place.checked_sub(1))
@@ -490,7 +488,7 @@ impl EventStore for PgEventStore {
                     .unwrap_or(order[0]);
                 (index, Refused::Version)
             }
-            Written::Refused { .. } => (order[0], Refused::DuplicateId),
+            Written::DuplicateId => (order[0], Refused::DuplicateId),
         };
         // Refused: either a replay of an append that already happened, or a real conflict.
         let mut conn = self
