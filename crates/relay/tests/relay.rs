@@ -17,6 +17,24 @@ fn kafka(brokers: &str) -> Arc<dyn MessageBus> {
     Arc::new(KafkaBus::new(config).expect("kafka bus"))
 }
 
+/// A broker of the test's own (it may stop it), a database, its store, a Kafka bus to the
+/// broker and a fresh topic prefix.
+async fn own_broker() -> (
+    testkit::Broker,
+    testkit::TestDb,
+    Arc<dyn EventStore>,
+    Arc<dyn MessageBus>,
+    String,
+) {
+    testkit::init_logs();
+    let broker = testkit::Broker::start().await;
+    let db = testkit::TestDb::new().await;
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
+    let bus = kafka(&broker.brokers());
+    let prefix = testkit::unique_name("t") + ".";
+    (broker, db, store, bus, prefix)
+}
+
 fn config(prefix: &str) -> RelayConfig {
     RelayConfig {
         name: "relay-test".into(),
@@ -222,12 +240,7 @@ async fn resumes_after_a_crash_with_nothing_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_after_a_broker_restart_with_nothing_lost() {
-    testkit::init_logs();
-    let mut broker = testkit::Broker::start().await;
-    let db = testkit::TestDb::new().await;
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
-    let bus = kafka(&broker.brokers());
-    let prefix = testkit::unique_name("t") + ".";
+    let (mut broker, _db, store, bus, prefix) = own_broker().await;
     let relay = tokio::spawn(
         Relay::new(store.clone(), bus.clone(), config(&prefix)).run(std::future::pending()),
     );
@@ -272,12 +285,7 @@ async fn resumes_after_a_broker_restart_with_nothing_lost() {
 /// a checkpoint past what the broker acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_when_asked_while_the_broker_is_down() {
-    testkit::init_logs();
-    let mut broker = testkit::Broker::start().await;
-    let db = testkit::TestDb::new().await;
-    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
-    let bus = kafka(&broker.brokers());
-    let prefix = testkit::unique_name("t") + ".";
+    let (mut broker, _db, store, bus, prefix) = own_broker().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let relay = tokio::spawn(
         Relay::new(store.clone(), bus.clone(), config(&prefix)).run(async {
