@@ -68,6 +68,11 @@ pub struct Options {
     /// with it are not the platform's alone).
     #[arg(long)]
     pub spectator: bool,
+    /// Diagnostic: the platform's embedded in-process bus instead of Kafka (Postgres and the
+    /// Toss test server as usual), to see what the application does when the broker answers
+    /// at once; the figures are not the platform's on Kafka, and the BENCH line says so.
+    #[arg(long)]
+    pub in_process_bus: bool,
     /// Keep the Postgres database afterwards (its name is logged), e.g. to inspect it.
     #[arg(long)]
     pub keep_database: bool,
@@ -107,6 +112,7 @@ async fn run_on(db: &ScratchDb, kafka_brokers: &str, options: &Options) -> anyho
         options.partitions,
         options.fetch_wait_ms,
         &options.kafka_properties,
+        options.in_process_bus,
     )
     .await?;
     let result = measure(&stack, db, kafka_brokers, &prefix, options).await;
@@ -121,6 +127,10 @@ async fn measure(
     prefix: &str,
     options: &Options,
 ) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !(options.in_process_bus && options.spectator),
+        "--spectator consumes Kafka topics; it cannot run with --in-process-bus"
+    );
     let mut spectator = if options.spectator {
         Some(Spectator::start(stack.bus(), prefix).await?)
     } else {
@@ -258,6 +268,11 @@ async fn measure(
         events,
         activity,
         hops,
+        bus: if options.in_process_bus {
+            "in-process"
+        } else {
+            "kafka"
+        },
     };
     for line in outcome.human_lines() {
         println!("{line}");

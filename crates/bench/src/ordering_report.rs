@@ -79,6 +79,8 @@ pub struct Outcome<'a> {
     pub activity: Option<Activity>,
     /// Gaps between the events of the orders placed in the window, when they could be read.
     pub hops: Option<Vec<Hop>>,
+    /// The message bus the platform ran on: `kafka`, or `in-process` for the diagnostic run.
+    pub bus: &'static str,
 }
 
 impl Outcome<'_> {
@@ -103,11 +105,12 @@ impl Outcome<'_> {
         let verdict = |met: bool| if met { "met" } else { "MISSED" };
         let mut lines = vec![
             format!(
-                "ordering  throughput {:>10.1} orders/s  ({} PAID in {:.1} s with {} clients; goal ≥ {}: {})",
+                "ordering  throughput {:>10.1} orders/s  ({} PAID in {:.1} s with {} clients, {} bus; goal ≥ {}: {})",
                 round1(self.orders_per_s()),
                 s.completed,
                 self.seconds,
                 self.clients,
+                self.bus,
                 GOAL_ORDERS_PER_S,
                 verdict(self.orders_per_s() >= GOAL_ORDERS_PER_S),
             ),
@@ -233,6 +236,7 @@ impl Outcome<'_> {
             ("max_ms", json!(round1(total.max)).to_string()),
             ("clients", json!(self.clients).to_string()),
             ("seconds", json!(round1(self.seconds)).to_string()),
+            ("bus", json!(self.bus).to_string()),
             ("errors", json!(self.errors_by_code()).to_string()),
             (
                 "goals",
@@ -299,6 +303,7 @@ mod tests {
             events: None,
             activity: None,
             hops: None,
+            bus: "kafka",
         };
         let line = outcome.bench_line();
         assert!(
@@ -308,6 +313,7 @@ mod tests {
         let json: Value = serde_json::from_str(line.strip_prefix("BENCH ").unwrap()).unwrap();
         assert_eq!(json["clients"], 32);
         assert_eq!(json["seconds"], 20.0);
+        assert_eq!(json["bus"], "kafka");
         assert_eq!(json["errors"]["PROVIDER_ERROR"], 3);
         assert_eq!(json["goals"]["orders_per_s"], 500);
         assert_eq!(json["goals"]["p99_ms"], 250);

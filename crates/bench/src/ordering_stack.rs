@@ -36,8 +36,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Connects to the database at `database_url` and the brokers, with topics under `prefix`,
-    /// and starts every component.
+    /// Connects to the database at `database_url` and the brokers (or, with `in_process_bus`,
+    /// the embedded bus), with topics under `prefix`, and starts every component.
     pub async fn start(
         database_url: &str,
         kafka_brokers: &str,
@@ -45,9 +45,12 @@ impl Stack {
         partitions: u32,
         fetch_wait_ms: u64,
         kafka_properties: &[(String, String)],
+        in_process_bus: bool,
     ) -> anyhow::Result<Self> {
         let settings = Settings::load_from(None, |name| match name {
             "DATABASE_URL" => Some(database_url.to_owned()),
+            // Without brokers the platform takes its embedded in-process bus.
+            "KAFKA_BROKERS" if in_process_bus => None,
             "KAFKA_BROKERS" => Some(kafka_brokers.to_owned()),
             "KAFKA_TOPIC_PREFIX" => Some(prefix.to_owned()),
             "KAFKA_PARTITIONS" => Some(partitions.to_string()),
@@ -57,7 +60,7 @@ impl Stack {
         })
         .context("benchmark settings")?;
         let mut platform = Platform::connect(settings).await?;
-        if !kafka_properties.is_empty() {
+        if !kafka_properties.is_empty() && !in_process_bus {
             // Diagnostic: the same bus with extra librdkafka properties on every client.
             let mut config = bus::KafkaConfig::new(kafka_brokers)
                 .with_prompt_fetch_wait(Duration::from_millis(fetch_wait_ms));
