@@ -7,8 +7,10 @@
 //! append whose stream another transaction holds locked: the writer gives up on it after
 //! [`LOCK_WAIT_MS`] and its caller writes it alone, so one locked stream (an open
 //! `append_in` transaction, another process's append) never holds every append behind it.
+//! Should the writer task ever stop (a panic), appends go on, each in its own transaction.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
@@ -100,6 +102,8 @@ pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
     pool: PgPool,
     committed: Committed,
+    /// Set once a send found the writer gone (logged once).
+    writer_lost: Arc<AtomicBool>,
 }
 
 impl GroupCommit {
@@ -113,6 +117,7 @@ impl GroupCommit {
             queue,
             pool,
             committed,
+            writer_lost: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -123,14 +128,15 @@ impl GroupCommit {
             return self.write_alone(&group).await;
         }
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Pending { group, reply })
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(sqlx::Error::Protocol(
-                    "the event store's writer has stopped".to_owned(),
-                ))
-            })?;
+        if let Err(refused) = self.queue.send(Pending { group, reply }).await {
+            // The writer task is gone (it panicked): appends go on, one transaction each.
+            if !self.writer_lost.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "the event store's group-commit writer stopped; appends are written one by one"
+                );
+            }
+            return self.write_alone(&refused.0.group).await;
+        }
         // Dropped unanswered only if the writer panicked mid-batch: the outcome is unknown.
         let reply = answer.await.unwrap_or_else(|_| {
             Err(StoreError::Indeterminate(sqlx::Error::Protocol(
@@ -380,4 +386,57 @@ fn outcomes(rows: &[PgRow], groups: &[&Group]) -> Result<Vec<Outcome>, sqlx::Err
             )),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handle whose writer task has already gone, as after a panic.
+    fn without_writer(pool: PgPool) -> GroupCommit {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        drop(rx);
+        GroupCommit {
+            queue,
+            pool,
+            committed: Arc::new(|| {}),
+            writer_lost: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn one_event(stream: &str) -> Group {
+        Group {
+            streams: vec![stream.to_owned()],
+            kinds: vec![1],
+            versions: vec![0],
+            counts: vec![1],
+            ids: vec![Uuid::new_v4()],
+            types: vec!["Counted".to_owned()],
+            datas: vec![r#"{"n":1}"#.to_owned()],
+            metas: vec!["{}".to_owned()],
+        }
+    }
+
+    #[tokio::test]
+    async fn appends_go_on_one_by_one_when_the_writer_is_gone() {
+        let db = testkit::TestDb::new().await;
+        let store = crate::PgEventStore::connect(db.url(), 2).await.unwrap();
+        let commit = without_writer(store.pool().clone());
+
+        let first = commit.write(one_event("orphan-1")).await.unwrap();
+        assert!(
+            matches!(first, Written::Done(ref v) if v.len() == 1 && v[0].0 == 1),
+            "{first:?}"
+        );
+        let again = commit.write(one_event("orphan-1")).await.unwrap();
+        assert!(matches!(again, Written::WrongVersion(_)), "{again:?}");
+        assert!(commit.writer_lost.load(Ordering::Relaxed));
+
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM es_events WHERE stream_id = 'orphan-1'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(stored, 1);
+    }
 }
