@@ -175,7 +175,9 @@ pub fn upgrade(
                     code: close::SUBPROTOCOL,
                     reason: "Subprotocol not acceptable: use graphql-transport-ws".into(),
                 };
-                let _ = socket.send(Message::Close(Some(frame))).await;
+                // Best effort, and never longer than a keepalive interval.
+                let send = socket.send(Message::Close(Some(frame)));
+                let _ = tokio::time::timeout(shared.ws_keepalive, send).await;
                 return;
             }
             Connection {

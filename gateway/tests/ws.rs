@@ -152,6 +152,13 @@ async fn protocol_violations_close_with_their_codes() {
     ws.send(json!({ "type": "subscribe" })).await;
     assert_eq!(ws.recv().await, Err(Some(4400)), "invalid message");
 
+    let mut ws = Ws::connect_without_protocol(&stack.ws()).await;
+    assert_eq!(
+        ws.recv().await,
+        Err(Some(4406)),
+        "no graphql-transport-ws offered"
+    );
+
     // Lower-case `authorization` in the payload works too.
     let token = stack.token("lower");
     let mut ws = Ws::connect(&stack.ws()).await;

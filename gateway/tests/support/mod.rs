@@ -451,6 +451,12 @@ impl Ws {
         Self { stream }
     }
 
+    /// Connects to `url` offering no subprotocol.
+    pub async fn connect_without_protocol(url: &str) -> Self {
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self { stream }
+    }
+
     /// Sends a JSON message.
     pub async fn send(&mut self, message: Value) {
         use futures::SinkExt as _;
