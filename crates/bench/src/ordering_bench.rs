@@ -91,6 +91,10 @@ pub async fn run(
         options.seconds > 0.0 && options.warmup >= 0.0,
         "--seconds must be positive and --warmup not negative"
     );
+    anyhow::ensure!(
+        !options.in_process_bus || (!options.spectator && options.kafka_properties.is_empty()),
+        "--spectator and --kafka-property are about Kafka; they cannot run with --in-process-bus"
+    );
     let db = ScratchDb::create(database_url).await?;
     let result = run_on(&db, kafka_brokers, options).await;
     if options.keep_database {
@@ -127,10 +131,6 @@ async fn measure(
     prefix: &str,
     options: &Options,
 ) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        !(options.in_process_bus && options.spectator),
-        "--spectator consumes Kafka topics; it cannot run with --in-process-bus"
-    );
     let mut spectator = if options.spectator {
         Some(Spectator::start(stack.bus(), prefix).await?)
     } else {

@@ -60,7 +60,7 @@ impl Stack {
         })
         .context("benchmark settings")?;
         let mut platform = Platform::connect(settings).await?;
-        if !kafka_properties.is_empty() && !in_process_bus {
+        if !kafka_properties.is_empty() {
             // Diagnostic: the same bus with extra librdkafka properties on every client.
             let mut config = bus::KafkaConfig::new(kafka_brokers)
                 .with_prompt_fetch_wait(Duration::from_millis(fetch_wait_ms));
