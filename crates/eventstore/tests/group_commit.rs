@@ -277,3 +277,137 @@ async fn a_locked_stream_holds_back_only_its_own_appends() {
         .unwrap();
     assert_eq!(done.next_expected_version, 3);
 }
+
+/// Runs `es_append_batch` on `tx`: groups of `(stream, kind, expected, events)`.
+async fn append_batch(
+    tx: &mut sqlx::PgConnection,
+    groups: &[&[(&str, i16, i64, i32)]],
+) -> Vec<(i32, Option<i64>, Option<i64>, Option<i64>, Option<String>)> {
+    let sizes: Vec<i32> = groups.iter().map(|g| g.len() as i32).collect();
+    let all: Vec<&(&str, i16, i64, i32)> = groups.iter().flat_map(|g| g.iter()).collect();
+    let streams: Vec<&str> = all.iter().map(|s| s.0).collect();
+    let kinds: Vec<i16> = all.iter().map(|s| s.1).collect();
+    let expected: Vec<i64> = all.iter().map(|s| s.2).collect();
+    let counts: Vec<i32> = all.iter().map(|s| s.3).collect();
+    let events: usize = counts.iter().map(|&c| c as usize).sum();
+    let ids: Vec<uuid::Uuid> = (0..events).map(|_| uuid::Uuid::new_v4()).collect();
+    let types = vec!["Counted"; events];
+    let datas: Vec<serde_json::Value> = (0..events).map(|n| json!({ "n": n })).collect();
+    let metas = vec![serde_json::to_value(eventstore::Metadata::new()).unwrap(); events];
+    sqlx::query_as(
+        "SELECT grp, stream_version, first_position, last_position, refusal \
+         FROM es_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, 50)",
+    )
+    .bind(&sizes)
+    .bind(&streams)
+    .bind(&kinds)
+    .bind(&expected)
+    .bind(&counts)
+    .bind(&ids)
+    .bind(&types)
+    .bind(&datas)
+    .bind(&metas)
+    .fetch_all(tx)
+    .await
+    .unwrap()
+}
+
+/// Calls of `es_append_multi` (the per-group path) in the current transaction so far.
+async fn per_group_calls(tx: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions \
+         WHERE funcname = 'es_append_multi'",
+    )
+    .fetch_one(tx)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_nothing_refuses_is_written_without_a_subtransaction_per_group() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 2).await.unwrap();
+    store
+        .append(
+            &stream("old"),
+            ExpectedVersion::NoStream,
+            vec![ev(0), ev(1)],
+        )
+        .await
+        .unwrap();
+    store
+        .append(&stream("kept"), ExpectedVersion::NoStream, vec![ev(0)])
+        .await
+        .unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query("SET LOCAL track_functions = 'pl'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    // Kinds: 0 any, 1 no stream, 2 stream exists, 3 exact.
+    let rows = append_batch(
+        &mut tx,
+        &[
+            &[("new-a", 1, 0, 2), ("old", 3, 2, 1)],
+            &[("kept", 2, 0, 3)],
+            &[("new-b", 0, 0, 1), ("new-c", 1, 0, 1)],
+        ],
+    )
+    .await;
+    assert_eq!(
+        per_group_calls(&mut tx).await,
+        0,
+        "the batch took the per-group path"
+    );
+    let expected_versions = [2, 3, 4, 1, 1];
+    let expected_groups = [1, 1, 2, 3, 3];
+    let expected_counts = [2, 1, 3, 1, 1];
+    assert_eq!(rows.len(), 5);
+    let first = rows[0].2.unwrap();
+    let mut next = first;
+    for (i, (grp, version, first_position, last_position, refusal)) in rows.iter().enumerate() {
+        assert_eq!(*grp, expected_groups[i], "row {i}");
+        assert_eq!(*version, Some(expected_versions[i]), "row {i}");
+        assert_eq!(*refusal, None, "row {i}");
+        assert_eq!(*first_position, Some(next), "positions go on across groups");
+        next += expected_counts[i];
+        assert_eq!(*last_position, Some(next - 1), "row {i}");
+    }
+    // One group refused: the batch falls back to writing group by group, which writes the
+    // other group and refuses this one alone.
+    let rows = append_batch(&mut tx, &[&[("fresh", 1, 0, 1)], &[("old", 3, 2, 1)]]).await;
+    assert!(
+        per_group_calls(&mut tx).await > 0,
+        "a refusal is sorted out group by group"
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].0, rows[0].1, rows[0].4.as_deref()),
+        (1, Some(1), None)
+    );
+    assert_eq!(
+        rows[0].2,
+        Some(next),
+        "positions go on from the transaction's last"
+    );
+    assert_eq!((rows[1].0, rows[1].4.as_deref()), (2, Some("ES409")));
+    tx.commit().await.unwrap();
+
+    for (name, version) in [
+        ("new-a", 2),
+        ("old", 3),
+        ("kept", 4),
+        ("new-b", 1),
+        ("new-c", 1),
+        ("fresh", 1),
+    ] {
+        let events = store
+            .read_stream(&stream(name), eventstore::Direction::Forward, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len() as u64, version, "{name}");
+        let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=version).collect::<Vec<_>>(), "{name}");
+    }
+}
