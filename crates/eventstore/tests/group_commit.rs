@@ -411,3 +411,61 @@ async fn a_batch_nothing_refuses_is_written_without_a_subtransaction_per_group()
         assert_eq!(versions, (1..=version).collect::<Vec<_>>(), "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_appending_to_the_same_streams_lose_nothing() {
+    // Two stores are two processes' writers: their batches contend for the same stream rows.
+    let db = testkit::TestDb::new().await;
+    let first = PgEventStore::connect(db.url(), 4).await.unwrap();
+    let second = PgEventStore::connect(db.url(), 4).await.unwrap();
+    let shared = 4u64;
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_multi(vec![
+                    StreamAppend::new(
+                        stream(&format!("hot-{}", i % shared)),
+                        ExpectedVersion::Any,
+                        vec![ev(i)],
+                    ),
+                    StreamAppend::new(
+                        stream(&format!("mine-{i}")),
+                        ExpectedVersion::NoStream,
+                        vec![ev(i), ev(i)],
+                    ),
+                ])
+                .await
+        }));
+    }
+    for task in tasks {
+        let done = task.await.unwrap().unwrap();
+        assert_eq!(done[1].next_expected_version, 2);
+    }
+    let mut seen = Vec::new();
+    for s in 0..shared {
+        let events = first
+            .read_stream(
+                &stream(&format!("hot-{s}")),
+                eventstore::Direction::Forward,
+                None,
+                1_000,
+            )
+            .await
+            .unwrap();
+        let versions: Vec<u64> = events.iter().map(|e| e.version).collect();
+        assert_eq!(versions, (1..=50).collect::<Vec<_>>(), "hot-{s}");
+        seen.extend(events.iter().map(|e| e.data["n"].as_u64().unwrap()));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..200).collect::<Vec<_>>(),
+        "every append landed once"
+    );
+}
