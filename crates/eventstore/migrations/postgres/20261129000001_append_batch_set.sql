@@ -7,8 +7,8 @@
 -- refused (a version mismatch, a reused event id, a stream created or written meanwhile, a
 -- stream locked past lock_wait_ms) or anything else fail, the subtransaction is rolled back
 -- and the groups are written one by one as before, which finds out which groups were refused
--- and writes the others. The contract (arguments,
--- rows returned, positions) is the one of 20261128000001_append_batch.sql.
+-- and writes the others. The contract (arguments, rows returned, positions) is the one of
+-- 20261128000001_append_batch.sql, whose per-group loop is repeated below unchanged.
 CREATE OR REPLACE FUNCTION es_append_batch(
     groups   INT[],
     streams  TEXT[],
