@@ -1,8 +1,8 @@
 //! Group commit for the Postgres adapter: appends from concurrent callers queue for one writer
 //! task, which writes whatever has queued in one transaction (one round trip, one WAL flush)
 //! while the next ones queue, as EventStoreDB's single writer does. Each caller's append stays
-//! atomic and is refused on its own (the `es_append_batch` function runs every append in its
-//! own subtransaction). A large append (bulk writes) does not queue: it is written at once on
+//! atomic and is refused on its own (the `es_append_batch` function writes a batch nothing
+//! refuses set-wise, and otherwise every append in its own subtransaction). A large append (bulk writes) does not queue: it is written at once on
 //! its own connection, so bulk writers still use every core Postgres has. Neither does an
 //! append whose stream another transaction holds locked: the writer gives up on it after
 //! [`LOCK_WAIT_MS`] and its caller writes it alone, so one locked stream (an open

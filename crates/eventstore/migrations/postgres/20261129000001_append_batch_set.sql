@@ -8,8 +8,13 @@
 -- stream locked past lock_wait_ms) or anything else fail, the subtransaction is rolled back
 -- and the groups are written one by one as before, which finds out which groups were refused
 -- and writes the others. The contract (arguments, rows returned, positions) is the one of
--- 20261128000001_append_batch.sql, whose per-group loop is repeated below unchanged.
-CREATE OR REPLACE FUNCTION es_append_batch(
+-- 20261128000001_append_batch.sql, whose function stays, renamed es_append_each, as that
+-- append-by-append path.
+ALTER FUNCTION es_append_batch(INT[], TEXT[], SMALLINT[], BIGINT[], INT[], UUID[], TEXT[],
+                               JSONB[], JSONB[], INT)
+    RENAME TO es_append_each;
+
+CREATE FUNCTION es_append_batch(
     groups   INT[],
     streams  TEXT[],
     kinds    SMALLINT[],
@@ -24,11 +29,6 @@ CREATE OR REPLACE FUNCTION es_append_batch(
                  refusal TEXT, detail TEXT)
 LANGUAGE plpgsql AS $$
 DECLARE
-    s0      INT := 0;   -- streams before the current group
-    e0      INT := 0;   -- events before the current group
-    k       INT;
-    n       INT;
-    place   TEXT;
     total   INT := coalesce(array_length(streams, 1), 0);
     xid     BIGINT;
     base    BIGINT;
@@ -110,28 +110,8 @@ BEGIN
          ORDER BY u.i;
         RETURN;
     END IF;
-    FOR g IN 1 .. coalesce(array_length(groups, 1), 0) LOOP
-        k := groups[g];
-        SELECT coalesce(sum(c), 0) INTO n FROM unnest(counts[s0 + 1 : s0 + k]) AS c;
-        BEGIN
-            -- The function finishes (or raises) before its rows are added to this result.
-            RETURN QUERY
-            SELECT g, m.stream_version, m.first_position, m.last_position, NULL::text, NULL::text
-              FROM es_append_multi(streams[s0 + 1 : s0 + k], kinds[s0 + 1 : s0 + k],
-                                   expected[s0 + 1 : s0 + k], counts[s0 + 1 : s0 + k],
-                                   ids[e0 + 1 : e0 + n], types[e0 + 1 : e0 + n],
-                                   datas[e0 + 1 : e0 + n], metas[e0 + 1 : e0 + n]) AS m;
-        EXCEPTION
-            WHEN unique_violation THEN
-                RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, '23505'::text, NULL::text;
-            WHEN lock_not_available THEN
-                RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, '55P03'::text, NULL::text;
-            WHEN SQLSTATE 'ES409' THEN
-                GET STACKED DIAGNOSTICS place = PG_EXCEPTION_DETAIL;
-                RETURN QUERY SELECT g, NULL::bigint, NULL::bigint, NULL::bigint, 'ES409'::text, place;
-        END;
-        s0 := s0 + k;
-        e0 := e0 + n;
-    END LOOP;
+    RETURN QUERY
+    SELECT * FROM es_append_each(groups, streams, kinds, expected, counts, ids, types, datas,
+                                 metas, lock_wait_ms);
 END
 $$;
