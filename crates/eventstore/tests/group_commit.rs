@@ -412,6 +412,22 @@ async fn a_batch_nothing_refuses_is_written_without_a_subtransaction_per_group()
     }
 }
 
+/// Custom plans of its array-driven statements bought nothing and cost a replan on most calls.
+#[tokio::test]
+async fn the_batch_function_plans_its_statements_once_per_connection() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 2).await.unwrap();
+    let settings: Vec<Option<Vec<String>>> =
+        sqlx::query_scalar("SELECT proconfig FROM pg_proc WHERE proname = 'es_append_batch'")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        settings,
+        vec![Some(vec!["plan_cache_mode=force_generic_plan".to_owned()])]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_appending_to_the_same_streams_lose_nothing() {
     // Two stores are two processes' writers: their batches contend for the same stream rows.
