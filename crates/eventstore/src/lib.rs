@@ -17,6 +17,7 @@ pub mod event;
 mod group_commit;
 pub mod postgres;
 pub mod repository;
+mod shared_read;
 pub mod sqlite;
 mod state_cache;
 pub mod store;

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::event::{EventData, Metadata, RecordedEvent, Snapshot};
 use crate::group_commit::{Group, GroupCommit, Written};
+use crate::shared_read::SharedReads;
 use crate::store::{
     AppendResult, Direction, EventStore, Limits, StoredIdentity, StreamAppend, check_multi,
     classify_multi_replay, stream_read,
@@ -48,6 +49,8 @@ struct Inner {
     pool: PgPool,
     limits: Limits,
     subscription: SubscriptionOptions,
+    /// The newest `$all` read of this store's subscriptions, which others may share.
+    shared_reads: Arc<SharedReads>,
     wake_tx: watch::Sender<u64>,
     wake: watch::Receiver<u64>,
     /// Tells the notifier task that appends committed.
@@ -84,9 +87,15 @@ impl PgEventStore {
     pub async fn new(pool: PgPool) -> Result<Self, StoreError> {
         migrate(&pool).await?;
         let (tx, rx) = watch::channel(0u64);
-        let listener = tokio::spawn(listen(pool.clone(), tx.clone()));
+        // Marks this store's own notifications: its subscribers were woken at commit already.
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let listener = tokio::spawn(listen(pool.clone(), tx.clone(), token.clone()));
         let appended = Arc::new(tokio::sync::Notify::new());
-        let notifier = tokio::spawn(notify_other_processes(pool.clone(), appended.clone()));
+        let notifier = tokio::spawn(notify_other_processes(
+            pool.clone(),
+            appended.clone(),
+            token,
+        ));
         // Ends by itself once the last handle (and with it the queue) is dropped.
         let writer = GroupCommit::start(pool.clone(), {
             let (wake, appended) = (tx.clone(), appended.clone());
@@ -97,6 +106,7 @@ impl PgEventStore {
                 pool,
                 limits: Limits::default(),
                 subscription: SubscriptionOptions::default(),
+                shared_reads: Arc::default(),
                 wake_tx: tx,
                 wake: rx,
                 appended,
@@ -156,13 +166,15 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Sends one `NOTIFY` per burst of appends, so subscribers in other processes wake up.
-async fn notify_other_processes(pool: PgPool, appended: Arc<tokio::sync::Notify>) {
+/// Sends one `NOTIFY` per burst of appends, so subscribers in other processes wake up; its
+/// payload is `token`, so this store's listener can tell its own.
+async fn notify_other_processes(pool: PgPool, appended: Arc<tokio::sync::Notify>, token: String) {
     loop {
         appended.notified().await;
         tokio::time::sleep(NOTIFY_EVERY).await;
-        let sent = sqlx::query("SELECT pg_notify($1, '')")
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
+            .bind(token.as_str())
             .execute(&pool)
             .await;
         if let Err(err) = sent {
@@ -172,8 +184,9 @@ async fn notify_other_processes(pool: PgPool, appended: Arc<tokio::sync::Notify>
     }
 }
 
-/// Forwards commit notifications to subscribers; reconnects on failure.
-async fn listen(pool: PgPool, wake: watch::Sender<u64>) {
+/// Forwards other stores' commit notifications to subscribers (this store's own, with
+/// payload `token`, woke them at commit); reconnects on failure.
+async fn listen(pool: PgPool, wake: watch::Sender<u64>, token: String) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -190,14 +203,16 @@ async fn listen(pool: PgPool, wake: watch::Sender<u64>) {
         }
         loop {
             match listener.recv().await {
-                Ok(_) => {
-                    // Coalesce a burst of commits into one wake-up.
-                    while let Ok(Some(_)) = listener.try_recv().await {
-                        if wake.is_closed() {
-                            return;
-                        }
+                Ok(first) => {
+                    // Coalesce the notifications already received into one wake-up
+                    // (`try_recv` would wait for the next one).
+                    let mut others = first.payload() != token;
+                    while let Some(next) = listener.next_buffered() {
+                        others |= next.payload() != token;
                     }
-                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                    if others {
+                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "event store listener lost its connection");
@@ -600,6 +615,7 @@ impl EventStore for PgEventStore {
             after,
             self.inner.wake.clone(),
             self.inner.subscription,
+            Arc::clone(&self.inner.shared_reads),
         )
     }
 
@@ -663,5 +679,77 @@ impl EventStore for PgEventStore {
 
     fn adapter(&self) -> &'static str {
         "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn wakes(store: &PgEventStore) -> u64 {
+        *store.inner.wake.borrow()
+    }
+
+    async fn append_one(store: &PgEventStore) {
+        store
+            .append(
+                &StreamId::parse("counter-1").unwrap(),
+                ExpectedVersion::Any,
+                vec![EventData::new("Counted", json!({}))],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `store` has been woken more than `since` times.
+    async fn woken_after(store: &PgEventStore, since: u64) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while wakes(store) == since {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Appends with `writer` until `listener` hears of it (its `LISTEN` starts in the
+    /// background, and a `NOTIFY` before it is not heard).
+    async fn listening(writer: &PgEventStore, listener: &PgEventStore) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let since = wakes(listener);
+                append_one(writer).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if wakes(listener) != since {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    /// A commit wakes its own store's subscribers once (at commit, not again by its `NOTIFY`)
+    /// and another store's by the `NOTIFY`.
+    #[tokio::test]
+    async fn a_commit_wakes_its_store_once_and_other_stores_by_notify() {
+        let db = testkit::TestDb::new().await;
+        let here = PgEventStore::connect(db.url(), 2).await.unwrap();
+        let there = PgEventStore::connect(db.url(), 2).await.unwrap();
+        listening(&here, &there).await;
+        listening(&there, &here).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let (here_before, there_before) = (wakes(&here), wakes(&there));
+        append_one(&here).await;
+        woken_after(&there, there_before).await;
+        // Its own NOTIFY went out with the other store's; give it time to arrive.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(wakes(&here) - here_before, 1, "woken at commit only");
+        assert_eq!(wakes(&there) - there_before, 1, "woken by the NOTIFY");
     }
 }

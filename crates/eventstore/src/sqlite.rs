@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{EventData, RecordedEvent, Snapshot};
+use crate::shared_read::SharedReads;
 use crate::store::{
     AppendResult, Direction, EventStore, Limits, StoredIdentity, StreamAppend, check_multi,
     classify_multi_replay, stream_read,
@@ -42,11 +43,19 @@ struct Inner {
     reader: SqlitePool,
     limits: Limits,
     subscription: SubscriptionOptions,
+    /// The newest `$all` read of this store's subscriptions, which others may share.
+    shared_reads: Arc<SharedReads>,
     wake_tx: watch::Sender<u64>,
     wake_rx: watch::Receiver<u64>,
 }
 
 impl SqliteEventStore {
+    /// The reads its subscriptions share.
+    #[cfg(test)]
+    pub(crate) fn shared_reads(&self) -> &SharedReads {
+        &self.inner.shared_reads
+    }
+
     /// Opens (creating if needed) the store in `path` and migrates it.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let url = format!("sqlite://{}", path.as_ref().display());
@@ -77,6 +86,7 @@ impl SqliteEventStore {
                 reader,
                 limits: Limits::default(),
                 subscription: SubscriptionOptions::default(),
+                shared_reads: Arc::default(),
                 wake_tx,
                 wake_rx,
             }),
@@ -422,6 +432,7 @@ impl EventStore for SqliteEventStore {
             after,
             self.inner.wake_rx.clone(),
             self.inner.subscription,
+            Arc::clone(&self.inner.shared_reads),
         )
     }
 

@@ -4,9 +4,11 @@
 //! (the adapter's commit signal: LISTEN/NOTIFY on Postgres, an in-process signal on SQLite) or a
 //! short idle poll, and pages again. It never holds a database connection while waiting, and
 //! `read_all` itself never returns an event past one that an open transaction could still
-//! commit, so the subscription never skips.
+//! commit, so the subscription never skips. Subscriptions of one store share their reads where
+//! they can ([`SharedReads`]), so live ones woken by the same commit read it once.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -14,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
+use crate::shared_read::{Page, SharedReads};
 use crate::store::EventStore;
 use crate::version::Position;
 
@@ -48,23 +51,76 @@ struct State<S> {
     buffer: VecDeque<RecordedEvent>,
     wake: watch::Receiver<u64>,
     options: SubscriptionOptions,
+    shared: Arc<SharedReads>,
+    /// The last commit signal accounted for: everything committed before it is delivered or
+    /// in the buffer, and whatever committed later signalled later.
+    seen: u64,
+    /// The next read must be this subscription's own (after an idle poll, which is there for
+    /// commits whose signal never came, and which a shared read may predate).
+    own_read: bool,
     failed: bool,
     /// The last read returned less than a page.
     caught_up: bool,
 }
 
 impl<S> State<S> {
-    /// Waits for a commit signal, at most the idle poll.
+    /// Waits for a commit signal not yet accounted for, at most the idle poll.
     async fn wait(&mut self) {
+        if *self.wake.borrow_and_update() != self.seen {
+            // Signalled while this subscription was busy: read at once.
+            return;
+        }
         let waited = tokio::time::timeout(self.options.idle_poll, self.wake.changed()).await;
         match waited {
             Ok(Ok(())) if !self.options.coalesce.is_zero() => {
                 tokio::time::sleep(self.options.coalesce).await;
             }
             // The signal is gone (store shutting down): fall back to polling.
-            Ok(Err(_closed)) => tokio::time::sleep(self.options.idle_poll).await,
-            Ok(Ok(())) | Err(_) => {}
+            Ok(Err(_closed)) => {
+                tokio::time::sleep(self.options.idle_poll).await;
+                self.own_read = true;
+            }
+            Err(_idle) => self.own_read = true,
+            Ok(Ok(())) => {}
         }
+    }
+}
+
+impl<S: EventStore + Clone> State<S> {
+    /// The events after this subscription's position, from a read shared with the store's
+    /// other subscriptions where one can serve; accounts for the signals that read had seen.
+    async fn read_shared(&mut self) -> Result<Page, StoreError> {
+        let now = *self.wake.borrow();
+        let since = if std::mem::take(&mut self.own_read) {
+            // Only a read that starts now will do.
+            now.wrapping_add(1)
+        } else {
+            // A read that had seen a signal this subscription has not (so it moves on).
+            self.seen.wrapping_add(1)
+        };
+        let read = self
+            .shared
+            .join(self.after, self.options.page_size, since, now);
+        let store = self.store.clone();
+        let page = read
+            .page(self.after, |after, limit| async move {
+                store.read_all(after, limit).await.ok()
+            })
+            .await;
+        if let Some(page) = page {
+            self.seen = read.seen();
+            return Ok(page);
+        }
+        // The shared read failed (this read gets the error) or ended before our position.
+        let events = self
+            .store
+            .read_all(self.after, self.options.page_size)
+            .await?;
+        self.seen = now;
+        Ok(Page {
+            complete: events.len() < self.options.page_size,
+            events,
+        })
     }
 }
 
@@ -75,16 +131,22 @@ pub(crate) fn catch_up_then_live<S>(
     after: Position,
     wake: watch::Receiver<u64>,
     options: SubscriptionOptions,
+    shared: Arc<SharedReads>,
 ) -> BoxStream<'static, Result<RecordedEvent, StoreError>>
 where
     S: EventStore + Clone,
 {
+    // Nothing is accounted for yet: the first read sees what committed before it.
+    let seen = *wake.borrow();
     let state = State {
         store,
         after,
         buffer: VecDeque::new(),
         wake,
         options,
+        shared,
+        seen,
+        own_read: false,
         failed: false,
         caught_up: false,
     };
@@ -104,13 +166,12 @@ where
                 st.caught_up = false;
                 st.wait().await;
             }
-            // Mark the current signal as seen before reading, so a commit that lands between
-            // the read and the wait still wakes us.
-            st.wake.borrow_and_update();
-            match st.store.read_all(st.after, st.options.page_size).await {
-                Ok(events) if !events.is_empty() => {
-                    st.caught_up = events.len() < st.options.page_size;
-                    st.buffer.extend(events);
+            // A read accounts only for the signals seen before it started, so a commit that
+            // lands between the read and the wait still wakes us.
+            match st.read_shared().await {
+                Ok(page) if !page.events.is_empty() => {
+                    st.caught_up = page.complete;
+                    st.buffer.extend(page.events);
                 }
                 Ok(_) => st.wait().await,
                 Err(err) => {
@@ -121,4 +182,137 @@ where
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use serde_json::json;
+
+    use crate::event::EventData;
+    use crate::sqlite::SqliteEventStore;
+    use crate::store::EventStore;
+    use crate::stream::StreamId;
+    use crate::version::{ExpectedVersion, Position};
+
+    async fn append(store: &SqliteEventStore, n: u64) {
+        let events = (0..n)
+            .map(|i| EventData::new("Counted", json!({ "n": i })))
+            .collect();
+        store
+            .append(
+                &StreamId::parse("counter-1").unwrap(),
+                ExpectedVersion::Any,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Live subscriptions woken by one commit read it once, and each still gets every event.
+    #[tokio::test]
+    async fn live_subscriptions_share_their_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open(dir.path().join("es.db"))
+            .await
+            .unwrap();
+        append(&store, 5).await;
+        let mut from_start = store.subscribe_all(Position::START);
+        let mut early = store.subscribe_all(Position::START);
+        let mut first_five = Vec::new();
+        for _ in 0..5 {
+            first_five.push(early.next().await.unwrap().unwrap().position);
+        }
+        let mut from_fifth = store.subscribe_all(first_five[4]);
+        let mut second = store.subscribe_all(Position::START);
+        for sub in [&mut from_start, &mut second] {
+            for _ in 0..5 {
+                sub.next().await.unwrap().unwrap();
+            }
+        }
+        // Every subscription has now read up to the head and waits for a commit.
+        for sub in [&mut from_start, &mut from_fifth, &mut second] {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), sub.next())
+                    .await
+                    .is_err()
+            );
+        }
+        let before = store.shared_reads().started();
+
+        append(&store, 3).await;
+        let mut received = Vec::new();
+        for sub in [&mut from_start, &mut from_fifth, &mut second] {
+            let mut positions = Vec::new();
+            for _ in 0..3 {
+                positions.push(sub.next().await.unwrap().unwrap().position);
+            }
+            received.push(positions);
+        }
+        assert_eq!(received[0], received[1]);
+        assert_eq!(received[0], received[2]);
+        assert!(received[0][0] > first_five[4]);
+        assert_eq!(
+            store.shared_reads().started() - before,
+            1,
+            "three subscriptions woken by one commit read it once"
+        );
+    }
+
+    /// A subscription that shared a read and then hears of a commit that read predates reads
+    /// again (it once took the same read over and over, never yielding).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signal_after_a_shared_read_leads_to_a_new_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open(dir.path().join("es.db"))
+            .await
+            .unwrap();
+        append(&store, 2).await;
+        let (signal, wake) = tokio::sync::watch::channel(0u64);
+        let shared = std::sync::Arc::new(super::SharedReads::default());
+        let options = super::SubscriptionOptions {
+            idle_poll: Duration::from_secs(60),
+            coalesce: Duration::ZERO,
+            ..super::SubscriptionOptions::default()
+        };
+        let subscribe = || {
+            super::catch_up_then_live(
+                store.clone(),
+                Position::START,
+                wake.clone(),
+                options,
+                std::sync::Arc::clone(&shared),
+            )
+        };
+        let (mut first, mut second) = (subscribe(), subscribe());
+        for sub in [&mut first, &mut second] {
+            for _ in 0..2 {
+                sub.next().await.unwrap().unwrap();
+            }
+        }
+        signal.send_replace(1);
+        // `first` reads for signal 1 and finds nothing new.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), first.next())
+                .await
+                .is_err()
+        );
+        let reads = shared.started();
+        signal.send_replace(2);
+        // `second` may share that read, but it predates signal 2: it must read once more, and
+        // then wait.
+        let waiting = tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(200), second.next())
+                .await
+                .is_err()
+        });
+        let waited = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the subscription spins instead of waiting")
+            .unwrap();
+        assert!(waited);
+        assert_eq!(shared.started() - reads, 1);
+    }
 }
