@@ -2,9 +2,10 @@
 //! task, which writes whatever has queued in one transaction (one round trip, one WAL flush)
 //! while the next ones queue, as EventStoreDB's single writer does. Each caller's append stays
 //! atomic and is refused on its own (the `es_append_batch` function writes a batch nothing
-//! refuses set-wise, and otherwise every append in its own subtransaction). A large append (bulk writes) does not queue: it is written at once on
-//! its own connection, so bulk writers still use every core Postgres has. Neither does an
-//! append whose stream another transaction holds locked: the writer gives up on it after
+//! refuses set-wise, and otherwise every append in its own subtransaction). A large append
+//! (bulk writes) does not queue: it is written at once on its own connection, so bulk
+//! writers still use every core Postgres has. Neither does an append whose stream another
+//! transaction holds locked: the writer gives up on it after
 //! [`LOCK_WAIT_MS`] and its caller writes it alone, so one locked stream (an open
 //! `append_in` transaction, another process's append) never holds every append behind it.
 //! Should the writer task ever stop (a panic), appends go on, each in its own transaction.

@@ -55,9 +55,11 @@ struct State<S> {
     /// The last commit signal accounted for: everything committed before it is delivered or
     /// in the buffer, and whatever committed later signalled later.
     seen: u64,
-    /// The next read must be this subscription's own (after an idle poll, which is there for
-    /// commits whose signal never came, and which a shared read may predate).
-    own_read: bool,
+    /// The next read may be shared: this subscription is live and a commit signal woke it.
+    /// Catching up it reads alone (nobody is at its position, and a shared page costs a copy),
+    /// and so it does after an idle poll (there for commits whose signal never came, which a
+    /// shared read may predate).
+    shareable: bool,
     failed: bool,
     /// The last read returned less than a page.
     caught_up: bool,
@@ -68,50 +70,48 @@ impl<S> State<S> {
     async fn wait(&mut self) {
         if *self.wake.borrow_and_update() != self.seen {
             // Signalled while this subscription was busy: read at once.
+            self.shareable = true;
             return;
         }
         let waited = tokio::time::timeout(self.options.idle_poll, self.wake.changed()).await;
         match waited {
-            Ok(Ok(())) if !self.options.coalesce.is_zero() => {
-                tokio::time::sleep(self.options.coalesce).await;
+            Ok(Ok(())) => {
+                self.shareable = true;
+                if !self.options.coalesce.is_zero() {
+                    tokio::time::sleep(self.options.coalesce).await;
+                }
             }
             // The signal is gone (store shutting down): fall back to polling.
-            Ok(Err(_closed)) => {
-                tokio::time::sleep(self.options.idle_poll).await;
-                self.own_read = true;
-            }
-            Err(_idle) => self.own_read = true,
-            Ok(Ok(())) => {}
+            Ok(Err(_closed)) => tokio::time::sleep(self.options.idle_poll).await,
+            Err(_idle) => {}
         }
     }
 }
 
 impl<S: EventStore + Clone> State<S> {
-    /// The events after this subscription's position, from a read shared with the store's
-    /// other subscriptions where one can serve; accounts for the signals that read had seen.
+    /// The events after this subscription's position: from a read shared with the store's
+    /// other subscriptions where one can serve (accounting for the signals that read had
+    /// seen), else from its own.
     async fn read_shared(&mut self) -> Result<Page, StoreError> {
         let now = *self.wake.borrow();
-        let since = if std::mem::take(&mut self.own_read) {
-            // Only a read that starts now will do.
-            now.wrapping_add(1)
-        } else {
+        if std::mem::take(&mut self.shareable) {
             // A read that had seen a signal this subscription has not (so it moves on).
-            self.seen.wrapping_add(1)
-        };
-        let read = self
-            .shared
-            .join(self.after, self.options.page_size, since, now);
-        let store = self.store.clone();
-        let page = read
-            .page(self.after, |after, limit| async move {
-                store.read_all(after, limit).await.ok()
-            })
-            .await;
-        if let Some(page) = page {
-            self.seen = read.seen();
-            return Ok(page);
+            let since = self.seen.wrapping_add(1);
+            let read = self
+                .shared
+                .join(self.after, self.options.page_size, since, now);
+            let store = self.store.clone();
+            let page = read
+                .page(self.after, |after, limit| async move {
+                    store.read_all(after, limit).await.ok()
+                })
+                .await;
+            if let Some(page) = page {
+                self.seen = read.seen();
+                return Ok(page);
+            }
+            // The shared read failed (this read gets the error) or ended before our position.
         }
-        // The shared read failed (this read gets the error) or ended before our position.
         let events = self
             .store
             .read_all(self.after, self.options.page_size)
@@ -146,7 +146,7 @@ where
         options,
         shared,
         seen,
-        own_read: false,
+        shareable: false,
         failed: false,
         caught_up: false,
     };
@@ -197,6 +197,15 @@ mod tests {
     use crate::stream::StreamId;
     use crate::version::{ExpectedVersion, Position};
 
+    /// An empty store, and the folder that holds it (removed when dropped).
+    async fn new_store() -> (tempfile::TempDir, SqliteEventStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open(dir.path().join("es.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     async fn append(store: &SqliteEventStore, n: u64) {
         let events = (0..n)
             .map(|i| EventData::new("Counted", json!({ "n": i })))
@@ -214,10 +223,7 @@ mod tests {
     /// Live subscriptions woken by one commit read it once, and each still gets every event.
     #[tokio::test]
     async fn live_subscriptions_share_their_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteEventStore::open(dir.path().join("es.db"))
-            .await
-            .unwrap();
+        let (_dir, store) = new_store().await;
         append(&store, 5).await;
         let mut from_start = store.subscribe_all(Position::START);
         let mut early = store.subscribe_all(Position::START);
@@ -265,10 +271,7 @@ mod tests {
     /// again (it once took the same read over and over, never yielding).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_signal_after_a_shared_read_leads_to_a_new_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteEventStore::open(dir.path().join("es.db"))
-            .await
-            .unwrap();
+        let (_dir, store) = new_store().await;
         append(&store, 2).await;
         let (signal, wake) = tokio::sync::watch::channel(0u64);
         let shared = std::sync::Arc::new(super::SharedReads::default());
