@@ -109,6 +109,8 @@ impl ReadModels {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
+            .before_acquire(eventstore::idle_check::ping_if_idle)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -13,12 +13,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::idle_check;
 
 /// Most appends written in one transaction: each is a subtransaction, and more than 64 would
 /// overflow the snapshot cache of every backend. With fewer than [`ALONE_EVENTS`] events each,
@@ -179,10 +181,32 @@ impl GroupCommit {
 }
 
 /// The writer: takes what has queued (up to [`MAX_GROUPS`]) and writes it as one transaction.
+///
+/// While appends keep coming it keeps its connection (each pool checkout costs sqlx's release
+/// ping, a round trip); it gives it back once none came for [`idle_check::CHECK_AFTER_IDLE`], or
+/// when a write failed other than by the database's refusal.
 async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed: Committed) {
     let mut batch = Vec::with_capacity(MAX_GROUPS);
+    let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
-        if rx.recv_many(&mut batch, MAX_GROUPS).await == 0 {
+        let received = if held.is_some() {
+            // `recv_many` is cancel safe: a timeout takes nothing from the queue.
+            match tokio::time::timeout(
+                idle_check::CHECK_AFTER_IDLE,
+                rx.recv_many(&mut batch, MAX_GROUPS),
+            )
+            .await
+            {
+                Ok(received) => received,
+                Err(_idle) => {
+                    held = None;
+                    continue;
+                }
+            }
+        } else {
+            rx.recv_many(&mut batch, MAX_GROUPS).await
+        };
+        if received == 0 {
             return;
         }
         // A caller that went away is not written for.
@@ -190,35 +214,47 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed:
         if batch.is_empty() {
             continue;
         }
-        let mut conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                // No connection in time: everyone queued now would wait as long again.
-                let message = format!("no database connection for the append: {err}");
-                while let Ok(pending) = rx.try_recv() {
-                    batch.push(pending);
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => match pool.acquire().await {
+                Ok(conn) => conn,
+                Err(err) => {
+                    // No connection in time: everyone queued now would wait as long again.
+                    let message = format!("no database connection for the append: {err}");
+                    while let Ok(pending) = rx.try_recv() {
+                        batch.push(pending);
+                    }
+                    for pending in batch.drain(..) {
+                        let err = sqlx::Error::Protocol(message.clone());
+                        let _ = pending.reply.send(Err(StoreError::Unavailable(err)));
+                    }
+                    continue;
                 }
-                for pending in batch.drain(..) {
-                    let err = sqlx::Error::Protocol(message.clone());
-                    let _ = pending.reply.send(Err(StoreError::Unavailable(err)));
-                }
-                continue;
-            }
+            },
         };
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
         let written = std::mem::replace(&mut batch, Vec::with_capacity(MAX_GROUPS));
-        write(&mut conn, written, committed.as_ref()).await;
+        if write(&mut conn, written, committed.as_ref()).await {
+            held = Some(conn);
+        } else {
+            conn.close_on_drop();
+        }
     }
 }
 
-/// Writes one batch and answers its callers.
-async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn() + Send + Sync)) {
+/// Writes one batch and answers its callers; says whether the connection is still fit for use
+/// (every error, if any, was the database refusing a write).
+async fn write(
+    conn: &mut PgConnection,
+    batch: Vec<Pending>,
+    committed: &(dyn Fn() + Send + Sync),
+) -> bool {
     if batch.len() > 1 {
         let groups: Vec<&Group> = batch.iter().map(|pending| &pending.group).collect();
         match write_groups(conn, &groups, LOCK_WAIT_MS).await {
             Ok(outcomes) => {
                 answer(batch.into_iter().zip(outcomes), committed);
-                return;
+                return true;
             }
             // Refused as a whole (a deadlock, a value the database rejects): nothing was
             // committed; each append alone, so only the one at fault fails.
@@ -236,17 +272,31 @@ async fn write(conn: &mut PgConnection, batch: Vec<Pending>, committed: &(dyn Fn
                         StoreError::Unavailable(err)
                     }));
                 }
-                return;
+                return false;
             }
         }
     }
+    let mut fit = true;
     for pending in batch {
         match write_groups(conn, &[&pending.group], LOCK_WAIT_MS).await {
             Ok(outcomes) => answer(std::iter::once(pending).zip(outcomes), committed),
             Err(err) => {
+                fit &= refused_by_database(&err);
                 let _ = pending.reply.send(Err(StoreError::from_db(err, true)));
             }
         }
+    }
+    fit
+}
+
+/// Whether `err` is the database refusing a write on a connection that stays usable (not the
+/// server ending the session, nor the connection failing).
+fn refused_by_database(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => !db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
     }
 }
 
@@ -439,5 +489,27 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(stored, 1);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_the_connection_and_an_ended_session_does_not() {
+        use sqlx::Connection;
+        let db = testkit::TestDb::new().await;
+        let mut conn = PgConnection::connect(db.url()).await.unwrap();
+        let refused = sqlx::query("SELECT 1 / 0")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(refused_by_database(&refused), "{refused:?}");
+        let ended = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!refused_by_database(&ended), "{ended:?}");
+        let broken = sqlx::query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!refused_by_database(&broken), "{broken:?}");
     }
 }

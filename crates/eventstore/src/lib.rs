@@ -3,7 +3,8 @@
 //! Layout: [`event`] (what is appended and what is read back), [`stream`] (validated stream
 //! ids), [`version`] (expected versions and positions), [`store`] (the [`EventStore`] port),
 //! [`subscription`] (catch-up-then-live `$all` subscriptions shared by the adapters),
-//! [`postgres`] and [`sqlite`] (the production and embedded adapters), and the aggregate kernel
+//! [`postgres`] and [`sqlite`] (the production and embedded adapters), [`idle_check`] (when a
+//! pooled connection is pinged before use), and the aggregate kernel
 //! ([`aggregate`], [`repository`], [`testing`] for given/when/then tests).
 //!
 //! Guarantees every adapter keeps: appends are atomic and checked against an expected version;
@@ -15,6 +16,7 @@ pub mod aggregate;
 pub mod error;
 pub mod event;
 mod group_commit;
+pub mod idle_check;
 pub mod postgres;
 pub mod repository;
 mod shared_read;

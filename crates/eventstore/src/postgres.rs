@@ -68,15 +68,25 @@ impl Drop for Inner {
     }
 }
 
+/// The store's pool settings: up to `max_connections` (at least 3), and connections pinged
+/// before use only after they sat idle ([`crate::idle_check`]).
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections.max(3))
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(crate::idle_check::ping_if_idle)
+}
+
 /// Longest delay between a commit and the `NOTIFY` that tells other processes.
 const NOTIFY_EVERY: Duration = Duration::from_millis(2);
 
 impl PgEventStore {
-    /// Connects with a pool of up to `max_connections`, migrates the schema and starts listening.
+    /// Connects with a pool of up to `max_connections` (at least 3: the commit listener keeps
+    /// one, and the group-commit writer one while appends keep coming), migrates the schema and
+    /// starts listening.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
+        let pool = pool_options(max_connections)
             .connect(url)
             .await
             .map_err(StoreError::Unavailable)?;
