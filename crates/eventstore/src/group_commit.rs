@@ -13,14 +13,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{PgConnection, Row};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::idle_check;
+use crate::idle_check::KeptConnection;
 
 /// Most appends written in one transaction: each is a subtransaction, and more than 64 would
 /// overflow the snapshot cache of every backend. With fewer than [`ALONE_EVENTS`] events each,
@@ -183,30 +182,14 @@ impl GroupCommit {
 /// The writer: takes what has queued (up to [`MAX_GROUPS`]) and writes it as one transaction.
 ///
 /// While appends keep coming it keeps its connection (each pool checkout costs sqlx's release
-/// ping, a round trip); it gives it back once none came for [`idle_check::CHECK_AFTER_IDLE`], or
-/// when a write failed other than by the database's refusal.
+/// ping, a round trip), and closes it when a write failed other than by the database's
+/// refusal.
 async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed: Committed) {
     let mut batch = Vec::with_capacity(MAX_GROUPS);
-    let mut held: Option<PoolConnection<Postgres>> = None;
+    let mut kept = KeptConnection::new(pool);
     loop {
-        let received = if held.is_some() {
-            // `recv_many` is cancel safe: a timeout takes nothing from the queue.
-            match tokio::time::timeout(
-                idle_check::CHECK_AFTER_IDLE,
-                rx.recv_many(&mut batch, MAX_GROUPS),
-            )
-            .await
-            {
-                Ok(received) => received,
-                Err(_idle) => {
-                    held = None;
-                    continue;
-                }
-            }
-        } else {
-            rx.recv_many(&mut batch, MAX_GROUPS).await
-        };
-        if received == 0 {
+        // `recv_many` is cancel safe: a timeout takes nothing from the queue.
+        if kept.idle(rx.recv_many(&mut batch, MAX_GROUPS)).await == 0 {
             return;
         }
         // A caller that went away is not written for.
@@ -214,30 +197,25 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Pending>, committed:
         if batch.is_empty() {
             continue;
         }
-        let mut conn = match held.take() {
-            Some(conn) => conn,
-            None => match pool.acquire().await {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // No connection in time: everyone queued now would wait as long again.
-                    let message = format!("no database connection for the append: {err}");
-                    while let Ok(pending) = rx.try_recv() {
-                        batch.push(pending);
-                    }
-                    for pending in batch.drain(..) {
-                        let err = sqlx::Error::Protocol(message.clone());
-                        let _ = pending.reply.send(Err(StoreError::Unavailable(err)));
-                    }
-                    continue;
+        let conn = match kept.get().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                // No connection in time: everyone queued now would wait as long again.
+                let message = format!("no database connection for the append: {err}");
+                while let Ok(pending) = rx.try_recv() {
+                    batch.push(pending);
                 }
-            },
+                for pending in batch.drain(..) {
+                    let err = sqlx::Error::Protocol(message.clone());
+                    let _ = pending.reply.send(Err(StoreError::Unavailable(err)));
+                }
+                continue;
+            }
         };
         metrics::histogram!("eventstore_appends_per_commit").record(batch.len() as f64);
         let written = std::mem::replace(&mut batch, Vec::with_capacity(MAX_GROUPS));
-        if write(&mut conn, written, committed.as_ref()).await {
-            held = Some(conn);
-        } else {
-            conn.close_on_drop();
+        if !write(conn, written, committed.as_ref()).await {
+            kept.discard();
         }
     }
 }

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use chrono::{SecondsFormat, Utc};
-use sqlx::{AnyPool, Executor};
+use eventstore::idle_check::KeptConnection;
+use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::saga::OrderSaga;
@@ -143,13 +144,21 @@ impl SagaIndex {
     }
 }
 
-/// Writes whatever is waiting as one upsert, until every sender is gone.
+/// Writes whatever is waiting as one upsert, until every sender is gone; keeps its connection
+/// while steps keep coming (each pool checkout costs sqlx's release ping, a round trip).
 async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting>) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = upsert(&pool, batch.iter().map(|(row, _)| row))
-            .await
-            .map_err(|error| error.to_string());
+    let mut kept = KeptConnection::new(pool);
+    while kept.idle(queue.recv_many(&mut batch, MAX_BATCH)).await > 0 {
+        let result = match kept.get().await {
+            Ok(conn) => upsert(conn, batch.iter().map(|(row, _)| row)).await,
+            Err(err) => Err(err),
+        };
+        let result = result.map_err(|error| {
+            // Whatever failed, the next batch starts on a fresh connection.
+            kept.discard();
+            error.to_string()
+        });
         if let Err(error) = &result {
             tracing::warn!(error = %error, rows = batch.len(), "saga index write failed");
         }
@@ -162,7 +171,7 @@ async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting
 /// One statement for all rows; the last row of a saga wins (one statement may not touch a
 /// row twice).
 async fn upsert<'a>(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     rows: impl Iterator<Item = &'a Row>,
 ) -> Result<(), sqlx::Error> {
     let mut unique: Vec<&Row> = Vec::new();
@@ -210,6 +219,6 @@ async fn upsert<'a>(
             .bind(row.pending)
             .bind(row.updated_at.as_str());
     }
-    query.execute(pool).await?;
+    query.execute(conn).await?;
     Ok(())
 }
