@@ -140,7 +140,12 @@ async fn postgres_phases(
     sizes: &Sizes,
 ) -> anyhow::Result<(AdapterReport, usize)> {
     let connections = u32::try_from(sizes.writers.max(sizes.batch_writers) + 4).unwrap_or(64);
-    let store = PgEventStore::new(db.pool(connections).await?)
+    // The store's own pool settings (idle-only checks), as `PgEventStore::connect` makes.
+    let pool = eventstore::postgres::pool_options(connections)
+        .connect(&db.url())
+        .await
+        .with_context(|| format!("cannot connect to database {}", db.name()))?;
+    let store = PgEventStore::new(pool)
         .await
         .context("cannot open the Postgres event store")?;
     let mut report = AdapterReport::new("postgres");

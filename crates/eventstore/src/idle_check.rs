@@ -18,6 +18,9 @@ use sqlx::{Connection, Database, Pool};
 /// Idle time after which a connection is pinged before it is handed out.
 pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// The smallest pool a [`KeptConnection`] keeps a connection of: one kept leaves two.
+pub const KEEP_FROM: u32 = 3;
+
 /// Whether a connection idle for `idle_for` must be pinged before use.
 pub fn needs_check(idle_for: Duration) -> bool {
     idle_for >= CHECK_AFTER_IDLE
@@ -39,8 +42,9 @@ pub fn ping_if_idle<C: Connection>(
 }
 
 /// A connection a writer task keeps while its work keeps coming, given back to the pool once
-/// none came for [`CHECK_AFTER_IDLE`] (so a kept connection never sat idle unchecked). A pool of
-/// one connection (SQLite's writer) is never kept from its other users.
+/// none came for [`CHECK_AFTER_IDLE`] (so a kept connection never sat idle unchecked). Only a
+/// pool of [`KEEP_FROM`] connections or more has one kept from its other users (SQLite's
+/// read-model pool has a single connection).
 pub struct KeptConnection<DB: Database> {
     pool: Pool<DB>,
     conn: Option<PoolConnection<DB>>,
@@ -50,7 +54,7 @@ pub struct KeptConnection<DB: Database> {
 impl<DB: Database> KeptConnection<DB> {
     /// Keeps connections of `pool`.
     pub fn new(pool: Pool<DB>) -> Self {
-        let keep = pool.options().get_max_connections() > 1;
+        let keep = pool.options().get_max_connections() >= KEEP_FROM;
         Self {
             pool,
             conn: None,
@@ -59,7 +63,7 @@ impl<DB: Database> KeptConnection<DB> {
     }
 
     /// Awaits `work` (say, the next batch), giving the kept connection back to the pool should
-    /// that take [`CHECK_AFTER_IDLE`] or longer (at once if the pool has only one).
+    /// that take [`CHECK_AFTER_IDLE`] or longer (at once if the pool is too small to keep one).
     pub async fn idle<F: Future>(&mut self, work: F) -> F::Output {
         let mut work = std::pin::pin!(work);
         if !self.keep {
@@ -153,10 +157,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_only_connection_of_a_pool_is_not_kept() {
+    async fn no_connection_of_a_small_pool_is_kept() {
         let db = testkit::TestDb::new().await;
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
+            .max_connections(KEEP_FROM - 1)
             .connect(db.url())
             .await
             .unwrap();

@@ -93,7 +93,10 @@ impl PgEventStore {
         Self::new(pool).await
     }
 
-    /// Uses an existing pool: migrates the schema and starts listening for commits.
+    /// Uses an existing pool: migrates the schema and starts listening for commits. The
+    /// listener keeps one of its connections, and the group-commit writer one while appends
+    /// keep coming if the pool has three or more; [`pool_options`] are the settings `connect`
+    /// uses.
     pub async fn new(pool: PgPool) -> Result<Self, StoreError> {
         migrate(&pool).await?;
         let (tx, rx) = watch::channel(0u64);
