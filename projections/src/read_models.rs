@@ -106,11 +106,9 @@ impl ReadModels {
         let options: AnyConnectOptions = url.parse()?;
         // SQLite allows one writer: one connection serialises every batch, rebuild and swap.
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
-        let pool = AnyPoolOptions::new()
+        let pool = eventstore::idle_check::checked_when_idle(AnyPoolOptions::new())
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
-            .test_before_acquire(false)
-            .before_acquire(eventstore::idle_check::ping_if_idle)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

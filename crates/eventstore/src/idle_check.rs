@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use sqlx::pool::{PoolConnection, PoolConnectionMetadata};
+use sqlx::pool::{PoolConnection, PoolConnectionMetadata, PoolOptions};
 use sqlx::{Connection, Database, Pool};
 
 /// Idle time after which a connection is pinged before it is handed out.
@@ -26,10 +26,17 @@ pub fn needs_check(idle_for: Duration) -> bool {
     idle_for >= CHECK_AFTER_IDLE
 }
 
-/// A pool's `before_acquire` hook: pings connections idle for [`CHECK_AFTER_IDLE`] or more
-/// (a failed ping makes the pool drop the connection and hand out another); use it with
-/// `test_before_acquire(false)`.
-pub fn ping_if_idle<C: Connection>(
+/// `options` with connections pinged before use only once idle for [`CHECK_AFTER_IDLE`] or
+/// more, instead of on every acquire (a failed ping makes the pool drop the connection and hand
+/// out another).
+pub fn checked_when_idle<DB: Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+    options
+        .test_before_acquire(false)
+        .before_acquire(ping_if_idle::<DB::Connection>)
+}
+
+/// The pool's `before_acquire` hook of [`checked_when_idle`].
+fn ping_if_idle<C: Connection>(
     conn: &mut C,
     meta: PoolConnectionMetadata,
 ) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {

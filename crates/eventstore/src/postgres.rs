@@ -71,11 +71,11 @@ impl Drop for Inner {
 /// The store's pool settings: up to `max_connections` (at least 3), and connections pinged
 /// before use only after they sat idle ([`crate::idle_check`]).
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(max_connections.max(3))
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
-        .before_acquire(crate::idle_check::ping_if_idle)
+    crate::idle_check::checked_when_idle(
+        PgPoolOptions::new()
+            .max_connections(max_connections.max(3))
+            .acquire_timeout(Duration::from_secs(10)),
+    )
 }
 
 /// Longest delay between a commit and the `NOTIFY` that tells other processes.

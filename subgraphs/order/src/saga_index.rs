@@ -154,12 +154,10 @@ async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting
             Ok(conn) => upsert(conn, batch.iter().map(|(row, _)| row)).await,
             Err(err) => Err(err),
         };
-        let result = result.map_err(|error| {
+        let result = result.map_err(|error| error.to_string());
+        if let Err(error) = &result {
             // Whatever failed, the next batch starts on a fresh connection.
             kept.discard();
-            error.to_string()
-        });
-        if let Err(error) = &result {
             tracing::warn!(error = %error, rows = batch.len(), "saga index write failed");
         }
         for (_, done) in batch.drain(..) {
