@@ -2,7 +2,8 @@
 //! SQLite) and the queries the GraphQL schema runs against its view `rm_products_products`.
 //!
 //! The model is disposable: every row is folded from the products' events, and a rebuild
-//! replays them. Reservation streams share the `inventory` category and are ignored here.
+//! replays them. Reservation streams share the `inventory` category; the projection does not
+//! read them, so it keeps no stream versions for them either.
 
 use std::collections::HashMap;
 
@@ -124,6 +125,14 @@ impl ProductView {
     }
 }
 
+/// The product `event` belongs to, when it is a product stream's (`inventory-product:{id}`).
+fn product_id(event: &RecordedEvent) -> Option<&str> {
+    match event.stream_id.category() {
+        "inventory" => event.stream_id.entity_id().strip_prefix("product:"),
+        _ => None,
+    }
+}
+
 /// The `products` projection.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProductCatalog;
@@ -136,6 +145,11 @@ impl Projection for ProductCatalog {
 
     fn categories(&self) -> &'static [&'static str] {
         &["inventory"]
+    }
+
+    /// Only product streams: a reservation's events change no product row.
+    fn reads(&self, event: &RecordedEvent) -> bool {
+        product_id(event).is_some()
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -198,8 +212,7 @@ impl Projection for ProductCatalog {
         let table = tables.table("products");
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
-            // Reservation streams share the category.
-            let Some(id) = event.stream_id.entity_id().strip_prefix("product:") else {
+            let Some(id) = product_id(event) else {
                 continue;
             };
             let product_event: ProductEvent =

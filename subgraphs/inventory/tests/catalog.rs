@@ -124,6 +124,17 @@ async fn lists_filters_and_pages_through_products(store: Arc<dyn EventStore>, mo
                 .any(|(_, p)| p.id == "p-2" && p.reserved == 1)
     })
     .await;
+    // It keeps stream versions for the product streams it read and none for the reservation.
+    let tracked: Vec<String> = sqlx::query_scalar(
+        "SELECT stream_id FROM rm_stream_versions WHERE projection = 'products' ORDER BY stream_id",
+    )
+    .fetch_all(models.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        tracked,
+        ["p-1", "p-2", "p-3", "p-4", "p-5"].map(|p| format!("inventory-product:{p}"))
+    );
 
     // Pages of two in (name, id) order, with opaque cursors.
     let all = ProductFilter::default();
