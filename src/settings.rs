@@ -500,6 +500,6 @@ mod tests {
             Settings::load_from(None, |n| (n == "KAFKA_FETCH_WAIT_MS").then(|| "10".into()))
                 .unwrap();
         assert_eq!(quick.kafka_fetch_wait_ms, 10);
-        assert_eq!(Settings::default().kafka_fetch_wait_ms, 50);
+        assert_eq!(Settings::default().kafka_fetch_wait_ms, 15);
     }
 }

@@ -30,11 +30,12 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// The longest a broker may hold a prompt subscriber's fetch by default. Saga steps hop
 /// through Kafka several times, so prompt fetches are answered quickly rather than after
-/// librdkafka's default 500 ms; 50 ms, not less, by default: a broker that holds every fetch
-/// for its full wait (tansu) pays for each fetch, and on the ordering benchmark 10 ms once cost
-/// it 0.35 idle cores and 20% of the throughput (62 → 79 orders/s going to 50). A real Kafka
-/// broker answers as soon as a record arrives, so there the wait only bounds idle polling.
-pub const DEFAULT_PROMPT_FETCH_WAIT: Duration = Duration::from_millis(50);
+/// librdkafka's default 500 ms. A broker that holds every fetch for its full wait (tansu)
+/// pays for each fetch: 10 ms once cost it 0.35 idle cores and 20% of the ordering
+/// benchmark's throughput against 50 ms. Since the producer lingers 10 ms (fewer, larger
+/// batches for tansu to list on each fetch), 15 ms is the better trade there (README). A real
+/// Kafka broker answers as soon as a record arrives, so there the wait only bounds idle polling.
+pub const DEFAULT_PROMPT_FETCH_WAIT: Duration = Duration::from_millis(15);
 
 /// How a fetch of a subscriber at `pace` waits: the longest the broker may hold it (ms) and
 /// the data it waits for (bytes). Prompt subscribers wait `prompt_wait` for any record;
@@ -419,11 +420,12 @@ fn producer_defaults() -> [(&'static str, String); 6] {
     [
         ("enable.idempotence", "true".into()),
         ("acks", "all".into()),
-        // 2 ms merges the concurrent publishes of the relay and of the saga's and workers'
-        // lanes into fewer produce requests (+8–11% orders/s on tansu, README). It once
-        // seemed to stall the command workers; that was the keyed worker's full-lane
-        // deadlock, which slower publishes made likelier (fixed in `worker.rs`).
-        ("linger.ms", "2".into()),
+        // 10 ms merges the concurrent publishes of the relay and of the saga's and workers'
+        // lanes into fewer, larger produce requests and batches: tansu pays for each request
+        // and lists every stored batch on each fetch with news. Against 2 ms on the ordering
+        // benchmark: tansu 0.47 → 0.30 cores, and with the 15 ms prompt fetch wait more
+        // orders/s at a lower p99 (README). librdkafka's own default is 5 ms.
+        ("linger.ms", "10".into()),
         ("batch.num.messages", "10000".into()),
         ("batch.size", (1024 * 1024).to_string()),
         (
@@ -553,7 +555,7 @@ mod tests {
         let wait = config.prompt_fetch_wait;
         let prompt = config.client_config(&consumer_defaults("g", 6000, Pace::Prompt, wait));
         let batched = config.client_config(&consumer_defaults("g", 6000, Pace::Batched, wait));
-        assert_eq!(prompt.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(prompt.get("fetch.wait.max.ms"), Some("15"));
         assert_eq!(prompt.get("fetch.min.bytes"), Some("1"));
         assert_eq!(batched.get("fetch.wait.max.ms"), Some("250"));
         assert_eq!(batched.get("fetch.min.bytes"), Some("65536"));
@@ -576,7 +578,7 @@ mod tests {
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("acks"), Some("all"));
         // Long enough to merge concurrent publishes, short beside a saga hop.
-        assert_eq!(producer.get("linger.ms"), Some("2"));
+        assert_eq!(producer.get("linger.ms"), Some("10"));
     }
 
     #[test]
