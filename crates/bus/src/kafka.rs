@@ -25,10 +25,6 @@ use crate::{BusError, Consumer, Message, MessageBus, OutgoingRecord, Pace};
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long topic creation may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Records in one publish from which it is sent at once instead of lingering: such a batch
-/// (the relay catching up, say) fills produce requests by itself, and waiting `linger.ms` for
-/// more would only hold up its acknowledgement.
-pub const SEND_AT_ONCE_FROM: usize = 500;
 /// How long to wait before enqueuing again when the producer's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
@@ -330,7 +326,6 @@ impl MessageBus for KafkaBus {
                 }
             }
         }
-        let flushing = (total >= SEND_AT_ONCE_FROM).then(|| send_at_once(producer));
         let mut failed = 0;
         let mut first_failure = None;
         let mut fenced = false;
@@ -345,10 +340,6 @@ impl MessageBus for KafkaBus {
             };
             failed += 1;
             first_failure.get_or_insert(failure);
-        }
-        if let Some(flush) = flushing {
-            // Over before the publish returns, so later small publishes linger again.
-            let _finished = flush.await;
         }
         match first_failure {
             None => {
@@ -442,17 +433,6 @@ fn producer_defaults() -> [(&'static str, String); 6] {
             MESSAGE_TIMEOUT.as_millis().to_string(),
         ),
     ]
-}
-
-/// Sends what `producer` holds without waiting out `linger.ms`: librdkafka ignores the linger
-/// while a flush runs (confluentinc/librdkafka#3494). The flush blocks until everything queued
-/// is delivered, so it runs on a blocking thread; the delivery reports still tell the outcome.
-fn send_at_once(producer: FutureProducer) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        if let Err(err) = producer.flush(rdkafka::util::Timeout::After(MESSAGE_TIMEOUT)) {
-            tracing::debug!(error = %err, "kafka producer flush ended early");
-        }
-    })
 }
 
 /// Creates the idempotent, `acks=all` producer.

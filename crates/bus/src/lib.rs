@@ -23,7 +23,7 @@ pub mod worker;
 use std::sync::Arc;
 
 pub use error::BusError;
-pub use kafka::{DEFAULT_PROMPT_FETCH_WAIT, KafkaBus, KafkaConfig, SEND_AT_ONCE_FROM};
+pub use kafka::{DEFAULT_PROMPT_FETCH_WAIT, KafkaBus, KafkaConfig};
 pub use memory::MemoryBus;
 pub use record::{Message, OutgoingRecord, dead_letter_topic};
 
