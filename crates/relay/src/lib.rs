@@ -28,7 +28,9 @@ pub struct RelayConfig {
     pub name: String,
     /// Prepended to every topic name (empty in production; unique in tests).
     pub topic_prefix: String,
-    /// Most events published in one batch.
+    /// Most events published in one batch. Each batch waits out the producer's linger before
+    /// it is acknowledged, so catching up goes in large batches (10,000 by default: as many
+    /// as librdkafka puts in one message set).
     pub batch_size: usize,
     /// Partitions for topics the relay creates.
     pub partitions: i32,
@@ -44,7 +46,7 @@ impl Default for RelayConfig {
         Self {
             name: "relay".to_owned(),
             topic_prefix: String::new(),
-            batch_size: 2_000,
+            batch_size: 10_000,
             partitions: 6,
             retry_after: Duration::from_millis(500),
             checkpoint_every: Duration::from_millis(100),
