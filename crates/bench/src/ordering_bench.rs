@@ -42,8 +42,8 @@ pub struct Options {
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
     /// The longest the broker may hold a saga or command consumer's fetch, in ms
-    /// (`KAFKA_FETCH_WAIT_MS`, the platform's default 15).
-    #[arg(long, default_value_t = 15)]
+    /// (`KAFKA_FETCH_WAIT_MS`, by default the platform's).
+    #[arg(long, default_value_t = bus::DEFAULT_PROMPT_FETCH_WAIT.as_millis() as u64)]
     pub fetch_wait_ms: u64,
     /// Longest one order may take to reach PAID before it counts as failed, in seconds.
     #[arg(long, default_value_t = 60)]

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::idle_check::KeptConnection;
+use crate::idle_check::{KeptConnection, refused_by_database};
 
 /// Most appends written in one transaction: each is a subtransaction, and more than 64 would
 /// overflow the snapshot cache of every backend. With fewer than [`ALONE_EVENTS`] events each,
@@ -267,17 +267,6 @@ async fn write(
     fit
 }
 
-/// Whether `err` is the database refusing a write on a connection that stays usable (not the
-/// server ending the session, nor the connection failing).
-fn refused_by_database(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => !db
-            .code()
-            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
-        _ => false,
-    }
-}
-
 /// Tells each caller what became of its append, after waking subscribers if any was written.
 fn answer(
     outcomes: impl Iterator<Item = (Pending, Outcome)>,
@@ -467,27 +456,5 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(stored, 1);
-    }
-
-    #[tokio::test]
-    async fn a_refusal_keeps_the_connection_and_an_ended_session_does_not() {
-        use sqlx::Connection;
-        let db = testkit::TestDb::new().await;
-        let mut conn = PgConnection::connect(db.url()).await.unwrap();
-        let refused = sqlx::query("SELECT 1 / 0")
-            .execute(&mut conn)
-            .await
-            .unwrap_err();
-        assert!(refused_by_database(&refused), "{refused:?}");
-        let ended = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
-            .execute(&mut conn)
-            .await
-            .unwrap_err();
-        assert!(!refused_by_database(&ended), "{ended:?}");
-        let broken = sqlx::query("SELECT 1")
-            .execute(&mut conn)
-            .await
-            .unwrap_err();
-        assert!(!refused_by_database(&broken), "{broken:?}");
     }
 }

@@ -48,6 +48,18 @@ fn ping_if_idle<C: Connection>(
     })
 }
 
+/// Whether `err` is the database refusing a statement on a connection that stays usable (not
+/// the server ending the session, nor the connection failing): a [`KeptConnection`] is kept
+/// after such an error and discarded after any other.
+pub fn refused_by_database(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => !db
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
+}
+
 /// A connection a writer task keeps while its work keeps coming, given back to the pool once
 /// none came for [`CHECK_AFTER_IDLE`] (so a kept connection never sat idle unchecked). Only a
 /// pool of [`KEEP_FROM`] connections or more has one kept from its other users (SQLite's
@@ -180,5 +192,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(others, 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_the_connection_and_an_ended_session_does_not() {
+        let db = testkit::TestDb::new().await;
+        let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+        let refused = sqlx::query("SELECT 1 / 0")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(refused_by_database(&refused), "{refused:?}");
+        let ended = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!refused_by_database(&ended), "{ended:?}");
+        let broken = sqlx::query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!refused_by_database(&broken), "{broken:?}");
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{SecondsFormat, Utc};
-use eventstore::idle_check::KeptConnection;
+use eventstore::idle_check::{KeptConnection, refused_by_database};
 use sqlx::{AnyConnection, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
@@ -154,12 +154,14 @@ async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting
             Ok(conn) => upsert(conn, batch.iter().map(|(row, _)| row)).await,
             Err(err) => Err(err),
         };
-        let result = result.map_err(|error| error.to_string());
         if let Err(error) = &result {
-            // Whatever failed, the next batch starts on a fresh connection.
-            kept.discard();
+            // Unless the database refused the rows, the next batch starts on a fresh connection.
+            if !refused_by_database(error) {
+                kept.discard();
+            }
             tracing::warn!(error = %error, rows = batch.len(), "saga index write failed");
         }
+        let result = result.map_err(|error| error.to_string());
         for (_, done) in batch.drain(..) {
             let _gone = done.send(result.clone());
         }
