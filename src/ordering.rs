@@ -80,9 +80,11 @@ impl Ordering {
         let inventory = InventoryState::new(store.clone(), models.clone())
             .await
             .context("starting inventory")?;
+        // Confirmed payments reach the saga at once; the relayed events follow.
         let payments = PaymentService::new(store.clone(), models.clone(), toss)
             .await
-            .context("starting payment")?;
+            .context("starting payment")?
+            .with_saga_notice(platform.bus.clone(), &prefix);
         let orders = OrderService::new(
             store.clone(),
             order::pricing::PriceBook::new(models.pool().clone()),

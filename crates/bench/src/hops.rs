@@ -36,7 +36,7 @@ pub const HOPS: [(&str, &str); 7] = [
     ),
     (
         "f",
-        "PaymentConfirmed -> OrderPaid (relay, Kafka, saga consumer)",
+        "PaymentConfirmed -> OrderPaid (payment's notice over Kafka, saga consumer)",
     ),
     (
         "g",

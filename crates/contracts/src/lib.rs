@@ -127,6 +127,15 @@ pub enum SagaReply {
         /// KRW refunded.
         amount: i64,
     },
+    /// A payment was confirmed: sent by the payment service right after it records the
+    /// confirmation, so the saga need not wait for the relayed `PaymentConfirmed` event (which
+    /// still follows, and which the saga recognises as the same input).
+    PaymentConfirmed {
+        /// Toss's key of the payment.
+        payment_key: String,
+        /// KRW approved.
+        amount: i64,
+    },
     /// The refund failed for good (e.g. not cancelable).
     RefundFailed {
         /// The refund.

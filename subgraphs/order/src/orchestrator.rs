@@ -24,9 +24,10 @@ use crate::saga_index::{IndexError, SagaIndex};
 const SAGA_LANES: usize = 16;
 /// Sagas (and their orders) whose states are kept in memory between steps.
 const STATE_CACHE: usize = 20_000;
-/// Most placements remembered as carried out before their `OrderPlaced` comes over the bus
+/// Most inputs remembered as carried out before the bus brings them (again): placements
+/// before their `OrderPlaced`, payment confirmations before their relayed `PaymentConfirmed`
 /// (past this the set is emptied: a forgotten one is only handled as a redelivery).
-const STARTED_REMEMBERED: usize = 50_000;
+const CARRIED_OUT_REMEMBERED: usize = 50_000;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -91,9 +92,11 @@ pub struct Orchestrator {
     sagas: Repository<OrderSaga>,
     index: SagaIndex,
     config: SagaConfig,
-    /// Ids of `OrderPlaced` events whose saga [`Orchestrator::place`] started, indexed and sent
-    /// the commands of: when the event comes over the bus, nothing is left to do.
-    started: Mutex<HashSet<Uuid>>,
+    /// Ids of inputs carried out here that the bus brings (again) later: `OrderPlaced` events
+    /// whose saga [`Orchestrator::place`] started, indexed and sent the commands of, and
+    /// payment confirmations the payment service sent before the relay published them. When
+    /// the bus brings one, nothing is left to do.
+    carried_out: Mutex<HashSet<Uuid>>,
 }
 
 impl Orchestrator {
@@ -127,7 +130,7 @@ impl Orchestrator {
             sagas,
             index,
             config,
-            started: Mutex::new(HashSet::new()),
+            carried_out: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -235,7 +238,7 @@ impl Orchestrator {
             Err(err) => Err(err.into()),
         };
         match carried_out {
-            Ok(()) => self.remember_started(placed_id),
+            Ok(()) => self.remember_carried_out(placed_id),
             Err(err) => tracing::warn!(
                 order_id,
                 error = %err,
@@ -245,25 +248,25 @@ impl Orchestrator {
         Ok(Some(order))
     }
 
-    fn remember_started(&self, placed_id: Uuid) {
-        let mut started = match self.started.lock() {
+    fn remember_carried_out(&self, message_id: Uuid) {
+        let mut carried_out = match self.carried_out.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if started.len() >= STARTED_REMEMBERED {
-            started.clear();
+        if carried_out.len() >= CARRIED_OUT_REMEMBERED {
+            carried_out.clear();
         }
-        started.insert(placed_id);
+        carried_out.insert(message_id);
     }
 
-    /// Whether `message_id` is an `OrderPlaced` whose saga [`Orchestrator::place`] started here
-    /// (each is answered once: a later redelivery is handled as one).
-    fn started_here(&self, message_id: Uuid) -> bool {
-        let mut started = match self.started.lock() {
+    /// Whether the input `message_id` was carried out here before the bus brought it (each is
+    /// answered once: a later redelivery is handled as one).
+    fn carried_out_here(&self, message_id: Uuid) -> bool {
+        let mut carried_out = match self.carried_out.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        started.remove(&message_id)
+        carried_out.remove(&message_id)
     }
 
     /// The store's events of saga steps caused by `message_id`.
@@ -294,8 +297,13 @@ impl Orchestrator {
         vec![
             relay::topic_for(p, "order"),
             relay::topic_for(p, "payment"),
-            format!("{p}{}", contracts::SAGA_REPLIES),
+            self.replies_topic(),
         ]
+    }
+
+    /// The topic of replies (and direct notices) to the saga.
+    fn replies_topic(&self) -> String {
+        format!("{}{}", self.config.topic_prefix, contracts::SAGA_REPLIES)
     }
 
     /// Consumes saga inputs and runs the clock until `shutdown` resolves.
@@ -358,7 +366,18 @@ impl Orchestrator {
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
         match decode(&self.config.topic_prefix, msg) {
             Ok(Some((order_id, message_id, input))) => {
-                self.advance(&order_id, message_id, input).await
+                let confirmation = matches!(input, SagaInput::PaymentConfirmed { .. });
+                let direct = msg.topic == self.replies_topic();
+                if confirmation && !direct && self.carried_out_here(message_id) {
+                    // The payment service's own notice of this confirmation was handled here.
+                    metrics::counter!("saga_relayed_confirmations_skipped_total").increment(1);
+                    return Ok(vec![]);
+                }
+                let records = self.advance(&order_id, message_id, input).await?;
+                if confirmation && direct {
+                    self.remember_carried_out(message_id);
+                }
+                Ok(records)
             }
             Ok(None) => Ok(vec![]),
             // Retrying cannot make it decodable, and a message retried for ever would hold
@@ -386,7 +405,7 @@ impl Orchestrator {
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        if matches!(input, SagaInput::OrderPlaced { .. }) && self.started_here(message_id) {
+        if matches!(input, SagaInput::OrderPlaced { .. }) && self.carried_out_here(message_id) {
             // Started, indexed and sent by `place` in this process.
             return Ok(vec![]);
         }
@@ -696,6 +715,15 @@ fn order_uuid(order_id: &str) -> Uuid {
         .unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, order_id.as_bytes()))
 }
 
+/// The saga's message id of a payment confirmation, whichever way it came (the payment
+/// service's direct notice or the relayed `PaymentConfirmed` event), so the saga takes it once.
+fn confirmation_id(order_id: &str, payment_key: &str) -> Uuid {
+    Uuid::new_v5(
+        &order_uuid(order_id),
+        format!("paid:{payment_key}").as_bytes(),
+    )
+}
+
 /// The saga event id for an input: the same input always yields the same id, so an append
 /// repeated after a crash is recognised as a replay.
 fn derived_id(message_id: Uuid, order_id: &str) -> Uuid {
@@ -722,11 +750,20 @@ fn decode(
     if msg.topic == format!("{prefix}{}", contracts::SAGA_REPLIES) {
         let env: Envelope<SagaReply> =
             serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
-        return Ok(Some((
-            env.order_id,
-            env.message_id,
-            SagaInput::Replied(env.body),
-        )));
+        let (message_id, input) = match env.body {
+            SagaReply::PaymentConfirmed {
+                payment_key,
+                amount,
+            } => (
+                confirmation_id(&env.order_id, &payment_key),
+                SagaInput::PaymentConfirmed {
+                    payment_key,
+                    amount,
+                },
+            ),
+            reply => (env.message_id, SagaInput::Replied(reply)),
+        };
+        return Ok(Some((env.order_id, message_id, input)));
     }
     let event: RecordedEvent =
         serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
@@ -747,13 +784,16 @@ fn decode(
         }
         contracts::events::PAYMENT_CONFIRMED => {
             let paid: PaymentConfirmed = event.decode().map_err(|e| bad(e.to_string()))?;
-            Some((
+            // The payment service's direct notice of it carries the same id.
+            let id = confirmation_id(&paid.order_id, &paid.payment_key);
+            return Ok(Some((
                 paid.order_id,
+                id,
                 SagaInput::PaymentConfirmed {
                     payment_key: paid.payment_key,
                     amount: paid.amount,
                 },
-            ))
+            )));
         }
         contracts::events::PAYMENT_FAILED => {
             let failed: PaymentFailed = event.decode().map_err(|e| bad(e.to_string()))?;

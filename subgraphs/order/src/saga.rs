@@ -81,6 +81,9 @@ pub fn reply_key(reply: &SagaReply) -> String {
         | SagaReply::RefundFailed { refund_id, .. } => {
             format!("refund:{refund_id}")
         }
+        // Not an answer to a command (no command waits for it): the orchestrator feeds it to
+        // the saga as [`SagaInput::PaymentConfirmed`].
+        SagaReply::PaymentConfirmed { payment_key, .. } => format!("paid:{payment_key}"),
     }
 }
 
@@ -327,7 +330,7 @@ impl Aggregate for OrderSaga {
                             next.phase = P::Confirmed;
                         }
                     }
-                    SagaReply::StockReleased { .. } => {}
+                    SagaReply::StockReleased { .. } | SagaReply::PaymentConfirmed { .. } => {}
                     SagaReply::PaymentRefunded { amount, .. } => {
                         next.paid = false;
                         next.order_actions

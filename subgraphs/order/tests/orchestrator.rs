@@ -285,3 +285,136 @@ async fn undecodable_inputs_are_dead_lettered() {
         assert!(reason.is_some_and(|r| !r.is_empty()), "{topic}: a reason");
     }
 }
+
+/// A payment service's direct notice of a confirmed payment marks the order paid and sends
+/// the commit; the relayed `PaymentConfirmed` that follows is the same input: the orchestrator
+/// that took the notice skips it (both carry one message id), and another one takes no second
+/// step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_notice_and_its_relayed_event_are_one_input() {
+    use contracts::events::PricedLine;
+    use contracts::{Envelope, SagaReply, StockLine};
+    use eventstore::{Direction, EventData, ExpectedVersion, Metadata, Repository, StreamId};
+    use order::{Order, OrderCommand, OrderSaga, OrderStatus, Phase};
+
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let bus = Arc::new(MemoryBus::new());
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        bus.clone(),
+        models.pool().clone(),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let order_id = uuid::Uuid::new_v4().to_string();
+    let place = OrderCommand::Place {
+        order_id: order_id.clone(),
+        customer_id: "kim".into(),
+        lines: vec![PricedLine {
+            line: StockLine {
+                product_id: "cake".into(),
+                quantity: 1,
+            },
+            product_name: "Cake".into(),
+            unit_price: 12_000,
+        }],
+    };
+    orchestrator
+        .place(&order_id, place, Metadata::new().with_user("kim"))
+        .await
+        .unwrap()
+        .expect("placed");
+    let replies = format!("t.{}", contracts::SAGA_REPLIES);
+    let reply = |body: SagaReply, offset: i64| bus::Message {
+        topic: replies.clone(),
+        partition: 0,
+        offset,
+        key: Some(order_id.clone().into_bytes()),
+        payload: serde_json::to_vec(&Envelope::new(order_id.clone(), body)).unwrap(),
+        headers: vec![],
+    };
+    let reserved = SagaReply::StockReserved {
+        reservation_id: order_id.clone(),
+    };
+    orchestrator.on_message(&reply(reserved, 0)).await.unwrap();
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::AwaitingPayment
+    );
+
+    let notice = SagaReply::PaymentConfirmed {
+        payment_key: "tpk_1".into(),
+        amount: 12_000,
+    };
+    let sent = orchestrator.on_message(&reply(notice, 1)).await.unwrap();
+    assert_eq!(sent.len(), 1, "the commit goes out");
+    assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
+    let orders = Repository::<Order>::new(store.clone());
+    assert_eq!(
+        orders.load(&order_id).await.unwrap().state.status,
+        OrderStatus::Paid
+    );
+    let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
+    let steps = || async {
+        store
+            .read_stream(&saga_stream, Direction::Forward, None, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    let steps_after_notice = steps().await;
+
+    // The payment's own event, as the relay carries it later.
+    let payment_stream = StreamId::of("payment", &order_id).unwrap();
+    let confirmed = EventData::json(
+        contracts::events::PAYMENT_CONFIRMED,
+        &contracts::events::PaymentConfirmed {
+            order_id: order_id.clone(),
+            payment_key: "tpk_1".into(),
+            amount: 12_000,
+        },
+    )
+    .unwrap();
+    store
+        .append(&payment_stream, ExpectedVersion::Any, vec![confirmed])
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(&payment_stream, Direction::Forward, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let record = relay::to_record("t.", &event).unwrap();
+    let relayed = bus::Message {
+        topic: record.topic,
+        partition: 0,
+        offset: 0,
+        key: Some(record.key.into_bytes()),
+        payload: record.payload,
+        headers: record.headers,
+    };
+    assert!(
+        orchestrator.on_message(&relayed).await.unwrap().is_empty(),
+        "the orchestrator that took the notice has nothing left to do"
+    );
+    assert_eq!(steps().await, steps_after_notice);
+    let elsewhere = Orchestrator::new(store.clone(), bus.clone(), models.pool().clone(), config)
+        .await
+        .unwrap();
+    let resent = elsewhere.on_message(&relayed).await.unwrap();
+    assert_eq!(
+        resent.len(),
+        1,
+        "another orchestrator only re-sends the unanswered commit"
+    );
+    assert_eq!(
+        steps().await,
+        steps_after_notice,
+        "and takes no second step: the saga is paid"
+    );
+}

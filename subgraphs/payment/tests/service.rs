@@ -417,3 +417,54 @@ async fn the_payment_is_shown_to_its_customer_and_staff_only() {
         .unwrap_err();
     assert_eq!(err.code(), "FORBIDDEN");
 }
+
+/// With the saga notice set up, a confirmed payment is announced on the saga's replies topic
+/// right after it is recorded, keyed by order and saying what the relayed `PaymentConfirmed`
+/// says; a declined one is not announced (its `PaymentFailed` travels by the relay only).
+#[tokio::test]
+async fn a_confirmed_payment_is_announced_to_the_saga() {
+    use bus::MessageBus;
+
+    let h = Harness::new().await;
+    let bus = std::sync::Arc::new(bus::MemoryBus::new());
+    let replies = format!("t.{}", contracts::SAGA_REPLIES);
+    bus.ensure_topics(&[replies.as_str()], 1).await.unwrap();
+    let mut probe = bus.subscribe("probe", &[replies.as_str()]).await.unwrap();
+    let service = h.service.clone().with_saga_notice(bus.clone(), "t.");
+    let me = Identity::customer("c-1");
+
+    let declined = h.payable_order("c-1", 9_000).await;
+    let declined_key = h.mint(&declined, 9_000).await;
+    h.toss
+        .server
+        .set_failure(FailureMode::Declined, Some(&declined_key));
+    let err = service
+        .confirm(Some(&me), &declined, &declined_key, 9_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "REJECT_CARD_COMPANY");
+
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(5), probe.recv())
+        .await
+        .expect("the saga is told of the confirmed payment")
+        .unwrap();
+    assert_eq!(msg.key.as_deref(), Some(order.as_bytes()));
+    let notice: Envelope<SagaReply> = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(
+        notice.order_id, order,
+        "the declined payment sent nothing first"
+    );
+    assert_eq!(
+        notice.body,
+        SagaReply::PaymentConfirmed {
+            payment_key: key,
+            amount: 15_000,
+        }
+    );
+}
