@@ -418,3 +418,103 @@ async fn a_payment_notice_and_its_relayed_event_are_one_input() {
         "and takes no second step: the saga is paid"
     );
 }
+
+/// Without the payment service's notice (lost, or a payment service that does not send it),
+/// the relayed `PaymentConfirmed` alone marks the order paid and sends the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relayed_confirmation_alone_marks_the_order_paid() {
+    use contracts::events::PricedLine;
+    use contracts::{Envelope, SagaReply, StockLine};
+    use eventstore::{Direction, EventData, ExpectedVersion, Metadata, Repository, StreamId};
+    use order::{Order, OrderCommand, OrderStatus, Phase};
+
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let bus = Arc::new(MemoryBus::new());
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let orchestrator = Orchestrator::new(store.clone(), bus, models.pool().clone(), config)
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::new_v4().to_string();
+    let place = OrderCommand::Place {
+        order_id: order_id.clone(),
+        customer_id: "lee".into(),
+        lines: vec![PricedLine {
+            line: StockLine {
+                product_id: "tart".into(),
+                quantity: 2,
+            },
+            product_name: "Tart".into(),
+            unit_price: 4_500,
+        }],
+    };
+    orchestrator
+        .place(&order_id, place, Metadata::new().with_user("lee"))
+        .await
+        .unwrap()
+        .expect("placed");
+    let reserved = Envelope::new(
+        order_id.clone(),
+        SagaReply::StockReserved {
+            reservation_id: order_id.clone(),
+        },
+    );
+    orchestrator
+        .on_message(&bus::Message {
+            topic: format!("t.{}", contracts::SAGA_REPLIES),
+            partition: 0,
+            offset: 0,
+            key: Some(order_id.clone().into_bytes()),
+            payload: serde_json::to_vec(&reserved).unwrap(),
+            headers: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::AwaitingPayment
+    );
+
+    let payment_stream = StreamId::of("payment", &order_id).unwrap();
+    let confirmed = EventData::json(
+        contracts::events::PAYMENT_CONFIRMED,
+        &contracts::events::PaymentConfirmed {
+            order_id: order_id.clone(),
+            payment_key: "tpk_2".into(),
+            amount: 9_000,
+        },
+    )
+    .unwrap();
+    store
+        .append(&payment_stream, ExpectedVersion::Any, vec![confirmed])
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(&payment_stream, Direction::Forward, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let record = relay::to_record("t.", &event).unwrap();
+    let relayed = bus::Message {
+        topic: record.topic,
+        partition: 0,
+        offset: 0,
+        key: Some(record.key.into_bytes()),
+        payload: record.payload,
+        headers: record.headers,
+    };
+    let sent = orchestrator.on_message(&relayed).await.unwrap();
+    assert_eq!(sent.len(), 1, "the commit goes out");
+    assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::Committing
+    );
+    let orders = Repository::<Order>::new(store);
+    assert_eq!(
+        orders.load(&order_id).await.unwrap().state.status,
+        OrderStatus::Paid
+    );
+}
