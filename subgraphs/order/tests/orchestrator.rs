@@ -145,10 +145,8 @@ async fn saga_steps_update_the_shared_order_cache() {
 /// second delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placing_an_order_starts_its_saga_without_the_bus() {
-    use contracts::StockLine;
-    use contracts::events::PricedLine;
     use eventstore::{Direction, Metadata, Repository};
-    use order::{Order, OrderCommand, OrderSaga, OrderStatus, Phase};
+    use order::{Order, OrderSaga, OrderStatus, Phase};
 
     let (store, models, _guard) = testkit::stores::sqlite().await;
     let bus = Arc::new(MemoryBus::new());
@@ -168,18 +166,7 @@ async fn placing_an_order_starts_its_saga_without_the_bus() {
     .await
     .unwrap();
     let order_id = uuid::Uuid::new_v4().to_string();
-    let place = OrderCommand::Place {
-        order_id: order_id.clone(),
-        customer_id: "kim".into(),
-        lines: vec![PricedLine {
-            line: StockLine {
-                product_id: "cake".into(),
-                quantity: 2,
-            },
-            product_name: "Cake".into(),
-            unit_price: 10_000,
-        }],
-    };
+    let place = two_cakes(&order_id, 10_000);
     let placed = orchestrator
         .place(&order_id, place.clone(), Metadata::new().with_user("kim"))
         .await
@@ -226,15 +213,7 @@ async fn placing_an_order_starts_its_saga_without_the_bus() {
         saga_events[0].metadata.causation_id, events[0].id,
         "the saga step is caused by the OrderPlaced the bus carries"
     );
-    let record = relay::to_record("t.", &events[0]).unwrap();
-    let delivered = bus::Message {
-        topic: record.topic,
-        partition: 0,
-        offset: 0,
-        key: Some(record.key.into_bytes()),
-        payload: record.payload,
-        headers: record.headers,
-    };
+    let delivered = as_relayed(&events[0]);
     assert!(
         orchestrator
             .on_message(&delivered)
@@ -286,79 +265,151 @@ async fn undecodable_inputs_are_dead_lettered() {
     }
 }
 
+/// An orchestrator (prefix `t.`) with one order of 2 x 6,000 KRW placed and its stock reserved,
+/// awaiting payment; the guard keeps the stores' files.
+async fn awaiting_payment() -> (
+    Arc<Orchestrator>,
+    String,
+    Arc<dyn eventstore::EventStore>,
+    projections::ReadModels,
+    testkit::stores::Guard,
+) {
+    use eventstore::Metadata;
+    use order::Phase;
+
+    let (store, models, guard) = testkit::stores::sqlite().await;
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let bus = Arc::new(MemoryBus::new());
+    let orchestrator = Orchestrator::new(store.clone(), bus, models.pool().clone(), config)
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::new_v4().to_string();
+    let place = two_cakes(&order_id, 6_000);
+    orchestrator
+        .place(&order_id, place, Metadata::new().with_user("kim"))
+        .await
+        .unwrap()
+        .expect("placed");
+    let reserved = contracts::SagaReply::StockReserved {
+        reservation_id: order_id.clone(),
+    };
+    orchestrator
+        .on_message(&reply(&order_id, reserved))
+        .await
+        .unwrap();
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::AwaitingPayment
+    );
+    (orchestrator, order_id, store, models, guard)
+}
+
+/// `body` for `order_id` as it arrives on the saga's replies topic.
+fn reply(order_id: &str, body: contracts::SagaReply) -> bus::Message {
+    bus::Message {
+        topic: format!("t.{}", contracts::SAGA_REPLIES),
+        partition: 0,
+        offset: 0,
+        key: Some(order_id.as_bytes().to_vec()),
+        payload: serde_json::to_vec(&contracts::Envelope::new(order_id, body)).unwrap(),
+        headers: vec![],
+    }
+}
+
+/// Records a confirmed payment of 12,000 KRW with `payment_key` in the order's payment stream
+/// and returns it as the relay delivers it.
+async fn relayed_confirmation(
+    store: &Arc<dyn eventstore::EventStore>,
+    order_id: &str,
+    payment_key: &str,
+) -> bus::Message {
+    use eventstore::{Direction, EventData, ExpectedVersion, StreamId};
+
+    let stream = StreamId::of("payment", order_id).unwrap();
+    let confirmed = EventData::json(
+        contracts::events::PAYMENT_CONFIRMED,
+        &contracts::events::PaymentConfirmed {
+            order_id: order_id.to_owned(),
+            payment_key: payment_key.to_owned(),
+            amount: 12_000,
+        },
+    )
+    .unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![confirmed])
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(&stream, Direction::Forward, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    as_relayed(&event)
+}
+
+/// `event` as the relay delivers it (topics prefixed `t.`).
+fn as_relayed(event: &eventstore::RecordedEvent) -> bus::Message {
+    let record = relay::to_record("t.", event).unwrap();
+    bus::Message {
+        topic: record.topic,
+        partition: 0,
+        offset: 0,
+        key: Some(record.key.into_bytes()),
+        payload: record.payload,
+        headers: record.headers,
+    }
+}
+
+/// Placing an order of two cakes at `unit_price` KRW each for customer `kim`.
+fn two_cakes(order_id: &str, unit_price: i64) -> order::OrderCommand {
+    order::OrderCommand::Place {
+        order_id: order_id.to_owned(),
+        customer_id: "kim".into(),
+        lines: vec![contracts::events::PricedLine {
+            line: contracts::StockLine {
+                product_id: "cake".into(),
+                quantity: 2,
+            },
+            product_name: "Cake".into(),
+            unit_price,
+        }],
+    }
+}
+
+/// The order's status as its stream tells it.
+async fn status(store: &Arc<dyn eventstore::EventStore>, order_id: &str) -> order::OrderStatus {
+    eventstore::Repository::<order::Order>::new(store.clone())
+        .load(order_id)
+        .await
+        .unwrap()
+        .state
+        .status
+}
+
 /// A payment service's direct notice of a confirmed payment marks the order paid and sends
 /// the commit; the relayed `PaymentConfirmed` that follows is the same input: the orchestrator
 /// that took the notice skips it (both carry one message id), and another one takes no second
 /// step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_notice_and_its_relayed_event_are_one_input() {
-    use contracts::events::PricedLine;
-    use contracts::{Envelope, SagaReply, StockLine};
-    use eventstore::{Direction, EventData, ExpectedVersion, Metadata, Repository, StreamId};
-    use order::{Order, OrderCommand, OrderSaga, OrderStatus, Phase};
+    use eventstore::{Direction, Repository};
+    use order::{OrderSaga, OrderStatus};
 
-    let (store, models, _guard) = testkit::stores::sqlite().await;
-    let bus = Arc::new(MemoryBus::new());
-    let config = SagaConfig {
-        topic_prefix: "t.".into(),
-        ..SagaConfig::default()
-    };
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        bus.clone(),
-        models.pool().clone(),
-        config.clone(),
-    )
-    .await
-    .unwrap();
-    let order_id = uuid::Uuid::new_v4().to_string();
-    let place = OrderCommand::Place {
-        order_id: order_id.clone(),
-        customer_id: "kim".into(),
-        lines: vec![PricedLine {
-            line: StockLine {
-                product_id: "cake".into(),
-                quantity: 1,
-            },
-            product_name: "Cake".into(),
-            unit_price: 12_000,
-        }],
-    };
-    orchestrator
-        .place(&order_id, place, Metadata::new().with_user("kim"))
-        .await
-        .unwrap()
-        .expect("placed");
-    let replies = format!("t.{}", contracts::SAGA_REPLIES);
-    let reply = |body: SagaReply, offset: i64| bus::Message {
-        topic: replies.clone(),
-        partition: 0,
-        offset,
-        key: Some(order_id.clone().into_bytes()),
-        payload: serde_json::to_vec(&Envelope::new(order_id.clone(), body)).unwrap(),
-        headers: vec![],
-    };
-    let reserved = SagaReply::StockReserved {
-        reservation_id: order_id.clone(),
-    };
-    orchestrator.on_message(&reply(reserved, 0)).await.unwrap();
-    assert_eq!(
-        orchestrator.phase(&order_id).await.unwrap(),
-        Phase::AwaitingPayment
-    );
-
-    let notice = SagaReply::PaymentConfirmed {
+    let (orchestrator, order_id, store, models, _guard) = awaiting_payment().await;
+    let notice = contracts::SagaReply::PaymentConfirmed {
         payment_key: "tpk_1".into(),
         amount: 12_000,
     };
-    let sent = orchestrator.on_message(&reply(notice, 1)).await.unwrap();
+    let sent = orchestrator
+        .on_message(&reply(&order_id, notice))
+        .await
+        .unwrap();
     assert_eq!(sent.len(), 1, "the commit goes out");
     assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
-    let orders = Repository::<Order>::new(store.clone());
-    assert_eq!(
-        orders.load(&order_id).await.unwrap().state.status,
-        OrderStatus::Paid
-    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
     let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
     let steps = || async {
         store
@@ -369,41 +420,15 @@ async fn a_payment_notice_and_its_relayed_event_are_one_input() {
     };
     let steps_after_notice = steps().await;
 
-    // The payment's own event, as the relay carries it later.
-    let payment_stream = StreamId::of("payment", &order_id).unwrap();
-    let confirmed = EventData::json(
-        contracts::events::PAYMENT_CONFIRMED,
-        &contracts::events::PaymentConfirmed {
-            order_id: order_id.clone(),
-            payment_key: "tpk_1".into(),
-            amount: 12_000,
-        },
-    )
-    .unwrap();
-    store
-        .append(&payment_stream, ExpectedVersion::Any, vec![confirmed])
-        .await
-        .unwrap();
-    let event = store
-        .read_stream(&payment_stream, Direction::Forward, None, 1)
-        .await
-        .unwrap()
-        .remove(0);
-    let record = relay::to_record("t.", &event).unwrap();
-    let relayed = bus::Message {
-        topic: record.topic,
-        partition: 0,
-        offset: 0,
-        key: Some(record.key.into_bytes()),
-        payload: record.payload,
-        headers: record.headers,
-    };
+    let relayed = relayed_confirmation(&store, &order_id, "tpk_1").await;
     assert!(
         orchestrator.on_message(&relayed).await.unwrap().is_empty(),
         "the orchestrator that took the notice has nothing left to do"
     );
     assert_eq!(steps().await, steps_after_notice);
-    let elsewhere = Orchestrator::new(store.clone(), bus.clone(), models.pool().clone(), config)
+    let config = orchestrator.config().clone();
+    let bus = Arc::new(MemoryBus::new());
+    let elsewhere = Orchestrator::new(store.clone(), bus, models.pool().clone(), config)
         .await
         .unwrap();
     let resent = elsewhere.on_message(&relayed).await.unwrap();
@@ -423,88 +448,10 @@ async fn a_payment_notice_and_its_relayed_event_are_one_input() {
 /// the relayed `PaymentConfirmed` alone marks the order paid and sends the commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relayed_confirmation_alone_marks_the_order_paid() {
-    use contracts::events::PricedLine;
-    use contracts::{Envelope, SagaReply, StockLine};
-    use eventstore::{Direction, EventData, ExpectedVersion, Metadata, Repository, StreamId};
-    use order::{Order, OrderCommand, OrderStatus, Phase};
+    use order::{OrderStatus, Phase};
 
-    let (store, models, _guard) = testkit::stores::sqlite().await;
-    let bus = Arc::new(MemoryBus::new());
-    let config = SagaConfig {
-        topic_prefix: "t.".into(),
-        ..SagaConfig::default()
-    };
-    let orchestrator = Orchestrator::new(store.clone(), bus, models.pool().clone(), config)
-        .await
-        .unwrap();
-    let order_id = uuid::Uuid::new_v4().to_string();
-    let place = OrderCommand::Place {
-        order_id: order_id.clone(),
-        customer_id: "lee".into(),
-        lines: vec![PricedLine {
-            line: StockLine {
-                product_id: "tart".into(),
-                quantity: 2,
-            },
-            product_name: "Tart".into(),
-            unit_price: 4_500,
-        }],
-    };
-    orchestrator
-        .place(&order_id, place, Metadata::new().with_user("lee"))
-        .await
-        .unwrap()
-        .expect("placed");
-    let reserved = Envelope::new(
-        order_id.clone(),
-        SagaReply::StockReserved {
-            reservation_id: order_id.clone(),
-        },
-    );
-    orchestrator
-        .on_message(&bus::Message {
-            topic: format!("t.{}", contracts::SAGA_REPLIES),
-            partition: 0,
-            offset: 0,
-            key: Some(order_id.clone().into_bytes()),
-            payload: serde_json::to_vec(&reserved).unwrap(),
-            headers: vec![],
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        orchestrator.phase(&order_id).await.unwrap(),
-        Phase::AwaitingPayment
-    );
-
-    let payment_stream = StreamId::of("payment", &order_id).unwrap();
-    let confirmed = EventData::json(
-        contracts::events::PAYMENT_CONFIRMED,
-        &contracts::events::PaymentConfirmed {
-            order_id: order_id.clone(),
-            payment_key: "tpk_2".into(),
-            amount: 9_000,
-        },
-    )
-    .unwrap();
-    store
-        .append(&payment_stream, ExpectedVersion::Any, vec![confirmed])
-        .await
-        .unwrap();
-    let event = store
-        .read_stream(&payment_stream, Direction::Forward, None, 1)
-        .await
-        .unwrap()
-        .remove(0);
-    let record = relay::to_record("t.", &event).unwrap();
-    let relayed = bus::Message {
-        topic: record.topic,
-        partition: 0,
-        offset: 0,
-        key: Some(record.key.into_bytes()),
-        payload: record.payload,
-        headers: record.headers,
-    };
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    let relayed = relayed_confirmation(&store, &order_id, "tpk_2").await;
     let sent = orchestrator.on_message(&relayed).await.unwrap();
     assert_eq!(sent.len(), 1, "the commit goes out");
     assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
@@ -512,9 +459,5 @@ async fn the_relayed_confirmation_alone_marks_the_order_paid() {
         orchestrator.phase(&order_id).await.unwrap(),
         Phase::Committing
     );
-    let orders = Repository::<Order>::new(store);
-    assert_eq!(
-        orders.load(&order_id).await.unwrap().state.status,
-        OrderStatus::Paid
-    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
 }

@@ -77,11 +77,7 @@ async fn confirm_payment_error_codes() {
     assert_eq!(h.toss.server.stats().confirm_requests, 0);
 
     // Toss's own codes come through.
-    let declined = h.payable_order("c-1", 8_000).await;
-    let declined_key = h.mint(&declined, 8_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Declined, Some(&declined_key));
+    let (declined, declined_key) = h.declined_order("c-1", 8_000).await;
     let r = api
         .graphql(Some(&me), CONFIRM, vars(&declined, &declined_key, 8_000))
         .await;

@@ -433,11 +433,7 @@ async fn a_confirmed_payment_is_announced_to_the_saga() {
     let service = h.service.clone().with_saga_notice(bus.clone(), "t.");
     let me = Identity::customer("c-1");
 
-    let declined = h.payable_order("c-1", 9_000).await;
-    let declined_key = h.mint(&declined, 9_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Declined, Some(&declined_key));
+    let (declined, declined_key) = h.declined_order("c-1", 9_000).await;
     let err = service
         .confirm(Some(&me), &declined, &declined_key, 9_000)
         .await

@@ -132,6 +132,16 @@ impl Harness {
         order_id
     }
 
+    /// An order of `customer` awaiting `amount`, and a payment key for it that Toss declines.
+    pub async fn declined_order(&self, customer: &str, amount: i64) -> (String, String) {
+        let order_id = self.payable_order(customer, amount).await;
+        let key = self.mint(&order_id, amount).await;
+        self.toss
+            .server
+            .set_failure(payment::toss::FailureMode::Declined, Some(&key));
+        (order_id, key)
+    }
+
     /// Mints a payment key for the order, as the widget would.
     pub async fn mint(&self, order_id: &str, amount: i64) -> String {
         payment::toss::server::mint_payment_key(&self.toss.base, order_id, amount)
