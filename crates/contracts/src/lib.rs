@@ -3,7 +3,8 @@
 //! Subgraphs never call each other: the order saga sends [`InventoryCommand`]s and
 //! [`PaymentCommand`]s over the message bus (topics [`INVENTORY_COMMANDS`],
 //! [`PAYMENT_COMMANDS`]), handlers answer with [`SagaReply`]s on [`SAGA_REPLIES`] keyed by
-//! order id, and subgraphs that need another's facts consume its published events (the
+//! order id (where the payment service also announces confirmed payments, ahead of their
+//! relayed events), and subgraphs that need another's facts consume its published events (the
 //! payload types in [`events`]). Every message carries a `message_id` (handlers are
 //! idempotent by it, or by the reservation / order id it names) and the saga's correlation id.
 //! This crate holds types and their JSON form only; no behaviour.
@@ -94,7 +95,7 @@ pub enum PaymentCommand {
     },
 }
 
-/// A handler's answer to the saga.
+/// A handler's answer, or the payment service's notice, to the saga.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SagaReply {
@@ -127,9 +128,10 @@ pub enum SagaReply {
         /// KRW refunded.
         amount: i64,
     },
-    /// A payment was confirmed: sent by the payment service right after it records the
-    /// confirmation, so the saga need not wait for the relayed `PaymentConfirmed` event (which
-    /// still follows, and which the saga recognises as the same input).
+    /// A payment was recorded as confirmed (the relayed `PaymentConfirmed` event follows).
+    ///
+    /// Not an answer to a command: the saga keys it by order and payment key, not by the
+    /// envelope's message id, so it and the relayed event are one input.
     PaymentConfirmed {
         /// Toss's key of the payment.
         payment_key: String,

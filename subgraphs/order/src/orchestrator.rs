@@ -1,7 +1,7 @@
 //! Runs order sagas: turns bus messages into saga inputs, carries out the saga's decisions,
 //! and fires payment deadlines and re-sends of unanswered commands from a small index.
 
-use std::collections::HashSet;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ const SAGA_LANES: usize = 16;
 const STATE_CACHE: usize = 20_000;
 /// Most inputs remembered as carried out before the bus brings them (again): placements
 /// before their `OrderPlaced`, payment confirmations before their relayed `PaymentConfirmed`
-/// (past this the set is emptied: a forgotten one is only handled as a redelivery).
-const CARRIED_OUT_REMEMBERED: usize = 50_000;
+/// (past this the oldest are forgotten: a forgotten one is only handled as a redelivery).
+const CARRIED_OUT_REMEMBERED: NonZeroUsize = NonZeroUsize::new(50_000).unwrap();
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -92,11 +92,12 @@ pub struct Orchestrator {
     sagas: Repository<OrderSaga>,
     index: SagaIndex,
     config: SagaConfig,
-    /// Ids of inputs carried out here that the bus brings (again) later: `OrderPlaced` events
-    /// whose saga [`Orchestrator::place`] started, indexed and sent the commands of, and
-    /// payment confirmations the payment service sent before the relay published them. When
-    /// the bus brings one, nothing is left to do.
-    carried_out: Mutex<HashSet<Uuid>>,
+    /// Ids of inputs whose saga step was taken here before the bus brings them (again):
+    /// `OrderPlaced` events whose saga [`Orchestrator::place`] started, and payment
+    /// confirmations taken from the payment service's notice.
+    carried_out: Mutex<lru::LruCache<Uuid, ()>>,
+    /// The topic of replies (and notices) to the saga.
+    replies: String,
 }
 
 impl Orchestrator {
@@ -123,6 +124,7 @@ impl Orchestrator {
     ) -> Result<Arc<Self>, OrchestratorError> {
         let index = SagaIndex::open(index).await?;
         let sagas = Repository::new(store.clone()).with_cache(STATE_CACHE);
+        let replies = format!("{}{}", config.topic_prefix, contracts::SAGA_REPLIES);
         Ok(Arc::new(Self {
             store,
             bus,
@@ -130,7 +132,8 @@ impl Orchestrator {
             sagas,
             index,
             config,
-            carried_out: Mutex::new(HashSet::new()),
+            carried_out: Mutex::new(lru::LruCache::new(CARRIED_OUT_REMEMBERED)),
+            replies,
         }))
     }
 
@@ -253,10 +256,7 @@ impl Orchestrator {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if carried_out.len() >= CARRIED_OUT_REMEMBERED {
-            carried_out.clear();
-        }
-        carried_out.insert(message_id);
+        carried_out.put(message_id, ());
     }
 
     /// Whether the input `message_id` was carried out here before the bus brought it (each is
@@ -266,7 +266,7 @@ impl Orchestrator {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        carried_out.remove(&message_id)
+        carried_out.pop(&message_id).is_some()
     }
 
     /// The store's events of saga steps caused by `message_id`.
@@ -297,13 +297,8 @@ impl Orchestrator {
         vec![
             relay::topic_for(p, "order"),
             relay::topic_for(p, "payment"),
-            self.replies_topic(),
+            self.replies.clone(),
         ]
-    }
-
-    /// The topic of replies (and direct notices) to the saga.
-    fn replies_topic(&self) -> String {
-        format!("{}{}", self.config.topic_prefix, contracts::SAGA_REPLIES)
     }
 
     /// Consumes saga inputs and runs the clock until `shutdown` resolves.
@@ -364,17 +359,17 @@ impl Orchestrator {
         &self,
         msg: &Message,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        match decode(&self.config.topic_prefix, msg) {
+        match decode(&self.replies, msg) {
             Ok(Some((order_id, message_id, input))) => {
                 let confirmation = matches!(input, SagaInput::PaymentConfirmed { .. });
-                let direct = msg.topic == self.replies_topic();
-                if confirmation && !direct && self.carried_out_here(message_id) {
-                    // The payment service's own notice of this confirmation was handled here.
+                let notice = msg.topic == self.replies;
+                if confirmation && !notice && self.carried_out_here(message_id) {
+                    // The payment service's notice of this confirmation was taken here.
                     metrics::counter!("saga_relayed_confirmations_skipped_total").increment(1);
                     return Ok(vec![]);
                 }
-                let records = self.advance(&order_id, message_id, input).await?;
-                if confirmation && direct {
+                let (records, stepped) = self.step(&order_id, message_id, input).await?;
+                if confirmation && notice && stepped {
                     self.remember_carried_out(message_id);
                 }
                 Ok(records)
@@ -405,9 +400,20 @@ impl Orchestrator {
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
+        Ok(self.step(order_id, message_id, input).await?.0)
+    }
+
+    /// Like [`Orchestrator::advance`]; also says whether a saga step was taken (else the input
+    /// was seen before or changed nothing, and the commands still unanswered are returned).
+    async fn step(
+        &self,
+        order_id: &str,
+        message_id: Uuid,
+        input: SagaInput,
+    ) -> Result<(Vec<OutgoingRecord>, bool), OrchestratorError> {
         if matches!(input, SagaInput::OrderPlaced { .. }) && self.carried_out_here(message_id) {
             // Started, indexed and sent by `place` in this process.
-            return Ok(vec![]);
+            return Ok((vec![], false));
         }
         let saga_key = saga_id(order_id);
         let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
@@ -453,7 +459,7 @@ impl Orchestrator {
                 }
                 // Seen before (or irrelevant): make sure what it sent is not lost.
                 self.index.update(&saga.state).await?;
-                return self.records(saga.state.pending.values());
+                return Ok((self.records(saga.state.pending.values())?, false));
             }
             let actions: Vec<&OrderAction> =
                 events.iter().flat_map(|e| e.order_actions.iter()).collect();
@@ -516,7 +522,7 @@ impl Orchestrator {
                     self.index.update(&state).await?;
                     metrics::counter!("saga_steps_total").increment(1);
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
-                    return self.records(sent.into_iter());
+                    return Ok((self.records(sent.into_iter())?, true));
                 }
                 // Someone wrote the saga or the order meanwhile, or this very step was written
                 // before (its event id is derived from the message): read what is new, decide
@@ -740,14 +746,14 @@ fn placed_input(placed: OrderPlaced) -> SagaInput {
 
 /// Reads a saga input from a bus message, or `None` when the message is not one.
 fn decode(
-    prefix: &str,
+    replies: &str,
     msg: &Message,
 ) -> Result<Option<(String, Uuid, SagaInput)>, OrchestratorError> {
     let bad = |reason: String| OrchestratorError::Decode {
         topic: msg.topic.clone(),
         reason,
     };
-    if msg.topic == format!("{prefix}{}", contracts::SAGA_REPLIES) {
+    if msg.topic == replies {
         let env: Envelope<SagaReply> =
             serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
         let (message_id, input) = match env.body {

@@ -419,6 +419,18 @@ async fn a_payment_notice_and_its_relayed_event_are_one_input() {
             .len()
     };
     let steps_after_notice = steps().await;
+    // Handled again (its commit failed to publish, say): the commit goes out again, no step.
+    let notice = contracts::SagaReply::PaymentConfirmed {
+        payment_key: "tpk_1".into(),
+        amount: 12_000,
+    };
+    let again = orchestrator
+        .on_message(&reply(&order_id, notice))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(String::from_utf8_lossy(&again[0].payload).contains("CommitStock"));
+    assert_eq!(steps().await, steps_after_notice);
 
     let relayed = relayed_confirmation(&store, &order_id, "tpk_1").await;
     assert!(
@@ -460,4 +472,44 @@ async fn the_relayed_confirmation_alone_marks_the_order_paid() {
         Phase::Committing
     );
     assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+}
+
+/// When the relayed `PaymentConfirmed` comes first, the notice after it takes no second step,
+/// and a later redelivery of the relayed event is not skipped (only a notice that took the
+/// step lets the orchestrator skip the relayed copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_after_its_relayed_event_takes_no_second_step() {
+    use eventstore::{Direction, Repository};
+    use order::{OrderSaga, OrderStatus};
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
+    let steps = || async {
+        store
+            .read_stream(&saga_stream, Direction::Forward, None, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    let relayed = relayed_confirmation(&store, &order_id, "tpk_3").await;
+    assert_eq!(orchestrator.on_message(&relayed).await.unwrap().len(), 1);
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+    let paid_steps = steps().await;
+
+    let notice = contracts::SagaReply::PaymentConfirmed {
+        payment_key: "tpk_3".into(),
+        amount: 12_000,
+    };
+    let resent = orchestrator
+        .on_message(&reply(&order_id, notice))
+        .await
+        .unwrap();
+    assert_eq!(resent.len(), 1, "only the unanswered commit, again");
+    assert_eq!(steps().await, paid_steps, "the notice is the same input");
+    assert_eq!(
+        orchestrator.on_message(&relayed).await.unwrap().len(),
+        1,
+        "a redelivered relayed event is handled as one, not skipped"
+    );
+    assert_eq!(steps().await, paid_steps);
 }

@@ -15,6 +15,7 @@ use chrono::Utc;
 use contracts::{Envelope, SagaReply};
 use eventstore::{EventStore, Metadata, Repository};
 use projections::ReadModels;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::error::PaymentError;
@@ -32,10 +33,15 @@ pub struct PaymentService {
     notice: Option<Arc<SagaNotice>>,
 }
 
+/// Notices to the saga being published at most at once (past this, during a broker outage,
+/// say, a notice is dropped: the relayed event still carries the news).
+const NOTICES_IN_FLIGHT: usize = 1_024;
+
 /// Where confirmed payments are announced to the order saga as soon as they are recorded.
 struct SagaNotice {
     bus: Arc<dyn MessageBus>,
     topic: String,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the service holds.
@@ -65,15 +71,15 @@ impl PaymentService {
         })
     }
 
-    /// Also tells the order saga of each confirmed payment on `{topic_prefix}saga.replies`
-    /// right after recording it, instead of leaving the news to the relay alone: the saga
-    /// then marks the order paid one relay round sooner, and takes the relayed
-    /// `PaymentConfirmed` that follows as the same input. The notice is not awaited and may be
-    /// lost (the relayed event still arrives).
+    /// Also announces each recorded confirmation on `{topic_prefix}saga.replies` (best effort).
+    ///
+    /// The saga then marks the order paid one relay round sooner and takes the relayed
+    /// `PaymentConfirmed` that follows as the same input; a lost notice leaves the news to it.
     pub fn with_saga_notice(mut self, bus: Arc<dyn MessageBus>, topic_prefix: &str) -> Self {
         self.notice = Some(Arc::new(SagaNotice {
             bus,
             topic: format!("{topic_prefix}{}", contracts::SAGA_REPLIES),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(NOTICES_IN_FLIGHT)),
         }));
         self
     }
@@ -100,13 +106,25 @@ impl PaymentService {
                 return;
             }
         };
+        let Ok(permit) = notice.in_flight.clone().try_acquire_owned() else {
+            metrics::counter!("payment_saga_notices_dropped_total").increment(1);
+            tracing::warn!(
+                order_id,
+                "too many saga notices in flight; the relay carries the news"
+            );
+            return;
+        };
         let record = OutgoingRecord::new(&notice.topic, order_id, payload);
         let order_id = order_id.to_owned();
-        tokio::spawn(async move {
-            if let Err(err) = notice.bus.publish(vec![record]).await {
-                tracing::warn!(order_id, error = %err, "saga notice not sent; the relay carries the news");
+        tokio::spawn(
+            async move {
+                if let Err(err) = notice.bus.publish(vec![record]).await {
+                    tracing::warn!(order_id, error = %err, "saga notice not sent; the relay carries the news");
+                }
+                drop(permit);
             }
-        });
+            .in_current_span(),
+        );
     }
 
     /// The order as its own event stream tells it.
@@ -321,6 +339,7 @@ impl PaymentService {
             .payments
             .execute(order_id, confirm, metadata.clone())
             .await?;
+        self.notify_saga(order_id, &paid.payment_key, paid.total_amount);
         if !paid.cancels.is_empty() {
             done = self
                 .inner
@@ -334,7 +353,6 @@ impl PaymentService {
                 )
                 .await?;
         }
-        self.notify_saga(order_id, &paid.payment_key, paid.total_amount);
         tracing::info!(order_id, "payment confirmed");
         Ok(done.state)
     }
