@@ -233,13 +233,18 @@ impl Orchestrator {
             .remember(&saga_key, &state, saga_done.next_expected_version);
         metrics::counter!("saga_steps_total").increment(1);
         let sent: Vec<&Outgoing> = saga_events.iter().flat_map(|e| e.sent.iter()).collect();
-        let carried_out = match self.index.update(&state).await {
-            Ok(()) => match self.records(sent.into_iter()) {
-                Ok(records) => self.bus.publish(records).await.map_err(Into::into),
-                Err(err) => Err(err),
-            },
-            Err(err) => Err(err.into()),
+        // The index and the commands are written side by side: the reserve command does not
+        // wait for the index. Either failing leaves the placement to the `OrderPlaced` that
+        // comes over the bus, which indexes the saga and re-sends what is unanswered.
+        let send = async {
+            let records = self.records(sent.into_iter())?;
+            self.bus
+                .publish(records)
+                .await
+                .map_err(OrchestratorError::from)
         };
+        let (indexed, sent) = tokio::join!(self.index.update(&state), send);
+        let carried_out = indexed.map_err(OrchestratorError::from).and(sent);
         match carried_out {
             Ok(()) => self.remember_carried_out(placed_id),
             Err(err) => tracing::warn!(
