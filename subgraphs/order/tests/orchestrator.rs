@@ -389,68 +389,68 @@ async fn status(store: &Arc<dyn eventstore::EventStore>, order_id: &str) -> orde
         .status
 }
 
+/// How many steps the saga of `order_id` has taken.
+async fn saga_steps(store: &Arc<dyn eventstore::EventStore>, order_id: &str) -> usize {
+    use eventstore::{Direction, Repository};
+    let stream = Repository::<order::OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
+    store
+        .read_stream(&stream, Direction::Forward, None, 100)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// The payment service's notice of a 12,000 KRW payment with `payment_key`.
+fn payment_notice(order_id: &str, payment_key: &str) -> bus::Message {
+    let body = contracts::SagaReply::PaymentConfirmed {
+        payment_key: payment_key.to_owned(),
+        amount: 12_000,
+    };
+    reply(order_id, body)
+}
+
+/// Whether `records` is exactly the commit of the order's stock.
+fn is_the_commit(records: &[bus::OutgoingRecord]) -> bool {
+    records.len() == 1 && String::from_utf8_lossy(&records[0].payload).contains("CommitStock")
+}
+
 /// A payment service's direct notice of a confirmed payment marks the order paid and sends
 /// the commit; the relayed `PaymentConfirmed` that follows is the same input: the orchestrator
 /// that took the notice skips it (both carry one message id), and another one takes no second
 /// step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_notice_and_its_relayed_event_are_one_input() {
-    use eventstore::{Direction, Repository};
-    use order::{OrderSaga, OrderStatus};
+    use order::OrderStatus;
 
     let (orchestrator, order_id, store, models, _guard) = awaiting_payment().await;
-    let notice = contracts::SagaReply::PaymentConfirmed {
-        payment_key: "tpk_1".into(),
-        amount: 12_000,
-    };
-    let sent = orchestrator
-        .on_message(&reply(&order_id, notice))
-        .await
-        .unwrap();
-    assert_eq!(sent.len(), 1, "the commit goes out");
-    assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
+    let notice = payment_notice(&order_id, "tpk_1");
+    let sent = orchestrator.on_message(&notice).await.unwrap();
+    assert!(is_the_commit(&sent), "the commit goes out");
     assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
-    let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
-    let steps = || async {
-        store
-            .read_stream(&saga_stream, Direction::Forward, None, 100)
-            .await
-            .unwrap()
-            .len()
-    };
-    let steps_after_notice = steps().await;
+    let steps_after_notice = saga_steps(&store, &order_id).await;
     // Handled again (its commit failed to publish, say): the commit goes out again, no step.
-    let notice = contracts::SagaReply::PaymentConfirmed {
-        payment_key: "tpk_1".into(),
-        amount: 12_000,
-    };
-    let again = orchestrator
-        .on_message(&reply(&order_id, notice))
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 1);
-    assert!(String::from_utf8_lossy(&again[0].payload).contains("CommitStock"));
-    assert_eq!(steps().await, steps_after_notice);
+    let again = orchestrator.on_message(&notice).await.unwrap();
+    assert!(is_the_commit(&again));
+    assert_eq!(saga_steps(&store, &order_id).await, steps_after_notice);
 
     let relayed = relayed_confirmation(&store, &order_id, "tpk_1").await;
     assert!(
         orchestrator.on_message(&relayed).await.unwrap().is_empty(),
         "the orchestrator that took the notice has nothing left to do"
     );
-    assert_eq!(steps().await, steps_after_notice);
+    assert_eq!(saga_steps(&store, &order_id).await, steps_after_notice);
     let config = orchestrator.config().clone();
     let bus = Arc::new(MemoryBus::new());
     let elsewhere = Orchestrator::new(store.clone(), bus, models.pool().clone(), config)
         .await
         .unwrap();
     let resent = elsewhere.on_message(&relayed).await.unwrap();
-    assert_eq!(
-        resent.len(),
-        1,
+    assert!(
+        is_the_commit(&resent),
         "another orchestrator only re-sends the unanswered commit"
     );
     assert_eq!(
-        steps().await,
+        saga_steps(&store, &order_id).await,
         steps_after_notice,
         "and takes no second step: the saga is paid"
     );
@@ -465,8 +465,7 @@ async fn the_relayed_confirmation_alone_marks_the_order_paid() {
     let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
     let relayed = relayed_confirmation(&store, &order_id, "tpk_2").await;
     let sent = orchestrator.on_message(&relayed).await.unwrap();
-    assert_eq!(sent.len(), 1, "the commit goes out");
-    assert!(String::from_utf8_lossy(&sent[0].payload).contains("CommitStock"));
+    assert!(is_the_commit(&sent), "the commit goes out");
     assert_eq!(
         orchestrator.phase(&order_id).await.unwrap(),
         Phase::Committing
@@ -479,37 +478,27 @@ async fn the_relayed_confirmation_alone_marks_the_order_paid() {
 /// step lets the orchestrator skip the relayed copy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_after_its_relayed_event_takes_no_second_step() {
-    use eventstore::{Direction, Repository};
-    use order::{OrderSaga, OrderStatus};
+    use order::OrderStatus;
 
     let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
-    let saga_stream = Repository::<OrderSaga>::stream_of(&format!("order:{order_id}")).unwrap();
-    let steps = || async {
-        store
-            .read_stream(&saga_stream, Direction::Forward, None, 100)
-            .await
-            .unwrap()
-            .len()
-    };
     let relayed = relayed_confirmation(&store, &order_id, "tpk_3").await;
-    assert_eq!(orchestrator.on_message(&relayed).await.unwrap().len(), 1);
+    assert!(is_the_commit(
+        &orchestrator.on_message(&relayed).await.unwrap()
+    ));
     assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
-    let paid_steps = steps().await;
+    let paid_steps = saga_steps(&store, &order_id).await;
 
-    let notice = contracts::SagaReply::PaymentConfirmed {
-        payment_key: "tpk_3".into(),
-        amount: 12_000,
-    };
-    let resent = orchestrator
-        .on_message(&reply(&order_id, notice))
-        .await
-        .unwrap();
-    assert_eq!(resent.len(), 1, "only the unanswered commit, again");
-    assert_eq!(steps().await, paid_steps, "the notice is the same input");
+    let notice = payment_notice(&order_id, "tpk_3");
+    let resent = orchestrator.on_message(&notice).await.unwrap();
+    assert!(is_the_commit(&resent), "only the unanswered commit, again");
     assert_eq!(
-        orchestrator.on_message(&relayed).await.unwrap().len(),
-        1,
+        saga_steps(&store, &order_id).await,
+        paid_steps,
+        "the notice is the same input"
+    );
+    assert!(
+        is_the_commit(&orchestrator.on_message(&relayed).await.unwrap()),
         "a redelivered relayed event is handled as one, not skipped"
     );
-    assert_eq!(steps().await, paid_steps);
+    assert_eq!(saga_steps(&store, &order_id).await, paid_steps);
 }
