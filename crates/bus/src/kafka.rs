@@ -30,8 +30,8 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// The longest a broker may hold a prompt subscriber's fetch by default. Saga steps hop
 /// through Kafka several times, so prompt fetches are answered quickly rather than after
-/// librdkafka's default 500 ms. A broker that holds every fetch for its full wait (tansu)
-/// pays for each fetch: 10 ms once cost it 0.35 idle cores and 20% of the ordering
+/// librdkafka's default 500 ms. A broker that holds a fetch without news for its full wait
+/// (tansu) pays for each fetch: 10 ms once cost it 0.35 idle cores and 20% of the ordering
 /// benchmark's throughput against 50 ms. Since the producer lingers 10 ms (fewer, larger
 /// batches for tansu to list on each fetch), 15 ms is the better trade there (README). A real
 /// Kafka broker answers as soon as a record arrives, so there the wait only bounds idle polling.

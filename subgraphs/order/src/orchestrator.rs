@@ -364,17 +364,23 @@ impl Orchestrator {
         &self,
         msg: &Message,
     ) -> Result<Vec<OutgoingRecord>, OrchestratorError> {
-        match decode(&self.replies, msg) {
+        let from_replies = msg.topic == self.replies;
+        match decode(from_replies, msg) {
             Ok(Some((order_id, message_id, input))) => {
                 let confirmation = matches!(input, SagaInput::PaymentConfirmed { .. });
-                let notice = msg.topic == self.replies;
-                if confirmation && !notice && self.carried_out_here(message_id) {
-                    // The payment service's notice of this confirmation was taken here.
-                    metrics::counter!("saga_relayed_confirmations_skipped_total").increment(1);
+                // What the bus brings after this process carried it out another way: a placed
+                // order whose saga `place` started, a relayed confirmation whose notice came first.
+                let second_way = match input {
+                    SagaInput::OrderPlaced { .. } => true,
+                    SagaInput::PaymentConfirmed { .. } => !from_replies,
+                    _ => false,
+                };
+                if second_way && self.carried_out_here(message_id) {
+                    metrics::counter!("saga_inputs_carried_out_before_total").increment(1);
                     return Ok(vec![]);
                 }
                 let (records, stepped) = self.step(&order_id, message_id, input).await?;
-                if confirmation && notice && stepped {
+                if confirmation && from_replies && stepped {
                     self.remember_carried_out(message_id);
                 }
                 Ok(records)
@@ -416,10 +422,6 @@ impl Orchestrator {
         message_id: Uuid,
         input: SagaInput,
     ) -> Result<(Vec<OutgoingRecord>, bool), OrchestratorError> {
-        if matches!(input, SagaInput::OrderPlaced { .. }) && self.carried_out_here(message_id) {
-            // Started, indexed and sent by `place` in this process.
-            return Ok((vec![], false));
-        }
         let saga_key = saga_id(order_id);
         let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
         let order_stream = Repository::<Order>::stream_of(order_id)?;
@@ -749,16 +751,17 @@ fn placed_input(placed: OrderPlaced) -> SagaInput {
     }
 }
 
-/// Reads a saga input from a bus message, or `None` when the message is not one.
+/// Reads a saga input from a bus message (`from_replies`: on the saga's replies topic), or
+/// `None` when the message is not one.
 fn decode(
-    replies: &str,
+    from_replies: bool,
     msg: &Message,
 ) -> Result<Option<(String, Uuid, SagaInput)>, OrchestratorError> {
     let bad = |reason: String| OrchestratorError::Decode {
         topic: msg.topic.clone(),
         reason,
     };
-    if msg.topic == replies {
+    if from_replies {
         let env: Envelope<SagaReply> =
             serde_json::from_slice(&msg.payload).map_err(|e| bad(e.to_string()))?;
         let (message_id, input) = match env.body {
