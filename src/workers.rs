@@ -51,8 +51,7 @@ where
     let replies: Arc<str> = Arc::from(replies);
     bus::worker::run_keyed_worker(
         bus.as_ref(),
-        group,
-        &[topic],
+        &[bus::Subscription::prompt(group, &[topic])],
         LANES,
         record_key,
         move |msg: Message| {

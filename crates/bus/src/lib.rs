@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod error;
 pub mod kafka;
 pub mod memory;
+pub mod merged;
 pub mod record;
 pub mod worker;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 pub use error::BusError;
 pub use kafka::{DEFAULT_PROMPT_FETCH_WAIT, KafkaBus, KafkaConfig};
 pub use memory::MemoryBus;
+pub use merged::{MergedConsumer, Subscription, subscribe_merged};
 pub use record::{Message, OutgoingRecord, dead_letter_topic};
 
 /// The port: publish records and consume them in consumer groups.

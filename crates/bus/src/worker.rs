@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::{BusError, Message, MessageBus, OutgoingRecord};
+use crate::{BusError, Message, MessageBus, OutgoingRecord, Subscription};
 
 /// How long completed messages wait before their offsets are committed: one commit covers
 /// every message finished meanwhile (a crash redelivers at most this much finished work,
@@ -69,7 +69,8 @@ where
     }
 }
 
-/// Runs `handler` over `topics` like [`run_worker`], but `lanes` messages at a time: messages
+/// Runs `handler` over the topics of `subscriptions` (received as one consumer:
+/// [`crate::subscribe_merged`]) like [`run_worker`], but `lanes` messages at a time: messages
 /// with the same lane key (`lane_key`, e.g. the record key or the entity it names) always go
 /// to the same lane, so they are handled in order, while different keys proceed in parallel.
 /// Lanes publish concurrently. A full lane pauses receiving (back-pressure) while the loop
@@ -79,8 +80,7 @@ where
 /// interval. A lane whose handler panics stops the worker with an error.
 pub async fn run_keyed_worker<B, F, Fut, E>(
     bus: &B,
-    group: &str,
-    topics: &[&str],
+    subscriptions: &[Subscription<'_>],
     lanes: usize,
     lane_key: for<'m> fn(&'m Message) -> &'m [u8],
     handler: F,
@@ -95,7 +95,14 @@ where
     use std::sync::Arc;
 
     let lanes = lanes.max(1);
-    let mut consumer = bus.subscribe(group, topics).await?;
+    let mut consumer = crate::subscribe_merged(bus, subscriptions).await?;
+    // Logs and metrics name the worker by its groups.
+    let group = subscriptions
+        .iter()
+        .map(|s| s.group)
+        .collect::<Vec<_>>()
+        .join("+");
+    let group = group.as_str();
     let (done_tx, mut done_rx) =
         tokio::sync::mpsc::unbounded_channel::<Result<Message, BusError>>();
     let group_name: Arc<str> = Arc::from(group);

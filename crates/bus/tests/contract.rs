@@ -7,7 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use bus::{Consumer, KafkaBus, KafkaConfig, MemoryBus, Message, MessageBus, OutgoingRecord, Pace};
+use bus::{
+    Consumer, KafkaBus, KafkaConfig, MemoryBus, Message, MessageBus, OutgoingRecord, Pace,
+    Subscription,
+};
 
 /// How long a test waits for a message that must come (a Kafka group join takes seconds).
 const RECV_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,6 +73,11 @@ macro_rules! contract_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn batched_subscribers_see_everything_in_key_order() {
                 suite::batched_subscribers_see_everything_in_key_order(&$make_bus).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn merged_subscriptions_act_as_one_consumer() {
+                suite::merged_subscriptions_act_as_one_consumer(&$make_bus).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +409,114 @@ mod suite {
         let last = recv_after_publish(bus, &topic, &mut consumer).await;
         consumer.commit(&last).await.expect("commit");
         assert_quiet(consumer.as_mut()).await;
+    }
+
+    /// Two subscriptions (a prompt one and a batched one, each its own group) are received as
+    /// one consumer, each message is committed through the subscription that received it, and
+    /// a merged consumer of the same subscriptions later resumes after those commits.
+    pub async fn merged_subscriptions_act_as_one_consumer(bus: &dyn MessageBus) {
+        init_logs();
+        let prompt = testkit::unique_name("bus_merged_prompt");
+        let slow = testkit::unique_name("bus_merged_slow");
+        bus.ensure_topics(&[&prompt, &slow], 2)
+            .await
+            .expect("ensure topics");
+        let (prompt_group, slow_group) = (
+            testkit::unique_name("bus_merged_group"),
+            testkit::unique_name("bus_merged_group"),
+        );
+        let (prompt_topics, slow_topics) = ([prompt.as_str()], [slow.as_str()]);
+        let subscriptions = [
+            Subscription::prompt(&prompt_group, &prompt_topics),
+            Subscription::new(&slow_group, &slow_topics, Pace::Batched),
+        ];
+        let overlapping = [
+            Subscription::prompt(&prompt_group, &prompt_topics),
+            Subscription::new(&slow_group, &prompt_topics, Pace::Batched),
+        ];
+        let refused = bus::subscribe_merged(bus, &overlapping).await.err();
+        assert_eq!(refused.map(|e| e.code()), Some("BUS_INVALID_ARGUMENT"));
+
+        let mut records = keyed_records(&prompt, 3, 12);
+        records.extend(keyed_records(&slow, 3, 12));
+        bus.publish(records.clone()).await.expect("publish");
+        let mut merged = bus::subscribe_merged(bus, &subscriptions)
+            .await
+            .expect("subscribe");
+        let received = recv_n(merged.as_mut(), records.len()).await;
+        let topics_and_payloads = |messages: &[Message]| -> BTreeSet<(String, Vec<u8>)> {
+            messages
+                .iter()
+                .map(|m| (m.topic.clone(), m.payload.clone()))
+                .collect()
+        };
+        let expected: BTreeSet<(String, Vec<u8>)> = records
+            .iter()
+            .map(|r| (r.topic.clone(), r.payload.clone()))
+            .collect();
+        assert_eq!(topics_and_payloads(&received), expected);
+        assert_in_key_order(
+            &received
+                .iter()
+                .filter(|m| m.topic == slow)
+                .cloned()
+                .collect::<Vec<_>>(),
+            3,
+            4,
+        );
+        let stray = Message {
+            topic: testkit::unique_name("bus_merged_other"),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+        };
+        let stray_commit = merged.commit(&stray).await.err();
+        assert_eq!(stray_commit.map(|e| e.code()), Some("BUS_INVALID_ARGUMENT"));
+        // Everything of the prompt topic is committed, of the batched one only the first half
+        // of each partition.
+        let mut commit_at: BTreeMap<(String, i32), &Message> = BTreeMap::new();
+        let mut expected_again = BTreeSet::new();
+        for message in &received {
+            let key = (message.topic.clone(), message.partition);
+            if message.topic == prompt {
+                commit_at.insert(key, message);
+            }
+        }
+        let mut slow_by_partition: BTreeMap<i32, Vec<&Message>> = BTreeMap::new();
+        for message in received.iter().filter(|m| m.topic == slow) {
+            slow_by_partition
+                .entry(message.partition)
+                .or_default()
+                .push(message);
+        }
+        for (partition, messages) in &slow_by_partition {
+            let half = messages.len() / 2;
+            if half > 0 {
+                commit_at.insert((slow.clone(), *partition), messages[half - 1]);
+            }
+            for message in &messages[half..] {
+                expected_again.insert((message.topic.clone(), message.payload.clone()));
+            }
+        }
+        for message in commit_at.values() {
+            merged.commit(message).await.expect("commit");
+        }
+        assert_quiet(merged.as_mut()).await;
+        drop(merged);
+
+        // The next merged consumer gets what was not committed, and what came since.
+        bus.publish(vec![OutgoingRecord::new(&prompt, "late", b"late".to_vec())])
+            .await
+            .expect("publish");
+        expected_again.insert((prompt.clone(), b"late".to_vec()));
+        let mut again = bus::subscribe_merged(bus, &subscriptions)
+            .await
+            .expect("subscribe");
+        let redelivered = recv_n(again.as_mut(), expected_again.len()).await;
+        assert_eq!(topics_and_payloads(&redelivered), expected_again);
+        assert_quiet(again.as_mut()).await;
     }
 
     /// Publishes one extra record and receives it on `consumer`.

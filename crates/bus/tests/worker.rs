@@ -33,8 +33,7 @@ async fn keyed_worker_keeps_key_order_and_commits(bus: Arc<dyn MessageBus>) {
         tokio::spawn(async move {
             bus::worker::run_keyed_worker(
                 bus.as_ref(),
-                &group,
-                &[topic.as_str()],
+                &[bus::Subscription::prompt(&group, &[topic.as_str()])],
                 4,
                 by_key,
                 move |msg: Message| {
@@ -141,8 +140,7 @@ async fn a_full_lane_does_not_stall_publishing(bus: Arc<dyn MessageBus>) {
         tokio::spawn(async move {
             bus::worker::run_keyed_worker(
                 bus.as_ref(),
-                &group,
-                &[topic.as_str()],
+                &[bus::Subscription::prompt(&group, &[topic.as_str()])],
                 1,
                 by_key,
                 move |msg: Message| {
@@ -216,10 +214,10 @@ async fn a_panicking_handler_stops_the_worker_with_an_error() {
     .await
     .unwrap();
     let topics = [topic.as_str()];
+    let subscriptions = [bus::Subscription::prompt("g", &topics)];
     let worker = bus::worker::run_keyed_worker(
         bus.as_ref(),
-        "g",
-        &topics,
+        &subscriptions,
         2,
         by_key,
         |msg: Message| async move {

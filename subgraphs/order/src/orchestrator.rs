@@ -28,6 +28,9 @@ const STATE_CACHE: usize = 20_000;
 /// before their `OrderPlaced`, payment confirmations before their relayed `PaymentConfirmed`
 /// (past this the oldest are forgotten: a forgotten one is only handled as a redelivery).
 const CARRIED_OUT_REMEMBERED: NonZeroUsize = NonZeroUsize::new(50_000).unwrap();
+/// Appended to the saga's group name to name the group that consumes its replies (the saga's
+/// own group consumes the relayed events, at their own pace).
+const REPLIES_GROUP_SUFFIX: &str = "-replies";
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -38,12 +41,18 @@ pub struct SagaConfig {
     pub topic_prefix: String,
     /// Partitions of the topics the orchestrator creates when they are missing.
     pub partitions: i32,
-    /// Consumer group of the orchestrator.
+    /// Consumer group of the orchestrator on the relayed events; its replies are consumed by
+    /// `{group}-replies` (two groups, so each has one member per process).
     pub group: String,
     /// How often deadlines and unanswered commands are checked.
     pub tick: Duration,
     /// Unanswered commands are sent again after this long.
     pub resend_after: chrono::Duration,
+    /// How soon the relayed order and payment events are fetched. Replies (and the payment
+    /// service's notices) are always fetched at once; the relayed events mostly repeat what a
+    /// notice or `place` already did, so by default they come in batches, which the broker
+    /// answers far less often (cancellations and declined payments wait for them).
+    pub relayed_pace: bus::Pace,
 }
 
 impl Default for SagaConfig {
@@ -55,6 +64,7 @@ impl Default for SagaConfig {
             group: "order-saga".into(),
             tick: Duration::from_secs(1),
             resend_after: chrono::Duration::seconds(10),
+            relayed_pace: bus::Pace::Batched,
         }
     }
 }
@@ -298,12 +308,15 @@ impl Orchestrator {
 
     /// Topics the orchestrator consumes.
     pub fn input_topics(&self) -> Vec<String> {
+        let mut topics = self.relayed_topics().to_vec();
+        topics.push(self.replies.clone());
+        topics
+    }
+
+    /// The relayed event topics among [`Orchestrator::input_topics`].
+    fn relayed_topics(&self) -> [String; 2] {
         let p = &self.config.topic_prefix;
-        vec![
-            relay::topic_for(p, "order"),
-            relay::topic_for(p, "payment"),
-            self.replies.clone(),
-        ]
+        [relay::topic_for(p, "order"), relay::topic_for(p, "payment")]
     }
 
     /// Consumes saga inputs and runs the clock until `shutdown` resolves.
@@ -335,10 +348,16 @@ impl Orchestrator {
         }));
         let me = self.clone();
         // Sagas of different orders proceed in parallel; one order's messages stay in order.
+        let relayed = self.relayed_topics();
+        let relayed: Vec<&str> = relayed.iter().map(String::as_str).collect();
+        let replies_group = format!("{}{REPLIES_GROUP_SUFFIX}", self.config.group);
+        let replies = [self.replies.as_str()];
         let result = bus::worker::run_keyed_worker(
             self.bus.as_ref(),
-            &self.config.group,
-            &refs,
+            &[
+                bus::Subscription::prompt(&replies_group, &replies),
+                bus::Subscription::new(&self.config.group, &relayed, self.config.relayed_pace),
+            ],
             SAGA_LANES,
             order_of,
             move |msg| {
