@@ -7,7 +7,9 @@
 //! producer and manually committed consumer groups) and [`memory`] ([`MemoryBus`], embedded,
 //! an in-process partitioned log with consumer groups and committed offsets). Both give
 //! at-least-once delivery, per-key order, and resumption from the group's committed offset;
-//! the contract suite in `tests/contract.rs` runs against both.
+//! the contract suite in `tests/contract.rs` runs against both. [`merged`] receives several
+//! subscriptions (each a group, topics and a [`Pace`]) as one consumer, and [`worker`] runs
+//! handlers over a subscription.
 //!
 //! This crate must not know about events, aggregates or any domain type (payloads are bytes),
 //! must not rely on Kafka transactions or `read_committed`, and must not read the environment:
@@ -26,7 +28,7 @@ use std::sync::Arc;
 pub use error::BusError;
 pub use kafka::{DEFAULT_PROMPT_FETCH_WAIT, KafkaBus, KafkaConfig};
 pub use memory::MemoryBus;
-pub use merged::{MergedConsumer, Subscription, subscribe_merged};
+pub use merged::{Subscription, subscribe_merged};
 pub use record::{Message, OutgoingRecord, dead_letter_topic};
 
 /// The port: publish records and consume them in consumer groups.
@@ -68,7 +70,8 @@ pub enum Pace {
 /// A member of a consumer group, receiving messages from the partitions assigned to it.
 #[async_trait::async_trait]
 pub trait Consumer: Send {
-    /// Waits for the next message.
+    /// Waits for the next message. Cancel-safe: a `recv` dropped before it completes takes no
+    /// message (workers select over it, and [`subscribe_merged`] drops the parts that lose).
     async fn recv(&mut self) -> Result<Message, BusError>;
     /// Commits the group's offset for the message's partition so that it resumes after this message.
     async fn commit(&mut self, message: &Message) -> Result<(), BusError>;

@@ -37,20 +37,31 @@ impl<'a> Subscription<'a> {
 }
 
 /// Joins every subscription and receives from all of them as one consumer (a single
-/// subscription is returned as it is). A topic may belong to one subscription only, so that
-/// each message is committed through the subscription that received it.
+/// subscription is returned as it is). Each topic and each group may appear once, so that
+/// each message is committed through the subscription that received it and no group gets two
+/// members here.
 pub async fn subscribe_merged<B: MessageBus + ?Sized>(
     bus: &B,
     subscriptions: &[Subscription<'_>],
 ) -> Result<Box<dyn Consumer>, BusError> {
-    let mut seen: Vec<&str> = Vec::new();
+    let mut topics: Vec<&str> = Vec::new();
     for topic in subscriptions.iter().flat_map(|s| s.topics.iter()) {
-        if seen.contains(topic) {
+        if topics.contains(topic) {
             return Err(BusError::InvalidArgument(format!(
-                "topic {topic} is in more than one subscription"
+                "topic {topic} is named twice"
             )));
         }
-        seen.push(topic);
+        topics.push(topic);
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    for s in subscriptions {
+        if groups.contains(&s.group) {
+            return Err(BusError::InvalidArgument(format!(
+                "group {} is named by two subscriptions",
+                s.group
+            )));
+        }
+        groups.push(s.group);
     }
     match subscriptions {
         [] => Err(BusError::InvalidArgument("no subscriptions given".into())),
@@ -76,7 +87,7 @@ struct Part {
 
 /// Several consumers, received from in turn and committed through the one that owns the
 /// message's topic.
-pub struct MergedConsumer {
+pub(crate) struct MergedConsumer {
     parts: Vec<Part>,
     /// The part looked at first on the next receive, so a busy part cannot starve the others.
     next: usize,

@@ -18,11 +18,10 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest back-off between retries of a failing message.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Runs `handler` over every message of `topics` for group `group` until `shutdown` resolves.
+/// Runs `handler` over every message of `subscription` until `shutdown` resolves.
 pub async fn run_worker<B, F, Fut, E>(
     bus: &B,
-    group: &str,
-    topics: &[&str],
+    subscription: Subscription<'_>,
     mut handler: F,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BusError>
@@ -32,7 +31,10 @@ where
     Fut: Future<Output = Result<Vec<OutgoingRecord>, E>> + Send,
     E: std::fmt::Display,
 {
-    let mut consumer = bus.subscribe(group, topics).await?;
+    let group = subscription.group;
+    let mut consumer = bus
+        .subscribe_at(group, subscription.topics, subscription.pace)
+        .await?;
     tokio::pin!(shutdown);
     loop {
         let msg = tokio::select! {

@@ -436,6 +436,12 @@ mod suite {
         ];
         let refused = bus::subscribe_merged(bus, &overlapping).await.err();
         assert_eq!(refused.map(|e| e.code()), Some("BUS_INVALID_ARGUMENT"));
+        let one_group = [
+            Subscription::prompt(&prompt_group, &prompt_topics),
+            Subscription::new(&prompt_group, &slow_topics, Pace::Batched),
+        ];
+        let refused = bus::subscribe_merged(bus, &one_group).await.err();
+        assert_eq!(refused.map(|e| e.code()), Some("BUS_INVALID_ARGUMENT"));
 
         let mut records = keyed_records(&prompt, 3, 12);
         records.extend(keyed_records(&slow, 3, 12));

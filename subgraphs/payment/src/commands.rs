@@ -28,10 +28,10 @@ pub async fn run_commands(
     bus.ensure_topics(&[&commands, &replies], partitions)
         .await?;
     tracing::info!(group, topic = %commands, "payment commands consumer started");
+    let topics = [commands.as_str()];
     bus::worker::run_worker(
         bus.as_ref(),
-        group,
-        &[&commands],
+        bus::Subscription::prompt(group, &topics),
         move |msg| {
             let service = service.clone();
             let replies = replies.clone();
