@@ -70,6 +70,7 @@ pub async fn subscribe_merged<B: MessageBus + ?Sized>(
             let mut parts = Vec::with_capacity(several.len());
             for s in several {
                 parts.push(Part {
+                    group: s.group.to_owned(),
                     topics: s.topics.iter().map(|t| (*t).to_owned()).collect(),
                     consumer: bus.subscribe_at(s.group, s.topics, s.pace).await?,
                 });
@@ -79,8 +80,9 @@ pub async fn subscribe_merged<B: MessageBus + ?Sized>(
     }
 }
 
-/// A subscription's topics and its consumer.
+/// A subscription's group, topics and consumer.
 struct Part {
+    group: String,
     topics: Vec<String>,
     consumer: Box<dyn Consumer>,
 }
@@ -104,8 +106,17 @@ impl Consumer for MergedConsumer {
             .iter_mut()
             .chain(front.iter_mut())
             .map(|part| part.consumer.recv());
-        let (message, _, _) = futures::future::select_all(receiving).await;
-        message
+        let (message, index, _) = futures::future::select_all(receiving).await;
+        // A failure names the subscription it came from (the worker's label names them all).
+        message.map_err(|error| match error {
+            BusError::Receive { reason } => {
+                let part = &self.parts[(first + index) % self.parts.len()];
+                BusError::Receive {
+                    reason: format!("group {}: {reason}", part.group),
+                }
+            }
+            other => other,
+        })
     }
 
     async fn commit(&mut self, message: &Message) -> Result<(), BusError> {
@@ -208,5 +219,49 @@ mod tests {
                 .is_err(),
             "more than was published"
         );
+    }
+
+    /// A consumer whose receive always fails, as a broken connection would make it.
+    struct Broken;
+
+    #[async_trait::async_trait]
+    impl Consumer for Broken {
+        async fn recv(&mut self) -> Result<Message, BusError> {
+            Err(BusError::Receive {
+                reason: "broker gone".into(),
+            })
+        }
+
+        async fn commit(&mut self, _: &Message) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_part_is_named_in_the_error() {
+        let bus = MemoryBus::new();
+        bus.ensure_topics(&["a"], 1).await.unwrap();
+        let quiet = bus.subscribe("ga", &["a"]).await.unwrap();
+        let mut consumer = MergedConsumer {
+            parts: vec![
+                Part {
+                    group: "ga".into(),
+                    topics: vec!["a".into()],
+                    consumer: quiet,
+                },
+                Part {
+                    group: "gb".into(),
+                    topics: vec!["b".into()],
+                    consumer: Box::new(Broken),
+                },
+            ],
+            next: 0,
+        };
+        for _ in 0..2 {
+            match consumer.recv().await {
+                Err(BusError::Receive { reason }) => assert_eq!(reason, "group gb: broker gone"),
+                other => panic!("expected the broken part's error, got {other:?}"),
+            }
+        }
     }
 }
