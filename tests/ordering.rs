@@ -655,6 +655,61 @@ async fn two_hundred_concurrent_orders_never_oversell() {
     assert_eq!(h.stock(&cake).await, (10, 10));
 }
 
+/// Waits until Kafka consumer group `group` has committed, on every partition of `topic`, the
+/// end that partition has at that moment, with at least one record on the topic: a member
+/// of the group was assigned and at work. (A member killed while its group is still forming
+/// leaves tansu 0.6.0 waiting for a departed leader, and the group never assigns again.)
+async fn wait_until_caught_up(group: &str, topic: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", testkit::kafka_brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (consumer, topic) = (Arc::new(consumer), topic.to_owned());
+    testkit::eventually(Duration::from_secs(60), || {
+        let (consumer, topic) = (consumer.clone(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let wait = Duration::from_secs(5);
+                let Ok(metadata) = consumer.fetch_metadata(Some(&topic), wait) else {
+                    return false;
+                };
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                let mut wanted = TopicPartitionList::new();
+                let mut ends = Vec::new();
+                for &p in &partitions {
+                    let Ok((_, high)) = consumer.fetch_watermarks(&topic, p, wait) else {
+                        return false;
+                    };
+                    ends.push(high);
+                    wanted.add_partition(&topic, p);
+                }
+                let Ok(committed) = consumer.committed_offsets(wanted, wait) else {
+                    return false;
+                };
+                ends.iter().any(|&high| high > 0)
+                    && partitions.iter().zip(&ends).all(|(&p, &high)| {
+                        high == 0
+                            || matches!(
+                                committed.find_partition(&topic, p).map(|e| e.offset()),
+                                Some(Offset::Offset(at)) if at >= high
+                            )
+                    })
+            })
+            .await
+            .unwrap()
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_resumes_after_its_process_is_killed_between_steps() {
     let mut h = harness(minutes(10)).await;
@@ -682,10 +737,14 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     };
     let mut runner = run_saga(&h);
     let saga = h.ordering.orchestrator.clone();
+    let relayed_group = config.group.clone();
+    let order_events = relay::topic_for(&config.topic_prefix, "order");
     // Waits until the running saga has taken a step for `id` (so its runner joined the
-    // consumer group and is mid-flow), then kills it and starts a new one.
+    // replies group and is mid-flow) and its group on the relayed events has caught up (so
+    // that group is not still forming), then kills it and starts a new one.
     let kill_after = |id: String, past: order::Phase| {
-        let saga = saga.clone();
+        let (saga, relayed_group, order_events) =
+            (saga.clone(), relayed_group.clone(), order_events.clone());
         async move {
             let reached = testkit::eventually(Duration::from_secs(60), || {
                 let (saga, id) = (saga.clone(), id.clone());
@@ -696,6 +755,10 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
             })
             .await;
             assert!(reached, "saga of {id} moved past {past:?}");
+            assert!(
+                wait_until_caught_up(&relayed_group, &order_events).await,
+                "the saga's group {relayed_group} took the relayed order events"
+            );
         }
     };
     // Placing an order starts its saga (Reserving) without the runner; the runner's first step
