@@ -387,19 +387,17 @@ impl Orchestrator {
         match decode(from_replies, msg) {
             Ok(Some((order_id, message_id, input))) => {
                 let confirmation = matches!(input, SagaInput::PaymentConfirmed { .. });
+                let notice = confirmation && from_replies;
                 // What the bus brings after this process carried it out another way: a placed
                 // order whose saga `place` started, a relayed confirmation whose notice came first.
-                let second_way = match input {
-                    SagaInput::OrderPlaced { .. } => true,
-                    SagaInput::PaymentConfirmed { .. } => !from_replies,
-                    _ => false,
-                };
+                let second_way =
+                    matches!(input, SagaInput::OrderPlaced { .. }) || (confirmation && !notice);
                 if second_way && self.carried_out_here(message_id) {
                     metrics::counter!("saga_inputs_carried_out_before_total").increment(1);
                     return Ok(vec![]);
                 }
                 let (records, stepped) = self.step(&order_id, message_id, input).await?;
-                if confirmation && from_replies && stepped {
+                if notice && stepped {
                     self.remember_carried_out(message_id);
                 }
                 Ok(records)
