@@ -22,6 +22,8 @@ pub struct LocalStack {
     pub ordering: Ordering,
     /// The Toss test server, to mint payment keys and switch failures.
     pub toss: TossTestServer,
+    /// The Toss test server's base URL (`http://127.0.0.1:PORT`).
+    pub toss_url: String,
     /// The saga runner, apart from the rest so it can be killed and restarted.
     pub saga: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Every other task.
@@ -74,6 +76,7 @@ impl LocalStack {
             platform,
             ordering,
             toss,
+            toss_url: base,
             saga,
             tasks,
             subgraph_addrs,

@@ -21,6 +21,8 @@ struct Harness {
     ordering: Ordering,
     saga: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     toss: TossTestServer,
+    toss_url: String,
+    payment_addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     platform: Platform,
     _db: Option<testkit::TestDb>,
@@ -82,6 +84,8 @@ async fn start(
         ordering: stack.ordering,
         saga: Some(stack.saga),
         toss: stack.toss,
+        toss_url: stack.toss_url,
+        payment_addr: stack.subgraph_addrs[2],
         shutdown: stack.shutdown,
         platform: stack.platform,
         _db: db,
@@ -190,6 +194,36 @@ impl Harness {
                 other => return other,
             }
         }
+    }
+}
+
+impl Harness {
+    /// Cancels all of `payment_key` in the Toss console (straight at the Toss test server), and
+    /// Toss sends its status webhook to the payment subgraph.
+    async fn cancel_at_toss(&self, payment_key: &str, order_id: &str) {
+        let console = payment::toss::client::TossClient::new(
+            &self.toss_url,
+            "test_sk_console".to_owned().into(),
+        )
+        .unwrap();
+        console
+            .cancel(payment_key, "customer called", None, "console-cancel")
+            .await
+            .unwrap();
+        let webhook = serde_json::json!({
+            "eventType": "PAYMENT_STATUS_CHANGED",
+            "createdAt": "2026-11-29T12:00:00.000000",
+            "data": { "paymentKey": payment_key, "orderId": order_id, "status": "CANCELED" },
+        });
+        let answer = reqwest::Client::new()
+            .post(format!("http://{}/webhooks/toss", self.payment_addr))
+            .json(&webhook)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["status"], "recorded", "{body}");
     }
 }
 
@@ -454,6 +488,75 @@ async fn staff_reject_after_payment_refunds() {
     })
     .await;
     assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+}
+
+/// A payment cancelled in the Toss console (Toss's webhook tells the payment subgraph) refunds
+/// the order: a paid order's stock goes back; a READY order's units stay sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_in_the_toss_console_refunds_the_order() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Yuzu Tart", 7_200, 3).await;
+    let kim = Identity::customer("kim");
+    let staff = Identity::staff("lee");
+
+    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    let paid = h.pay(&kim, &order, 7_200).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let key = paid.payment_key.clone().unwrap();
+    h.cancel_at_toss(&key, &order.id).await;
+    let refunded = h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    let last = refunded.timeline.last().unwrap();
+    assert_eq!(
+        last.reason.as_deref(),
+        Some("payment cancelled at Toss: customer called")
+    );
+    let restored = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (3, 0)
+    })
+    .await;
+    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+
+    // Made and handed over, then refunded at Toss: the tart stays sold.
+    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
+    let order = h
+        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
+        .await;
+    let paid = h.pay(&kim, &order, 7_200).await.unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    for step in [
+        order::service::StaffStep::Accept,
+        order::service::StaffStep::StartPreparing,
+        order::service::StaffStep::MarkReady,
+        order::service::StaffStep::Complete,
+    ] {
+        h.ordering
+            .orders
+            .staff_step(Some(&staff), &order.id, step)
+            .await
+            .unwrap();
+    }
+    let sold = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (2, 0)
+    })
+    .await;
+    assert!(sold, "one tart sold: {:?}", h.stock(&cake).await);
+    h.cancel_at_toss(paid.payment_key.as_deref().unwrap(), &order.id)
+        .await;
+    h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    let payment = h
+        .ordering
+        .payments
+        .payment(Some(&kim), &order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(payment.balance, 0);
+    // Give a wrongly sent release time to land before checking that none was sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.stock(&cake).await, (2, 0), "the tart stays sold");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@ pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
 pub const PAYMENT_CONFIRMED: &str = "PaymentConfirmed";
 /// Event type of [`PaymentFailed`] in the `payment` category.
 pub const PAYMENT_FAILED: &str = "PaymentFailed";
+/// Event type of [`PaymentRefunded`] in the `payment` category.
+pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
 
 /// An order line with its price at order time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,4 +78,19 @@ pub struct PaymentFailed {
     pub code: String,
     /// Toss's message.
     pub reason: String,
+}
+
+/// Part or all of a confirmed payment was refunded, by the saga or at Toss (payment category).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    /// The order.
+    pub order_id: String,
+    /// The saga's refund id, or `toss-{transactionKey}` for a cancel made at Toss.
+    pub refund_id: String,
+    /// KRW refunded.
+    pub amount: i64,
+    /// Why.
+    pub reason: String,
+    /// KRW left after this refund.
+    pub balance: i64,
 }

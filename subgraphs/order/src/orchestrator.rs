@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bus::{Message, MessageBus, OutgoingRecord};
 use chrono::Utc;
-use contracts::events::{OrderPlaced, PaymentConfirmed, PaymentFailed};
+use contracts::events::{OrderPlaced, PaymentConfirmed, PaymentFailed, PaymentRefunded};
 use contracts::{Envelope, SagaReply};
 use eventstore::{
     Aggregate, EventData, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository,
@@ -16,7 +16,7 @@ use eventstore::{
 use sqlx::AnyPool;
 use uuid::Uuid;
 
-use crate::order::{Order, OrderCommand, OrderError};
+use crate::order::{Order, OrderCommand, OrderError, OrderStatus};
 use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput};
 use crate::saga_index::{IndexError, SagaIndex};
 
@@ -442,7 +442,7 @@ impl Orchestrator {
         let saga_key = saga_id(order_id);
         let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
         let order_stream = Repository::<Order>::stream_of(order_id)?;
-        let command = SagaCommand {
+        let mut command = SagaCommand {
             message_id,
             order_id: order_id.to_owned(),
             input,
@@ -467,6 +467,23 @@ impl Orchestrator {
         };
         let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
+            if let SagaInput::RefundedAtToss { units_used, .. } = &mut command.input {
+                // The order's status decides whether its units go back; a stale read is caught
+                // by the append's version check on the order.
+                let (current, fresh) = match order.take() {
+                    Some(known) => known,
+                    None => self
+                        .orders
+                        .current(order_id)
+                        .await
+                        .map_err(repository_error)?,
+                };
+                *units_used = matches!(
+                    current.state.status,
+                    OrderStatus::Ready | OrderStatus::Completed
+                );
+                order = Some((current, fresh));
+            }
             let events = saga
                 .state
                 .handle(command.clone())
@@ -600,6 +617,9 @@ impl Orchestrator {
                 OrderAction::FailPayment { reason } => OrderCommand::FailPayment { reason },
                 OrderAction::Expire => OrderCommand::Expire,
                 OrderAction::MarkRefunded { amount } => OrderCommand::MarkRefunded { amount },
+                OrderAction::MarkRefundedAtToss { reason } => {
+                    OrderCommand::MarkRefundedAtToss { reason }
+                }
             };
             match state.handle(command) {
                 Ok(events) => {
@@ -825,6 +845,23 @@ fn decode(
                     amount: paid.amount,
                 },
             )));
+        }
+        contracts::events::PAYMENT_REFUNDED => {
+            let refunded: PaymentRefunded = event.decode().map_err(|e| bad(e.to_string()))?;
+            // The saga's own refund is answered by the payment service's reply.
+            if refunded.refund_id == crate::saga::refund_id(&refunded.order_id) {
+                None
+            } else {
+                Some((
+                    refunded.order_id,
+                    SagaInput::RefundedAtToss {
+                        balance: refunded.balance,
+                        reason: refunded.reason,
+                        // Filled in from the order when the saga steps.
+                        units_used: false,
+                    },
+                ))
+            }
         }
         contracts::events::PAYMENT_FAILED => {
             let failed: PaymentFailed = event.decode().map_err(|e| bad(e.to_string()))?;

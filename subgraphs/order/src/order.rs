@@ -157,6 +157,11 @@ pub enum OrderCommand {
         /// KRW refunded.
         amount: i64,
     },
+    /// The whole payment was cancelled at Toss, outside the platform (the Toss console).
+    MarkRefundedAtToss {
+        /// Toss's cancel reason.
+        reason: String,
+    },
 }
 
 /// What happened to an order.
@@ -424,6 +429,32 @@ impl Aggregate for Order {
                     return Ok(vec![]);
                 };
                 change.refunded = Some(amount);
+                Ok(vec![OrderEvent::Changed(change)])
+            }
+            OrderCommand::MarkRefundedAtToss { reason } => {
+                if !self.paid {
+                    return Ok(vec![]);
+                }
+                self.require(
+                    &[
+                        S::Paid,
+                        S::Accepted,
+                        S::Preparing,
+                        S::Ready,
+                        S::Completed,
+                        S::Cancelled,
+                        S::Rejected,
+                        S::Expired,
+                    ],
+                    "refund",
+                )?;
+                let OrderEvent::Changed(mut change) = self.change(
+                    S::Refunded,
+                    Some(format!("payment cancelled at Toss: {reason}")),
+                ) else {
+                    return Ok(vec![]);
+                };
+                change.refunded = Some(self.total);
                 Ok(vec![OrderEvent::Changed(change)])
             }
         }

@@ -118,6 +118,11 @@ pub enum OrderAction {
         /// KRW.
         amount: i64,
     },
+    /// The whole payment was cancelled at Toss, outside the platform.
+    MarkRefundedAtToss {
+        /// Toss's cancel reason.
+        reason: String,
+    },
 }
 
 /// What drives the saga.
@@ -143,6 +148,16 @@ pub enum SagaInput {
     PaymentFailed {
         /// Why.
         reason: String,
+    },
+    /// Money was returned at Toss without the saga asking (a cancel in the Toss console).
+    RefundedAtToss {
+        /// KRW left of the payment afterwards (0: all of it was returned).
+        balance: i64,
+        /// Toss's cancel reason.
+        reason: String,
+        /// Whether the order was READY or COMPLETED when the refund was recorded: its units
+        /// were used, so they stay sold.
+        units_used: bool,
     },
     /// The customer cancelled or the shop rejected the order.
     OrderWithdrawn {
@@ -229,6 +244,11 @@ pub struct OrderSaga {
     pub seen: Vec<Uuid>,
 }
 
+/// The id of the refund the saga of `order_id` asks for (the payment records it under this id).
+pub fn refund_id(order_id: &str) -> String {
+    format!("{order_id}:refund")
+}
+
 /// The saga never refuses an input; unexpected ones change nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("saga error: {0}")]
@@ -251,7 +271,7 @@ impl OrderSaga {
         Outgoing::Payment(Envelope::new(
             self.order_id.clone(),
             PaymentCommand::RefundPayment {
-                refund_id: format!("{}:refund", self.order_id),
+                refund_id: refund_id(&self.order_id),
                 amount: None,
                 reason: reason.to_owned(),
             },
@@ -373,6 +393,29 @@ impl Aggregate for OrderSaga {
                 next.order_actions.push(OrderAction::FailPayment {
                     reason: format!("payment failed: {reason}"),
                 });
+            }
+            SagaInput::RefundedAtToss {
+                balance,
+                reason,
+                units_used,
+            } => {
+                // A partial cancel is the payment's business; the order stands.
+                if !self.paid || balance > 0 {
+                    return Ok(vec![]);
+                }
+                next.paid = false;
+                // A refund of ours still waiting has nothing left to return.
+                let ours = me.refund("").answer_key();
+                if self.pending.contains_key(&ours) {
+                    next.answered.push(ours);
+                }
+                // Like a rejection, unless the goods were made: the units go back.
+                if matches!(self.phase, P::Committing | P::Confirmed) && !units_used {
+                    next.phase = P::Compensating;
+                    next.sent.push(me.release());
+                }
+                next.order_actions
+                    .push(OrderAction::MarkRefundedAtToss { reason });
             }
             SagaInput::OrderWithdrawn { reason } => {
                 if matches!(self.phase, P::New | P::Compensating | P::Ended) {

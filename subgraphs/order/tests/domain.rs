@@ -373,3 +373,149 @@ fn withdrawal_while_reserving_releases_once_reserved() {
     );
     assert!(e.order_actions.is_empty());
 }
+
+fn paid() -> OrderSaga {
+    let (mut saga, _) = reserved();
+    step(
+        &mut saga,
+        SagaInput::PaymentConfirmed {
+            payment_key: "pk".into(),
+            amount: 13_000,
+        },
+    );
+    step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::StockCommitted {
+            reservation_id: "o1".into(),
+        }),
+    );
+    assert_eq!(saga.phase, Phase::Confirmed);
+    saga
+}
+
+fn at_toss(balance: i64, units_used: bool) -> SagaInput {
+    SagaInput::RefundedAtToss {
+        balance,
+        reason: "customer called".into(),
+        units_used,
+    }
+}
+
+fn releases(e: &SagaAdvanced) -> bool {
+    e.sent.iter().any(|out| {
+        matches!(out, Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. }))
+    })
+}
+
+#[test]
+fn a_full_cancel_at_toss_refunds_the_order_and_returns_unused_units() {
+    let mut saga = paid();
+    // A partial cancel is the payment's business: nothing changes.
+    assert!(saga.handle(cmd(at_toss(5_000, false))).unwrap().is_empty());
+
+    let e = step(&mut saga, at_toss(0, false));
+    assert!(releases(&e), "units go back: {:?}", e.sent);
+    assert_eq!(e.sent.len(), 1, "no refund of ours: the money is back");
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundedAtToss {
+            reason: "customer called".into()
+        }]
+    );
+    assert_eq!(saga.phase, Phase::Compensating);
+    assert!(!saga.paid);
+    // Told again (another message about the same money): nothing more.
+    assert!(saga.handle(cmd(at_toss(0, false))).unwrap().is_empty());
+}
+
+#[test]
+fn a_full_cancel_at_toss_of_a_ready_order_keeps_its_units_sold() {
+    let mut saga = paid();
+    let e = step(&mut saga, at_toss(0, true));
+    assert!(e.sent.is_empty(), "nothing to send: {:?}", e.sent);
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundedAtToss {
+            reason: "customer called".into()
+        }]
+    );
+    assert_eq!(saga.phase, Phase::Confirmed);
+    assert!(!saga.paid);
+}
+
+#[test]
+fn a_cancel_at_toss_answers_the_refund_the_saga_was_waiting_for() {
+    let mut saga = paid();
+    let e = step(
+        &mut saga,
+        SagaInput::OrderWithdrawn {
+            reason: "oven broke".into(),
+        },
+    );
+    assert_eq!(e.sent.len(), 2, "release and refund: {:?}", e.sent);
+    assert!(saga.pending.contains_key("refund:o1:refund"));
+
+    let e = step(&mut saga, at_toss(0, false));
+    assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
+    assert_eq!(e.answered, vec!["refund:o1:refund".to_owned()]);
+    assert!(!saga.pending.contains_key("refund:o1:refund"));
+    assert!(
+        saga.pending.contains_key("release:o1"),
+        "the release still waits"
+    );
+    assert!(!saga.paid);
+    // Our refund, failing at Toss now, is a stray reply.
+    let late = saga
+        .handle(cmd(SagaInput::Replied(SagaReply::RefundFailed {
+            refund_id: "o1:refund".into(),
+            code: "ALREADY_CANCELED_PAYMENT".into(),
+            reason: "cancelled".into(),
+        })))
+        .unwrap();
+    assert!(late.is_empty());
+}
+
+#[test]
+fn a_cancel_at_toss_of_an_unpaid_order_changes_nothing() {
+    let (saga, _) = reserved();
+    assert!(saga.handle(cmd(at_toss(0, false))).unwrap().is_empty());
+}
+
+#[test]
+fn an_order_refunded_at_toss_records_the_whole_total() {
+    let mut o = fold(&placed());
+    let at_toss = || OrderCommand::MarkRefundedAtToss {
+        reason: "customer called".into(),
+    };
+    // Nothing paid: nothing to record.
+    assert!(o.handle(at_toss()).unwrap().is_empty());
+    for cmd in [
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now(),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
+        OrderCommand::Accept,
+        OrderCommand::StartPreparing,
+        OrderCommand::MarkReady,
+        OrderCommand::Complete,
+    ] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    let events = o.handle(at_toss()).unwrap();
+    let [OrderEvent::Changed(change)] = events.as_slice() else {
+        panic!("one status change: {events:?}");
+    };
+    assert_eq!(change.status, OrderStatus::Refunded);
+    assert_eq!(change.refunded, Some(o.total));
+    assert_eq!(
+        change.reason.as_deref(),
+        Some("payment cancelled at Toss: customer called")
+    );
+    o.apply(&events[0]);
+    assert!(!o.paid);
+    assert!(o.handle(at_toss()).unwrap().is_empty(), "recorded once");
+}

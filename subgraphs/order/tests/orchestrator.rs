@@ -502,3 +502,117 @@ async fn a_notice_after_its_relayed_event_takes_no_second_step() {
     );
     assert_eq!(saga_steps(&store, &order_id).await, paid_steps);
 }
+
+/// Records a refund of 12,000 KRW (the whole payment) with `refund_id` in the order's payment
+/// stream and returns it as the relay delivers it.
+async fn relayed_refund(
+    store: &Arc<dyn eventstore::EventStore>,
+    order_id: &str,
+    refund_id: &str,
+) -> bus::Message {
+    use eventstore::{Direction, EventData, ExpectedVersion, StreamId};
+
+    let stream = StreamId::of("payment", order_id).unwrap();
+    let refunded = EventData::json(
+        contracts::events::PAYMENT_REFUNDED,
+        &contracts::events::PaymentRefunded {
+            order_id: order_id.to_owned(),
+            refund_id: refund_id.to_owned(),
+            amount: 12_000,
+            reason: "customer called".into(),
+            balance: 0,
+        },
+    )
+    .unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![refunded])
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(&stream, Direction::Backward, None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    as_relayed(&event)
+}
+
+/// Whether `records` is exactly the release of the order's stock.
+fn is_the_release(records: &[bus::OutgoingRecord]) -> bool {
+    records.len() == 1 && String::from_utf8_lossy(&records[0].payload).contains("ReleaseStock")
+}
+
+/// A whole payment cancelled at Toss (the console) refunds a paid order and returns its stock;
+/// the relayed refund the saga asked for itself is left to the payment service's reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_at_toss_refunds_a_paid_order_and_releases_its_stock() {
+    use order::{OrderStatus, Phase};
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    let notice = payment_notice(&order_id, "tpk_4");
+    assert!(is_the_commit(
+        &orchestrator.on_message(&notice).await.unwrap()
+    ));
+    let committed = contracts::SagaReply::StockCommitted {
+        reservation_id: order_id.clone(),
+    };
+    orchestrator
+        .on_message(&reply(&order_id, committed))
+        .await
+        .unwrap();
+    let paid_steps = saga_steps(&store, &order_id).await;
+
+    let ours = relayed_refund(&store, &order_id, &format!("{order_id}:refund")).await;
+    assert!(orchestrator.on_message(&ours).await.unwrap().is_empty());
+    assert_eq!(
+        saga_steps(&store, &order_id).await,
+        paid_steps,
+        "not an input"
+    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-1").await;
+    let sent = orchestrator.on_message(&at_toss).await.unwrap();
+    assert!(is_the_release(&sent), "the stock goes back: {sent:?}");
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
+    assert_eq!(
+        orchestrator.phase(&order_id).await.unwrap(),
+        Phase::Compensating
+    );
+    // Delivered again: the same input, only the unanswered release again.
+    let again = orchestrator.on_message(&at_toss).await.unwrap();
+    assert!(is_the_release(&again));
+    assert_eq!(saga_steps(&store, &order_id).await, paid_steps + 1);
+}
+
+/// A whole payment cancelled at Toss after the order was made (READY) refunds the order, and
+/// its units stay sold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_at_toss_of_a_ready_order_keeps_its_stock_sold() {
+    use order::OrderStatus;
+    use order::order::OrderCommand;
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    orchestrator
+        .on_message(&payment_notice(&order_id, "tpk_5"))
+        .await
+        .unwrap();
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    for step in [
+        OrderCommand::Accept,
+        OrderCommand::StartPreparing,
+        OrderCommand::MarkReady,
+    ] {
+        orders
+            .execute(&order_id, step, eventstore::Metadata::new())
+            .await
+            .unwrap();
+    }
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-2").await;
+    let sent = orchestrator.on_message(&at_toss).await.unwrap();
+    assert!(
+        sent.iter()
+            .all(|r| !String::from_utf8_lossy(&r.payload).contains("ReleaseStock")),
+        "nothing goes back: {sent:?}"
+    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
+}

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Event type of [`PaymentEvent::Requested`].
 pub const PAYMENT_REQUEST_RECEIVED: &str = "PaymentRequestReceived";
-/// Event type of [`PaymentEvent::Refunded`].
-pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
+/// Event type of [`PaymentEvent::Refunded`] (decodes as [`contracts::events::PaymentRefunded`]).
+pub use contracts::events::PAYMENT_REFUNDED;
 
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +151,8 @@ pub enum PaymentEvent {
         /// Toss's message.
         reason: String,
     },
-    /// Part or all of the payment was refunded.
+    /// Part or all of the payment was refunded (decodes as
+    /// [`contracts::events::PaymentRefunded`]).
     #[serde(rename = "PaymentRefunded")]
     Refunded {
         /// The order.

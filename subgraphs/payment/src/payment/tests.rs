@@ -225,4 +225,27 @@ fn contract_events_decode_as_the_contract_types() {
         serde_json::from_value(serde_json::to_value(&failed).unwrap()).unwrap();
     assert_eq!(contract.code, "PROVIDER_ERROR");
     assert_eq!(contract.reason, "down");
+
+    let refunded = PaymentEvent::Refunded {
+        order_id: "o-1".into(),
+        refund_id: "toss-tx-1".into(),
+        transaction_key: Some("tx-1".into()),
+        amount: 5_000,
+        reason: "customer called".into(),
+        canceled_at: Utc::now(),
+        balance: 10_000,
+    };
+    assert_eq!(refunded.event_type(), contracts::events::PAYMENT_REFUNDED);
+    let contract: contracts::events::PaymentRefunded =
+        serde_json::from_value(serde_json::to_value(&refunded).unwrap()).unwrap();
+    assert_eq!(
+        contract,
+        contracts::events::PaymentRefunded {
+            order_id: "o-1".into(),
+            refund_id: "toss-tx-1".into(),
+            amount: 5_000,
+            reason: "customer called".into(),
+            balance: 10_000,
+        }
+    );
 }
