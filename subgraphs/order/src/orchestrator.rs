@@ -855,6 +855,7 @@ fn decode(
                 Some((
                     refunded.order_id,
                     SagaInput::RefundedAtToss {
+                        amount: refunded.amount,
                         balance: refunded.balance,
                         reason: refunded.reason,
                         // Filled in from the order when the saga steps.

@@ -151,6 +151,8 @@ pub enum SagaInput {
     },
     /// Money was returned at Toss without the saga asking (a cancel in the Toss console).
     RefundedAtToss {
+        /// KRW this refund returned.
+        amount: i64,
         /// KRW left of the payment afterwards (0: all of it was returned).
         balance: i64,
         /// Toss's cancel reason.
@@ -395,6 +397,7 @@ impl Aggregate for OrderSaga {
                 });
             }
             SagaInput::RefundedAtToss {
+                amount,
                 balance,
                 reason,
                 units_used,
@@ -404,18 +407,23 @@ impl Aggregate for OrderSaga {
                     return Ok(vec![]);
                 }
                 next.paid = false;
-                // A refund of ours still waiting has nothing left to return.
                 let ours = me.refund("").answer_key();
                 if self.pending.contains_key(&ours) {
+                    // The saga was refunding: this is most likely its own cancel, seen by
+                    // Toss's webhook before the payment service recorded it under the saga's id
+                    // (else someone beat it to it); either way nothing is left to return.
                     next.answered.push(ours);
+                    next.order_actions
+                        .push(OrderAction::MarkRefunded { amount });
+                } else {
+                    // Like a rejection, unless the goods were made: the units go back.
+                    if matches!(self.phase, P::Committing | P::Confirmed) && !units_used {
+                        next.phase = P::Compensating;
+                        next.sent.push(me.release());
+                    }
+                    next.order_actions
+                        .push(OrderAction::MarkRefundedAtToss { reason });
                 }
-                // Like a rejection, unless the goods were made: the units go back.
-                if matches!(self.phase, P::Committing | P::Confirmed) && !units_used {
-                    next.phase = P::Compensating;
-                    next.sent.push(me.release());
-                }
-                next.order_actions
-                    .push(OrderAction::MarkRefundedAtToss { reason });
             }
             SagaInput::OrderWithdrawn { reason } => {
                 if matches!(self.phase, P::New | P::Compensating | P::Ended) {

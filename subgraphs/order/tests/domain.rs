@@ -395,6 +395,7 @@ fn paid() -> OrderSaga {
 
 fn at_toss(balance: i64, units_used: bool) -> SagaInput {
     SagaInput::RefundedAtToss {
+        amount: 13_000 - balance,
         balance,
         reason: "customer called".into(),
         units_used,
@@ -444,7 +445,7 @@ fn a_full_cancel_at_toss_of_a_ready_order_keeps_its_units_sold() {
 }
 
 #[test]
-fn a_cancel_at_toss_answers_the_refund_the_saga_was_waiting_for() {
+fn a_cancel_at_toss_while_the_saga_refunds_answers_its_refund() {
     let mut saga = paid();
     let e = step(
         &mut saga,
@@ -458,6 +459,11 @@ fn a_cancel_at_toss_answers_the_refund_the_saga_was_waiting_for() {
     let e = step(&mut saga, at_toss(0, false));
     assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
     assert_eq!(e.answered, vec!["refund:o1:refund".to_owned()]);
+    // The refund the saga asked for, as far as anyone can tell.
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefunded { amount: 13_000 }]
+    );
     assert!(!saga.pending.contains_key("refund:o1:refund"));
     assert!(
         saga.pending.contains_key("release:o1"),
