@@ -17,7 +17,7 @@ use sqlx::AnyPool;
 use uuid::Uuid;
 
 use crate::order::{Order, OrderCommand, OrderError, OrderStatus};
-use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput};
+use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput, refund_id};
 use crate::saga_index::{IndexError, SagaIndex};
 
 /// Sagas handled at once by one orchestrator (messages of one order always share a lane).
@@ -468,8 +468,9 @@ impl Orchestrator {
         let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
             if let SagaInput::RefundedAtToss { units_used, .. } = &mut command.input {
-                // The order's status decides whether its units go back; a stale read is caught
-                // by the append's version check on the order.
+                // The order's status decides whether its units go back. A cached order may be
+                // behind its stream: the append's version check on the order catches that, and
+                // `order_changes` asks for a fresh read when the order would not change.
                 let (current, fresh) = match order.take() {
                     Some(known) => known,
                     None => self
@@ -596,8 +597,9 @@ impl Orchestrator {
 
     /// The order events the saga's actions produce on `current`, and the order after them.
     /// Actions the order refuses are skipped (it moved on, e.g. the customer cancelled: the
-    /// saga hears of that through the order's own events); `None` when a refusal was decided on
-    /// a state that may be stale (`fresh` false) and must be decided again.
+    /// saga hears of that through the order's own events); `None` when a refusal, or an action
+    /// that changes nothing, was decided on a state that may be stale (`fresh` false) and must
+    /// be decided again (with no order events there is no version check to catch it).
     fn order_changes(
         &self,
         order_id: &str,
@@ -622,6 +624,7 @@ impl Orchestrator {
                 }
             };
             match state.handle(command) {
+                Ok(events) if events.is_empty() && !fresh => return None,
                 Ok(events) => {
                     for e in &events {
                         state.apply(e);
@@ -849,7 +852,7 @@ fn decode(
         contracts::events::PAYMENT_REFUNDED => {
             let refunded: PaymentRefunded = event.decode().map_err(|e| bad(e.to_string()))?;
             // The saga's own refund is answered by the payment service's reply.
-            if refunded.refund_id == crate::saga::refund_id(&refunded.order_id) {
+            if refunded.refund_id == refund_id(&refunded.order_id) {
                 None
             } else {
                 Some((

@@ -37,7 +37,7 @@ pub enum OrderStatus {
     Cancelled,
     /// Rejected by the shop or for lack of stock.
     Rejected,
-    /// Money returned after a cancel or reject.
+    /// Money returned: after a cancel or reject, or cancelled at Toss outside the platform.
     Refunded,
     /// Payment did not arrive in time.
     Expired,

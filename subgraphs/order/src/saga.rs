@@ -157,8 +157,8 @@ pub enum SagaInput {
         balance: i64,
         /// Toss's cancel reason.
         reason: String,
-        /// Whether the order was READY or COMPLETED when the refund was recorded: its units
-        /// were used, so they stay sold.
+        /// Whether the order is READY or COMPLETED as the saga steps (the orchestrator reads
+        /// it then): its units were used, so they stay sold.
         units_used: bool,
     },
     /// The customer cancelled or the shop rejected the order.
@@ -249,6 +249,11 @@ pub struct OrderSaga {
 /// The id of the refund the saga of `order_id` asks for (the payment records it under this id).
 pub fn refund_id(order_id: &str) -> String {
     format!("{order_id}:refund")
+}
+
+/// The answer key of that refund (see [`Outgoing::answer_key`]).
+fn refund_key(order_id: &str) -> String {
+    format!("refund:{}", refund_id(order_id))
 }
 
 /// The saga never refuses an input; unexpected ones change nothing.
@@ -407,11 +412,12 @@ impl Aggregate for OrderSaga {
                     return Ok(vec![]);
                 }
                 next.paid = false;
-                let ours = me.refund("").answer_key();
+                let ours = refund_key(&self.order_id);
                 if self.pending.contains_key(&ours) {
                     // The saga was refunding: this is most likely its own cancel, seen by
                     // Toss's webhook before the payment service recorded it under the saga's id
-                    // (else someone beat it to it); either way nothing is left to return.
+                    // (else someone beat it to it); either way nothing is left to return, and
+                    // the order records it as the saga's refund (this cancel's amount).
                     next.answered.push(ours);
                     next.order_actions
                         .push(OrderAction::MarkRefunded { amount });

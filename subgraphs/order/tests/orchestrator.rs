@@ -503,12 +503,13 @@ async fn a_notice_after_its_relayed_event_takes_no_second_step() {
     assert_eq!(saga_steps(&store, &order_id).await, paid_steps);
 }
 
-/// Records a refund of 12,000 KRW (the whole payment) with `refund_id` in the order's payment
-/// stream and returns it as the relay delivers it.
+/// Records a refund of the 12,000 KRW payment's last `amount` KRW with `refund_id` in the
+/// order's payment stream and returns it as the relay delivers it.
 async fn relayed_refund(
     store: &Arc<dyn eventstore::EventStore>,
     order_id: &str,
     refund_id: &str,
+    amount: i64,
 ) -> bus::Message {
     use eventstore::{Direction, EventData, ExpectedVersion, StreamId};
 
@@ -518,9 +519,9 @@ async fn relayed_refund(
         &contracts::events::PaymentRefunded {
             order_id: order_id.to_owned(),
             refund_id: refund_id.to_owned(),
-            amount: 12_000,
+            amount,
             reason: "customer called".into(),
-            balance: 0,
+            balance: 12_000 - amount,
         },
     )
     .unwrap();
@@ -561,7 +562,7 @@ async fn a_cancel_at_toss_refunds_a_paid_order_and_releases_its_stock() {
         .unwrap();
     let paid_steps = saga_steps(&store, &order_id).await;
 
-    let ours = relayed_refund(&store, &order_id, &format!("{order_id}:refund")).await;
+    let ours = relayed_refund(&store, &order_id, &format!("{order_id}:refund"), 12_000).await;
     assert!(orchestrator.on_message(&ours).await.unwrap().is_empty());
     assert_eq!(
         saga_steps(&store, &order_id).await,
@@ -570,7 +571,13 @@ async fn a_cancel_at_toss_refunds_a_paid_order_and_releases_its_stock() {
     );
     assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
 
-    let at_toss = relayed_refund(&store, &order_id, "toss-tx-1").await;
+    // A partial cancel at Toss is the payment's business.
+    let partial = relayed_refund(&store, &order_id, "toss-tx-0", 2_000).await;
+    assert!(orchestrator.on_message(&partial).await.unwrap().is_empty());
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+    assert_eq!(saga_steps(&store, &order_id).await, paid_steps);
+
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-1", 12_000).await;
     let sent = orchestrator.on_message(&at_toss).await.unwrap();
     assert!(is_the_release(&sent), "the stock goes back: {sent:?}");
     assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
@@ -607,7 +614,7 @@ async fn a_cancel_at_toss_of_a_ready_order_keeps_its_stock_sold() {
             .await
             .unwrap();
     }
-    let at_toss = relayed_refund(&store, &order_id, "toss-tx-2").await;
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-2", 12_000).await;
     let sent = orchestrator.on_message(&at_toss).await.unwrap();
     assert!(
         sent.iter()
@@ -615,4 +622,113 @@ async fn a_cancel_at_toss_of_a_ready_order_keeps_its_stock_sold() {
         "nothing goes back: {sent:?}"
     );
     assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
+}
+
+/// An orchestrator whose cached order and saga are behind their streams (another replica took
+/// the payment) still refunds the order when the payment is cancelled at Toss: an order that
+/// would not change on a stale state is read again, not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_at_toss_on_a_stale_replica_still_refunds_the_order() {
+    use eventstore::Metadata;
+    use order::OrderStatus;
+
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let replica = || {
+        Orchestrator::new(
+            store.clone(),
+            Arc::new(MemoryBus::new()),
+            models.pool().clone(),
+            config.clone(),
+        )
+    };
+    let (first, second) = (replica().await.unwrap(), replica().await.unwrap());
+    let order_id = uuid::Uuid::new_v4().to_string();
+    first
+        .place(&order_id, two_cakes(&order_id, 6_000), Metadata::new())
+        .await
+        .unwrap()
+        .expect("placed");
+    // The second replica takes the reservation: it caches the order awaiting payment.
+    let reserved = contracts::SagaReply::StockReserved {
+        reservation_id: order_id.clone(),
+    };
+    second
+        .on_message(&reply(&order_id, reserved))
+        .await
+        .unwrap();
+    assert_eq!(status(&store, &order_id).await, OrderStatus::PaymentPending);
+    // The first takes the payment.
+    assert!(is_the_commit(
+        &first
+            .on_message(&payment_notice(&order_id, "tpk_6"))
+            .await
+            .unwrap()
+    ));
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-3", 12_000).await;
+    let sent = second.on_message(&at_toss).await.unwrap();
+    assert!(
+        sent.iter()
+            .any(|r| String::from_utf8_lossy(&r.payload).contains("ReleaseStock")),
+        "the stock goes back: {sent:?}"
+    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
+}
+
+/// A cancel at Toss while the saga's own refund of a cancelled order is waiting counts as that
+/// refund: the order is refunded as the saga's refund would have it, nothing more is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
+    use eventstore::Metadata;
+    use order::OrderStatus;
+    use order::order::OrderCommand;
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    orchestrator
+        .on_message(&payment_notice(&order_id, "tpk_7"))
+        .await
+        .unwrap();
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    let cancelled = orders
+        .execute(
+            &order_id,
+            OrderCommand::Cancel {
+                reason: "changed my mind".into(),
+            },
+            Metadata::new(),
+        )
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(
+            &eventstore::Repository::<order::Order>::stream_of(&order_id).unwrap(),
+            eventstore::Direction::Backward,
+            None,
+            1,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(cancelled.state.status, OrderStatus::Cancelled);
+    let withdrawn = orchestrator.on_message(&as_relayed(&event)).await.unwrap();
+    assert_eq!(withdrawn.len(), 2, "release and refund: {withdrawn:?}");
+
+    let at_toss = relayed_refund(&store, &order_id, "toss-tx-4", 12_000).await;
+    let sent = orchestrator.on_message(&at_toss).await.unwrap();
+    assert!(
+        sent.iter()
+            .all(|r| !String::from_utf8_lossy(&r.payload).contains("RefundPayment")),
+        "the refund is answered, not sent again: {sent:?}"
+    );
+    let order = orders.load(&order_id).await.unwrap().state;
+    assert_eq!(order.status, OrderStatus::Refunded);
+    assert_eq!(
+        order.timeline.last().unwrap().reason.as_deref(),
+        Some("payment refunded")
+    );
 }
