@@ -198,6 +198,23 @@ impl Harness {
 }
 
 impl Harness {
+    /// Places an order of one `product` at `price` KRW as `who`, pays it and waits until it is
+    /// PAID; returns it and its payment key.
+    async fn paid_order(
+        &self,
+        who: &Identity,
+        product: &str,
+        price: i64,
+    ) -> (order::Order, String) {
+        let order = self.place(who, vec![(product.to_owned(), 1)]).await;
+        let order = self
+            .wait_status(who, &order.id, OrderStatus::PaymentPending)
+            .await;
+        let paid = self.pay(who, &order, price).await.unwrap();
+        let order = self.wait_status(who, &order.id, OrderStatus::Paid).await;
+        (order, paid.payment_key.unwrap())
+    }
+
     /// Cancels all of `payment_key` in the Toss console (straight at the Toss test server), and
     /// Toss sends its status webhook to the payment subgraph.
     async fn cancel_at_toss(&self, payment_key: &str, order_id: &str) {
@@ -458,12 +475,7 @@ async fn staff_reject_after_payment_refunds() {
     let cake = h.product("Hojicha Cake", 6_800, 3).await;
     let kim = Identity::customer("kim");
     let staff = Identity::staff("lee");
-    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
-    let order = h
-        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
-        .await;
-    h.pay(&kim, &order, 6_800).await.unwrap();
-    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
     h.ordering
         .orders
         .staff_step(Some(&staff), &order.id, order::service::StaffStep::Accept)
@@ -499,13 +511,7 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
     let kim = Identity::customer("kim");
     let staff = Identity::staff("lee");
 
-    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
-    let order = h
-        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
-        .await;
-    let paid = h.pay(&kim, &order, 7_200).await.unwrap();
-    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
-    let key = paid.payment_key.clone().unwrap();
+    let (order, key) = h.paid_order(&kim, &cake, 7_200).await;
     h.cancel_at_toss(&key, &order.id).await;
     let refunded = h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     let last = refunded.timeline.last().unwrap();
@@ -520,12 +526,7 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
     assert!(restored, "stock back: {:?}", h.stock(&cake).await);
 
     // Made and handed over, then refunded at Toss: the tart stays sold.
-    let order = h.place(&kim, vec![(cake.clone(), 1)]).await;
-    let order = h
-        .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
-        .await;
-    let paid = h.pay(&kim, &order, 7_200).await.unwrap();
-    h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
+    let (order, key) = h.paid_order(&kim, &cake, 7_200).await;
     for step in [
         order::service::StaffStep::Accept,
         order::service::StaffStep::StartPreparing,
@@ -543,8 +544,7 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
     })
     .await;
     assert!(sold, "one tart sold: {:?}", h.stock(&cake).await);
-    h.cancel_at_toss(paid.payment_key.as_deref().unwrap(), &order.id)
-        .await;
+    h.cancel_at_toss(&key, &order.id).await;
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     let payment = h
         .ordering

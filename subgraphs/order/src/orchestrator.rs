@@ -471,14 +471,7 @@ impl Orchestrator {
                 // The order's status decides whether its units go back. A cached order may be
                 // behind its stream: the append's version check on the order catches that, and
                 // `order_changes` asks for a fresh read when the order would not change.
-                let (current, fresh) = match order.take() {
-                    Some(known) => known,
-                    None => self
-                        .orders
-                        .current(order_id)
-                        .await
-                        .map_err(repository_error)?,
-                };
+                let (current, fresh) = self.order_state(order_id, order.take()).await?;
                 *units_used = matches!(
                     current.state.status,
                     OrderStatus::Ready | OrderStatus::Completed
@@ -508,14 +501,7 @@ impl Orchestrator {
             let mut order_events = Vec::new();
             let mut order_after = None;
             if !actions.is_empty() {
-                let (current, fresh) = match order.take() {
-                    Some(known) => known,
-                    None => self
-                        .orders
-                        .current(order_id)
-                        .await
-                        .map_err(repository_error)?,
-                };
+                let (current, fresh) = self.order_state(order_id, order.take()).await?;
                 match self.order_changes(order_id, &current, fresh, &actions) {
                     Some((changes, after)) => {
                         order_events = changes;
@@ -593,6 +579,23 @@ impl Orchestrator {
         Err(OrchestratorError::Repository(format!(
             "saga of {order_id} stayed contended"
         )))
+    }
+
+    /// The order as `step` knows it (`known`), else as the cache or its stream has it (with
+    /// whether it was read from the stream).
+    async fn order_state(
+        &self,
+        order_id: &str,
+        known: Option<(eventstore::repository::Loaded<Order>, bool)>,
+    ) -> Result<(eventstore::repository::Loaded<Order>, bool), OrchestratorError> {
+        match known {
+            Some(known) => Ok(known),
+            None => self
+                .orders
+                .current(order_id)
+                .await
+                .map_err(repository_error),
+        }
     }
 
     /// The order events the saga's actions produce on `current`, and the order after them.
