@@ -215,6 +215,22 @@ impl Harness {
         (order, paid.payment_key.unwrap())
     }
 
+    /// Staff accepts, prepares, readies and hands over the paid order `order_id`.
+    async fn run_to_completion(&self, staff: &Identity, order_id: &str) {
+        for step in [
+            order::service::StaffStep::Accept,
+            order::service::StaffStep::StartPreparing,
+            order::service::StaffStep::MarkReady,
+            order::service::StaffStep::Complete,
+        ] {
+            self.ordering
+                .orders
+                .staff_step(Some(staff), order_id, step)
+                .await
+                .unwrap();
+        }
+    }
+
     /// Cancels all of `payment_key` in the Toss console (straight at the Toss test server), and
     /// Toss sends its status webhook to the payment subgraph.
     async fn cancel_at_toss(&self, payment_key: &str, order_id: &str) {
@@ -269,18 +285,7 @@ async fn happy_path_reaches_paid_and_sells_the_stock() {
     assert!(sold, "stock committed: {:?}", h.stock(&cake).await);
     // Staff runs it to completion.
     let staff = Identity::staff("lee");
-    for step in [
-        order::service::StaffStep::Accept,
-        order::service::StaffStep::StartPreparing,
-        order::service::StaffStep::MarkReady,
-        order::service::StaffStep::Complete,
-    ] {
-        h.ordering
-            .orders
-            .staff_step(Some(&staff), &order.id, step)
-            .await
-            .unwrap();
-    }
+    h.run_to_completion(&staff, &order.id).await;
     h.wait_status(&kim, &order.id, OrderStatus::Completed).await;
     assert_eq!(h.toss.stats().confirmed, 1);
     // Whoever created a topic first (relay, projections, saga or a command worker), it has
@@ -503,7 +508,7 @@ async fn staff_reject_after_payment_refunds() {
 }
 
 /// A payment cancelled in the Toss console (Toss's webhook tells the payment subgraph) refunds
-/// the order: a paid order's stock goes back; a READY order's units stay sold.
+/// the order: a paid order's stock goes back; a completed order's units stay sold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_in_the_toss_console_refunds_the_order() {
     let h = harness(minutes(10)).await;
@@ -527,18 +532,7 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
 
     // Made and handed over, then refunded at Toss: the tart stays sold.
     let (order, key) = h.paid_order(&kim, &cake, 7_200).await;
-    for step in [
-        order::service::StaffStep::Accept,
-        order::service::StaffStep::StartPreparing,
-        order::service::StaffStep::MarkReady,
-        order::service::StaffStep::Complete,
-    ] {
-        h.ordering
-            .orders
-            .staff_step(Some(&staff), &order.id, step)
-            .await
-            .unwrap();
-    }
+    h.run_to_completion(&staff, &order.id).await;
     let sold = testkit::eventually(Duration::from_secs(30), || async {
         h.stock(&cake).await == (2, 0)
     })
