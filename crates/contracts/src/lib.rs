@@ -125,7 +125,7 @@ pub enum SagaReply {
     PaymentRefunded {
         /// The refund.
         refund_id: String,
-        /// KRW refunded.
+        /// KRW refunded (0: nothing was left, a cancel at Toss had returned it all).
         amount: i64,
     },
     /// A payment was recorded as confirmed (the relayed `PaymentConfirmed` event follows).

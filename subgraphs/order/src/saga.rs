@@ -358,6 +358,9 @@ impl Aggregate for OrderSaga {
                         }
                     }
                     SagaReply::StockReleased { .. } | SagaReply::PaymentConfirmed { .. } => {}
+                    // Nothing was left: a cancel at Toss returned it all, and its relayed event
+                    // (`RefundedAtToss`) settles the order.
+                    SagaReply::PaymentRefunded { amount: 0, .. } => {}
                     SagaReply::PaymentRefunded { amount, .. } => {
                         next.paid = false;
                         next.order_actions

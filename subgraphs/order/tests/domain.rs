@@ -525,3 +525,38 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
     assert!(!o.paid);
     assert!(o.handle(at_toss()).unwrap().is_empty(), "recorded once");
 }
+
+#[test]
+fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
+    let mut saga = paid();
+    step(
+        &mut saga,
+        SagaInput::OrderWithdrawn {
+            reason: "oven broke".into(),
+        },
+    );
+    // The payment service answers: nothing was left (a console cancel emptied it).
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::PaymentRefunded {
+            refund_id: "o1:refund".into(),
+            amount: 0,
+        }),
+    );
+    assert_eq!(e.answered, vec!["refund:o1:refund".to_owned()]);
+    assert!(e.order_actions.is_empty(), "not refunded by the saga");
+    assert!(
+        saga.paid,
+        "the money is still held as far as the saga knows"
+    );
+    // The console cancel's relayed event settles the order.
+    let e = step(&mut saga, at_toss(0, false));
+    assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundedAtToss {
+            reason: "customer called".into()
+        }]
+    );
+    assert!(!saga.paid);
+}

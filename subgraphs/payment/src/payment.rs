@@ -44,6 +44,9 @@ impl PaymentStatus {
     }
 }
 
+/// The refund id prefix of cancels made elsewhere (`toss-{transactionKey}`), seen at Toss.
+pub const AT_TOSS_PREFIX: &str = "toss-";
+
 /// One refund (a Toss cancel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
@@ -273,6 +276,17 @@ impl Payment {
     /// The refund recorded under `refund_id` (or under Toss's transaction key).
     pub fn refund(&self, refund_id: &str) -> Option<&Refund> {
         self.refunds.iter().find(|r| r.refund_id == refund_id)
+    }
+
+    /// Whether nothing is left of a confirmed payment and a cancel made elsewhere (the Toss
+    /// console) took part in returning it.
+    pub fn emptied_at_toss(&self) -> bool {
+        self.status.was_confirmed()
+            && self.balance == 0
+            && self
+                .refunds
+                .iter()
+                .any(|r| r.refund_id.starts_with(AT_TOSS_PREFIX))
     }
 
     fn knows(&self, refund: &Refund) -> bool {

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use crate::error::PaymentError;
 use crate::payable::PayableOrders;
-use crate::payment::{Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund};
+use crate::payment::{
+    AT_TOSS_PREFIX, Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund,
+};
 use crate::toss::{TossCancel, TossClient, TossError, TossPayment, codes};
 
 /// Payments whose states stay in memory between requests and commands.
@@ -456,11 +458,36 @@ impl PaymentService {
         } else {
             reason
         };
-        let cancelled = self
+        if amount.is_none() && state.emptied_at_toss() {
+            // Everything was returned already, with a cancel at Toss (the console): nothing is
+            // left to refund, and that cancel's own event tells the order.
+            return Ok(0);
+        }
+        let cancelled = match self
             .inner
             .toss
             .cancel(&payment_key, reason, amount, refund_id)
-            .await?;
+            .await
+        {
+            Ok(cancelled) => cancelled,
+            // Toss has nothing left to cancel: most likely a cancel at Toss whose webhook has
+            // not come yet. Record what Toss says; if that empties the payment, all is returned.
+            Err(err) if amount.is_none() && err.code == codes::NOT_CANCELABLE_PAYMENT => {
+                self.reconcile(Some(order_id), &payment_key).await?;
+                if self
+                    .inner
+                    .payments
+                    .load(order_id)
+                    .await?
+                    .state
+                    .emptied_at_toss()
+                {
+                    return Ok(0);
+                }
+                return Err(err.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
         // Toss appends the new cancel; ours is the last one.
         let ours = cancelled.cancels.last().ok_or_else(|| {
             PaymentError::Mismatch("toss answered a cancel without cancels".into())
@@ -507,8 +534,8 @@ pub(crate) fn observed_refunds(cancels: &[TossCancel]) -> Vec<Refund> {
         .enumerate()
         .map(|(i, cancel)| Refund {
             refund_id: match &cancel.transaction_key {
-                Some(tx) => format!("toss-{tx}"),
-                None => format!("toss-cancel-{i}"),
+                Some(tx) => format!("{AT_TOSS_PREFIX}{tx}"),
+                None => format!("{AT_TOSS_PREFIX}cancel-{i}"),
             },
             transaction_key: cancel.transaction_key.clone(),
             amount: cancel.cancel_amount,

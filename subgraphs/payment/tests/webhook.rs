@@ -204,3 +204,60 @@ async fn money_taken_for_a_failed_payment_is_given_back() {
     let (_, again) = subgraph.webhook(&body).await;
     assert_eq!(again, json!({ "status": "unchanged" }));
 }
+
+/// A full cancel in the Toss console leaves the saga's refund nothing to return: it is answered
+/// as done with 0 KRW, whether the console cancel's webhook was recorded first or not (then
+/// Toss's refusal makes the service record Toss's state first).
+#[tokio::test]
+async fn a_saga_refund_after_a_console_cancel_returns_nothing_more() {
+    let h = Harness::new().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let me = Identity::customer("c-1");
+    let saga_refund = |order: &str, id: &str| {
+        contracts::Envelope::new(
+            order,
+            contracts::PaymentCommand::RefundPayment {
+                refund_id: id.into(),
+                amount: None,
+                reason: "customer cancelled".into(),
+            },
+        )
+    };
+    for webhook_first in [true, false] {
+        let order = h.payable_order("c-1", 9_000).await;
+        let key = h.mint(&order, 9_000).await;
+        h.service
+            .confirm(Some(&me), &order, &key, 9_000)
+            .await
+            .unwrap();
+        h.toss
+            .client()
+            .cancel(&key, "customer called", None, "console-all")
+            .await
+            .unwrap();
+        if webhook_first {
+            let body = status_changed(json!({ "paymentKey": key, "orderId": order }));
+            let (status, body) = subgraph.webhook(&body).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let reply = h
+            .service
+            .handle(saga_refund(&order, &format!("{order}:refund")))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply,
+            contracts::SagaReply::PaymentRefunded {
+                refund_id: format!("{order}:refund"),
+                amount: 0
+            },
+            "webhook first: {webhook_first}"
+        );
+        let state = h.payment(&order).await;
+        assert_eq!(
+            (state.status, state.balance, state.refunds.len()),
+            (PaymentStatus::Refunded, 0, 1),
+            "only the console cancel is recorded (webhook first: {webhook_first})"
+        );
+    }
+}
