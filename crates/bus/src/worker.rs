@@ -98,7 +98,7 @@ where
 
     let lanes = lanes.max(1);
     let mut consumer = crate::subscribe_merged(bus, subscriptions).await?;
-    // Logs and metrics name the worker by its groups.
+    // The worker as a whole (a stopped lane) is named by its groups; a failing message by its own.
     let group = subscriptions
         .iter()
         .map(|s| s.group)
@@ -107,6 +107,18 @@ where
     let group = group.as_str();
     let (done_tx, mut done_rx) =
         tokio::sync::mpsc::unbounded_channel::<Result<Message, BusError>>();
+    // A failing message is reported under the group it came from.
+    let groups: Arc<HashMap<String, Arc<str>>> = Arc::new(
+        subscriptions
+            .iter()
+            .flat_map(|s| {
+                let group: Arc<str> = Arc::from(s.group);
+                s.topics
+                    .iter()
+                    .map(move |t| ((*t).to_owned(), group.clone()))
+            })
+            .collect(),
+    );
     let group_name: Arc<str> = Arc::from(group);
     let mut senders = Vec::with_capacity(lanes);
     // Lanes end only when this loop does; one ending before means its handler panicked.
@@ -119,10 +131,11 @@ where
     for _ in 0..lanes {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(64);
         senders.push(tx);
-        let (handler, done, publish, group) = (
+        let (handler, done, publish, groups, worker) = (
             handler.clone(),
             done_tx.clone(),
             publish_tx.clone(),
+            groups.clone(),
             group_name.clone(),
         );
         workers.push(tokio::spawn(async move {
@@ -144,6 +157,7 @@ where
                         Ok(()) => break,
                         Err(reason) => {
                             attempt = attempt.saturating_add(1);
+                            let group = groups.get(&msg.topic).unwrap_or(&worker);
                             metrics::counter!("worker_failures_total", "group" => group.to_string()).increment(1);
                             tracing::error!(group = %group, topic = %msg.topic, partition = msg.partition, offset = msg.offset, attempt, error = %reason, "message handling failed; retrying");
                             tokio::time::sleep((Duration::from_millis(100) * attempt.min(50)).min(MAX_BACKOFF)).await;

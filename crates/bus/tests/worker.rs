@@ -232,3 +232,83 @@ async fn a_panicking_handler_stops_the_worker_with_an_error() {
     let err = ended.unwrap_err();
     assert!(err.to_string().contains("panicked"), "{err}");
 }
+
+/// A message whose handling fails is counted under the group that received it, not under the
+/// worker's joined name, so a merged worker's failures stay attributable.
+#[tokio::test(flavor = "current_thread")]
+async fn failures_are_counted_under_the_group_of_their_message() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // A current-thread runtime: the worker and its lanes run on this thread, under this recorder.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let bus = Arc::new(MemoryBus::new());
+    let (replies, events) = (
+        testkit::unique_name("replies"),
+        testkit::unique_name("events"),
+    );
+    bus.ensure_topics(&[replies.as_str(), events.as_str()], 1)
+        .await
+        .unwrap();
+    bus.publish(vec![
+        OutgoingRecord::new(replies.clone(), "k1", b"r".to_vec()),
+        OutgoingRecord::new(events.clone(), "k2", b"e".to_vec()),
+        OutgoingRecord::new(events.clone(), "k3", b"e".to_vec()),
+    ])
+    .await
+    .unwrap();
+    // Each message fails once, then succeeds.
+    let failed: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let (reply_topics, event_topics) = ([replies.as_str()], [events.as_str()]);
+    let subscriptions = [
+        bus::Subscription::prompt("saga-replies", &reply_topics),
+        bus::Subscription::prompt("saga", &event_topics),
+    ];
+    let handled = Arc::new(Mutex::new(0u32));
+    let worker = bus::worker::run_keyed_worker(
+        bus.as_ref(),
+        &subscriptions,
+        2,
+        by_key,
+        {
+            let (failed, handled, done) = (failed.clone(), handled.clone(), done.clone());
+            move |msg: Message| {
+                let (failed, handled, done) = (failed.clone(), handled.clone(), done.clone());
+                async move {
+                    let key = String::from_utf8(msg.key.unwrap()).unwrap();
+                    let first = {
+                        let mut failed = failed.lock().unwrap();
+                        let tries = failed.entry(key).or_default();
+                        *tries += 1;
+                        *tries == 1
+                    };
+                    if first {
+                        return Err("not yet");
+                    }
+                    *handled.lock().unwrap() += 1;
+                    if *handled.lock().unwrap() == 3 {
+                        done.notify_one();
+                    }
+                    Ok(vec![])
+                }
+            }
+        },
+        done.notified(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("every message handled")
+        .unwrap();
+    let text = handle.render();
+    assert!(
+        text.contains(r#"worker_failures_total{group="saga-replies"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"worker_failures_total{group="saga"} 2"#),
+        "{text}"
+    );
+}
