@@ -472,8 +472,15 @@ impl PaymentService {
             Ok(cancelled) => cancelled,
             // Toss has nothing left to cancel: most likely a cancel at Toss whose webhook has
             // not come yet. Record what Toss says; if that empties the payment, all is returned.
-            Err(err) if amount.is_none() && err.code == codes::NOT_CANCELABLE_PAYMENT => {
-                self.reconcile(Some(order_id), &payment_key).await?;
+            Err(err) if amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT => {
+                match self.reconcile(Some(order_id), &payment_key).await {
+                    Ok(_) => {}
+                    Err(again) if again.is_transient() => return Err(again),
+                    Err(again) => {
+                        tracing::warn!(order_id, error = %again, "cannot record toss's state after it refused a refund");
+                        return Err(err.into());
+                    }
+                }
                 if self
                     .inner
                     .payments

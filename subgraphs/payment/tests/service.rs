@@ -336,7 +336,7 @@ async fn refunds_for_the_saga_partly_then_fully_idempotently() {
             refund_id, code, ..
         } => {
             assert_eq!(refund_id, "refund-3");
-            assert_eq!(code, "NOT_CANCELABLE_PAYMENT");
+            assert_eq!(code, "ALREADY_CANCELED_PAYMENT");
         }
         other => panic!("expected RefundFailed, got {other:?}"),
     }

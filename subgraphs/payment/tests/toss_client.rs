@@ -279,7 +279,7 @@ async fn cancels_partly_then_fully_then_nothing_is_left() {
         .unwrap_err();
     assert_eq!(
         (nothing.code.as_str(), nothing.status),
-        (codes::NOT_CANCELABLE_PAYMENT, Some(403))
+        (codes::ALREADY_CANCELED_PAYMENT, Some(400))
     );
     assert_eq!(toss.server.stats().cancels, 2);
     assert_eq!(client.get(&key).await.unwrap(), full);

@@ -240,11 +240,17 @@ async fn a_saga_refund_after_a_console_cancel_returns_nothing_more() {
             let (status, body) = subgraph.webhook(&body).await;
             assert_eq!(status, 200, "{body}");
         }
+        let asked = h.toss.server.stats().cancel_requests;
         let reply = h
             .service
             .handle(saga_refund(&order, &format!("{order}:refund")))
             .await
             .unwrap();
+        // Recorded first: Toss is not asked again; else it is asked once and refuses.
+        assert_eq!(
+            h.toss.server.stats().cancel_requests - asked,
+            u64::from(!webhook_first)
+        );
         assert_eq!(
             reply,
             contracts::SagaReply::PaymentRefunded {

@@ -11,8 +11,10 @@ pub mod codes {
     pub const DUPLICATED_ORDER_ID: &str = "DUPLICATED_ORDER_ID";
     /// The card company declined.
     pub const REJECT_CARD_COMPANY: &str = "REJECT_CARD_COMPANY";
-    /// Nothing is left to cancel.
+    /// The payment cannot be cancelled (it was never approved, say).
     pub const NOT_CANCELABLE_PAYMENT: &str = "NOT_CANCELABLE_PAYMENT";
+    /// The payment was cancelled in full already: nothing is left to cancel.
+    pub const ALREADY_CANCELED_PAYMENT: &str = "ALREADY_CANCELED_PAYMENT";
     /// The cancel amount exceeds what is left.
     pub const NOT_CANCELABLE_AMOUNT: &str = "NOT_CANCELABLE_AMOUNT";
     /// The card company or bank failed.

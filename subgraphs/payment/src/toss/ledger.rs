@@ -294,9 +294,9 @@ impl Ledger {
         }
         if payment.balance_amount == 0 {
             return Reply::error(
-                403,
-                codes::NOT_CANCELABLE_PAYMENT,
-                "nothing is left to cancel",
+                400,
+                codes::ALREADY_CANCELED_PAYMENT,
+                "이미 취소된 결제 입니다.",
             );
         }
         let amount = req.cancel_amount.unwrap_or(payment.balance_amount);
@@ -404,7 +404,8 @@ mod tests {
         assert_eq!(rest.body["status"], "CANCELED");
         assert_eq!(rest.body["balanceAmount"], 0);
         let none = cancel(&mut ledger, &key, None);
-        assert_eq!(none.body["code"], codes::NOT_CANCELABLE_PAYMENT);
+        assert_eq!(none.status, 400);
+        assert_eq!(none.body["code"], codes::ALREADY_CANCELED_PAYMENT);
     }
 
     #[test]
