@@ -98,7 +98,7 @@ where
 
     let lanes = lanes.max(1);
     let mut consumer = crate::subscribe_merged(bus, subscriptions).await?;
-    // The worker as a whole (a stopped lane) is named by its groups; a failing message by its own.
+    // The worker as a whole (a stopped lane) is named by its groups.
     let group = subscriptions
         .iter()
         .map(|s| s.group)

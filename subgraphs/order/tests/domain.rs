@@ -402,6 +402,13 @@ fn at_toss(balance: i64, units_used: bool) -> SagaInput {
     }
 }
 
+/// The order change a full cancel at Toss (see [`at_toss`]) asks for.
+fn refunded_at_toss() -> Vec<OrderAction> {
+    vec![OrderAction::MarkRefundedAtToss {
+        reason: "customer called".into(),
+    }]
+}
+
 fn releases(e: &SagaAdvanced) -> bool {
     e.sent.iter().any(|out| {
         matches!(out, Outgoing::Inventory(env) if matches!(env.body, InventoryCommand::ReleaseStock { .. }))
@@ -417,12 +424,7 @@ fn a_full_cancel_at_toss_refunds_the_order_and_returns_unused_units() {
     let e = step(&mut saga, at_toss(0, false));
     assert!(releases(&e), "units go back: {:?}", e.sent);
     assert_eq!(e.sent.len(), 1, "no refund of ours: the money is back");
-    assert_eq!(
-        e.order_actions,
-        vec![OrderAction::MarkRefundedAtToss {
-            reason: "customer called".into()
-        }]
-    );
+    assert_eq!(e.order_actions, refunded_at_toss());
     assert_eq!(saga.phase, Phase::Compensating);
     assert!(!saga.paid);
     // Told again (another message about the same money): nothing more.
@@ -434,18 +436,13 @@ fn a_full_cancel_at_toss_of_a_ready_order_keeps_its_units_sold() {
     let mut saga = paid();
     let e = step(&mut saga, at_toss(0, true));
     assert!(e.sent.is_empty(), "nothing to send: {:?}", e.sent);
-    assert_eq!(
-        e.order_actions,
-        vec![OrderAction::MarkRefundedAtToss {
-            reason: "customer called".into()
-        }]
-    );
+    assert_eq!(e.order_actions, refunded_at_toss());
     assert_eq!(saga.phase, Phase::Confirmed);
     assert!(!saga.paid);
 }
 
-#[test]
-fn a_cancel_at_toss_while_the_saga_refunds_answers_its_refund() {
+/// A paid saga whose order the shop then rejected: its release and refund are on their way.
+fn refunding() -> OrderSaga {
     let mut saga = paid();
     let e = step(
         &mut saga,
@@ -455,6 +452,12 @@ fn a_cancel_at_toss_while_the_saga_refunds_answers_its_refund() {
     );
     assert_eq!(e.sent.len(), 2, "release and refund: {:?}", e.sent);
     assert!(saga.pending.contains_key("refund:o1:refund"));
+    saga
+}
+
+#[test]
+fn a_cancel_at_toss_while_the_saga_refunds_answers_its_refund() {
+    let mut saga = refunding();
 
     let e = step(&mut saga, at_toss(0, false));
     assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
@@ -528,13 +531,7 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
 
 #[test]
 fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
-    let mut saga = paid();
-    step(
-        &mut saga,
-        SagaInput::OrderWithdrawn {
-            reason: "oven broke".into(),
-        },
-    );
+    let mut saga = refunding();
     // The payment service answers: nothing was left (a console cancel emptied it).
     let e = step(
         &mut saga,
@@ -552,11 +549,6 @@ fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
     // The console cancel's relayed event settles the order.
     let e = step(&mut saga, at_toss(0, false));
     assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
-    assert_eq!(
-        e.order_actions,
-        vec![OrderAction::MarkRefundedAtToss {
-            reason: "customer called".into()
-        }]
-    );
+    assert_eq!(e.order_actions, refunded_at_toss());
     assert!(!saga.paid);
 }
