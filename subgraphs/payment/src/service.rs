@@ -453,11 +453,7 @@ impl PaymentService {
             .payment_key
             .clone()
             .ok_or(PaymentRuleError::NotConfirmed)?;
-        let reason = if reason.trim().is_empty() {
-            "refund"
-        } else {
-            reason
-        };
+        let reason = cancel_reason(reason);
         if amount.is_none() && state.emptied_at_toss() {
             // Everything was returned already, with a cancel at Toss (the console): nothing is
             // left to refund, and that cancel's own event tells the order.
@@ -466,7 +462,7 @@ impl PaymentService {
         let cancelled = match self
             .inner
             .toss
-            .cancel(&payment_key, reason, amount, refund_id)
+            .cancel(&payment_key, &reason, amount, refund_id)
             .await
         {
             Ok(cancelled) => cancelled,
@@ -523,6 +519,24 @@ impl PaymentService {
 }
 
 /// The Confirm command that re-asks an already decided payment (a no-op for its own key).
+/// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
+/// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail
+/// for that.
+fn cancel_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    use crate::toss::client::MAX_CANCEL_REASON_CHARS;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return "refund".into();
+    }
+    match reason.char_indices().nth(MAX_CANCEL_REASON_CHARS - 1) {
+        // Room for the ellipsis that says it was cut.
+        Some((cut, _)) if reason[cut..].chars().nth(1).is_some() => {
+            format!("{}…", reason[..cut].trim_end()).into()
+        }
+        _ => reason.into(),
+    }
+}
+
 fn confirm_command(payment_key: &str, state: &Payment) -> PaymentCommand {
     PaymentCommand::Confirm {
         payment_key: payment_key.to_owned(),
@@ -611,6 +625,20 @@ mod tests {
         assert!(a.len() <= 300);
         let long = confirm_idempotency_key(&"o".repeat(64), &"k".repeat(200));
         assert!(long.len() <= 300);
+    }
+
+    #[test]
+    fn cancel_reasons_fit_toss() {
+        use crate::toss::client::MAX_CANCEL_REASON_CHARS as MAX;
+        assert_eq!(cancel_reason("  "), "refund");
+        assert_eq!(cancel_reason(" changed my mind "), "changed my mind");
+        let exact = "가".repeat(MAX);
+        assert_eq!(cancel_reason(&exact), exact.as_str());
+        let long = "가".repeat(MAX + 300);
+        let fitted = cancel_reason(&long);
+        assert_eq!(fitted.chars().count(), MAX);
+        assert!(fitted.ends_with('…'), "{fitted}");
+        assert!(fitted.starts_with(&"가".repeat(MAX - 1)));
     }
 
     #[test]

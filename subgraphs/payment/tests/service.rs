@@ -343,6 +343,50 @@ async fn refunds_for_the_saga_partly_then_fully_idempotently() {
 }
 
 #[tokio::test]
+async fn a_refund_for_a_long_or_blank_reason_still_refunds() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    // Staff may write up to 500 characters when they reject; Toss takes 200.
+    for (refund_id, reason, amount) in [
+        (
+            "refund-1",
+            "너무 늦게 도착할 것 같아요. ".repeat(30),
+            Some(5_000),
+        ),
+        ("refund-2", "   ".to_owned(), None),
+    ] {
+        let command = Envelope::new(
+            &order,
+            PaymentCommand::RefundPayment {
+                refund_id: refund_id.to_owned(),
+                amount,
+                reason,
+            },
+        );
+        let reply = h.service.handle(command).await.unwrap();
+        assert!(
+            matches!(&reply, SagaReply::PaymentRefunded { refund_id: id, .. } if id == refund_id),
+            "{reply:?}"
+        );
+    }
+    let state = h.payment(&order).await;
+    assert_eq!((state.status, state.balance), (PaymentStatus::Refunded, 0));
+    let reasons: Vec<&str> = state.refunds.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2);
+    // Cut to what Toss takes, and marked as cut.
+    let kept = reasons[0].chars().count();
+    assert!((190..=200).contains(&kept), "{kept}: {}", reasons[0]);
+    assert!(reasons[0].starts_with("너무 늦게") && reasons[0].ends_with('…'));
+    assert_eq!(reasons[1], "refund");
+}
+
+#[tokio::test]
 async fn refunding_an_unpaid_order_fails_for_good() {
     let h = Harness::new().await;
     let order = h.payable_order("c-1", 15_000).await;

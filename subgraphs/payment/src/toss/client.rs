@@ -22,6 +22,9 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 300;
 /// Longest payment key Toss issues.
 pub const MAX_PAYMENT_KEY_LEN: usize = 200;
 
+/// Longest cancel reason Toss accepts, in characters.
+pub const MAX_CANCEL_REASON_CHARS: usize = 200;
+
 /// How often and how patiently a failed call is tried again.
 ///
 /// Only transient failures are retried (connection errors, timeouts, 5xx, 429), and a POST only
@@ -187,7 +190,7 @@ impl TossClient {
         check_payment_key(payment_key)?;
         check_idempotency_key(idempotency_key)?;
         let reason = cancel_reason.trim();
-        if reason.is_empty() || reason.chars().count() > 200 {
+        if reason.is_empty() || reason.chars().count() > MAX_CANCEL_REASON_CHARS {
             return Err(TossError::invalid(
                 "cancel reason must be 1..=200 characters",
             ));
