@@ -1,7 +1,10 @@
 //! What every subgraph's HTTP server shares: [`Coded`], an executor wrapper that gives every
 //! GraphQL error an `extensions.code` (over HTTP and WebSocket alike; `BAD_USER_INPUT` for an
 //! argument value that cannot be coerced, such as a `null` for an argument with a default),
-//! and [`unauthenticated`], the answer to a request whose identity header is malformed.
+//! [`unauthenticated`], the answer to a request whose identity header is malformed, and
+//! [`cursor`], opaque Relay cursors.
+
+pub mod cursor;
 
 use std::sync::Arc;
 

@@ -1,14 +1,9 @@
 //! Opaque Relay cursors: a page position `(name, id)` as base64url JSON, so clients cannot
 //! build or read them and the order can change without breaking the API shape.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InventoryError;
-
-/// Longest cursor accepted, in bytes.
-const MAX_CURSOR_LEN: usize = 1_024;
 
 /// A position in the catalog's `(name, id)` order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,22 +28,14 @@ impl Cursor {
 
     /// The opaque text handed to clients.
     pub fn encode(&self) -> String {
-        // A struct of strings always serialises.
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        subgraph::cursor::encode(self)
     }
 
     /// Reads a cursor a client sent back (`field` names the argument in errors).
     pub fn decode(field: &'static str, raw: &str) -> Result<Self, InventoryError> {
-        let invalid = || InventoryError::invalid(field, "not a cursor this API returned");
-        if raw.len() > MAX_CURSOR_LEN {
-            return Err(invalid());
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if cursor.v != 1 {
-            return Err(invalid());
-        }
-        Ok(cursor)
+        subgraph::cursor::decode::<Self>(raw)
+            .filter(|cursor| cursor.v == 1)
+            .ok_or_else(|| InventoryError::invalid(field, "not a cursor this API returned"))
     }
 }
 

@@ -251,6 +251,14 @@ impl OrderError {
 }
 
 impl Order {
+    /// Whether the order will change no more on its own: final, and not a paid order that was
+    /// cancelled, rejected or expired, whose refund is still to come.
+    pub fn settled(&self) -> bool {
+        use OrderStatus as S;
+        self.status.is_final()
+            && !(self.paid && matches!(self.status, S::Cancelled | S::Rejected | S::Expired))
+    }
+
     fn change(&self, status: OrderStatus, reason: Option<String>) -> OrderEvent {
         OrderEvent::Changed(StatusChanged {
             order_id: self.id.clone(),

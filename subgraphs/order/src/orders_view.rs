@@ -270,22 +270,49 @@ fn to_json<T: serde::Serialize>(
     })
 }
 
+/// A position in the newest-first `(created_at, id)` order of orders: a page's cursor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderCursor {
+    /// Format version.
+    v: u8,
+    /// `created_at` of the order at the position (as stored).
+    at: String,
+    /// Id of the order at the position.
+    id: String,
+}
+
+impl OrderCursor {
+    fn after(at: String, id: String) -> Self {
+        Self { v: 1, at, id }
+    }
+
+    /// The opaque text handed to clients.
+    pub fn encode(&self) -> String {
+        subgraph::cursor::encode(self)
+    }
+
+    /// Reads a cursor a client sent back; `None` when it is not one this API returned.
+    pub fn decode(raw: &str) -> Option<Self> {
+        subgraph::cursor::decode::<Self>(raw).filter(|cursor| cursor.v == 1)
+    }
+}
+
 /// A page of orders, newest first, with each order's cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPage {
-    /// The orders and their cursors (`created_at|id`).
-    pub rows: Vec<(Order, String)>,
+    /// The orders and their cursors.
+    pub rows: Vec<(Order, OrderCursor)>,
     /// Whether more follow.
     pub has_next: bool,
 }
 
-/// Lists orders, newest first, optionally of one customer and/or status, after a cursor
-/// (`created_at|id` of the last row seen).
+/// Lists orders, newest first, optionally of one customer and/or status, after a cursor (that
+/// of the last row seen).
 pub async fn list_orders(
     pool: &AnyPool,
     customer: Option<&str>,
     status: Option<&str>,
-    after: Option<&str>,
+    after: Option<&OrderCursor>,
     first: usize,
 ) -> Result<OrderPage, sqlx::Error> {
     let mut sql = String::from(
@@ -300,10 +327,10 @@ pub async fn list_orders(
         binds.push(s.to_owned());
         sql.push_str(&format!(" AND status = ${}", binds.len()));
     }
-    if let Some((created, id)) = after.and_then(|a| a.split_once('|')) {
-        binds.push(created.to_owned());
+    if let Some(after) = after {
+        binds.push(after.at.clone());
         let c = binds.len();
-        binds.push(id.to_owned());
+        binds.push(after.id.clone());
         let i = binds.len();
         sql.push_str(&format!(
             " AND (created_at < ${c} OR (created_at = ${c} AND id < ${i}))"
@@ -339,7 +366,7 @@ pub async fn list_orders(
             timeline,
             id: id.clone(),
         };
-        out.push((order, format!("{created_at}|{id}")));
+        out.push((order, OrderCursor::after(created_at, id)));
     }
     Ok(OrderPage {
         has_next: rows.len() > first,

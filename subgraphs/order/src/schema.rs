@@ -10,6 +10,7 @@ use futures::Stream;
 use sqlx::AnyPool;
 
 use crate::order::{Order, OrderStatus as DomainStatus};
+use crate::orders_view::OrderCursor;
 use crate::service::{OrderService, ServiceError, StaffStep};
 use crate::updates::OrderUpdates;
 
@@ -259,16 +260,27 @@ async fn order_connection(
 ) -> async_graphql::Result<Connection<String, OrderGql, EmptyFields, EmptyFields>> {
     let st = state(ctx)?;
     let first = page_size(first)?;
+    let after = match after.as_deref() {
+        None => None,
+        Some(raw) => Some(OrderCursor::decode(raw).ok_or_else(|| {
+            async_graphql::Error::new("after is not a cursor this API returned").extend_with(
+                |_, e| {
+                    e.set("code", "BAD_USER_INPUT");
+                    e.set("field", "after");
+                },
+            )
+        })?),
+    };
     let status = status.map(|s| DomainStatus::from(s).as_str());
     let page =
-        crate::orders_view::list_orders(&st.read_models, customer, status, after.as_deref(), first)
+        crate::orders_view::list_orders(&st.read_models, customer, status, after.as_ref(), first)
             .await
             .map_err(|e| gql_error(ServiceError::Internal(e.to_string())))?;
     let mut connection = Connection::new(after.is_some(), page.has_next);
     connection.edges.extend(
         page.rows
             .into_iter()
-            .map(|(order, cursor)| Edge::new(cursor, OrderGql(order))),
+            .map(|(order, cursor)| Edge::new(cursor.encode(), OrderGql(order))),
     );
     Ok(connection)
 }
@@ -415,7 +427,8 @@ pub struct SubscriptionRoot;
 
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// The order now, then again after every change, until it reaches a final status.
+    /// The order now, then again after every change, until it is settled: a paid order that
+    /// is cancelled, rejected or expired goes on to REFUNDED.
     async fn order_updated(
         &self,
         ctx: &Context<'_>,
@@ -488,7 +501,7 @@ impl Watch {
 
     fn emit(mut self, order: Order) -> (async_graphql::Result<OrderGql>, Self) {
         self.seen = order.timeline.len();
-        self.done = order.status.is_final();
+        self.done = order.settled();
         (Ok(OrderGql(order)), self)
     }
 }

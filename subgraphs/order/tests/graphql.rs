@@ -43,6 +43,8 @@ struct TestServer {
     client: reqwest::Client,
     store: Arc<dyn EventStore>,
     inventory: InventoryState,
+    /// The orders as the saga writes them.
+    orders: eventstore::Repository<order::Order>,
     stop: watch::Sender<bool>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     projecting: Vec<Projecting>,
@@ -90,6 +92,7 @@ impl TestServer {
             read_models: models.pool().clone(),
             updates,
         };
+        let orders = state.service.repository();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let served = tokio::spawn(order::server::run(
@@ -103,6 +106,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             store,
             inventory,
+            orders,
             stop,
             served,
             projecting,
@@ -518,6 +522,14 @@ async fn lists_orders_newest_first_page_by_page() {
         )
         .await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    // A cursor this API did not hand out is refused, not read as "from the start".
+    for forged in ["2026-01-01T00:00:00Z|x", "", "e30"] {
+        let body = server
+            .post(Some(&kim), mine, json!({ "after": forged }))
+            .await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{forged}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "after", "{body}");
+    }
     server.stop().await;
 }
 
@@ -621,6 +633,71 @@ async fn order_updated_streams_until_the_order_is_final() {
         }
         other => panic!("expected HTTP 401, got {other:?}"),
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order() {
+    use order::OrderCommand;
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let placed = server.place(&kim, "k1", &[(cake.as_str(), 1)]).await;
+    let id = placed["id"].as_str().unwrap();
+    // What the saga does once the stock is held and the payment confirmed.
+    let expires_at = chrono::Utc::now() + chrono::Duration::minutes(10);
+    for command in [
+        OrderCommand::AwaitPayment { expires_at },
+        OrderCommand::MarkPaid {
+            payment_key: "tbs_k1".into(),
+        },
+    ] {
+        server
+            .orders
+            .execute(id, command, Metadata::new())
+            .await
+            .unwrap();
+    }
+    let mut ws = server.connect(&kim).await;
+    send(
+        &mut ws,
+        json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": {
+                "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }",
+                "variables": { "id": id },
+            },
+        }),
+    )
+    .await;
+    let status = |status: &str| json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "status": status } } } });
+    assert_eq!(receive(&mut ws).await, status("PAID"));
+    let body = server
+        .post(
+            Some(&kim),
+            "mutation($id: ID!) { cancelOrder(id: $id) { status } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(body["data"]["cancelOrder"]["status"], "CANCELLED", "{body}");
+    assert_eq!(receive(&mut ws).await, status("CANCELLED"));
+    // Paid and cancelled: the refund is still to come, and the app hears of it.
+    server
+        .orders
+        .execute(
+            id,
+            OrderCommand::MarkRefunded { amount: 6_500 },
+            Metadata::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut ws).await, status("REFUNDED"));
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "complete" })
+    );
+    ws.close(None).await.unwrap();
     server.stop().await;
 }
 

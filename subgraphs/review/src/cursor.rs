@@ -1,12 +1,7 @@
 //! Opaque Relay cursors over a product's reviews: the position `(created_at, id)` as base64url
 //! JSON, so clients neither build nor read them.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-
-/// Longest cursor accepted, in bytes.
-const MAX_CURSOR_LEN: usize = 512;
 
 /// A position in the newest-first `(created_at, id)` order of reviews.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,18 +26,12 @@ impl Cursor {
 
     /// The opaque text handed to clients.
     pub fn encode(&self) -> String {
-        // A struct of strings always serialises.
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        subgraph::cursor::encode(self)
     }
 
     /// Reads a cursor a client sent back; `None` when it is not one this API returned.
     pub fn decode(raw: &str) -> Option<Self> {
-        if raw.len() > MAX_CURSOR_LEN {
-            return None;
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
-        let cursor: Self = serde_json::from_slice(&bytes).ok()?;
-        (cursor.v == 1).then_some(cursor)
+        subgraph::cursor::decode::<Self>(raw).filter(|cursor| cursor.v == 1)
     }
 }
 
