@@ -251,6 +251,11 @@ pub fn refund_id(order_id: &str) -> String {
     format!("{order_id}:refund")
 }
 
+/// The answer key of the commit of an order's reservation (see [`Outgoing::answer_key`]).
+fn commit_key(order_id: &str) -> String {
+    format!("commit:{order_id}")
+}
+
 /// The answer key of that refund (see [`Outgoing::answer_key`]).
 fn refund_key(order_id: &str) -> String {
     format!("refund:{}", refund_id(order_id))
@@ -329,6 +334,16 @@ impl Aggregate for OrderSaga {
             SagaInput::Replied(reply) => {
                 let key = reply_key(&reply);
                 if !self.pending.contains_key(&key) {
+                    // Inventory answers a commit it refuses (the reservation is gone) the way
+                    // it answers a refused reserve; re-sending the commit cannot change that.
+                    let commit = commit_key(&cmd.order_id);
+                    if let (SagaReply::StockRejected { reason, .. }, true) =
+                        (&reply, self.pending.contains_key(&commit))
+                    {
+                        tracing::error!(order_id = %cmd.order_id, reason, "stock commit refused; needs an operator");
+                        next.answered.push(commit);
+                        return Ok(vec![next]);
+                    }
                     return Ok(vec![]); // a duplicate or stray reply
                 }
                 next.answered.push(key);
@@ -351,6 +366,16 @@ impl Aggregate for OrderSaga {
                         next.order_actions.push(OrderAction::Reject {
                             reason: format!("out of stock: {reason}"),
                         });
+                        if self.paid {
+                            // Paid before the stock was settled: the commit sent then is moot,
+                            // and the money goes back.
+                            next.phase = P::Compensating;
+                            let commit = commit_key(&cmd.order_id);
+                            if self.pending.contains_key(&commit) {
+                                next.answered.push(commit);
+                            }
+                            next.sent.push(me.refund("out of stock"));
+                        }
                     }
                     SagaReply::StockCommitted { .. } => {
                         if self.phase == P::Committing {

@@ -271,6 +271,53 @@ fn out_of_stock_rejects_the_order() {
     );
 }
 
+fn rejected(reason: &str) -> SagaInput {
+    SagaInput::Replied(SagaReply::StockRejected {
+        reservation_id: "o1".into(),
+        reason: reason.into(),
+    })
+}
+
+fn confirmed() -> SagaInput {
+    SagaInput::PaymentConfirmed {
+        payment_key: "pk".into(),
+        amount: 13_000,
+    }
+}
+
+#[test]
+fn a_payment_that_beat_the_reservation_is_refunded_when_stock_runs_out() {
+    let mut saga = started();
+    step(&mut saga, confirmed());
+    let e = step(&mut saga, rejected("only 1 left"));
+    assert!(
+        matches!(&e.order_actions[..], [OrderAction::Reject { reason }] if reason.contains("only 1 left"))
+    );
+    assert!(
+        matches!(&e.sent[..], [Outgoing::Payment(env)] if matches!(env.body, PaymentCommand::RefundPayment { amount: None, .. })),
+        "{:?}",
+        e.sent
+    );
+    // The commit sent with the payment is moot; only the refund is awaited.
+    let pending: Vec<&String> = saga.pending.keys().collect();
+    assert_eq!(pending, ["refund:o1:refund"]);
+    assert_eq!(saga.phase, Phase::Compensating);
+}
+
+#[test]
+fn a_refused_commit_is_not_sent_again() {
+    let (mut saga, _) = reserved();
+    step(&mut saga, confirmed());
+    assert!(saga.pending.contains_key("commit:o1"));
+    // Inventory refuses a commit with the reply it gives a refused reserve.
+    let e = step(&mut saga, rejected("reservation released"));
+    assert_eq!(e.answered, ["commit:o1"]);
+    assert!(e.order_actions.is_empty() && e.sent.is_empty());
+    assert!(saga.pending.is_empty());
+    // Any other stray reply still changes nothing.
+    assert!(saga.handle(cmd(rejected("again"))).unwrap().is_empty());
+}
+
 #[test]
 fn declined_payment_releases_stock() {
     let (mut saga, _) = reserved();
