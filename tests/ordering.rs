@@ -903,5 +903,30 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     .await;
     assert!(sold, "stock and money agree: {:?}", h.stock(&cake).await);
     assert_eq!(h.toss.stats().confirmed, 3);
+
+    // Killed while compensating: the first order, paid, is cancelled by its customer; once the
+    // saga has sent the release and the refund, its runner dies, and the next one finishes.
+    let cancelled = order_ids[0].clone();
+    h.ordering
+        .orders
+        .cancel(Some(&kim), &cancelled, None)
+        .await
+        .unwrap();
+    let compensating = testkit::eventually(Duration::from_secs(60), || async {
+        saga.phase(&cancelled).await.unwrap() == order::Phase::Compensating
+    })
+    .await;
+    assert!(compensating, "the saga of {cancelled} began compensating");
+    runner.abort();
+    let _ = runner.await;
+    runner = run_saga(&h);
+    h.wait_status(&kim, &cancelled, OrderStatus::Refunded).await;
+    let back = testkit::eventually(Duration::from_secs(60), || async {
+        h.stock(&cake).await == (6, 0)
+    })
+    .await;
+    assert!(back, "the unit went back: {:?}", h.stock(&cake).await);
+    // Refunded once, whoever carried it out.
+    assert_eq!(h.toss.stats().cancels, 1);
     runner.abort();
 }
