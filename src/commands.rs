@@ -33,6 +33,28 @@ pub enum Command {
     },
     /// Runs the outbox relay alone (event store to Kafka).
     Relay,
+    /// Serves the order subgraph alone on ORDER_LISTEN (default 127.0.0.1:4001) with the
+    /// order saga (`/graphql`, `/healthz`, `/readyz`, `/metrics`).
+    Order {
+        /// Address to serve on (overrides ORDER_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Serves the inventory subgraph alone on INVENTORY_LISTEN (default 127.0.0.1:4002) with
+    /// the worker answering the saga's stock commands.
+    Inventory {
+        /// Address to serve on (overrides INVENTORY_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Serves the payment subgraph alone on PAYMENT_LISTEN (default 127.0.0.1:4003) with the
+    /// Toss webhook and the worker answering the saga's refund commands (Toss at
+    /// TOSS_SECRET_KEY, else the embedded Toss test server).
+    Payment {
+        /// Address to serve on (overrides PAYMENT_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Serves the review subgraph alone on REVIEW_LISTEN (default 127.0.0.1:4004) with search,
     /// answers and chat, keeping its embedded vector index caught up (and answering chat
     /// itself when REDIS_URL is unset).
@@ -82,13 +104,13 @@ pub enum Command {
         #[command(subcommand)]
         action: SchemaAction,
     },
-    /// Read-model operations.
     /// Batch jobs.
     Batch {
         /// Which job.
         #[command(subcommand)]
         job: BatchJob,
     },
+    /// Read-model operations.
     Projections {
         /// What to do.
         #[command(subcommand)]
@@ -259,6 +281,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let platform = Platform::connect(settings).await?;
             platform.spawn_relay(shutdown_on_signal()).await?
         }
+        Command::Order { listen } => {
+            settings.order_listen = listen.unwrap_or(settings.order_listen);
+            ordering_alone(settings, Subgraph::Order).await
+        }
+        Command::Inventory { listen } => {
+            settings.inventory_listen = listen.unwrap_or(settings.inventory_listen);
+            ordering_alone(settings, Subgraph::Inventory).await
+        }
+        Command::Payment { listen } => {
+            settings.payment_listen = listen.unwrap_or(settings.payment_listen);
+            ordering_alone(settings, Subgraph::Payment).await
+        }
         Command::Review => review_alone(settings).await,
         Command::AiWorker => ai_worker(settings).await,
         Command::Model { listen } => {
@@ -380,6 +414,75 @@ async fn supervise(
         pending = rest;
     }
     Ok(())
+}
+
+/// One of the ordering subgraphs.
+#[derive(Debug, Clone, Copy)]
+enum Subgraph {
+    Order,
+    Inventory,
+    Payment,
+}
+
+/// Serves one ordering subgraph and its workers in this process. With Kafka, the relay and
+/// the projections are deployables of their own; without it the bus is in-process and
+/// reaches no other process, so this one relays its own events and keeps its own read models,
+/// as `up` does.
+async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Result<()> {
+    let metrics =
+        telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
+    let readiness = telemetry::Readiness::new();
+    let platform = Platform::connect(settings).await?;
+    let shutdown = shutdown_on_signal();
+    let mut tasks = Vec::new();
+    if platform.settings.kafka_brokers.is_none() {
+        tasks.push(platform.spawn_relay(shutdown.clone()));
+        tasks.extend(platform.spawn_projections(shutdown.clone()));
+    }
+    let s = &platform.settings;
+    let (addr, router, what) = match subgraph {
+        Subgraph::Order => {
+            let saga = platform::saga_config(s);
+            let (side, running) =
+                crate::ordering::start_order(&platform, saga, shutdown.clone()).await?;
+            tasks.extend(running.into_tasks());
+            (s.order_listen, side.router, "order subgraph")
+        }
+        Subgraph::Inventory => {
+            let (state, workers) =
+                crate::ordering::start_inventory(&platform, shutdown.clone()).await?;
+            tasks.extend(workers);
+            (
+                s.inventory_listen,
+                inventory::server::router(state),
+                "inventory subgraph",
+            )
+        }
+        Subgraph::Payment => {
+            let (toss, toss_task) = platform::toss_client(s, shutdown.clone()).await?;
+            tasks.extend(toss_task);
+            let (service, workers) =
+                crate::ordering::start_payment(&platform, toss, shutdown.clone()).await?;
+            tasks.extend(workers);
+            (
+                s.payment_listen,
+                payment::server::router(service),
+                "payment subgraph",
+            )
+        }
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let router = router.merge(telemetry::metrics_and_readiness_router(
+        metrics,
+        readiness.clone(),
+    ));
+    tasks.push(crate::ordering::serve(listener, router, &shutdown, what));
+    readiness.set_ready(true);
+    let outcome = supervise(tasks, shutdown).await;
+    readiness.set_ready(false);
+    outcome
 }
 
 async fn review_alone(settings: Settings) -> anyhow::Result<()> {

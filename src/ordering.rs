@@ -73,133 +73,207 @@ impl Ordering {
         listeners: Listeners,
         shutdown: CancellationToken,
     ) -> anyhow::Result<(Self, Running)> {
-        let store = platform.store.clone();
-        let models = platform.read_models.clone();
-        let prefix = platform.settings.kafka_topic_prefix.clone();
-        let partitions = platform.settings.kafka_partitions;
-        let inventory = InventoryState::new(store.clone(), models.clone())
-            .await
-            .context("starting inventory")?;
-        // Confirmed payments reach the saga at once; the relayed events follow.
-        let payments = PaymentService::new(store.clone(), models.clone(), toss)
-            .await
-            .context("starting payment")?
-            .with_saga_notice(platform.bus.clone(), &prefix);
-        let orders = OrderService::new(
-            store.clone(),
-            order::pricing::PriceBook::new(models.pool().clone()),
-        );
-        models.register(&order::orders_view::OrdersView).await?;
-        let (updates, follower) = OrderUpdates::follow(store.clone()).await?;
-        let orchestrator = Orchestrator::sharing_orders(
-            store.clone(),
-            platform.bus.clone(),
-            models.pool().clone(),
-            SagaConfig {
-                topic_prefix: prefix.clone(),
-                partitions,
-                group: format!("{prefix}{}", saga.group),
-                ..saga
-            },
-            orders.repository(),
-        )
-        .await?;
-        // Placing an order starts its saga at once (no trip over the bus first).
-        let orders = orders.with_saga(orchestrator.clone());
-
-        let mut tasks: Tasks = Vec::new();
-        let order_schema = order::schema::schema(OrderState {
-            service: orders.clone(),
-            read_models: models.pool().clone(),
-            updates: updates.clone(),
-        });
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            order::server::run(listeners.order, order_schema, stop.cancelled_owned())
-                .await
-                .context("order subgraph")
-        }));
-        let (state, stop) = (inventory.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            inventory::server::run(listeners.inventory, state, stop.cancelled_owned())
-                .await
-                .context("inventory subgraph")
-        }));
-        let (service, stop) = (payments.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            payment::server::run(listeners.payment, service, stop.cancelled_owned())
-                .await
-                .context("payment subgraph")
-        }));
-        let (saga, stop) = (orchestrator.clone(), shutdown.clone());
-        let saga_task =
-            tokio::spawn(
-                async move { saga.run(stop.cancelled_owned()).await.context("order saga") },
-            );
-        let (bus, state, stop, p) = (
-            platform.bus.clone(),
-            inventory.clone(),
-            shutdown.clone(),
-            prefix.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let topic = format!("{p}{}", contracts::INVENTORY_COMMANDS);
-            let replies = format!("{p}{}", contracts::SAGA_REPLIES);
-            crate::workers::run_command_worker(
-                bus,
-                &format!("{p}inventory-commands"),
-                &topic,
-                &replies,
-                partitions,
-                move |envelope| {
-                    let inventory = state.inventory.clone();
-                    async move {
-                        inventory.handle(envelope).await.map_err(|err| {
-                            if err.code() == "BAD_USER_INPUT" {
-                                crate::workers::Failure::Permanent(err.to_string())
-                            } else {
-                                crate::workers::Failure::Transient(err.to_string())
-                            }
-                        })
-                    }
-                },
-                stop.cancelled_owned(),
-            )
-            .await
-            .context("inventory command worker")
-        }));
-        let (bus, service, stop) = (platform.bus.clone(), payments.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            // Payment's own consumer: its replies keep ids derived from the command's.
-            payment::commands::run_commands(
-                bus,
-                service,
-                &format!("{prefix}payment-commands"),
-                &prefix,
-                partitions,
-                stop.cancelled_owned(),
-            )
-            .await
-            .context("payment command worker")
-        }));
-        let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            stop.cancelled().await;
-            follower.abort();
-            Ok(())
-        }));
+        let (inventory, mut tasks) = start_inventory(platform, shutdown.clone()).await?;
+        let (payments, payment_tasks) = start_payment(platform, toss, shutdown.clone()).await?;
+        tasks.extend(payment_tasks);
+        let (order, order_tasks) = start_order(platform, saga, shutdown.clone()).await?;
+        tasks.extend(order_tasks.others);
+        tasks.push(serve(
+            listeners.order,
+            order.router,
+            &shutdown,
+            "order subgraph",
+        ));
+        tasks.push(serve(
+            listeners.inventory,
+            inventory::server::router(inventory.clone()),
+            &shutdown,
+            "inventory subgraph",
+        ));
+        tasks.push(serve(
+            listeners.payment,
+            payment::server::router(payments.clone()),
+            &shutdown,
+            "payment subgraph",
+        ));
         Ok((
             Self {
                 inventory,
-                orders,
+                orders: order.orders,
                 payments,
-                orchestrator,
-                updates,
+                orchestrator: order.orchestrator,
+                updates: order.updates,
             },
             Running {
-                saga: saga_task,
+                saga: order_tasks.saga,
                 others: tasks,
             },
         ))
     }
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled.
+pub fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: &CancellationToken,
+    what: &'static str,
+) -> JoinHandle<anyhow::Result<()>> {
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "{what} listening");
+        }
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context(what)
+    })
+}
+
+/// Starts the inventory subgraph's state and the worker that answers the saga's stock commands
+/// (reserve, release, commit).
+pub async fn start_inventory(
+    platform: &Platform,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(InventoryState, Tasks)> {
+    let prefix = platform.settings.kafka_topic_prefix.clone();
+    let partitions = platform.settings.kafka_partitions;
+    let inventory = InventoryState::new(platform.store.clone(), platform.read_models.clone())
+        .await
+        .context("starting inventory")?;
+    let (bus, state) = (platform.bus.clone(), inventory.clone());
+    let worker = tokio::spawn(async move {
+        let topic = format!("{prefix}{}", contracts::INVENTORY_COMMANDS);
+        let replies = format!("{prefix}{}", contracts::SAGA_REPLIES);
+        crate::workers::run_command_worker(
+            bus,
+            &format!("{prefix}inventory-commands"),
+            &topic,
+            &replies,
+            partitions,
+            move |envelope| {
+                let inventory = state.inventory.clone();
+                async move {
+                    inventory.handle(envelope).await.map_err(|err| {
+                        if err.code() == "BAD_USER_INPUT" {
+                            crate::workers::Failure::Permanent(err.to_string())
+                        } else {
+                            crate::workers::Failure::Transient(err.to_string())
+                        }
+                    })
+                }
+            },
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .context("inventory command worker")
+    });
+    Ok((inventory, vec![worker]))
+}
+
+/// Starts the payment service (confirmations through `toss`, which also tell the saga at once)
+/// and the worker that answers the saga's refund commands.
+pub async fn start_payment(
+    platform: &Platform,
+    toss: TossClient,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(PaymentService, Tasks)> {
+    let prefix = platform.settings.kafka_topic_prefix.clone();
+    let partitions = platform.settings.kafka_partitions;
+    // Confirmed payments reach the saga at once; the relayed events follow.
+    let payments = PaymentService::new(platform.store.clone(), platform.read_models.clone(), toss)
+        .await
+        .context("starting payment")?
+        .with_saga_notice(platform.bus.clone(), &prefix);
+    let (bus, service) = (platform.bus.clone(), payments.clone());
+    let worker = tokio::spawn(async move {
+        // Payment's own consumer: its replies keep ids derived from the command's.
+        payment::commands::run_commands(
+            bus,
+            service,
+            &format!("{prefix}payment-commands"),
+            &prefix,
+            partitions,
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .context("payment command worker")
+    });
+    Ok((payments, vec![worker]))
+}
+
+/// The order side, started: its service, the saga runner, the change signals and the
+/// subgraph's routes.
+pub struct OrderSide {
+    /// Order commands and reads (placing an order starts its saga at once).
+    pub orders: OrderService,
+    /// The saga runner.
+    pub orchestrator: Arc<Orchestrator>,
+    /// Live "this order changed" signals.
+    pub updates: OrderUpdates,
+    /// The order subgraph's routes.
+    pub router: axum::Router,
+}
+
+/// Starts the order service, its saga runner and the follower of order changes; the saga runs
+/// until `shutdown` is cancelled.
+pub async fn start_order(
+    platform: &Platform,
+    saga: SagaConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(OrderSide, Running)> {
+    let store = platform.store.clone();
+    let models = platform.read_models.clone();
+    let prefix = platform.settings.kafka_topic_prefix.clone();
+    let orders = OrderService::new(
+        store.clone(),
+        order::pricing::PriceBook::new(models.pool().clone()),
+    );
+    models.register(&order::orders_view::OrdersView).await?;
+    let (updates, follower) = OrderUpdates::follow(store.clone()).await?;
+    let orchestrator = Orchestrator::sharing_orders(
+        store,
+        platform.bus.clone(),
+        models.pool().clone(),
+        SagaConfig {
+            topic_prefix: prefix.clone(),
+            partitions: platform.settings.kafka_partitions,
+            group: format!("{prefix}{}", saga.group),
+            ..saga
+        },
+        orders.repository(),
+    )
+    .await?;
+    // Placing an order starts its saga at once (no trip over the bus first).
+    let orders = orders.with_saga(orchestrator.clone());
+    let router = order::server::router(order::schema::schema(OrderState {
+        service: orders.clone(),
+        read_models: models.pool().clone(),
+        updates: updates.clone(),
+    }));
+    let (runner, stop) = (orchestrator.clone(), shutdown.clone());
+    let saga_task = tokio::spawn(async move {
+        runner
+            .run(stop.cancelled_owned())
+            .await
+            .context("order saga")
+    });
+    let follower_stop = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        follower.abort();
+        Ok(())
+    });
+    Ok((
+        OrderSide {
+            orders,
+            orchestrator,
+            updates,
+            router,
+        },
+        Running {
+            saga: saga_task,
+            others: vec![follower_stop],
+        },
+    ))
 }

@@ -210,6 +210,16 @@ pub async fn toss_client(
     Ok((client, Some(task)))
 }
 
+/// The order saga as the settings configure it.
+pub fn saga_config(settings: &Settings) -> order::SagaConfig {
+    order::SagaConfig {
+        payment_timeout: chrono::Duration::seconds(
+            i64::try_from(settings.payment_timeout_secs).unwrap_or(600),
+        ),
+        ..order::SagaConfig::default()
+    }
+}
+
 /// Runs the whole platform in this process until `shutdown` is cancelled: the gateway on
 /// `listener` (GraphQL composed from the order, inventory, payment and review subgraphs,
 /// GraphiQL, health, readiness, metrics), the dev issuer (unless Cognito is configured), the
@@ -256,13 +266,7 @@ pub async fn run_up(
     tasks.extend(platform.spawn_projections(shutdown.clone()));
     let (toss, toss_task) = toss_client(&platform.settings, shutdown.clone()).await?;
     tasks.extend(toss_task);
-    let s = &platform.settings;
-    let saga = order::SagaConfig {
-        payment_timeout: chrono::Duration::seconds(
-            i64::try_from(s.payment_timeout_secs).unwrap_or(600),
-        ),
-        ..order::SagaConfig::default()
-    };
+    let saga = saga_config(&platform.settings);
     let (_ordering, ordering_tasks) =
         crate::ordering::Ordering::start(&platform, toss, saga, listeners, shutdown.clone())
             .await?;

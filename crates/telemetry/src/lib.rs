@@ -35,7 +35,7 @@ pub use health::{Readiness, STARTUP_CHECK};
 pub use logging::LogFormat;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use opentelemetry::Context;
-pub use ops::{PROMETHEUS_CONTENT_TYPE, ops_router, serve_ops};
+pub use ops::{PROMETHEUS_CONTENT_TYPE, metrics_and_readiness_router, ops_router, serve_ops};
 pub use prometheus::install_metrics_recorder;
 pub use propagation::{
     TRACEPARENT, context_from_traceparent, current_traceparent, extract_context,

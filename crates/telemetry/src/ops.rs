@@ -25,9 +25,14 @@ struct OpsState {
 ///
 /// Merge it into a service's router, or serve it alone with [`serve_ops`].
 pub fn ops_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
+    metrics_and_readiness_router(handle, readiness).route("/healthz", get(healthz))
+}
+
+/// A router serving `GET /metrics` and `GET /readyz`, for a service whose own router already
+/// answers `/healthz`.
+pub fn metrics_and_readiness_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(OpsState { handle, readiness })
 }

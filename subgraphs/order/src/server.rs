@@ -1,5 +1,5 @@
 //! Serves the order subgraph over HTTP: `POST /graphql`, WebSocket subscriptions on
-//! `GET /graphql` (graphql-transport-ws), identity from the gateway's header.
+//! `GET /graphql` (graphql-transport-ws), identity from the gateway's header, and `GET /healthz`.
 
 use async_graphql::{Data, Executor as _};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
@@ -18,6 +18,7 @@ use crate::schema::OrderSchema;
 pub fn router(schema: OrderSchema) -> Router {
     Router::new()
         .route("/graphql", get(subscribe).post(graphql))
+        .route("/healthz", get(|| async { "ok" }))
         .with_state(schema)
 }
 
