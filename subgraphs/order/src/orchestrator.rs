@@ -396,9 +396,15 @@ impl Orchestrator {
                     metrics::counter!("saga_inputs_carried_out_before_total").increment(1);
                     return Ok(vec![]);
                 }
+                let refund_failed =
+                    matches!(input, SagaInput::Replied(SagaReply::RefundFailed { .. }));
                 let (records, stepped) = self.step(&order_id, message_id, input).await?;
                 if notice && stepped {
                     self.remember_carried_out(message_id);
+                }
+                if refund_failed && stepped {
+                    // The customer's money is still taken: something to alert on.
+                    metrics::counter!("saga_refunds_failed_total").increment(1);
                 }
                 Ok(records)
             }

@@ -732,3 +732,61 @@ async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
         Some("payment refunded")
     );
 }
+
+/// A refund Toss refused for good leaves the customer's money taken: it is counted (once, a
+/// redelivery taking no step) so operators can alert on it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refund_refused_for_good_is_counted() {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // A current-thread runtime: the saga steps on this thread, under this recorder.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (orchestrator, order_id, store, _models, _store_guard) = awaiting_payment().await;
+    orchestrator
+        .on_message(&payment_notice(&order_id, "tpk_9"))
+        .await
+        .unwrap();
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    orders
+        .execute(
+            &order_id,
+            order::OrderCommand::Reject {
+                reason: "oven broke".into(),
+            },
+            eventstore::Metadata::new(),
+        )
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(
+            &eventstore::Repository::<order::Order>::stream_of(&order_id).unwrap(),
+            eventstore::Direction::Backward,
+            None,
+            1,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    orchestrator.on_message(&as_relayed(&event)).await.unwrap();
+    let failed = reply(
+        &order_id,
+        contracts::SagaReply::RefundFailed {
+            refund_id: order::saga::refund_id(&order_id),
+            code: "NOT_CANCELABLE_PAYMENT".into(),
+            reason: "the payment cannot be cancelled".into(),
+        },
+    );
+    let counted = || {
+        handle
+            .render()
+            .lines()
+            .find(|l| l.starts_with("saga_refunds_failed_total"))
+            .map(str::to_owned)
+    };
+    assert_eq!(counted(), None, "nothing failed yet");
+    orchestrator.on_message(&failed).await.unwrap();
+    orchestrator.on_message(&failed).await.unwrap();
+    assert_eq!(counted().as_deref(), Some("saga_refunds_failed_total 1"));
+}
