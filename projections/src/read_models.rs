@@ -121,10 +121,7 @@ impl ReadModels {
             })
             .connect_with(options)
             .await?;
-        let mut conn = pool.acquire().await?;
-        for ddl in BOOKKEEPING {
-            conn.execute(ddl).await?;
-        }
+        run_ddl(&pool, "read-models:bookkeeping", &BOOKKEEPING).await?;
         Ok(Self { pool, backend })
     }
 
@@ -246,6 +243,24 @@ impl ReadModels {
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, ProjectionError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction, one process at a time
+/// per `lock` on Postgres: processes starting together on a fresh database (a rollout of
+/// several replicas) would otherwise race, and Postgres refuses the loser of two concurrent
+/// `CREATE TABLE IF NOT EXISTS` with a duplicate `pg_type` key.
+pub async fn run_ddl(pool: &AnyPool, lock: &str, statements: &[&str]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+            .bind(lock)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for ddl in statements {
+        tx.execute(*ddl).await?;
+    }
+    tx.commit().await
 }
 
 /// The projection's name, if it is usable in table names.

@@ -460,3 +460,22 @@ async fn one_group_feeds_every_projection_exactly_once() {
     fresh.await.unwrap();
     relay.abort();
 }
+
+/// Processes starting together on a fresh database (a rollout, a test starting several
+/// deployables) all create the bookkeeping tables; none fails for the others doing it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_connect_concurrently_on_a_fresh_database() {
+    let db = testkit::TestDb::new().await;
+    let connects: Vec<_> = (0..12)
+        .map(|_| {
+            let url = db.url().to_owned();
+            tokio::spawn(async move { ReadModels::connect(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for connect in connects {
+        connect
+            .await
+            .unwrap()
+            .expect("every process gets its read models");
+    }
+}

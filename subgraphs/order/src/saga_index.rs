@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{SecondsFormat, Utc};
 use eventstore::idle_check::{KeptConnection, refused_by_database};
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::saga::OrderSaga;
@@ -96,9 +96,7 @@ fn stamp(at: chrono::DateTime<Utc>) -> String {
 impl SagaIndex {
     /// Creates the table if needed and starts the writer.
     pub async fn open(pool: AnyPool) -> Result<Self, IndexError> {
-        for ddl in DDL {
-            pool.execute(ddl).await?;
-        }
+        projections::run_ddl(&pool, "saga-index", &DDL).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_batches(pool.clone(), queue));
         Ok(Self {
