@@ -337,14 +337,29 @@ impl Aggregate for OrderSaga {
                     // Inventory answers a commit it refuses (the reservation is gone) the way
                     // it answers a refused reserve; re-sending the commit cannot change that.
                     let commit = commit_key(&cmd.order_id);
-                    if let (SagaReply::StockRejected { reason, .. }, true) =
-                        (&reply, self.pending.contains_key(&commit))
-                    {
-                        tracing::error!(order_id = %cmd.order_id, reason, "stock commit refused; needs an operator");
-                        next.answered.push(commit);
+                    let SagaReply::StockRejected { reason, .. } = &reply else {
+                        return Ok(vec![]); // a duplicate or stray reply
+                    };
+                    if !self.pending.contains_key(&commit) {
+                        return Ok(vec![]);
+                    }
+                    next.answered.push(commit);
+                    if matches!(self.phase, P::Compensating | P::Ended) {
+                        // The saga released the units itself; the commit is moot.
+                        tracing::debug!(order_id = %cmd.order_id, reason, "commit refused after the release");
                         return Ok(vec![next]);
                     }
-                    return Ok(vec![]); // a duplicate or stray reply
+                    // Paid, but the units are no longer held for it: like running out of
+                    // stock, the order is rejected and the money goes back.
+                    tracing::error!(order_id = %cmd.order_id, reason, "stock commit refused; the order is rejected and refunded");
+                    next.phase = P::Compensating;
+                    next.order_actions.push(OrderAction::Reject {
+                        reason: format!("stock no longer held: {reason}"),
+                    });
+                    if self.paid {
+                        next.sent.push(me.refund("stock no longer held"));
+                    }
+                    return Ok(vec![next]);
                 }
                 next.answered.push(key);
                 match reply {

@@ -305,17 +305,44 @@ fn a_payment_that_beat_the_reservation_is_refunded_when_stock_runs_out() {
 }
 
 #[test]
-fn a_refused_commit_is_not_sent_again() {
+fn a_refused_commit_of_a_paid_order_rejects_and_refunds_it() {
     let (mut saga, _) = reserved();
     step(&mut saga, confirmed());
     assert!(saga.pending.contains_key("commit:o1"));
     // Inventory refuses a commit with the reply it gives a refused reserve.
     let e = step(&mut saga, rejected("reservation released"));
-    assert_eq!(e.answered, ["commit:o1"]);
-    assert!(e.order_actions.is_empty() && e.sent.is_empty());
-    assert!(saga.pending.is_empty());
+    assert!(e.answered.contains(&"commit:o1".to_owned()));
+    assert!(
+        matches!(&e.order_actions[..], [OrderAction::Reject { reason }] if reason.contains("no longer held"))
+    );
+    let pending: Vec<&String> = saga.pending.keys().collect();
+    assert_eq!(
+        pending,
+        ["refund:o1:refund"],
+        "refunded, commit not re-sent"
+    );
+    assert_eq!(saga.phase, Phase::Compensating);
     // Any other stray reply still changes nothing.
     assert!(saga.handle(cmd(rejected("again"))).unwrap().is_empty());
+}
+
+#[test]
+fn a_commit_refused_after_the_saga_released_is_just_answered() {
+    let (mut saga, _) = reserved();
+    step(&mut saga, confirmed());
+    // Cancelled before the commit was answered: the saga releases and refunds.
+    step(
+        &mut saga,
+        SagaInput::OrderWithdrawn {
+            reason: "changed my mind".into(),
+        },
+    );
+    assert!(saga.pending.contains_key("commit:o1"));
+    let e = step(&mut saga, rejected("reservation released"));
+    assert_eq!(e.answered, ["commit:o1"]);
+    assert!(e.order_actions.is_empty() && e.sent.is_empty());
+    assert!(!saga.pending.contains_key("commit:o1"));
+    assert!(saga.pending.contains_key("refund:o1:refund"));
 }
 
 #[test]
