@@ -425,38 +425,48 @@ enum Subgraph {
 }
 
 /// Serves one ordering subgraph and its workers in this process. With Kafka, the relay and
-/// the projections are deployables of their own; without it the bus is in-process and
-/// reaches no other process, so this one relays its own events and keeps its own read models,
-/// as `up` does.
+/// the projections are deployables of their own. Without it the bus is in-process and reaches
+/// no other process, so this one relays the store's events to its own bus and keeps the read
+/// models, as `up` does: a store then serves one such process (the others' workers, say the
+/// inventory worker answering the order saga, are out of its reach).
 async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Result<()> {
     let metrics =
         telemetry::install_metrics_recorder().context("installing the metrics recorder")?;
     let readiness = telemetry::Readiness::new();
+    // Bound before anything joins a consumer group: a taken port fails the start at once.
+    let addr = match subgraph {
+        Subgraph::Order => settings.order_listen,
+        Subgraph::Inventory => settings.inventory_listen,
+        Subgraph::Payment => settings.payment_listen,
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let platform = Platform::connect(settings).await?;
     let shutdown = shutdown_on_signal();
     let mut tasks = Vec::new();
     if platform.settings.kafka_brokers.is_none() {
+        tracing::warn!(
+            "KAFKA_BROKERS is unset: the in-process bus reaches no other process, so this one \
+             relays the store's events and keeps the read models; run one process per store"
+        );
         tasks.push(platform.spawn_relay(shutdown.clone()));
         tasks.extend(platform.spawn_projections(shutdown.clone()));
     }
     let s = &platform.settings;
-    let (addr, router, what) = match subgraph {
+    let (router, what) = match subgraph {
         Subgraph::Order => {
             let saga = platform::saga_config(s);
             let (side, running) =
                 crate::ordering::start_order(&platform, saga, shutdown.clone()).await?;
             tasks.extend(running.into_tasks());
-            (s.order_listen, side.router, "order subgraph")
+            (side.router, "order subgraph")
         }
         Subgraph::Inventory => {
             let (state, workers) =
                 crate::ordering::start_inventory(&platform, shutdown.clone()).await?;
             tasks.extend(workers);
-            (
-                s.inventory_listen,
-                inventory::server::router(state),
-                "inventory subgraph",
-            )
+            (inventory::server::router(state), "inventory subgraph")
         }
         Subgraph::Payment => {
             let (toss, toss_task) = platform::toss_client(s, shutdown.clone()).await?;
@@ -464,16 +474,9 @@ async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Resul
             let (service, workers) =
                 crate::ordering::start_payment(&platform, toss, shutdown.clone()).await?;
             tasks.extend(workers);
-            (
-                s.payment_listen,
-                payment::server::router(service),
-                "payment subgraph",
-            )
+            (payment::server::router(service), "payment subgraph")
         }
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
     let router = router.merge(telemetry::metrics_and_readiness_router(
         metrics,
         readiness.clone(),

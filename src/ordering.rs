@@ -73,11 +73,27 @@ impl Ordering {
         listeners: Listeners,
         shutdown: CancellationToken,
     ) -> anyhow::Result<(Self, Running)> {
-        let (inventory, mut tasks) = start_inventory(platform, shutdown.clone()).await?;
-        let (payments, payment_tasks) = start_payment(platform, toss, shutdown.clone()).await?;
-        tasks.extend(payment_tasks);
-        let (order, order_tasks) = start_order(platform, saga, shutdown.clone()).await?;
-        tasks.extend(order_tasks.others);
+        let mut tasks: Tasks = Vec::new();
+        let started = async {
+            let (inventory, workers) = start_inventory(platform, shutdown.clone()).await?;
+            tasks.extend(workers);
+            let (payments, workers) = start_payment(platform, toss, shutdown.clone()).await?;
+            tasks.extend(workers);
+            let (order, running) = start_order(platform, saga, shutdown.clone()).await?;
+            tasks.extend(running.others);
+            anyhow::Ok((inventory, payments, order, running.saga))
+        }
+        .await;
+        let (inventory, payments, order, saga_task) = match started {
+            Ok(started) => started,
+            Err(err) => {
+                // Nothing is left running of a start that failed.
+                for task in &tasks {
+                    task.abort();
+                }
+                return Err(err);
+            }
+        };
         tasks.push(serve(
             listeners.order,
             order.router,
@@ -105,7 +121,7 @@ impl Ordering {
                 updates: order.updates,
             },
             Running {
-                saga: order_tasks.saga,
+                saga: saga_task,
                 others: tasks,
             },
         ))
@@ -244,7 +260,8 @@ pub async fn start_order(
         },
         orders.repository(),
     )
-    .await?;
+    .await
+    .inspect_err(|_| follower.abort())?;
     // Placing an order starts its saga at once (no trip over the bus first).
     let orders = orders.with_saga(orchestrator.clone());
     let router = order::server::router(order::schema::schema(OrderState {

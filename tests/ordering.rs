@@ -906,6 +906,8 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
 
     // Killed while compensating: the first order, paid, is cancelled by its customer; once the
     // saga has sent the release and the refund, its runner dies, and the next one finishes.
+    // Toss fails cancels meanwhile, so the refund cannot be done before the kill.
+    h.toss.set_failure(FailureMode::ProviderError, None);
     let cancelled = order_ids[0].clone();
     h.ordering
         .orders
@@ -919,6 +921,21 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     assert!(compensating, "the saga of {cancelled} began compensating");
     runner.abort();
     let _ = runner.await;
+    assert_eq!(
+        h.toss.stats().cancels,
+        0,
+        "killed before the refund was done"
+    );
+    assert_eq!(
+        h.ordering
+            .orders
+            .get(Some(&kim), &cancelled)
+            .await
+            .unwrap()
+            .status,
+        OrderStatus::Cancelled
+    );
+    h.toss.set_failure(FailureMode::None, None);
     runner = run_saga(&h);
     h.wait_status(&kim, &cancelled, OrderStatus::Refunded).await;
     let back = testkit::eventually(Duration::from_secs(60), || async {

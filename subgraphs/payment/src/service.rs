@@ -518,7 +518,6 @@ impl PaymentService {
     }
 }
 
-/// The Confirm command that re-asks an already decided payment (a no-op for its own key).
 /// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
 /// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail
 /// for that.
@@ -537,6 +536,7 @@ fn cancel_reason(reason: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The Confirm command that re-asks an already decided payment (a no-op for its own key).
 fn confirm_command(payment_key: &str, state: &Payment) -> PaymentCommand {
     PaymentCommand::Confirm {
         payment_key: payment_key.to_owned(),
