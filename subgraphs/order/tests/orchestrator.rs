@@ -364,6 +364,32 @@ fn as_relayed(event: &eventstore::RecordedEvent) -> bus::Message {
 }
 
 /// Placing an order of two cakes at `unit_price` KRW each for customer `kim`.
+/// Runs `command` on the order (as its customer or staff would) and hands the saga the event
+/// it wrote, as the relay delivers it; returns what the saga sends.
+async fn withdraw(
+    orchestrator: &Orchestrator,
+    store: &Arc<dyn eventstore::EventStore>,
+    order_id: &str,
+    command: order::OrderCommand,
+) -> Vec<bus::OutgoingRecord> {
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    orders
+        .execute(order_id, command, eventstore::Metadata::new())
+        .await
+        .unwrap();
+    let event = store
+        .read_stream(
+            &eventstore::Repository::<order::Order>::stream_of(order_id).unwrap(),
+            eventstore::Direction::Backward,
+            None,
+            1,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    orchestrator.on_message(&as_relayed(&event)).await.unwrap()
+}
+
 fn two_cakes(order_id: &str, unit_price: i64) -> order::OrderCommand {
     order::OrderCommand::Place {
         order_id: order_id.to_owned(),
@@ -684,7 +710,6 @@ async fn a_cancel_at_toss_on_a_stale_replica_still_refunds_the_order() {
 /// refund: the order is refunded as the saga's refund would have it, nothing more is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
-    use eventstore::Metadata;
     use order::OrderStatus;
     use order::order::OrderCommand;
 
@@ -693,29 +718,15 @@ async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
         .on_message(&payment_notice(&order_id, "tpk_7"))
         .await
         .unwrap();
-    let orders = eventstore::Repository::<order::Order>::new(store.clone());
-    let cancelled = orders
-        .execute(
-            &order_id,
-            OrderCommand::Cancel {
-                reason: "changed my mind".into(),
-            },
-            Metadata::new(),
-        )
-        .await
-        .unwrap();
-    let event = store
-        .read_stream(
-            &eventstore::Repository::<order::Order>::stream_of(&order_id).unwrap(),
-            eventstore::Direction::Backward,
-            None,
-            1,
-        )
-        .await
-        .unwrap()
-        .remove(0);
-    assert_eq!(cancelled.state.status, OrderStatus::Cancelled);
-    let withdrawn = orchestrator.on_message(&as_relayed(&event)).await.unwrap();
+    let withdrawn = withdraw(
+        &orchestrator,
+        &store,
+        &order_id,
+        OrderCommand::Cancel {
+            reason: "changed my mind".into(),
+        },
+    )
+    .await;
     assert_eq!(withdrawn.len(), 2, "release and refund: {withdrawn:?}");
 
     let at_toss = relayed_refund(&store, &order_id, "toss-tx-4", 12_000).await;
@@ -725,6 +736,7 @@ async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
             .all(|r| !String::from_utf8_lossy(&r.payload).contains("RefundPayment")),
         "the refund is answered, not sent again: {sent:?}"
     );
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
     let order = orders.load(&order_id).await.unwrap().state;
     assert_eq!(order.status, OrderStatus::Refunded);
     assert_eq!(
@@ -748,28 +760,15 @@ async fn a_refund_refused_for_good_is_counted() {
         .on_message(&payment_notice(&order_id, "tpk_9"))
         .await
         .unwrap();
-    let orders = eventstore::Repository::<order::Order>::new(store.clone());
-    orders
-        .execute(
-            &order_id,
-            order::OrderCommand::Reject {
-                reason: "oven broke".into(),
-            },
-            eventstore::Metadata::new(),
-        )
-        .await
-        .unwrap();
-    let event = store
-        .read_stream(
-            &eventstore::Repository::<order::Order>::stream_of(&order_id).unwrap(),
-            eventstore::Direction::Backward,
-            None,
-            1,
-        )
-        .await
-        .unwrap()
-        .remove(0);
-    orchestrator.on_message(&as_relayed(&event)).await.unwrap();
+    withdraw(
+        &orchestrator,
+        &store,
+        &order_id,
+        order::OrderCommand::Reject {
+            reason: "oven broke".into(),
+        },
+    )
+    .await;
     let failed = reply(
         &order_id,
         contracts::SagaReply::RefundFailed {

@@ -6,7 +6,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth::Identity;
 use bus::{MemoryBus, MessageBus, OutgoingRecord};
 use common::Harness;
 use contracts::{Envelope, PaymentCommand, SagaReply};
@@ -14,13 +13,7 @@ use contracts::{Envelope, PaymentCommand, SagaReply};
 #[tokio::test]
 async fn a_refund_command_is_answered_on_the_replies_topic() {
     let h = Harness::new().await;
-    let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap();
+    let (order, _) = h.paid_order("c-1", 15_000).await;
 
     let bus: Arc<dyn MessageBus> = Arc::new(MemoryBus::new());
     let prefix = format!("{}.", testkit::unique_name("t"));

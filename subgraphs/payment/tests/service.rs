@@ -286,13 +286,7 @@ async fn closed_and_expired_orders_cannot_be_paid() {
 #[tokio::test]
 async fn refunds_for_the_saga_partly_then_fully_idempotently() {
     let h = Harness::new().await;
-    let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap();
+    let (order, key) = h.paid_order("c-1", 15_000).await;
 
     let command = refund(&order, "refund-1", Some(5_000));
     let reply = h.service.handle(command.clone()).await.unwrap();
@@ -345,13 +339,7 @@ async fn refunds_for_the_saga_partly_then_fully_idempotently() {
 #[tokio::test]
 async fn a_refund_for_a_long_or_blank_reason_still_refunds() {
     let h = Harness::new().await;
-    let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap();
+    let (order, _) = h.paid_order("c-1", 15_000).await;
     // Staff may write up to 500 characters when they reject; Toss takes 200.
     for (refund_id, reason, amount) in [
         (
@@ -405,13 +393,7 @@ async fn refunding_an_unpaid_order_fails_for_good() {
 #[tokio::test]
 async fn a_refund_while_toss_is_down_is_not_answered_so_it_is_retried() {
     let h = Harness::new().await;
-    let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap();
+    let (order, _) = h.paid_order("c-1", 15_000).await;
     h.toss.server.set_failure(FailureMode::ProviderError, None);
     let command = refund(&order, "refund-1", None);
     let err = h.service.handle(command.clone()).await.unwrap_err();

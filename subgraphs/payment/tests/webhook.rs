@@ -17,13 +17,7 @@ fn status_changed(data: serde_json::Value) -> String {
 async fn a_console_cancel_becomes_one_refund_whatever_the_body_claims() {
     let h = Harness::new().await;
     let subgraph = Subgraph::start(h.service.clone()).await;
-    let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap();
+    let (order, key) = h.paid_order("c-1", 15_000).await;
     // Someone cancels 5,000 KRW in the Toss console.
     h.toss
         .client()

@@ -132,6 +132,22 @@ impl Harness {
         order_id
     }
 
+    /// An order of `customer` paid in full (`amount`, confirmed at Toss), and its payment key.
+    pub async fn paid_order(&self, customer: &str, amount: i64) -> (String, String) {
+        let order_id = self.payable_order(customer, amount).await;
+        let key = self.mint(&order_id, amount).await;
+        self.service
+            .confirm(
+                Some(&auth::Identity::customer(customer)),
+                &order_id,
+                &key,
+                amount,
+            )
+            .await
+            .unwrap();
+        (order_id, key)
+    }
+
     /// An order of `customer` awaiting `amount`, and a payment key for it that Toss declines.
     pub async fn declined_order(&self, customer: &str, amount: i64) -> (String, String) {
         let order_id = self.payable_order(customer, amount).await;
