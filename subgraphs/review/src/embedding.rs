@@ -104,16 +104,16 @@ impl EmbeddingPipeline {
         labeller: Option<Arc<dyn Labeller>>,
     ) -> Result<Self, ServiceError> {
         let pool = service.views().models().pool();
-        sqlx::query(&format!(
+        // The review and AI-worker processes start together and both create it.
+        let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {EMBEDDED} (
                 review_id TEXT NOT NULL,
                 model TEXT NOT NULL,
                 embedded_at TEXT NOT NULL,
                 PRIMARY KEY (review_id, model)
             )"
-        ))
-        .execute(pool)
-        .await?;
+        );
+        projections::run_ddl(pool, "review:embedded", &[ddl.as_str()]).await?;
         let pipeline = Self {
             service,
             vectors,
