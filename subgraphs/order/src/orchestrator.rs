@@ -631,6 +631,9 @@ impl Orchestrator {
                 OrderAction::MarkRefundedAtToss { reason } => {
                     OrderCommand::MarkRefundedAtToss { reason }
                 }
+                OrderAction::MarkRefundFailed { reason } => {
+                    OrderCommand::MarkRefundFailed { reason }
+                }
             };
             match state.handle(command) {
                 Ok(events) if events.is_empty() && !fresh => return None,

@@ -41,6 +41,9 @@ pub enum OrderStatus {
     Refunded,
     /// Payment did not arrive in time.
     Expired,
+    /// Cancelled, rejected or expired while paid, and Toss refused the refund for good: the
+    /// money is still taken and staff must see to it.
+    RefundFailed,
 }
 
 impl OrderStatus {
@@ -68,6 +71,7 @@ impl OrderStatus {
             Self::Rejected => "REJECTED",
             Self::Refunded => "REFUNDED",
             Self::Expired => "EXPIRED",
+            Self::RefundFailed => "REFUND_FAILED",
         }
     }
 }
@@ -162,6 +166,11 @@ pub enum OrderCommand {
         /// Toss's cancel reason.
         reason: String,
     },
+    /// Toss refused the saga's refund for good.
+    MarkRefundFailed {
+        /// Toss's code and message.
+        reason: String,
+    },
 }
 
 /// What happened to an order.
@@ -212,6 +221,7 @@ impl DomainEvent for OrderEvent {
                 OrderStatus::Rejected => "OrderRejected",
                 OrderStatus::Refunded => "OrderRefunded",
                 OrderStatus::Expired => "OrderExpired",
+                OrderStatus::RefundFailed => "OrderRefundFailed",
                 OrderStatus::New | OrderStatus::Placed | OrderStatus::PaymentPending => {
                     "OrderStatusChanged"
                 }
@@ -430,7 +440,10 @@ impl Aggregate for Order {
                 if !self.paid {
                     return Ok(vec![]);
                 }
-                self.require(&[S::Cancelled, S::Rejected, S::Expired], "refund")?;
+                self.require(
+                    &[S::Cancelled, S::Rejected, S::Expired, S::RefundFailed],
+                    "refund",
+                )?;
                 let OrderEvent::Changed(mut change) =
                     self.change(S::Refunded, Some("payment refunded".into()))
                 else {
@@ -453,6 +466,7 @@ impl Aggregate for Order {
                         S::Cancelled,
                         S::Rejected,
                         S::Expired,
+                        S::RefundFailed,
                     ],
                     "refund",
                 )?;
@@ -464,6 +478,19 @@ impl Aggregate for Order {
                 };
                 change.refunded = Some(self.total);
                 Ok(vec![OrderEvent::Changed(change)])
+            }
+            OrderCommand::MarkRefundFailed { reason } => {
+                if !self.paid || self.status == S::RefundFailed {
+                    return Ok(vec![]);
+                }
+                self.require(
+                    &[S::Cancelled, S::Rejected, S::Expired],
+                    "record a failed refund",
+                )?;
+                Ok(vec![self.change(
+                    S::RefundFailed,
+                    Some(format!("refund failed: {reason}")),
+                )])
             }
         }
     }

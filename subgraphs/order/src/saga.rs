@@ -123,6 +123,11 @@ pub enum OrderAction {
         /// Toss's cancel reason.
         reason: String,
     },
+    /// Toss refused the saga's refund for good: the order shows it to staff.
+    MarkRefundFailed {
+        /// Toss's code and message.
+        reason: String,
+    },
 }
 
 /// What drives the saga.
@@ -408,6 +413,9 @@ impl Aggregate for OrderSaga {
                     }
                     SagaReply::RefundFailed { code, reason, .. } => {
                         tracing::error!(order_id = %cmd.order_id, code, reason, "refund failed; needs an operator");
+                        next.order_actions.push(OrderAction::MarkRefundFailed {
+                            reason: format!("{code}: {reason}"),
+                        });
                     }
                 }
             }

@@ -93,6 +93,9 @@ pub enum OrderStatusGql {
     Refunded,
     /// Payment did not arrive in time.
     Expired,
+    /// Cancelled, rejected or expired while paid, and Toss refused the refund for good: the
+    /// money is still taken and staff must see to it (the reason says why).
+    RefundFailed,
 }
 
 impl From<DomainStatus> for OrderStatusGql {
@@ -110,6 +113,7 @@ impl From<DomainStatus> for OrderStatusGql {
             DomainStatus::Rejected => Self::Rejected,
             DomainStatus::Refunded => Self::Refunded,
             DomainStatus::Expired => Self::Expired,
+            DomainStatus::RefundFailed => Self::RefundFailed,
         }
     }
 }
@@ -130,6 +134,7 @@ impl From<OrderStatusGql> for DomainStatus {
             G::Rejected => Self::Rejected,
             G::Refunded => Self::Refunded,
             G::Expired => Self::Expired,
+            G::RefundFailed => Self::RefundFailed,
         }
     }
 }

@@ -604,6 +604,74 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
 }
 
 #[test]
+fn a_refund_refused_for_good_shows_on_the_order() {
+    let mut saga = refunding();
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::RefundFailed {
+            refund_id: "o1:refund".into(),
+            code: "NOT_CANCELABLE_PAYMENT".into(),
+            reason: "cannot be cancelled".into(),
+        }),
+    );
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundFailed {
+            reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into()
+        }]
+    );
+    assert!(saga.paid, "the money is still taken");
+
+    // The order: paid, rejected, then its refund failed; a refund later still settles it.
+    let mut o = fold(&placed());
+    let failed = || OrderCommand::MarkRefundFailed {
+        reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
+    };
+    for cmd in [
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now(),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
+        OrderCommand::Reject {
+            reason: "oven broke".into(),
+        },
+        failed(),
+    ] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    assert_eq!(o.status, OrderStatus::RefundFailed);
+    assert_eq!(
+        o.timeline.last().unwrap().reason.as_deref(),
+        Some("refund failed: NOT_CANCELABLE_PAYMENT: cannot be cancelled")
+    );
+    assert!(o.paid && !o.settled(), "still to be refunded");
+    assert!(o.handle(failed()).unwrap().is_empty(), "recorded once");
+    for e in o
+        .handle(OrderCommand::MarkRefunded { amount: o.total })
+        .unwrap()
+    {
+        o.apply(&e);
+    }
+    assert_eq!(o.status, OrderStatus::Refunded);
+    assert!(o.settled());
+    // An unpaid order has nothing to refund.
+    let mut unpaid = fold(&placed());
+    for e in unpaid
+        .handle(OrderCommand::Cancel {
+            reason: "changed my mind".into(),
+        })
+        .unwrap()
+    {
+        unpaid.apply(&e);
+    }
+    assert!(unpaid.handle(failed()).unwrap().is_empty());
+}
+
+#[test]
 fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
     let mut saga = refunding();
     // The payment service answers: nothing was left (a console cancel emptied it).

@@ -637,7 +637,7 @@ async fn order_updated_streams_until_the_order_is_final() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order() {
+async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order_even_after_a_failed_one() {
     use order::OrderCommand;
     let server = TestServer::start().await;
     let cake = server.product("Strawberry Cake", 6_500).await;
@@ -682,7 +682,22 @@ async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order() {
         .await;
     assert_eq!(body["data"]["cancelOrder"]["status"], "CANCELLED", "{body}");
     assert_eq!(receive(&mut ws).await, status("CANCELLED"));
-    // Paid and cancelled: the refund is still to come, and the app hears of it.
+    // Paid and cancelled: the refund is still to come. Toss refuses it at first: staff find
+    // the order by that status, and the app hears of it.
+    server
+        .orders
+        .execute(
+            id,
+            OrderCommand::MarkRefundFailed {
+                reason: "NOT_CANCELABLE_PAYMENT: try again later".into(),
+            },
+            Metadata::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(receive(&mut ws).await, status("REFUND_FAILED"));
+    server.wait_for_orders("REFUND_FAILED", 1).await;
+    // Refunded in the end (an operator, or a cancel in the Toss console).
     server
         .orders
         .execute(

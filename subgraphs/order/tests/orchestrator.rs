@@ -745,8 +745,8 @@ async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
     );
 }
 
-/// A refund Toss refused for good leaves the customer's money taken: it is counted (once, a
-/// redelivery taking no step) so operators can alert on it.
+/// A refund Toss refused for good leaves the customer's money taken: the order shows it
+/// (REFUND_FAILED) and it is counted (once, a redelivery taking no step) for alerts.
 #[tokio::test(flavor = "current_thread")]
 async fn a_refund_refused_for_good_is_counted() {
     use metrics_exporter_prometheus::PrometheusBuilder;
@@ -788,4 +788,9 @@ async fn a_refund_refused_for_good_is_counted() {
     orchestrator.on_message(&failed).await.unwrap();
     orchestrator.on_message(&failed).await.unwrap();
     assert_eq!(counted().as_deref(), Some("saga_refunds_failed_total 1"));
+    // Staff see it on the order.
+    assert_eq!(
+        status(&store, &order_id).await,
+        order::OrderStatus::RefundFailed
+    );
 }
