@@ -480,7 +480,9 @@ impl Aggregate for Order {
                 Ok(vec![OrderEvent::Changed(change)])
             }
             OrderCommand::MarkRefundFailed { reason } => {
-                if !self.paid || self.status == S::RefundFailed {
+                // Only the saga's own refund fails, so money was taken: also a payment that
+                // came after the order was cancelled or expired, never marked paid on it.
+                if self.status == S::RefundFailed {
                     return Ok(vec![]);
                 }
                 self.require(
@@ -516,6 +518,10 @@ impl Aggregate for Order {
                 }
                 if c.status == OrderStatus::Refunded {
                     self.paid = false;
+                }
+                if c.status == OrderStatus::RefundFailed {
+                    // The money is held, whether or not the order saw it arrive.
+                    self.paid = true;
                 }
                 self.enter(c.status, c.at, c.reason.clone());
             }

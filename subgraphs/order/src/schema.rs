@@ -433,7 +433,7 @@ pub struct SubscriptionRoot;
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The order now, then again after every change, until it is settled: a paid order that
-    /// is cancelled, rejected or expired goes on to REFUNDED.
+    /// is cancelled, rejected or expired goes on to REFUNDED (or waits at REFUND_FAILED).
     async fn order_updated(
         &self,
         ctx: &Context<'_>,

@@ -658,17 +658,23 @@ fn a_refund_refused_for_good_shows_on_the_order() {
     }
     assert_eq!(o.status, OrderStatus::Refunded);
     assert!(o.settled());
-    // An unpaid order has nothing to refund.
-    let mut unpaid = fold(&placed());
-    for e in unpaid
-        .handle(OrderCommand::Cancel {
+    // A payment that came after the order was cancelled was never marked on it; when its
+    // refund fails, the order shows the money held all the same.
+    let mut late = fold(&placed());
+    for cmd in [
+        OrderCommand::Cancel {
             reason: "changed my mind".into(),
-        })
-        .unwrap()
-    {
-        unpaid.apply(&e);
+        },
+        failed(),
+    ] {
+        for e in late.handle(cmd).unwrap() {
+            late.apply(&e);
+        }
     }
-    assert!(unpaid.handle(failed()).unwrap().is_empty());
+    assert_eq!(late.status, OrderStatus::RefundFailed);
+    assert!(late.paid);
+    // Nothing else ends there: a placed order cannot.
+    assert!(fold(&placed()).handle(failed()).is_err());
 }
 
 #[test]

@@ -363,7 +363,6 @@ fn as_relayed(event: &eventstore::RecordedEvent) -> bus::Message {
     }
 }
 
-/// Placing an order of two cakes at `unit_price` KRW each for customer `kim`.
 /// Runs `command` on the order (as its customer or staff would) and hands the saga the event
 /// it wrote, as the relay delivers it; returns what the saga sends.
 async fn withdraw(
@@ -390,6 +389,7 @@ async fn withdraw(
     orchestrator.on_message(&as_relayed(&event)).await.unwrap()
 }
 
+/// Placing an order of two cakes at `unit_price` KRW each for customer `kim`.
 fn two_cakes(order_id: &str, unit_price: i64) -> order::OrderCommand {
     order::OrderCommand::Place {
         order_id: order_id.to_owned(),
