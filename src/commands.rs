@@ -454,19 +454,19 @@ async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Resul
         tasks.extend(platform.spawn_projections(shutdown.clone()));
     }
     let s = &platform.settings;
-    let (router, what) = match subgraph {
+    let (router, name) = match subgraph {
         Subgraph::Order => {
             let saga = platform::saga_config(s);
             let (side, running) =
                 crate::ordering::start_order(&platform, saga, shutdown.clone()).await?;
             tasks.extend(running.into_tasks());
-            (side.router, "order subgraph")
+            (side.router, "order")
         }
         Subgraph::Inventory => {
             let (state, workers) =
                 crate::ordering::start_inventory(&platform, shutdown.clone()).await?;
             tasks.extend(workers);
-            (inventory::server::router(state), "inventory subgraph")
+            (inventory::server::router(state), "inventory")
         }
         Subgraph::Payment => {
             let (toss, toss_task) = platform::toss_client(s, shutdown.clone()).await?;
@@ -474,14 +474,14 @@ async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Resul
             let (service, workers) =
                 crate::ordering::start_payment(&platform, toss, shutdown.clone()).await?;
             tasks.extend(workers);
-            (payment::server::router(service), "payment subgraph")
+            (payment::server::router(service), "payment")
         }
     };
     let router = router.merge(telemetry::metrics_and_readiness_router(
         metrics,
         readiness.clone(),
     ));
-    tasks.push(crate::ordering::serve(listener, router, &shutdown, what));
+    tasks.push(crate::ordering::serve(listener, router, &shutdown, name));
     readiness.set_ready(true);
     let outcome = supervise(tasks, shutdown).await;
     readiness.set_ready(false);

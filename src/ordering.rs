@@ -94,23 +94,18 @@ impl Ordering {
                 return Err(err);
             }
         };
-        tasks.push(serve(
-            listeners.order,
-            order.router,
-            &shutdown,
-            "order subgraph",
-        ));
+        tasks.push(serve(listeners.order, order.router, &shutdown, "order"));
         tasks.push(serve(
             listeners.inventory,
             inventory::server::router(inventory.clone()),
             &shutdown,
-            "inventory subgraph",
+            "inventory",
         ));
         tasks.push(serve(
             listeners.payment,
             payment::server::router(payments.clone()),
             &shutdown,
-            "payment subgraph",
+            "payment",
         ));
         Ok((
             Self {
@@ -128,22 +123,18 @@ impl Ordering {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
+/// Serves the `name` subgraph's `router` on `listener` until `shutdown` is cancelled.
 pub fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: &CancellationToken,
-    what: &'static str,
+    name: &'static str,
 ) -> JoinHandle<anyhow::Result<()>> {
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "{what} listening");
-        }
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
+        subgraph::serve(listener, router, name, stop.cancelled_owned())
             .await
-            .context(what)
+            .with_context(|| format!("{name} subgraph"))
     })
 }
 

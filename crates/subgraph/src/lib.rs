@@ -1,8 +1,8 @@
 //! What every subgraph's HTTP server shares: [`Coded`], an executor wrapper that gives every
 //! GraphQL error an `extensions.code` (over HTTP and WebSocket alike; `BAD_USER_INPUT` for an
 //! argument value that cannot be coerced, such as a `null` for an argument with a default),
-//! [`unauthenticated`], the answer to a request whose identity header is malformed, and
-//! [`cursor`], opaque Relay cursors.
+//! [`unauthenticated`], the answer to a request whose identity header is malformed,
+//! [`cursor`], opaque Relay cursors, and [`serve`], which serves a subgraph's routes.
 
 pub mod cursor;
 
@@ -75,4 +75,19 @@ pub fn unauthenticated(err: auth::AuthError) -> axum::response::Response {
         "errors": [{ "message": err.to_string(), "extensions": { "code": err.code() } }]
     });
     (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+}
+
+/// Serves the `name` subgraph's `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    name: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "{name} subgraph listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -50,11 +50,7 @@ pub async fn run(
     state: InventoryState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "inventory subgraph listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    subgraph::serve(listener, router(state), "inventory", shutdown).await
 }
 
 async fn graphql(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> HttpResponse {

@@ -284,6 +284,21 @@ impl OrderSaga {
         })
     }
 
+    /// Rejects the order for want of stock (`why`). Money already taken goes back, and a commit
+    /// still waiting is moot.
+    fn reject_for_stock(&self, next: &mut SagaAdvanced, why: String) {
+        next.phase = Phase::Ended;
+        if self.paid {
+            next.phase = Phase::Compensating;
+            let commit = commit_key(&self.order_id);
+            if self.pending.contains_key(&commit) && !next.answered.contains(&commit) {
+                next.answered.push(commit);
+            }
+            next.sent.push(self.refund(&why));
+        }
+        next.order_actions.push(OrderAction::Reject { reason: why });
+    }
+
     fn refund(&self, reason: &str) -> Outgoing {
         Outgoing::Payment(Envelope::new(
             self.order_id.clone(),
@@ -357,13 +372,7 @@ impl Aggregate for OrderSaga {
                     // Paid, but the units are no longer held for it: like running out of
                     // stock, the order is rejected and the money goes back.
                     tracing::error!(order_id = %cmd.order_id, reason, "stock commit refused; the order is rejected and refunded");
-                    next.phase = P::Compensating;
-                    next.order_actions.push(OrderAction::Reject {
-                        reason: format!("stock no longer held: {reason}"),
-                    });
-                    if self.paid {
-                        next.sent.push(me.refund("stock no longer held"));
-                    }
+                    me.reject_for_stock(&mut next, format!("stock no longer held: {reason}"));
                     return Ok(vec![next]);
                 }
                 next.answered.push(key);
@@ -382,20 +391,7 @@ impl Aggregate for OrderSaga {
                         _ => {}
                     },
                     SagaReply::StockRejected { reason, .. } => {
-                        next.phase = P::Ended;
-                        next.order_actions.push(OrderAction::Reject {
-                            reason: format!("out of stock: {reason}"),
-                        });
-                        if self.paid {
-                            // Paid before the stock was settled: the commit sent then is moot,
-                            // and the money goes back.
-                            next.phase = P::Compensating;
-                            let commit = commit_key(&cmd.order_id);
-                            if self.pending.contains_key(&commit) {
-                                next.answered.push(commit);
-                            }
-                            next.sent.push(me.refund("out of stock"));
-                        }
+                        me.reject_for_stock(&mut next, format!("out of stock: {reason}"));
                     }
                     SagaReply::StockCommitted { .. } => {
                         if self.phase == P::Committing {

@@ -28,9 +28,7 @@ pub async fn run(
     schema: OrderSchema,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(schema))
-        .with_graceful_shutdown(shutdown)
-        .await
+    subgraph::serve(listener, router(schema), "order", shutdown).await
 }
 
 fn identity(headers: &HeaderMap) -> Result<Option<Identity>, auth::AuthError> {

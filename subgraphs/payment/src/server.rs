@@ -51,12 +51,7 @@ pub async fn run(
     service: PaymentService,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "payment subgraph listening");
-    }
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
+    subgraph::serve(listener, router(service), "payment", shutdown).await
 }
 
 async fn graphql(

@@ -48,11 +48,7 @@ pub async fn run(
     state: ReviewState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let address = listener.local_addr()?;
-    tracing::info!(%address, "review subgraph listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    subgraph::serve(listener, router(state), "review", shutdown).await
 }
 
 async fn graphql(
