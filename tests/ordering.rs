@@ -512,6 +512,87 @@ async fn staff_reject_after_payment_refunds() {
     assert!(restored, "stock back: {:?}", h.stock(&cake).await);
 }
 
+/// A refund Toss refuses for good leaves the order REFUND_FAILED; staff (not the customer)
+/// have it tried again, each time as a new request to Toss, until Toss takes it: REFUNDED,
+/// the money returned once, the stock back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_retry_a_refund_toss_refused() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Mont Blanc", 8_500, 2).await;
+    let kim = Identity::customer("kim");
+    let staff = Identity::staff("lee");
+    let (order, key) = h.paid_order(&kim, &cake, 8_500).await;
+    let refusals = |o: &order::Order| {
+        o.timeline
+            .iter()
+            .filter(|c| c.status == OrderStatus::RefundFailed)
+            .count()
+    };
+
+    h.toss.set_failure(FailureMode::CancelRefused, Some(&key));
+    let orders = &h.ordering.orders;
+    // Nothing was refused yet: nothing to retry.
+    let err = orders
+        .retry_refund(Some(&staff), &order.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ORDER_STATUS");
+    orders
+        .reject(Some(&staff), &order.id, "out of chestnuts".into())
+        .await
+        .unwrap();
+    let failed = h
+        .wait_status(&kim, &order.id, OrderStatus::RefundFailed)
+        .await;
+    let reason = failed.timeline.last().unwrap().reason.clone().unwrap();
+    assert!(reason.contains("NOT_CANCELABLE_PAYMENT"), "{reason}");
+
+    let err = orders
+        .retry_refund(Some(&kim), &order.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN", "a customer cannot retry");
+    // Toss still refuses: back to REJECTED while it is tried, then REFUND_FAILED again.
+    let retrying = orders.retry_refund(Some(&staff), &order.id).await.unwrap();
+    assert_eq!(retrying.status, OrderStatus::Rejected);
+    assert_eq!(
+        retrying.timeline.last().unwrap().reason.as_deref(),
+        Some(order::order::REFUND_RETRIED)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = orders.get(Some(&kim), &order.id).await.unwrap();
+        if now.status == OrderStatus::RefundFailed && refusals(&now) == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refused again: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.toss.stats().cancels, 0);
+
+    // Toss takes the next one.
+    h.toss.set_failure(FailureMode::None, Some(&key));
+    orders.retry_refund(Some(&staff), &order.id).await.unwrap();
+    let refunded = h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    assert_eq!(refusals(&refunded), 2);
+    assert!(!refunded.paid);
+    assert_eq!(h.toss.stats().cancels, 1, "the money went back once");
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
+    let err = orders
+        .retry_refund(Some(&staff), &order.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ORDER_STATUS", "nothing left to retry");
+    let restored = testkit::eventually(Duration::from_secs(30), || async {
+        h.stock(&cake).await == (2, 0)
+    })
+    .await;
+    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+}
+
 /// A payment cancelled in the Toss console (Toss's webhook tells the payment subgraph) refunds
 /// the order: a paid order's stock goes back; a completed order's units stay sold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,11 +690,21 @@ async fn same_idempotency_key_returns_the_same_order_and_prices_come_from_the_ca
     let b = h
         .ordering
         .orders
-        .place(Some(&kim), vec![(cake.clone(), 5)], "key-1")
+        .place(Some(&kim), vec![(cake.clone(), 1)], "key-1")
         .await
         .unwrap();
     assert_eq!(a.id, b.id);
-    assert_eq!(b.total, 5_500, "the first order stands");
+    // The key reused for other lines (as the IETF Idempotency-Key draft asks): refused, and
+    // the first order stands.
+    let err = h
+        .ordering
+        .orders
+        .place(Some(&kim), vec![(cake.clone(), 5)], "key-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "IDEMPOTENCY_KEY_REUSED");
+    let a = h.ordering.orders.get(Some(&kim), &a.id).await.unwrap();
+    assert_eq!(a.total, 5_500, "the first order stands");
     let err = h
         .ordering
         .orders
@@ -907,7 +998,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     // Killed while compensating: the first order, paid, is cancelled by its customer; once the
     // saga has sent the release and the refund, its runner dies, and the next one finishes.
     // Toss fails cancels meanwhile, so the refund cannot be done before the kill.
-    h.toss.set_failure(FailureMode::ProviderError, None);
+    h.toss.set_failure(FailureMode::InternalError, None);
     let cancelled = order_ids[0].clone();
     h.ordering
         .orders

@@ -17,7 +17,9 @@ use sqlx::AnyPool;
 use uuid::Uuid;
 
 use crate::order::{Order, OrderCommand, OrderError, OrderStatus};
-use crate::saga::{OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput, refund_id};
+use crate::saga::{
+    OrderAction, OrderSaga, Outgoing, Phase, SagaCommand, SagaInput, is_saga_refund,
+};
 use crate::saga_index::{IndexError, SagaIndex};
 
 /// Sagas handled at once by one orchestrator (messages of one order always share a lane).
@@ -437,6 +439,26 @@ impl Orchestrator {
         Ok(self.step(order_id, message_id, input).await?.0)
     }
 
+    /// Has the saga of `order_id` try again the refund Toss refused, and sends it; says whether
+    /// the saga took the step (else it holds no money whose refund was refused). `request_id`
+    /// names the request: the same id asks once.
+    pub async fn retry_refund(
+        &self,
+        order_id: &str,
+        request_id: Uuid,
+    ) -> Result<bool, OrchestratorError> {
+        let (records, stepped) = self
+            .step(order_id, request_id, SagaInput::RetryRefund)
+            .await?;
+        if !records.is_empty()
+            && let Err(err) = self.bus.publish(records).await
+        {
+            // The saga waits on the refund now: a tick re-sends it.
+            tracing::warn!(order_id, error = %err, "refund retry recorded; a tick sends it");
+        }
+        Ok(stepped)
+    }
+
     /// Like [`Orchestrator::advance`]; also says whether a saga step was taken (else the input
     /// was seen before or changed nothing, and the commands still unanswered are returned).
     async fn step(
@@ -634,6 +656,7 @@ impl Orchestrator {
                 OrderAction::MarkRefundFailed { reason } => {
                     OrderCommand::MarkRefundFailed { reason }
                 }
+                OrderAction::RetryRefund => OrderCommand::RetryRefund,
             };
             match state.handle(command) {
                 Ok(events) if events.is_empty() && !fresh => return None,
@@ -864,7 +887,7 @@ fn decode(
         contracts::events::PAYMENT_REFUNDED => {
             let refunded: PaymentRefunded = event.decode().map_err(|e| bad(e.to_string()))?;
             // The saga's own refund is answered by the payment service's reply.
-            if refunded.refund_id == refund_id(&refunded.order_id) {
+            if is_saga_refund(&refunded.order_id, &refunded.refund_id) {
                 None
             } else {
                 Some((

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LINES: usize = 50;
 /// Most units of one product in one line.
 pub const MAX_QUANTITY: u32 = 99;
+/// The reason an order shows while a refused refund is tried again.
+pub const REFUND_RETRIED: &str = "refund retried";
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -171,6 +173,8 @@ pub enum OrderCommand {
         /// Toss's code and message.
         reason: String,
     },
+    /// Staff had the refused refund tried again: back to the status it was refunding from.
+    RetryRefund,
 }
 
 /// What happened to an order.
@@ -437,15 +441,21 @@ impl Aggregate for Order {
                 Ok(vec![self.change(S::Cancelled, Some(reason))])
             }
             OrderCommand::MarkRefunded { amount } => {
-                if !self.paid {
+                if self.status == S::Refunded {
                     return Ok(vec![]);
                 }
                 self.require(
                     &[S::Cancelled, S::Rejected, S::Expired, S::RefundFailed],
                     "refund",
                 )?;
-                let OrderEvent::Changed(mut change) =
-                    self.change(S::Refunded, Some("payment refunded".into()))
+                // The saga refunds only money it took: a payment that came after the order was
+                // cancelled or expired was never marked on it, yet its refund shows.
+                let reason = if self.paid {
+                    "payment refunded"
+                } else {
+                    "late payment refunded"
+                };
+                let OrderEvent::Changed(mut change) = self.change(S::Refunded, Some(reason.into()))
                 else {
                     return Ok(vec![]);
                 };
@@ -493,6 +503,19 @@ impl Aggregate for Order {
                     S::RefundFailed,
                     Some(format!("refund failed: {reason}")),
                 )])
+            }
+            OrderCommand::RetryRefund => {
+                self.require(&[S::RefundFailed], "retry the refund")?;
+                // The status the refund was for (a late payment's refund: the cancelled or
+                // expired order it came after).
+                let back = self
+                    .timeline
+                    .iter()
+                    .rev()
+                    .map(|c| c.status)
+                    .find(|s| matches!(s, S::Cancelled | S::Rejected | S::Expired))
+                    .unwrap_or(S::Cancelled);
+                Ok(vec![self.change(back, Some(REFUND_RETRIED.into()))])
             }
         }
     }

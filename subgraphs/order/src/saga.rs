@@ -128,6 +128,8 @@ pub enum OrderAction {
         /// Toss's code and message.
         reason: String,
     },
+    /// Staff asked for a refund Toss refused to be tried again: the order is refunding again.
+    RetryRefund,
 }
 
 /// What drives the saga.
@@ -171,6 +173,8 @@ pub enum SagaInput {
         /// Why.
         reason: String,
     },
+    /// Staff asked for the refund Toss refused to be tried again.
+    RetryRefund,
     /// The clock passed a deadline.
     Tick {
         /// Now.
@@ -249,6 +253,9 @@ pub struct OrderSaga {
     pub pending: BTreeMap<String, Outgoing>,
     /// Messages already handled (most recent 256).
     pub seen: Vec<Uuid>,
+    /// Refunds asked for so far (each retry asks under a new refund id).
+    #[serde(default)]
+    pub refunds_asked: u32,
 }
 
 /// The id of the refund the saga of `order_id` asks for (the payment records it under this id).
@@ -256,14 +263,32 @@ pub fn refund_id(order_id: &str) -> String {
     format!("{order_id}:refund")
 }
 
+/// The id of the saga's `attempt`th refund of `order_id` (1: [`refund_id`]; a retry, which
+/// Toss must see as a new request, gets its own id and idempotency key).
+pub fn refund_attempt_id(order_id: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        refund_id(order_id)
+    } else {
+        format!("{}:{attempt}", refund_id(order_id))
+    }
+}
+
+/// Whether `refund_id` is one the saga of `order_id` asked for (a first refund or a retry).
+pub fn is_saga_refund(order_id: &str, refund_id: &str) -> bool {
+    refund_id
+        .strip_prefix(order_id)
+        .and_then(|rest| rest.strip_prefix(":refund"))
+        .is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix(':')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// The answer key of the commit of an order's reservation (see [`Outgoing::answer_key`]).
 fn commit_key(order_id: &str) -> String {
     format!("commit:{order_id}")
-}
-
-/// The answer key of that refund (see [`Outgoing::answer_key`]).
-fn refund_key(order_id: &str) -> String {
-    format!("refund:{}", refund_id(order_id))
 }
 
 /// The saga never refuses an input; unexpected ones change nothing.
@@ -299,15 +324,33 @@ impl OrderSaga {
         next.order_actions.push(OrderAction::Reject { reason: why });
     }
 
+    /// A refund of what is held: the one under way again, else a new one (under a new refund
+    /// id when one was asked for before and refused).
     fn refund(&self, reason: &str) -> Outgoing {
+        let attempt = if self.pending_refund().is_some() {
+            self.refunds_asked.max(1)
+        } else {
+            self.refunds_asked + 1
+        };
         Outgoing::Payment(Envelope::new(
             self.order_id.clone(),
             PaymentCommand::RefundPayment {
-                refund_id: refund_id(&self.order_id),
+                refund_id: refund_attempt_id(&self.order_id, attempt),
                 amount: None,
                 reason: reason.to_owned(),
             },
         ))
+    }
+
+    /// The answer key of the refund the saga still waits on, if any.
+    fn pending_refund(&self) -> Option<String> {
+        self.pending
+            .iter()
+            .find(|(_, out)| {
+                matches!(out, Outgoing::Payment(e)
+                    if matches!(e.body, PaymentCommand::RefundPayment { .. }))
+            })
+            .map(|(key, _)| key.clone())
     }
 }
 
@@ -459,8 +502,7 @@ impl Aggregate for OrderSaga {
                     return Ok(vec![]);
                 }
                 next.paid = false;
-                let ours = refund_key(&self.order_id);
-                if self.pending.contains_key(&ours) {
+                if let Some(ours) = self.pending_refund() {
                     // The saga was refunding: this is most likely its own cancel, seen by
                     // Toss's webhook before the payment service recorded it under the saga's id
                     // (else someone beat it to it); either way nothing is left to return, and
@@ -492,6 +534,15 @@ impl Aggregate for OrderSaga {
                     next.sent.push(me.refund(&reason));
                 }
             }
+            SagaInput::RetryRefund => {
+                // Only money still held, with no refund under way: the last one was refused.
+                if !self.paid || self.pending_refund().is_some() || self.refunds_asked == 0 {
+                    return Ok(vec![]);
+                }
+                next.phase = P::Compensating;
+                next.sent.push(me.refund("refund retried by staff"));
+                next.order_actions.push(OrderAction::RetryRefund);
+            }
             SagaInput::Tick { now } => {
                 let expired =
                     self.phase == P::AwaitingPayment && self.deadline.is_some_and(|d| d <= now);
@@ -520,7 +571,14 @@ impl Aggregate for OrderSaga {
             self.pending.remove(key);
         }
         for out in &e.sent {
-            self.pending.insert(out.answer_key(), out.clone());
+            let key = out.answer_key();
+            if let Outgoing::Payment(env) = out
+                && matches!(env.body, PaymentCommand::RefundPayment { .. })
+                && !self.pending.contains_key(&key)
+            {
+                self.refunds_asked += 1;
+            }
+            self.pending.insert(key, out.clone());
         }
         self.seen.push(e.cause);
         if self.seen.len() > SEEN_KEPT {

@@ -416,6 +416,17 @@ impl Mutation {
             .map(OrderGql)
             .map_err(gql_error)
     }
+
+    /// Staff has a refund Toss refused (REFUND_FAILED) tried again: the order goes back to
+    /// refunding, then REFUNDED, or REFUND_FAILED with Toss's new answer.
+    async fn retry_refund(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<OrderGql> {
+        let st = state(ctx)?;
+        st.service
+            .retry_refund(identity(ctx), &id)
+            .await
+            .map(OrderGql)
+            .map_err(gql_error)
+    }
 }
 
 async fn step(ctx: &Context<'_>, id: &str, step: StaffStep) -> async_graphql::Result<OrderGql> {

@@ -9,7 +9,7 @@ use eventstore::{EventStore, Metadata, Repository, RepositoryError};
 use uuid::Uuid;
 
 use crate::orchestrator::Orchestrator;
-use crate::order::{Order, OrderCommand, OrderError, OrderStatus, validate_lines};
+use crate::order::{Order, OrderCommand, OrderError, OrderStatus, REFUND_RETRIED, validate_lines};
 use crate::pricing::PriceBook;
 
 /// Orders whose states stay in memory between requests.
@@ -33,6 +33,9 @@ pub enum ServiceError {
     /// Input malformed.
     #[error("{0}")]
     BadInput(String),
+    /// The idempotency key already stands for an order of other lines.
+    #[error("idempotencyKey was already used for an order of other lines; use a new key")]
+    KeyReused,
     /// Infrastructure failed.
     #[error("order service unavailable: {0}")]
     Internal(String),
@@ -46,6 +49,7 @@ impl ServiceError {
             Self::Order(e) => e.code(),
             Self::Unavailable(_) => "PRODUCT_NOT_AVAILABLE",
             Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::KeyReused => "IDEMPOTENCY_KEY_REUSED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -60,6 +64,24 @@ impl From<RepositoryError<OrderError>> for ServiceError {
                 Self::Internal(other.code().to_owned())
             }
         }
+    }
+}
+
+/// The order an idempotency key already stands for, when asked again for the same lines; a
+/// key reused for other lines is refused instead of answered with an order not asked for.
+fn replayed(order: Order, lines: &[(String, u32)]) -> Result<Order, ServiceError> {
+    let mut asked: Vec<(&str, u32)> = lines.iter().map(|(p, q)| (p.as_str(), *q)).collect();
+    let mut placed: Vec<(&str, u32)> = order
+        .lines
+        .iter()
+        .map(|l| (l.line.product_id.as_str(), l.line.quantity))
+        .collect();
+    asked.sort_unstable();
+    placed.sort_unstable();
+    if asked == placed {
+        Ok(order)
+    } else {
+        Err(ServiceError::KeyReused)
     }
 }
 
@@ -139,15 +161,15 @@ impl OrderService {
         // expects no stream, and a retried key finds its order then).
         let known = self.orders.current_or_empty(&order_id)?;
         if known.version > 0 {
-            return Ok(known.state);
+            return replayed(known.state, &lines);
         }
-        let priced = match self.price(lines).await {
+        let priced = match self.price(&lines).await {
             Ok(priced) => priced,
             Err(err) => {
                 // A retried key returns its order even if the products went off sale since.
                 let existing = self.orders.load(&order_id).await?;
                 if existing.version > 0 {
-                    return Ok(existing.state);
+                    return replayed(existing.state, &lines);
                 }
                 return Err(err);
             }
@@ -185,14 +207,14 @@ impl OrderService {
             .await?;
         if done.events.is_empty() {
             tracing::debug!(order_id, "idempotency key seen before: the order exists");
-        } else {
-            metrics::counter!("orders_placed_total").increment(1);
+            return replayed(done.state, &lines);
         }
+        metrics::counter!("orders_placed_total").increment(1);
         Ok(done.state)
     }
 
     /// The lines with their current catalog prices; refused unless every product is on sale.
-    async fn price(&self, lines: Vec<(String, u32)>) -> Result<Vec<PricedLine>, ServiceError> {
+    async fn price(&self, lines: &[(String, u32)]) -> Result<Vec<PricedLine>, ServiceError> {
         let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
         let prices = self
             .prices
@@ -201,7 +223,7 @@ impl OrderService {
             .map_err(|e| ServiceError::Internal(format!("catalog: {e}")))?;
         let mut priced = Vec::with_capacity(lines.len());
         for (product_id, quantity) in lines {
-            let Some(p) = prices.get(&product_id) else {
+            let Some(p) = prices.get(product_id) else {
                 return Err(ServiceError::Unavailable(format!(
                     "unknown product {product_id}"
                 )));
@@ -214,8 +236,8 @@ impl OrderService {
             }
             priced.push(PricedLine {
                 line: StockLine {
-                    product_id,
-                    quantity,
+                    product_id: product_id.clone(),
+                    quantity: *quantity,
                 },
                 product_name: p.name.clone(),
                 unit_price: p.price,
@@ -319,6 +341,63 @@ impl OrderService {
             )
             .await?;
         Ok(done.state)
+    }
+
+    /// Staff has a refund Toss refused (REFUND_FAILED) tried again, under a new refund id: the
+    /// order goes back to the status it was refunding from until the saga hears from Toss.
+    /// Asking again while that retry is under way changes nothing.
+    pub async fn retry_refund(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+    ) -> Result<Order, ServiceError> {
+        auth::require_staff(identity)?;
+        let order = self.load(order_id).await?;
+        let retrying = order.paid
+            && order
+                .timeline
+                .last()
+                .is_some_and(|c| c.reason.as_deref() == Some(REFUND_RETRIED));
+        if retrying {
+            return Ok(order);
+        }
+        if order.status != OrderStatus::RefundFailed {
+            return Err(OrderError::WrongStatus {
+                status: order.status.as_str(),
+                action: "retry the refund",
+            }
+            .into());
+        }
+        let Some(saga) = &self.saga else {
+            return Err(ServiceError::Internal("SAGA_UNAVAILABLE".into()));
+        };
+        // One request id per refusal: a request repeated before the order moved asks once.
+        let refusals = order
+            .timeline
+            .iter()
+            .filter(|c| c.status == OrderStatus::RefundFailed)
+            .count();
+        let request_id = Uuid::new_v5(
+            &ORDER_NAMESPACE,
+            format!("{order_id}\u{0}refund-retry\u{0}{refusals}").as_bytes(),
+        );
+        let stepped = saga
+            .retry_refund(order_id, request_id)
+            .await
+            .map_err(|err| {
+                tracing::error!(order_id, error = %err, "retrying the refund failed");
+                ServiceError::Internal("SAGA_UNAVAILABLE".into())
+            })?;
+        let after = self.load(order_id).await?;
+        if !stepped && after.status == OrderStatus::RefundFailed {
+            tracing::warn!(order_id, "retryRefund: the saga holds no refused refund");
+            return Err(OrderError::WrongStatus {
+                status: after.status.as_str(),
+                action: "retry the refund: no refused refund is waiting",
+            }
+            .into());
+        }
+        Ok(after)
     }
 
     /// Staff moves an order along the board.

@@ -677,6 +677,160 @@ fn a_refund_refused_for_good_shows_on_the_order() {
     assert!(fold(&placed()).handle(failed()).is_err());
 }
 
+fn refund_asked(e: &SagaAdvanced) -> Option<String> {
+    e.sent.iter().find_map(|out| match out {
+        Outgoing::Payment(env) => match &env.body {
+            PaymentCommand::RefundPayment { refund_id, .. } => Some(refund_id.clone()),
+        },
+        Outgoing::Inventory(_) => None,
+    })
+}
+
+fn refund_refused(refund_id: &str) -> SagaInput {
+    SagaInput::Replied(SagaReply::RefundFailed {
+        refund_id: refund_id.into(),
+        code: "NOT_CANCELABLE_PAYMENT".into(),
+        reason: "cannot be cancelled".into(),
+    })
+}
+
+#[test]
+fn staff_retry_a_refused_refund_under_a_new_refund_id() {
+    // Nothing to retry while the first refund is under way.
+    let mut saga = refunding();
+    assert!(saga.handle(cmd(SagaInput::RetryRefund)).unwrap().is_empty());
+    step(&mut saga, refund_refused("o1:refund"));
+
+    // A retry asks Toss again, as a new request (its own id, so its own idempotency key).
+    let retry = cmd(SagaInput::RetryRefund);
+    let mut events = saga.handle(retry.clone()).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = events.remove(0);
+    saga.apply(&e);
+    assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:2"));
+    assert_eq!(e.order_actions, vec![OrderAction::RetryRefund]);
+    assert!(saga.pending.contains_key("refund:o1:refund:2"));
+    assert!(
+        saga.handle(retry).unwrap().is_empty(),
+        "one request, one retry"
+    );
+    assert!(
+        saga.handle(cmd(SagaInput::RetryRefund)).unwrap().is_empty(),
+        "nothing to retry while the retry is under way"
+    );
+
+    // Refused again, retried again: a third id; this time Toss refunds.
+    let e = step(&mut saga, refund_refused("o1:refund:2"));
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundFailed {
+            reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into()
+        }]
+    );
+    let e = step(&mut saga, SagaInput::RetryRefund);
+    assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:3"));
+    let e = step(
+        &mut saga,
+        SagaInput::Replied(SagaReply::PaymentRefunded {
+            refund_id: "o1:refund:3".into(),
+            amount: 13_000,
+        }),
+    );
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefunded { amount: 13_000 }]
+    );
+    assert!(!saga.paid);
+    assert!(
+        saga.pending.keys().all(|k| k.starts_with("release:")),
+        "only the release is still unanswered: {:?}",
+        saga.pending.keys()
+    );
+    assert!(
+        saga.handle(cmd(SagaInput::RetryRefund)).unwrap().is_empty(),
+        "nothing held, nothing to retry"
+    );
+    // An unpaid saga has nothing to retry either.
+    assert!(
+        started()
+            .handle(cmd(SagaInput::RetryRefund))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_saga_knows_its_own_refunds_by_id() {
+    use order::saga::{is_saga_refund, refund_attempt_id};
+    assert_eq!(refund_attempt_id("o1", 1), "o1:refund");
+    assert_eq!(refund_attempt_id("o1", 2), "o1:refund:2");
+    for id in ["o1:refund", "o1:refund:2", "o1:refund:17"] {
+        assert!(is_saga_refund("o1", id), "{id}");
+    }
+    for id in [
+        "toss-tx_1",
+        "o1:refund:",
+        "o1:refund:x",
+        "o1:refunds",
+        "o2:refund",
+        "o1",
+    ] {
+        assert!(!is_saga_refund("o1", id), "{id}");
+    }
+}
+
+#[test]
+fn a_retried_refund_takes_the_order_back_to_refunding() {
+    let mut o = fold(&placed());
+    let failed = || OrderCommand::MarkRefundFailed {
+        reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
+    };
+    // Only a refused refund can be retried.
+    assert!(o.handle(OrderCommand::RetryRefund).is_err());
+    for cmd in [
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now(),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
+        OrderCommand::Reject {
+            reason: "oven broke".into(),
+        },
+    ] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    assert!(o.handle(OrderCommand::RetryRefund).is_err());
+    for cmd in [failed(), OrderCommand::RetryRefund] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    // Back to REJECTED (the status its refund is for), paid, not settled: the subscription
+    // goes on to the retry's outcome.
+    assert_eq!(o.status, OrderStatus::Rejected);
+    assert_eq!(
+        o.timeline.last().unwrap().reason.as_deref(),
+        Some(order::order::REFUND_RETRIED)
+    );
+    assert!(o.paid && !o.settled());
+    // Refused again, then refunded.
+    for cmd in [failed(), OrderCommand::MarkRefunded { amount: o.total }] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    assert_eq!(o.status, OrderStatus::Refunded);
+    let refusals = o
+        .timeline
+        .iter()
+        .filter(|c| c.status == OrderStatus::RefundFailed)
+        .count();
+    assert_eq!(refusals, 2);
+}
+
 #[test]
 fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
     let mut saga = refunding();
@@ -699,4 +853,38 @@ fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
     assert!(e.sent.is_empty(), "already released: {:?}", e.sent);
     assert_eq!(e.order_actions, refunded_at_toss());
     assert!(!saga.paid);
+}
+
+#[test]
+fn a_late_payments_refund_shows_on_the_order() {
+    // The payment came after the order expired: never marked on it, but refunded.
+    let mut o = fold(&placed());
+    for e in o.handle(OrderCommand::Expire).unwrap() {
+        o.apply(&e);
+    }
+    assert!(!o.paid);
+    for e in o
+        .handle(OrderCommand::MarkRefunded { amount: 13_000 })
+        .unwrap()
+    {
+        o.apply(&e);
+    }
+    assert_eq!(o.status, OrderStatus::Refunded);
+    assert_eq!(
+        o.timeline.last().unwrap().reason.as_deref(),
+        Some("late payment refunded")
+    );
+    assert!(
+        o.handle(OrderCommand::MarkRefunded { amount: 13_000 })
+            .unwrap()
+            .is_empty(),
+        "recorded once"
+    );
+    // An order still under way was not refunded by the saga.
+    let pending = fold(&placed());
+    assert!(
+        pending
+            .handle(OrderCommand::MarkRefunded { amount: 13_000 })
+            .is_err()
+    );
 }

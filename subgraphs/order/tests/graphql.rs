@@ -311,9 +311,23 @@ async fn places_an_order_at_catalog_prices_once_per_idempotency_key() {
         })
     );
 
-    // The same key is the same order, written once.
-    let again = server.place(&kim, "k1", &[(cake.as_str(), 2)]).await;
+    // The same key is the same order, written once; the lines may come in another order.
+    let again = server
+        .place(&kim, "k1", &[(tart.as_str(), 1), (cake.as_str(), 2)])
+        .await;
     assert_eq!(again, placed);
+    // Reused for other lines, the key is refused: the first order stands.
+    let reused = server
+        .post(
+            Some(&kim),
+            PLACE,
+            json!({ "input": { "lines": [{ "productId": cake, "quantity": 2 }] }, "key": "k1" }),
+        )
+        .await;
+    assert_eq!(
+        reused["errors"][0]["extensions"]["code"], "IDEMPOTENCY_KEY_REUSED",
+        "{reused}"
+    );
     let stream = StreamId::parse(format!("order-{id}")).unwrap();
     assert_eq!(server.store.stream_version(&stream).await.unwrap(), 1);
     // Keys belong to a customer: another customer's "k1" is another order.

@@ -745,6 +745,50 @@ async fn a_cancel_at_toss_while_the_saga_refunds_counts_as_its_refund() {
     );
 }
 
+/// A payment that arrives after the order was cancelled is refunded, and the order, which
+/// never showed the payment, shows the refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_payment_is_refunded_and_the_order_shows_it() {
+    use order::OrderStatus;
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    withdraw(
+        &orchestrator,
+        &store,
+        &order_id,
+        order::OrderCommand::Cancel {
+            reason: "changed my mind".into(),
+        },
+    )
+    .await;
+    let sent = orchestrator
+        .on_message(&payment_notice(&order_id, "tpk_late"))
+        .await
+        .unwrap();
+    assert!(
+        sent.iter()
+            .any(|r| String::from_utf8_lossy(&r.payload).contains("RefundPayment")),
+        "the late payment goes back: {sent:?}"
+    );
+    assert_eq!(status(&store, &order_id).await, OrderStatus::Cancelled);
+    let refunded = contracts::SagaReply::PaymentRefunded {
+        refund_id: order::saga::refund_id(&order_id),
+        amount: 12_000,
+    };
+    orchestrator
+        .on_message(&reply(&order_id, refunded))
+        .await
+        .unwrap();
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    let order = orders.load(&order_id).await.unwrap().state;
+    assert_eq!(order.status, OrderStatus::Refunded);
+    assert_eq!(
+        order.timeline.last().unwrap().reason.as_deref(),
+        Some("late payment refunded")
+    );
+    assert!(order.settled());
+}
+
 /// A refund Toss refused for good leaves the customer's money taken: the order shows it
 /// (REFUND_FAILED) and it is counted (once, a redelivery taking no step) for alerts.
 #[tokio::test(flavor = "current_thread")]

@@ -186,8 +186,11 @@ async fn a_declined_card_records_payment_failed() {
     assert_eq!(h.toss.server.stats().confirm_requests, 1);
 }
 
+/// Toss's 400 `PROVIDER_ERROR` is its answer for this payment key (stored under the
+/// idempotency key): recorded as failed, not retried. Toss failing itself (a 5xx) is retried
+/// and, still failing, leaves the outcome open: nothing is recorded.
 #[tokio::test]
-async fn a_provider_error_is_retried_then_recorded_as_failed() {
+async fn a_provider_error_is_recorded_as_failed_and_a_server_error_is_not() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
@@ -199,10 +202,22 @@ async fn a_provider_error_is_retried_then_recorded_as_failed() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "PROVIDER_ERROR");
-    assert_eq!(h.toss.server.stats().confirm_requests, 3);
+    assert_eq!(h.toss.server.stats().confirm_requests, 1);
     assert_eq!(h.payment(&order).await.status, PaymentStatus::Failed);
     let events = h.payment_events(&order).await;
     assert_eq!(events.last().unwrap().0, contracts::events::PAYMENT_FAILED);
+
+    let open = h.payable_order("c-1", 9_000).await;
+    let key = h.mint(&open, 9_000).await;
+    h.toss.server.set_failure(FailureMode::InternalError, None);
+    let err = h
+        .service
+        .confirm(Some(&me), &open, &key, 9_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FAILED_INTERNAL_SYSTEM_PROCESSING");
+    assert_eq!(h.toss.server.stats().confirm_requests, 1 + 3, "retried");
+    assert_ne!(h.payment(&open).await.status, PaymentStatus::Failed);
 }
 
 #[tokio::test]
@@ -394,10 +409,10 @@ async fn refunding_an_unpaid_order_fails_for_good() {
 async fn a_refund_while_toss_is_down_is_not_answered_so_it_is_retried() {
     let h = Harness::new().await;
     let (order, _) = h.paid_order("c-1", 15_000).await;
-    h.toss.server.set_failure(FailureMode::ProviderError, None);
+    h.toss.server.set_failure(FailureMode::InternalError, None);
     let command = refund(&order, "refund-1", None);
     let err = h.service.handle(command.clone()).await.unwrap_err();
-    assert_eq!(err.code(), "PROVIDER_ERROR");
+    assert_eq!(err.code(), "FAILED_INTERNAL_SYSTEM_PROCESSING");
     assert!(err.is_transient());
     h.toss.server.set_failure(FailureMode::None, None);
     let reply = h.service.handle(command).await.unwrap();

@@ -114,12 +114,12 @@ async fn a_declined_card_is_reported_once_without_retries() {
 }
 
 #[tokio::test]
-async fn provider_errors_are_retried_with_the_same_key_then_reported() {
+async fn server_errors_are_retried_with_the_same_key_then_reported() {
     let toss = start(TossTestServer::default()).await;
     let key = mint_payment_key(&toss.base, "order-1", 5_000)
         .await
         .unwrap();
-    set_failure(&toss.base, FailureMode::ProviderError, None)
+    set_failure(&toss.base, FailureMode::InternalError, None)
         .await
         .unwrap();
     let client = client(&toss.base);
@@ -129,7 +129,7 @@ async fn provider_errors_are_retried_with_the_same_key_then_reported() {
         .unwrap_err();
     assert_eq!(
         (err.code.as_str(), err.status),
-        (codes::PROVIDER_ERROR, Some(500))
+        (codes::FAILED_INTERNAL_SYSTEM_PROCESSING, Some(500))
     );
     assert_eq!(toss.server.stats().confirm_requests, 3, "bounded retries");
     assert_eq!(toss.server.stats().confirmed, 0);
@@ -144,6 +144,39 @@ async fn provider_errors_are_retried_with_the_same_key_then_reported() {
         .unwrap();
     assert_eq!(paid.status, TossStatus::Done);
     assert_eq!(toss.server.stats().confirmed, 1);
+}
+
+/// Toss answers a failing card company with 400 `PROVIDER_ERROR` and keeps that answer under
+/// the idempotency key: trying the same request again cannot help, so it is not retried.
+#[tokio::test]
+async fn a_provider_error_is_answered_once_and_replayed_under_its_key() {
+    let toss = start(TossTestServer::default()).await;
+    let key = mint_payment_key(&toss.base, "order-1", 5_000)
+        .await
+        .unwrap();
+    set_failure(&toss.base, FailureMode::ProviderError, None)
+        .await
+        .unwrap();
+    let client = client(&toss.base);
+    let err = client
+        .confirm(&key, "order-1", 5_000, "confirm-order-1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.status),
+        (codes::PROVIDER_ERROR, Some(400))
+    );
+    assert!(!err.is_transient() && !err.is_rejection());
+    assert_eq!(toss.server.stats().confirm_requests, 1, "not retried");
+    set_failure(&toss.base, FailureMode::None, None)
+        .await
+        .unwrap();
+    let again = client
+        .confirm(&key, "order-1", 5_000, "confirm-order-1")
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, codes::PROVIDER_ERROR, "replayed");
+    assert_eq!(toss.server.stats().confirmed, 0);
 }
 
 #[tokio::test]

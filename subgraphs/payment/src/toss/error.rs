@@ -37,6 +37,25 @@ pub mod codes {
     pub const TOSS_UNREACHABLE: &str = "TOSS_UNREACHABLE";
     /// Ours: Toss answered something this client cannot read.
     pub const TOSS_BAD_RESPONSE: &str = "TOSS_BAD_RESPONSE";
+
+    /// Refusals of the payment itself that Toss answers with 400 rather than 403 (the card
+    /// or account cannot pay this): declines like `REJECT_CARD_COMPANY`, for good.
+    pub const DECLINES_AT_400: &[&str] = &[
+        "INVALID_REJECT_CARD",
+        "INVALID_CARD_EXPIRATION",
+        "INVALID_STOPPED_CARD",
+        "INVALID_CARD_LOST_OR_STOLEN",
+        "INVALID_CARD_NUMBER",
+        "INVALID_PASSWORD",
+        "EXCEED_MAX_DAILY_PAYMENT_COUNT",
+        "EXCEED_MAX_PAYMENT_AMOUNT",
+        "EXCEED_MAX_CARD_INSTALLMENT_PLAN",
+        "INVALID_CARD_INSTALLMENT_PLAN",
+        "NOT_SUPPORTED_INSTALLMENT_PLAN_CARD_OR_MERCHANT",
+        "NOT_ALLOWED_POINT_USE",
+        "NOT_AVAILABLE_BANK",
+        "BELOW_MINIMUM_AMOUNT",
+    ];
 }
 
 /// The error body Toss sends: `{"code": "...", "message": "..."}`.
@@ -109,10 +128,12 @@ impl TossError {
         }
     }
 
-    /// Whether Toss refused the payment itself (a 403: declined card, limits, not cancelable),
-    /// as opposed to a malformed request or a transient failure.
+    /// Whether Toss refused the payment itself (a 403: declined card, limits, not cancelable;
+    /// or one of the declines Toss answers with 400, [`codes::DECLINES_AT_400`]), as opposed
+    /// to a malformed request or a transient failure.
     pub fn is_rejection(&self) -> bool {
         self.status == Some(403)
+            || (self.status == Some(400) && codes::DECLINES_AT_400.contains(&self.code.as_str()))
     }
 }
 
@@ -131,6 +152,10 @@ mod tests {
         let invalid = TossError::invalid("bad key");
         assert!(!invalid.is_transient() && !invalid.maybe_done());
         assert!(TossError::api(429, "TOO_MANY_REQUESTS", "slow down").is_transient());
+        // Toss answers some declines with 400: refusals all the same, unlike a bad request.
+        let stopped = TossError::api(400, "INVALID_STOPPED_CARD", "정지된 카드 입니다.");
+        assert!(stopped.is_rejection() && !stopped.is_transient() && !stopped.maybe_done());
+        assert!(!TossError::api(400, codes::INVALID_REQUEST, "bad").is_rejection());
         assert_eq!(provider.to_string(), "toss PROVIDER_ERROR (http 500): boom");
     }
 }

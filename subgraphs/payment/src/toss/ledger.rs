@@ -17,10 +17,16 @@ use super::payment::{TossCancel, TossPayment, TossReceipt, TossStatus};
 pub enum FailureMode {
     /// Confirms are declined: 403 `REJECT_CARD_COMPANY` (cancels and lookups work).
     Declined,
-    /// Confirms and cancels fail with 500 `PROVIDER_ERROR` (lookups work).
+    /// Confirms and cancels fail with 400 `PROVIDER_ERROR`, as Toss answers when the card
+    /// company or bank fails (lookups work). A 400 is stored under the idempotency key.
     ProviderError,
+    /// Confirms and cancels fail with 500 `FAILED_INTERNAL_SYSTEM_PROCESSING`: Toss itself
+    /// is failing (lookups work). A 5xx is not stored: the same request may be tried again.
+    InternalError,
     /// Confirms and cancels answer only after the server's timeout delay, doing nothing.
     Timeout,
+    /// Cancels are refused for good: 403 `NOT_CANCELABLE_PAYMENT` (confirms and lookups work).
+    CancelRefused,
     /// No failure.
     None,
 }
@@ -65,6 +71,24 @@ impl Reply {
             body: json!({ "code": code, "message": message }),
         }
     }
+}
+
+/// Toss's answer when the card company or bank failed (a 400, as Toss sends it).
+fn provider_error() -> Reply {
+    Reply::error(
+        400,
+        codes::PROVIDER_ERROR,
+        "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.",
+    )
+}
+
+/// Toss's answer when Toss itself failed.
+fn internal_error() -> Reply {
+    Reply::error(
+        500,
+        codes::FAILED_INTERNAL_SYSTEM_PROCESSING,
+        "internal error while processing",
+    )
 }
 
 /// A payment key handed out by the (simulated) widget, before its confirm.
@@ -236,10 +260,9 @@ impl Ledger {
                 self.payments.insert(req.payment_key.clone(), payment);
                 return Reply::error(403, codes::REJECT_CARD_COMPANY, "the card was declined");
             }
-            FailureMode::ProviderError => {
-                return Reply::error(500, codes::PROVIDER_ERROR, "the card company failed");
-            }
-            FailureMode::Timeout | FailureMode::None => {}
+            FailureMode::ProviderError => return provider_error(),
+            FailureMode::InternalError => return internal_error(),
+            FailureMode::Timeout | FailureMode::CancelRefused | FailureMode::None => {}
         }
         let mut payment = self.payment_of(req, TossStatus::Done);
         payment.method = Some("카드".to_owned());
@@ -285,8 +308,17 @@ impl Ledger {
                 "the payment was never approved",
             );
         }
-        if failure == FailureMode::ProviderError {
-            return Reply::error(500, codes::PROVIDER_ERROR, "the card company failed");
+        match failure {
+            FailureMode::ProviderError => return provider_error(),
+            FailureMode::InternalError => return internal_error(),
+            _ => {}
+        }
+        if failure == FailureMode::CancelRefused {
+            return Reply::error(
+                403,
+                codes::NOT_CANCELABLE_PAYMENT,
+                "the card company refused to cancel the payment",
+            );
         }
         let reason = req.cancel_reason.trim();
         if reason.is_empty() || reason.chars().count() > 200 {
