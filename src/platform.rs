@@ -216,6 +216,9 @@ pub fn saga_config(settings: &Settings) -> order::SagaConfig {
         payment_timeout: chrono::Duration::seconds(
             i64::try_from(settings.payment_timeout_secs).unwrap_or(600),
         ),
+        refund_retry_after: chrono::Duration::seconds(
+            i64::try_from(settings.refund_retry_secs).unwrap_or(120),
+        ),
         ..order::SagaConfig::default()
     }
 }

@@ -48,6 +48,9 @@ pub struct Settings {
     pub toss_test_listen: SocketAddr,
     /// Seconds a reserved order waits for payment; `PAYMENT_TIMEOUT_SECS`.
     pub payment_timeout_secs: u64,
+    /// Seconds before the saga asks again for a refund Toss refused for now;
+    /// `REFUND_RETRY_SECS`.
+    pub refund_retry_secs: u64,
     /// Cognito user pool region; `COGNITO_REGION`. With the pool and client id it selects
     /// Cognito; unset: the local dev issuer.
     pub cognito_region: Option<String>,
@@ -109,6 +112,7 @@ impl Default for Settings {
             toss_secret_key: None,
             toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
             payment_timeout_secs: 600,
+            refund_retry_secs: 120,
             cognito_region: None,
             cognito_user_pool_id: None,
             cognito_client_id: None,
@@ -285,6 +289,15 @@ impl Settings {
         if settings.payment_timeout_secs == 0 {
             return Err(SettingsError::Env {
                 name: "PAYMENT_TIMEOUT_SECS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(v) = var("REFUND_RETRY_SECS") {
+            settings.refund_retry_secs = parse("REFUND_RETRY_SECS", &v)?;
+        }
+        if settings.refund_retry_secs == 0 {
+            return Err(SettingsError::Env {
+                name: "REFUND_RETRY_SECS",
                 reason: "must be at least 1".into(),
             });
         }

@@ -77,6 +77,7 @@ async fn start(
         payment_timeout,
         tick: Duration::from_millis(200),
         resend_after: chrono::Duration::seconds(2),
+        refund_retry_after: chrono::Duration::seconds(1),
         ..SagaConfig::default()
     };
     let stack = LocalStack::start(platform, saga).await.unwrap();
@@ -591,6 +592,55 @@ async fn staff_retry_a_refund_toss_refused() {
     })
     .await;
     assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+}
+
+/// Toss refusing a refund "for now" (400 `PROVIDER_ERROR`, "try again in a few minutes"):
+/// the saga tries again by itself, each time as a new request; once Toss takes it the order
+/// is REFUNDED without staff ever seeing a failure. Refused three times, it is left to staff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_toss_refuses_for_now_is_tried_again_by_itself() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Basque Cheesecake", 7_700, 2).await;
+    let kim = Identity::customer("kim");
+    let staff = Identity::staff("lee");
+    let orders = &h.ordering.orders;
+
+    // Refused every time: three tries, then REFUND_FAILED.
+    let (order, key) = h.paid_order(&kim, &cake, 7_700).await;
+    h.toss.set_failure(FailureMode::ProviderError, Some(&key));
+    orders
+        .reject(Some(&staff), &order.id, "no more cheese".into())
+        .await
+        .unwrap();
+    let failed = h
+        .wait_status(&kim, &order.id, OrderStatus::RefundFailed)
+        .await;
+    let reason = failed.timeline.last().unwrap().reason.clone().unwrap();
+    assert!(reason.contains("PROVIDER_ERROR"), "{reason}");
+    assert_eq!(h.toss.stats().cancel_requests, 3);
+    assert_eq!(h.toss.stats().cancels, 0);
+
+    // Refused once, then Toss recovers: refunded on the next try, never shown as failed.
+    let (order, key) = h.paid_order(&kim, &cake, 7_700).await;
+    h.toss.set_failure(FailureMode::ProviderError, Some(&key));
+    orders.cancel(Some(&kim), &order.id, None).await.unwrap();
+    let refused = testkit::eventually(Duration::from_secs(30), || async {
+        h.toss.stats().cancel_requests >= 4
+    })
+    .await;
+    assert!(refused, "the refund reached Toss: {:?}", h.toss.stats());
+    h.toss.set_failure(FailureMode::None, Some(&key));
+    let refunded = h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    assert!(
+        refunded
+            .timeline
+            .iter()
+            .all(|c| c.status != OrderStatus::RefundFailed),
+        "{:?}",
+        refunded.timeline
+    );
+    assert_eq!(h.toss.stats().cancels, 1);
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
 }
 
 /// A payment cancelled in the Toss console (Toss's webhook tells the payment subgraph) refunds

@@ -39,6 +39,9 @@ const REPLIES_GROUP_SUFFIX: &str = "-replies";
 pub struct SagaConfig {
     /// How long a reserved order waits for payment.
     pub payment_timeout: chrono::Duration,
+    /// How long the saga waits before asking again for a refund Toss refused for now
+    /// (`PROVIDER_ERROR`: "try again in a few minutes").
+    pub refund_retry_after: chrono::Duration,
     /// Prefix of every topic.
     pub topic_prefix: String,
     /// Partitions of the topics the orchestrator creates when they are missing.
@@ -61,6 +64,7 @@ impl Default for SagaConfig {
     fn default() -> Self {
         Self {
             payment_timeout: chrono::Duration::minutes(10),
+            refund_retry_after: chrono::Duration::minutes(2),
             topic_prefix: String::new(),
             partitions: 6,
             group: "order-saga".into(),
@@ -204,6 +208,7 @@ impl Orchestrator {
             order_id: order_id.to_owned(),
             input: placed_input(placed),
             payment_timeout: self.config.payment_timeout,
+            refund_retry_after: self.config.refund_retry_after,
         };
         let mut state = saga.state;
         let saga_events = state
@@ -475,6 +480,7 @@ impl Orchestrator {
             order_id: order_id.to_owned(),
             input,
             payment_timeout: self.config.payment_timeout,
+            refund_retry_after: self.config.refund_retry_after,
         };
         // Cached states may be behind their streams; a stale decision is caught by the
         // append's version checks, and "nothing to do" is confirmed against the stream.
@@ -710,7 +716,12 @@ impl Orchestrator {
         // One order that fails here must not hold back the others: it is logged and tried
         // again next tick, while the rest go on.
         for order_id in due {
-            let id = Uuid::new_v5(&order_uuid(&order_id), b"payment-deadline");
+            // One id per tick: a saga may have several deadlines in its life (a payment's, a
+            // refund's retries), and a tick that finds nothing due takes no step.
+            let id = Uuid::new_v5(
+                &order_uuid(&order_id),
+                format!("tick:{}", now.timestamp_micros()).as_bytes(),
+            );
             match self.advance(&order_id, id, SagaInput::Tick { now }).await {
                 Ok(due_records) => records.extend(due_records),
                 Err(err) => {

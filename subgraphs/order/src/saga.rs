@@ -193,6 +193,8 @@ pub struct SagaCommand {
     pub input: SagaInput,
     /// How long to wait for payment.
     pub payment_timeout: Duration,
+    /// How long to wait before trying again a refund Toss refused for now.
+    pub refund_retry_after: Duration,
 }
 
 /// The one kind of saga event: what an input changed and which effects it calls for.
@@ -297,6 +299,9 @@ fn commit_key(order_id: &str) -> String {
 pub struct SagaError(String);
 
 const SEEN_KEPT: usize = 256;
+
+/// Refunds the saga asks for on its own before a refusal Toss calls temporary needs staff.
+pub const AUTO_REFUND_ATTEMPTS: u32 = 3;
 
 impl OrderSaga {
     fn inventory(&self, body: InventoryCommand) -> Outgoing {
@@ -450,11 +455,22 @@ impl Aggregate for OrderSaga {
                         next.order_actions
                             .push(OrderAction::MarkRefunded { amount });
                     }
-                    SagaReply::RefundFailed { code, reason, .. } => {
-                        tracing::error!(order_id = %cmd.order_id, code, reason, "refund failed; needs an operator");
-                        next.order_actions.push(OrderAction::MarkRefundFailed {
-                            reason: format!("{code}: {reason}"),
-                        });
+                    SagaReply::RefundFailed {
+                        code,
+                        reason,
+                        temporary,
+                        ..
+                    } => {
+                        if temporary && self.refunds_asked < AUTO_REFUND_ATTEMPTS {
+                            // Toss asked to try again later: the clock does, as a new refund.
+                            tracing::warn!(order_id = %cmd.order_id, code, reason, "refund refused for now; trying again later");
+                            next.deadline = Some(now + cmd.refund_retry_after);
+                        } else {
+                            tracing::error!(order_id = %cmd.order_id, code, reason, "refund failed; needs an operator");
+                            next.order_actions.push(OrderAction::MarkRefundFailed {
+                                reason: format!("{code}: {reason}"),
+                            });
+                        }
                     }
                 }
             }
@@ -540,19 +556,24 @@ impl Aggregate for OrderSaga {
                     return Ok(vec![]);
                 }
                 next.phase = P::Compensating;
+                next.deadline = None;
                 next.sent.push(me.refund("refund retried by staff"));
                 next.order_actions.push(OrderAction::RetryRefund);
             }
             SagaInput::Tick { now } => {
-                let expired =
-                    self.phase == P::AwaitingPayment && self.deadline.is_some_and(|d| d <= now);
-                if !expired {
+                if self.deadline.is_none_or(|d| d > now) {
                     return Ok(vec![]);
                 }
-                next.phase = P::Compensating;
                 next.deadline = None;
-                next.sent.push(me.release());
-                next.order_actions.push(OrderAction::Expire);
+                if self.phase == P::AwaitingPayment {
+                    next.phase = P::Compensating;
+                    next.sent.push(me.release());
+                    next.order_actions.push(OrderAction::Expire);
+                } else if self.paid && self.pending_refund().is_none() && self.refunds_asked > 0 {
+                    // A refund Toss refused for now is due again.
+                    next.sent.push(me.refund("refund retried"));
+                }
+                // Otherwise the deadline outlived what it was for: it is cleared.
             }
         }
         Ok(vec![next])

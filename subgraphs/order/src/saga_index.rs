@@ -18,7 +18,7 @@ use crate::saga::OrderSaga;
 /// Most rows written by one statement.
 const MAX_BATCH: usize = 256;
 
-const DDL: [&str; 3] = [
+const DDL: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS saga_index (
         order_id TEXT PRIMARY KEY,
         phase TEXT NOT NULL,
@@ -26,9 +26,11 @@ const DDL: [&str; 3] = [
         pending BIGINT NOT NULL,
         updated_at TEXT NOT NULL
     )",
-    // The clock's two queries touch only live sagas.
-    "CREATE INDEX IF NOT EXISTS saga_index_due ON saga_index (deadline) \
-     WHERE phase = 'awaiting_payment'",
+    // The clock's two queries touch only live sagas: deadlines (a payment's, or a refund's
+    // retry) and unanswered commands.
+    "DROP INDEX IF EXISTS saga_index_due",
+    "CREATE INDEX IF NOT EXISTS saga_index_deadline ON saga_index (deadline) \
+     WHERE deadline IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS saga_index_pending ON saga_index (updated_at) \
      WHERE pending > 0",
 ];
@@ -118,10 +120,11 @@ impl SagaIndex {
             .map_err(IndexError::Write)
     }
 
-    /// Sagas awaiting payment whose deadline is at or before `now` (at most 500).
+    /// Sagas whose deadline (a payment's, or a refund's retry) is at or before `now` (at
+    /// most 500).
     pub async fn due(&self, now: chrono::DateTime<Utc>) -> Result<Vec<String>, IndexError> {
         Ok(sqlx::query_scalar(
-            "SELECT order_id FROM saga_index WHERE phase = 'awaiting_payment' AND deadline <= $1 LIMIT 500",
+            "SELECT order_id FROM saga_index WHERE deadline IS NOT NULL AND deadline <= $1 LIMIT 500",
         )
         .bind(stamp(now))
         .fetch_all(&self.pool)

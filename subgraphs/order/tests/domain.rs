@@ -160,6 +160,7 @@ fn cmd(input: SagaInput) -> SagaCommand {
         order_id: "o1".into(),
         input,
         payment_timeout: Duration::minutes(10),
+        refund_retry_after: Duration::minutes(2),
     }
 }
 
@@ -553,6 +554,7 @@ fn a_cancel_at_toss_while_the_saga_refunds_answers_its_refund() {
             refund_id: "o1:refund".into(),
             code: "ALREADY_CANCELED_PAYMENT".into(),
             reason: "cancelled".into(),
+            temporary: false,
         })))
         .unwrap();
     assert!(late.is_empty());
@@ -612,6 +614,7 @@ fn a_refund_refused_for_good_shows_on_the_order() {
             refund_id: "o1:refund".into(),
             code: "NOT_CANCELABLE_PAYMENT".into(),
             reason: "cannot be cancelled".into(),
+            temporary: false,
         }),
     );
     assert_eq!(
@@ -691,6 +694,7 @@ fn refund_refused(refund_id: &str) -> SagaInput {
         refund_id: refund_id.into(),
         code: "NOT_CANCELABLE_PAYMENT".into(),
         reason: "cannot be cancelled".into(),
+        temporary: false,
     })
 }
 
@@ -887,4 +891,59 @@ fn a_late_payments_refund_shows_on_the_order() {
             .handle(OrderCommand::MarkRefunded { amount: 13_000 })
             .is_err()
     );
+}
+
+fn refused_for_now(refund_id: &str) -> SagaInput {
+    SagaInput::Replied(SagaReply::RefundFailed {
+        refund_id: refund_id.into(),
+        code: "PROVIDER_ERROR".into(),
+        reason: "try again in a few minutes".into(),
+        temporary: true,
+    })
+}
+
+#[test]
+fn a_refund_refused_for_now_is_tried_again_by_the_clock_then_left_to_staff() {
+    let mut saga = refunding();
+    let e = step(&mut saga, refused_for_now("o1:refund"));
+    assert!(e.order_actions.is_empty(), "not for staff yet: {e:?}");
+    let due = saga.deadline.expect("a retry is scheduled");
+    assert!(due > Utc::now() + Duration::minutes(1));
+    // Not before it is due.
+    assert!(
+        saga.handle(cmd(SagaInput::Tick { now: Utc::now() }))
+            .unwrap()
+            .is_empty()
+    );
+    let e = step(&mut saga, SagaInput::Tick { now: due });
+    assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:2"));
+    assert_eq!(saga.deadline, None);
+    step(&mut saga, refused_for_now("o1:refund:2"));
+    let due = saga.deadline.unwrap();
+    let e = step(&mut saga, SagaInput::Tick { now: due });
+    assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:3"));
+    // The third refusal is staff's: REFUND_FAILED, and no more retries of the clock's.
+    let e = step(&mut saga, refused_for_now("o1:refund:3"));
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefundFailed {
+            reason: "PROVIDER_ERROR: try again in a few minutes".into()
+        }]
+    );
+    assert_eq!(saga.deadline, None);
+    let e = step(&mut saga, SagaInput::RetryRefund);
+    assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:4"));
+}
+
+#[test]
+fn a_deadline_that_outlived_its_purpose_is_cleared() {
+    // Refused for now, then refunded another way before the retry was due.
+    let mut saga = refunding();
+    step(&mut saga, refused_for_now("o1:refund"));
+    let due = saga.deadline.unwrap();
+    step(&mut saga, at_toss(0, false));
+    assert!(!saga.paid);
+    let e = step(&mut saga, SagaInput::Tick { now: due });
+    assert!(e.sent.is_empty() && e.order_actions.is_empty(), "{e:?}");
+    assert_eq!(saga.deadline, None);
 }

@@ -819,6 +819,7 @@ async fn a_refund_refused_for_good_is_counted() {
             refund_id: order::saga::refund_id(&order_id),
             code: "NOT_CANCELABLE_PAYMENT".into(),
             reason: "the payment cannot be cancelled".into(),
+            temporary: false,
         },
     );
     let counted = || {

@@ -13,7 +13,8 @@ fn saga(id: usize, phase: Phase, pending: usize) -> OrderSaga {
     let mut saga = OrderSaga {
         order_id: format!("order-{id}"),
         phase,
-        deadline: Some(Utc::now() - Duration::seconds(1)),
+        // A deadline past, as the saga has one: awaiting payment.
+        deadline: (phase == Phase::AwaitingPayment).then(|| Utc::now() - Duration::seconds(1)),
         ..OrderSaga::default()
     };
     for n in 0..pending {
@@ -71,6 +72,13 @@ async fn concurrent_updates_are_all_stored_and_the_newest_wins(models: ReadModel
         100,
         "the even sagas await payment past their deadline"
     );
+    // A refund's retry is a deadline too.
+    let mut retrying = saga(1, Phase::Compensating, 0);
+    retrying.deadline = Some(Utc::now() - Duration::seconds(1));
+    index.update(&retrying).await.unwrap();
+    let due = index.due(Utc::now()).await.unwrap();
+    assert_eq!(due.len(), 101);
+    assert!(due.contains(&"order-1".to_owned()));
     assert!(index.unanswered(Utc::now()).await.unwrap().is_empty());
     index.update(&saga(7, Phase::Committing, 2)).await.unwrap();
     assert_eq!(

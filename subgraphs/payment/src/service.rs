@@ -407,6 +407,7 @@ impl PaymentService {
                             refund_id,
                             code: err.code().to_owned(),
                             reason: err.to_string(),
+                            temporary: err.code() == codes::PROVIDER_ERROR,
                         })
                     }
                 }
