@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// The longest the saga's clock may be set to wait (payment timeout, refund retry).
+const MAX_SAGA_WAIT_SECS: u64 = 7 * 24 * 60 * 60;
+
 /// Everything the platform reads at start. A missing production setting selects the
 /// embedded adapter of that port.
 #[derive(Debug, Clone, Deserialize)]
@@ -286,19 +289,19 @@ impl Settings {
         if let Some(v) = var("PAYMENT_TIMEOUT_SECS") {
             settings.payment_timeout_secs = parse("PAYMENT_TIMEOUT_SECS", &v)?;
         }
-        if settings.payment_timeout_secs == 0 {
+        if !(1..=MAX_SAGA_WAIT_SECS).contains(&settings.payment_timeout_secs) {
             return Err(SettingsError::Env {
                 name: "PAYMENT_TIMEOUT_SECS",
-                reason: "must be at least 1".into(),
+                reason: format!("must be 1 to {MAX_SAGA_WAIT_SECS} (a week)"),
             });
         }
         if let Some(v) = var("REFUND_RETRY_SECS") {
             settings.refund_retry_secs = parse("REFUND_RETRY_SECS", &v)?;
         }
-        if settings.refund_retry_secs == 0 {
+        if !(1..=MAX_SAGA_WAIT_SECS).contains(&settings.refund_retry_secs) {
             return Err(SettingsError::Env {
                 name: "REFUND_RETRY_SECS",
-                reason: "must be at least 1".into(),
+                reason: format!("must be 1 to {MAX_SAGA_WAIT_SECS} (a week)"),
             });
         }
         if settings.chat_workers == 0 || settings.embedding_catch_up_ms == 0 {
@@ -415,6 +418,22 @@ mod tests {
         );
         assert!(d.cognito().is_none(), "the dev issuer by default");
         assert_eq!(d.dev_issuer_url(), "http://127.0.0.1:4011");
+    }
+
+    #[test]
+    fn the_saga_waits_are_bounded() {
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert_eq!((d.payment_timeout_secs, d.refund_retry_secs), (600, 120));
+        let s =
+            Settings::load_from(None, |n| (n == "REFUND_RETRY_SECS").then(|| "5".into())).unwrap();
+        assert_eq!(s.refund_retry_secs, 5);
+        for name in ["PAYMENT_TIMEOUT_SECS", "REFUND_RETRY_SECS"] {
+            for value in ["0", "604801", "18446744073709551615"] {
+                let err =
+                    Settings::load_from(None, |n| (n == name).then(|| value.into())).unwrap_err();
+                assert!(err.to_string().contains(name), "{name}={value}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -617,15 +617,18 @@ async fn a_refund_toss_refuses_for_now_is_tried_again_by_itself() {
         .await;
     let reason = failed.timeline.last().unwrap().reason.clone().unwrap();
     assert!(reason.contains("PROVIDER_ERROR"), "{reason}");
-    assert_eq!(h.toss.stats().cancel_requests, 3);
-    assert_eq!(h.toss.stats().cancels, 0);
+    // Three asks (a re-sent command, replayed from Toss's idempotency store, is no new ask).
+    let stats = h.toss.stats();
+    assert_eq!(stats.cancel_requests - stats.replays, 3, "{stats:?}");
+    assert_eq!(stats.cancels, 0);
 
     // Refused once, then Toss recovers: refunded on the next try, never shown as failed.
     let (order, key) = h.paid_order(&kim, &cake, 7_700).await;
     h.toss.set_failure(FailureMode::ProviderError, Some(&key));
     orders.cancel(Some(&kim), &order.id, None).await.unwrap();
     let refused = testkit::eventually(Duration::from_secs(30), || async {
-        h.toss.stats().cancel_requests >= 4
+        let stats = h.toss.stats();
+        stats.cancel_requests - stats.replays >= 4
     })
     .await;
     assert!(refused, "the refund reached Toss: {:?}", h.toss.stats());
@@ -641,6 +644,71 @@ async fn a_refund_toss_refuses_for_now_is_tried_again_by_itself() {
     );
     assert_eq!(h.toss.stats().cancels, 1);
     assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
+}
+
+/// Staff refund part of a paid order (a spoilt item): refunded at Toss once per key, and the
+/// order stands; rejecting it later refunds what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_refund_part_of_a_payment_then_the_rest() {
+    let h = harness(minutes(10)).await;
+    let cake = h.product("Opera Cake", 9_000, 3).await;
+    let kim = Identity::customer("kim");
+    let staff = Identity::staff("lee");
+    let (order, key) = h.paid_order(&kim, &cake, 9_000).await;
+    let payments = &h.ordering.payments;
+
+    let err = payments
+        .refund_partly(Some(&kim), &order.id, 2_000, "spoilt", "r-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN", "staff only");
+    let err = payments
+        .refund_partly(Some(&staff), &order.id, 9_000, "all of it", "r-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "BAD_USER_INPUT", "all of it is a cancel: {err}");
+    let refunded = payments
+        .refund_partly(Some(&staff), &order.id, 2_000, "cream spoilt", "r-1")
+        .await
+        .unwrap();
+    assert_eq!(refunded.balance, 7_000);
+    assert_eq!(refunded.refunds.len(), 1);
+    // Asked again (a retried request): refunded once.
+    let again = payments
+        .refund_partly(Some(&staff), &order.id, 2_000, "cream spoilt", "r-1")
+        .await
+        .unwrap();
+    assert_eq!(again.balance, 7_000);
+    assert_eq!(h.toss.stats().cancels, 1);
+    let err = payments
+        .refund_partly(Some(&staff), &order.id, 1_000, "again", "r-1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "BAD_USER_INPUT",
+        "a key reused for another amount"
+    );
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 7_000);
+
+    // The order stands; the shop rejects it after all: the saga refunds what is left.
+    let still = h.ordering.orders.get(Some(&kim), &order.id).await.unwrap();
+    assert_eq!(still.status, OrderStatus::Paid);
+    h.ordering
+        .orders
+        .reject(Some(&staff), &order.id, "oven broke".into())
+        .await
+        .unwrap();
+    h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
+    assert_eq!(h.toss.stats().cancels, 2);
+    let payment = payments
+        .payment(Some(&kim), &order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let amounts: Vec<i64> = payment.refunds.iter().map(|r| r.amount).collect();
+    assert_eq!(amounts, [2_000, 7_000]);
 }
 
 /// A payment cancelled in the Toss console (Toss's webhook tells the payment subgraph) refunds

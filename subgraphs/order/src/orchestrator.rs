@@ -75,6 +75,15 @@ impl Default for SagaConfig {
     }
 }
 
+/// What [`Orchestrator::step`] did with an input.
+#[derive(Debug, Default, Clone, Copy)]
+struct Taken {
+    /// A saga step was taken (else the input was seen before or changed nothing).
+    stepped: bool,
+    /// The step gave a refund up to staff (REFUND_FAILED).
+    refund_failed: bool,
+}
+
 /// Why a saga step failed (it is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum OrchestratorError {
@@ -403,14 +412,13 @@ impl Orchestrator {
                     metrics::counter!("saga_inputs_carried_out_before_total").increment(1);
                     return Ok(vec![]);
                 }
-                let refund_failed =
-                    matches!(input, SagaInput::Replied(SagaReply::RefundFailed { .. }));
-                let (records, stepped) = self.step(&order_id, message_id, input).await?;
-                if notice && stepped {
+                let (records, taken) = self.step(&order_id, message_id, input).await?;
+                if notice && taken.stepped {
                     self.remember_carried_out(message_id);
                 }
-                if refund_failed && stepped {
-                    // The customer's money is still taken: something to alert on.
+                if taken.refund_failed {
+                    // The customer's money is still taken and the saga gave up on its own
+                    // (a refusal for now that it tries again is not counted): alert on this.
                     metrics::counter!("saga_refunds_failed_total").increment(1);
                 }
                 Ok(records)
@@ -452,7 +460,7 @@ impl Orchestrator {
         order_id: &str,
         request_id: Uuid,
     ) -> Result<bool, OrchestratorError> {
-        let (records, stepped) = self
+        let (records, taken) = self
             .step(order_id, request_id, SagaInput::RetryRefund)
             .await?;
         if !records.is_empty()
@@ -461,17 +469,18 @@ impl Orchestrator {
             // The saga waits on the refund now: a tick re-sends it.
             tracing::warn!(order_id, error = %err, "refund retry recorded; a tick sends it");
         }
-        Ok(stepped)
+        Ok(taken.stepped)
     }
 
-    /// Like [`Orchestrator::advance`]; also says whether a saga step was taken (else the input
-    /// was seen before or changed nothing, and the commands still unanswered are returned).
+    /// Like [`Orchestrator::advance`]; also says what was done: whether a saga step was taken
+    /// (else the input was seen before or changed nothing, and the commands still unanswered
+    /// are returned), and whether it gave a refund up to staff.
     async fn step(
         &self,
         order_id: &str,
         message_id: Uuid,
         input: SagaInput,
-    ) -> Result<(Vec<OutgoingRecord>, bool), OrchestratorError> {
+    ) -> Result<(Vec<OutgoingRecord>, Taken), OrchestratorError> {
         let saga_key = saga_id(order_id);
         let saga_stream = Repository::<OrderSaga>::stream_of(&saga_key)?;
         let order_stream = Repository::<Order>::stream_of(order_id)?;
@@ -528,7 +537,7 @@ impl Orchestrator {
                 }
                 // Seen before (or irrelevant): make sure what it sent is not lost.
                 self.index.update(&saga.state).await?;
-                return Ok((self.records(saga.state.pending.values())?, false));
+                return Ok((self.records(saga.state.pending.values())?, Taken::default()));
             }
             let actions: Vec<&OrderAction> =
                 events.iter().flat_map(|e| e.order_actions.iter()).collect();
@@ -584,7 +593,13 @@ impl Orchestrator {
                     self.index.update(&state).await?;
                     metrics::counter!("saga_steps_total").increment(1);
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
-                    return Ok((self.records(sent.into_iter())?, true));
+                    let taken = Taken {
+                        stepped: true,
+                        refund_failed: actions
+                            .iter()
+                            .any(|a| matches!(a, OrderAction::MarkRefundFailed { .. })),
+                    };
+                    return Ok((self.records(sent.into_iter())?, taken));
                 }
                 // Someone wrote the saga or the order meanwhile, or this very step was written
                 // before (its event id is derived from the message): read what is new, decide
@@ -708,7 +723,8 @@ impl Orchestrator {
             .collect()
     }
 
-    /// Fires due payment deadlines and re-sends commands unanswered for too long.
+    /// Fires due deadlines (payments, refund retries) and re-sends commands unanswered for too
+    /// long.
     pub async fn tick(&self) -> Result<(), OrchestratorError> {
         let now = Utc::now();
         let due = self.index.due(now).await?;
@@ -725,7 +741,7 @@ impl Orchestrator {
             match self.advance(&order_id, id, SagaInput::Tick { now }).await {
                 Ok(due_records) => records.extend(due_records),
                 Err(err) => {
-                    tracing::warn!(order_id, error = %err, "payment deadline not applied; retrying next tick");
+                    tracing::warn!(order_id, error = %err, "deadline not applied; retrying next tick");
                 }
             }
         }

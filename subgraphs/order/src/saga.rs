@@ -206,7 +206,8 @@ pub struct SagaAdvanced {
     pub order_id: String,
     /// The phase entered.
     pub phase: Phase,
-    /// Payment deadline, while awaiting payment.
+    /// The clock's next deadline: the payment's while awaiting payment, else when a refund
+    /// Toss refused for now is asked for again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
     /// Lines, when starting.
@@ -245,7 +246,7 @@ pub struct OrderSaga {
     pub phase: Phase,
     /// What was reserved.
     pub lines: Vec<StockLine>,
-    /// Payment deadline.
+    /// The clock's next deadline: the payment's, or a refund's retry.
     pub deadline: Option<DateTime<Utc>>,
     /// Whether money is held.
     pub paid: bool,
@@ -258,6 +259,13 @@ pub struct OrderSaga {
     /// Refunds asked for so far (each retry asks under a new refund id).
     #[serde(default)]
     pub refunds_asked: u32,
+    /// `refunds_asked` when staff last had a refund retried: the clock's own retries count
+    /// from there.
+    #[serde(default)]
+    pub refunds_before_staff: u32,
+    /// Why the money goes back, as first asked (a retry tells Toss the same).
+    #[serde(default)]
+    pub refund_reason: String,
 }
 
 /// The id of the refund the saga of `order_id` asks for (the payment records it under this id).
@@ -327,6 +335,16 @@ impl OrderSaga {
             next.sent.push(self.refund(&why));
         }
         next.order_actions.push(OrderAction::Reject { reason: why });
+    }
+
+    /// A retry of the refund Toss refused, with the first ask's reason.
+    fn refund_again(&self) -> Outgoing {
+        let reason = if self.refund_reason.is_empty() {
+            "refund"
+        } else {
+            self.refund_reason.as_str()
+        };
+        self.refund(reason)
     }
 
     /// A refund of what is held: the one under way again, else a new one (under a new refund
@@ -461,7 +479,9 @@ impl Aggregate for OrderSaga {
                         temporary,
                         ..
                     } => {
-                        if temporary && self.refunds_asked < AUTO_REFUND_ATTEMPTS {
+                        let asked =
+                            self.refunds_asked - self.refunds_before_staff.min(self.refunds_asked);
+                        if temporary && asked < AUTO_REFUND_ATTEMPTS {
                             // Toss asked to try again later: the clock does, as a new refund.
                             tracing::warn!(order_id = %cmd.order_id, code, reason, "refund refused for now; trying again later");
                             next.deadline = Some(now + cmd.refund_retry_after);
@@ -557,7 +577,7 @@ impl Aggregate for OrderSaga {
                 }
                 next.phase = P::Compensating;
                 next.deadline = None;
-                next.sent.push(me.refund("refund retried by staff"));
+                next.sent.push(me.refund_again());
                 next.order_actions.push(OrderAction::RetryRefund);
             }
             SagaInput::Tick { now } => {
@@ -571,7 +591,7 @@ impl Aggregate for OrderSaga {
                     next.order_actions.push(OrderAction::Expire);
                 } else if self.paid && self.pending_refund().is_none() && self.refunds_asked > 0 {
                     // A refund Toss refused for now is due again.
-                    next.sent.push(me.refund("refund retried"));
+                    next.sent.push(me.refund_again());
                 }
                 // Otherwise the deadline outlived what it was for: it is cleared.
             }
@@ -591,13 +611,19 @@ impl Aggregate for OrderSaga {
         for key in &e.answered {
             self.pending.remove(key);
         }
+        if e.order_actions.contains(&OrderAction::RetryRefund) {
+            self.refunds_before_staff = self.refunds_asked;
+        }
         for out in &e.sent {
             let key = out.answer_key();
             if let Outgoing::Payment(env) = out
-                && matches!(env.body, PaymentCommand::RefundPayment { .. })
+                && let PaymentCommand::RefundPayment { reason, .. } = &env.body
                 && !self.pending.contains_key(&key)
             {
                 self.refunds_asked += 1;
+                if self.refund_reason.is_empty() {
+                    self.refund_reason.clone_from(reason);
+                }
             }
             self.pending.insert(key, out.clone());
         }

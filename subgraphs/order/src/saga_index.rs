@@ -1,5 +1,6 @@
-//! The saga index: one row per saga (phase, payment deadline, unanswered commands) so the
-//! clock finds due deadlines and commands to re-send without reading every saga stream.
+//! The saga index: one row per saga (phase, the clock's next deadline: a payment's or a
+//! refund's retry, unanswered commands) so the clock finds due deadlines and commands to
+//! re-send without reading every saga stream.
 //!
 //! Saga steps running at the same moment share one write: each step hands its row to a writer
 //! task and waits for it; the task upserts everything waiting in one statement (the newest row

@@ -342,7 +342,8 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Places an order; prices come from the catalog. The same idempotency key returns the same order.
+    /// Places an order; prices come from the catalog. The same idempotency key returns the same
+    /// order; reused for other lines it is refused (`IDEMPOTENCY_KEY_REUSED`).
     async fn place_order(
         &self,
         ctx: &Context<'_>,

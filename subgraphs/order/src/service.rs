@@ -353,11 +353,13 @@ impl OrderService {
     ) -> Result<Order, ServiceError> {
         auth::require_staff(identity)?;
         let order = self.load(order_id).await?;
+        // Asked again while the retry is under way: the order went back from REFUND_FAILED.
         let retrying = order.paid
-            && order
-                .timeline
-                .last()
-                .is_some_and(|c| c.reason.as_deref() == Some(REFUND_RETRIED));
+            && matches!(
+                order.timeline.as_slice(),
+                [.., before, last] if before.status == OrderStatus::RefundFailed
+                    && last.reason.as_deref() == Some(REFUND_RETRIED)
+            );
         if retrying {
             return Ok(order);
         }

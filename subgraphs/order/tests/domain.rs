@@ -713,6 +713,14 @@ fn staff_retry_a_refused_refund_under_a_new_refund_id() {
     saga.apply(&e);
     assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:2"));
     assert_eq!(e.order_actions, vec![OrderAction::RetryRefund]);
+    let Some(Outgoing::Payment(env)) = e.sent.first() else {
+        panic!("a refund: {:?}", e.sent);
+    };
+    assert!(
+        matches!(&env.body, PaymentCommand::RefundPayment { reason, .. } if reason == "oven broke"),
+        "Toss is told the first ask's reason: {:?}",
+        env.body
+    );
     assert!(saga.pending.contains_key("refund:o1:refund:2"));
     assert!(
         saga.handle(retry).unwrap().is_empty(),
@@ -931,8 +939,12 @@ fn a_refund_refused_for_now_is_tried_again_by_the_clock_then_left_to_staff() {
         }]
     );
     assert_eq!(saga.deadline, None);
+    // Staff retry: the clock may again try up to three asks in all.
     let e = step(&mut saga, SagaInput::RetryRefund);
     assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:4"));
+    let e = step(&mut saga, refused_for_now("o1:refund:4"));
+    assert!(e.order_actions.is_empty(), "{e:?}");
+    assert!(saga.deadline.is_some());
 }
 
 #[test]

@@ -813,15 +813,6 @@ async fn a_refund_refused_for_good_is_counted() {
         },
     )
     .await;
-    let failed = reply(
-        &order_id,
-        contracts::SagaReply::RefundFailed {
-            refund_id: order::saga::refund_id(&order_id),
-            code: "NOT_CANCELABLE_PAYMENT".into(),
-            reason: "the payment cannot be cancelled".into(),
-            temporary: false,
-        },
-    );
     let counted = || {
         handle
             .render()
@@ -829,7 +820,39 @@ async fn a_refund_refused_for_good_is_counted() {
             .find(|l| l.starts_with("saga_refunds_failed_total"))
             .map(str::to_owned)
     };
-    assert_eq!(counted(), None, "nothing failed yet");
+    // Refused for now: the saga tries again itself; nothing to alert on.
+    let for_now = reply(
+        &order_id,
+        contracts::SagaReply::RefundFailed {
+            refund_id: order::saga::refund_id(&order_id),
+            code: "PROVIDER_ERROR".into(),
+            reason: "try again in a few minutes".into(),
+            temporary: true,
+        },
+    );
+    orchestrator.on_message(&for_now).await.unwrap();
+    assert_eq!(counted(), None, "a refusal for now is not counted");
+    let later = order::saga::SagaInput::Tick {
+        now: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
+    let sent = orchestrator
+        .advance(&order_id, uuid::Uuid::new_v4(), later)
+        .await
+        .unwrap();
+    assert!(
+        sent.iter()
+            .any(|r| String::from_utf8_lossy(&r.payload).contains(":refund:2")),
+        "asked again: {sent:?}"
+    );
+    let failed = reply(
+        &order_id,
+        contracts::SagaReply::RefundFailed {
+            refund_id: order::saga::refund_attempt_id(&order_id, 2),
+            code: "NOT_CANCELABLE_PAYMENT".into(),
+            reason: "the payment cannot be cancelled".into(),
+            temporary: false,
+        },
+    );
     orchestrator.on_message(&failed).await.unwrap();
     orchestrator.on_message(&failed).await.unwrap();
     assert_eq!(counted().as_deref(), Some("saga_refunds_failed_total 1"));

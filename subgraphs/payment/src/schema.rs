@@ -220,4 +220,22 @@ impl Mutation {
             .map_err(gql_error)?;
         Ok(paid.into())
     }
+
+    /// Staff return part of a confirmed payment (a missing or spoilt item), refunded at Toss;
+    /// the order stands. The same idempotency key refunds once. Something must be left: all
+    /// of it goes back by cancelling or rejecting the order.
+    async fn refund_partially(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        amount: i64,
+        reason: String,
+        idempotency_key: String,
+    ) -> async_graphql::Result<PaymentGql> {
+        let refunded = service(ctx)?
+            .refund_partly(identity(ctx), &order_id, amount, &reason, &idempotency_key)
+            .await
+            .map_err(gql_error)?;
+        Ok(refunded.into())
+    }
 }

@@ -377,6 +377,64 @@ impl PaymentService {
         Ok(Some(state))
     }
 
+    /// Staff return part of a confirmed payment (a missing or spoilt item): refunded at Toss
+    /// and recorded under `idempotency_key` (asked again, it refunds once); the order stands.
+    /// Something must be left: all of it goes back by cancelling or rejecting the order, whose
+    /// saga then refunds what is left.
+    pub async fn refund_partly(
+        &self,
+        identity: Option<&Identity>,
+        order_id: &str,
+        amount: i64,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Payment, PaymentError> {
+        use crate::toss::client::MAX_CANCEL_REASON_CHARS;
+        let me = auth::require_staff(identity)?;
+        check_order_id(order_id)?;
+        let key = idempotency_key.trim();
+        if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(PaymentError::Invalid(
+                "idempotencyKey must be 1 to 64 printable ASCII characters".into(),
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_CANCEL_REASON_CHARS {
+            return Err(PaymentError::Invalid(format!(
+                "reason must be 1 to {MAX_CANCEL_REASON_CHARS} characters"
+            )));
+        }
+        if amount <= 0 {
+            return Err(PaymentError::Invalid("amount must be positive".into()));
+        }
+        let refund_id = format!("{STAFF_REFUND_PREFIX}{key}");
+        let state = self.inner.payments.load(order_id).await?.state;
+        match state.refund(&refund_id) {
+            Some(done) if done.amount == amount => return Ok(state),
+            Some(_) => {
+                return Err(PaymentError::Invalid(
+                    "idempotencyKey was already used for another refund; use a new key".into(),
+                ));
+            }
+            None => {}
+        }
+        if !state.status.was_confirmed() {
+            return Err(PaymentRuleError::NotConfirmed.into());
+        }
+        if amount >= state.balance {
+            return Err(PaymentError::Invalid(format!(
+                "a partial refund must leave something ({} KRW is left); cancel or reject the \
+                 order to refund all of it",
+                state.balance
+            )));
+        }
+        let metadata = metadata(order_id, None).with_user(&me.sub);
+        self.refund(order_id, &refund_id, Some(amount), reason, metadata)
+            .await?;
+        tracing::info!(order_id, amount, "partial refund by staff");
+        Ok(self.inner.payments.load(order_id).await?.state)
+    }
+
     /// Handles a saga command. `Ok` is the reply to send (including refusals for good, as
     /// `RefundFailed`); `Err` means the outcome is not known yet (Toss or a store unavailable):
     /// do not acknowledge, handle the same message again later, which is safe.
@@ -518,6 +576,10 @@ impl PaymentService {
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
     }
 }
+
+/// Prefix of the refund ids of staff's partial refunds (the saga's are `{order}:refund...`,
+/// cancels made at Toss `toss-...`).
+pub const STAFF_REFUND_PREFIX: &str = "staff-";
 
 /// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
 /// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail

@@ -213,3 +213,63 @@ fn the_sdl_extends_order_with_its_payment() {
     );
     assert!(sdl.contains("enum PaymentStatus"), "{sdl}");
 }
+
+const REFUND_PARTIALLY: &str =
+    "mutation($orderId: ID!, $amount: Int!, $reason: String!, $key: String!) {
+    refundPartially(orderId: $orderId, amount: $amount, reason: $reason, idempotencyKey: $key) {
+        status balanceAmount cancellations { amount reason }
+    }
+}";
+
+#[tokio::test]
+async fn staff_refund_part_of_a_payment() {
+    let h = Harness::new().await;
+    let api = Subgraph::start(h.service.clone()).await;
+    let (order, _) = h.paid_order("c-1", 15_000).await;
+    let staff = Identity::staff("lee");
+    let refund = |amount: i64, reason: &str, key: &str| json!({ "orderId": order, "amount": amount, "reason": reason, "key": key });
+
+    let r = api
+        .graphql(
+            Some(&Identity::customer("c-1")),
+            REFUND_PARTIALLY,
+            refund(5_000, "spoilt", "k1"),
+        )
+        .await;
+    assert_eq!(error_code(&r), "FORBIDDEN");
+    for bad in [
+        refund(0, "spoilt", "k1"),
+        refund(15_000, "all of it", "k1"),
+        refund(5_000, " ", "k1"),
+        refund(5_000, &"x".repeat(201), "k1"),
+        refund(5_000, "spoilt", ""),
+    ] {
+        let r = api.graphql(Some(&staff), REFUND_PARTIALLY, bad).await;
+        assert_eq!(error_code(&r), "BAD_USER_INPUT", "{r}");
+    }
+    assert_eq!(h.toss.server.stats().cancel_requests, 0);
+
+    let r = api
+        .graphql(
+            Some(&staff),
+            REFUND_PARTIALLY,
+            refund(5_000, "cream spoilt", "k1"),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let refunded = &r["data"]["refundPartially"];
+    assert_eq!(refunded["balanceAmount"], 10_000);
+    assert_eq!(
+        refunded["cancellations"],
+        json!([{ "amount": 5_000, "reason": "cream spoilt" }])
+    );
+    let again = api
+        .graphql(
+            Some(&staff),
+            REFUND_PARTIALLY,
+            refund(5_000, "cream spoilt", "k1"),
+        )
+        .await;
+    assert_eq!(again["data"]["refundPartially"], *refunded);
+    assert_eq!(h.toss.server.stats().cancels, 1, "refunded once");
+}

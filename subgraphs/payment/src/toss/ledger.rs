@@ -311,14 +311,14 @@ impl Ledger {
         match failure {
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
-            _ => {}
-        }
-        if failure == FailureMode::CancelRefused {
-            return Reply::error(
-                403,
-                codes::NOT_CANCELABLE_PAYMENT,
-                "the card company refused to cancel the payment",
-            );
+            FailureMode::CancelRefused => {
+                return Reply::error(
+                    403,
+                    codes::NOT_CANCELABLE_PAYMENT,
+                    "the card company refused to cancel the payment",
+                );
+            }
+            FailureMode::Declined | FailureMode::Timeout | FailureMode::None => {}
         }
         let reason = req.cancel_reason.trim();
         if reason.is_empty() || reason.chars().count() > 200 {
