@@ -463,7 +463,9 @@ impl Aggregate for Order {
                 Ok(vec![OrderEvent::Changed(change)])
             }
             OrderCommand::MarkRefundedAtToss { reason } => {
-                if !self.paid {
+                // Unpaid, only a late payment (after a cancel or expiry) can have been refunded.
+                let late = matches!(self.status, S::Cancelled | S::Rejected | S::Expired);
+                if self.status == S::Refunded || (!self.paid && !late) {
                     return Ok(vec![]);
                 }
                 self.require(

@@ -892,6 +892,19 @@ fn a_late_payments_refund_shows_on_the_order() {
             .is_empty(),
         "recorded once"
     );
+    // Or refunded at Toss (the console) before the saga's refund: shown all the same.
+    let mut at_toss = fold(&placed());
+    for cmd in [
+        OrderCommand::Expire,
+        OrderCommand::MarkRefundedAtToss {
+            reason: "customer called".into(),
+        },
+    ] {
+        for e in at_toss.handle(cmd).unwrap() {
+            at_toss.apply(&e);
+        }
+    }
+    assert_eq!(at_toss.status, OrderStatus::Refunded);
     // An order still under way was not refunded by the saga.
     let pending = fold(&placed());
     assert!(

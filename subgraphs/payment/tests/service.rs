@@ -245,6 +245,33 @@ async fn a_timeout_records_nothing_and_a_retry_charges_once() {
     assert_eq!(h.toss.server.stats().confirmed, 1);
 }
 
+/// Toss's test server in `duplicate` mode takes the money and answers as to a duplicate
+/// (`ALREADY_PROCESSED_PAYMENT`): the payment is looked up and recorded confirmed, once.
+#[tokio::test]
+async fn a_duplicate_answer_after_the_charge_is_recorded_as_confirmed() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.toss
+        .server
+        .set_failure(FailureMode::Duplicate, Some(&key));
+    let paid = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(paid.amount, 15_000);
+    let stats = h.toss.server.stats();
+    assert_eq!((stats.confirm_requests, stats.confirmed), (1, 1));
+    let events = h.payment_events(&order).await;
+    assert_eq!(
+        events.last().unwrap().0,
+        contracts::events::PAYMENT_CONFIRMED
+    );
+}
+
 #[tokio::test]
 async fn a_confirm_that_reached_toss_but_was_not_recorded_is_recovered() {
     let h = Harness::new().await;

@@ -27,6 +27,9 @@ pub enum FailureMode {
     Timeout,
     /// Cancels are refused for good: 403 `NOT_CANCELABLE_PAYMENT` (confirms and lookups work).
     CancelRefused,
+    /// Confirms are applied, then answered 400 `ALREADY_PROCESSED_PAYMENT`, as Toss answers a
+    /// duplicate of a request whose first answer was lost: the money is taken all the same.
+    Duplicate,
     /// No failure.
     None,
 }
@@ -262,7 +265,10 @@ impl Ledger {
             }
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
-            FailureMode::Timeout | FailureMode::CancelRefused | FailureMode::None => {}
+            FailureMode::Timeout
+            | FailureMode::CancelRefused
+            | FailureMode::Duplicate
+            | FailureMode::None => {}
         }
         let mut payment = self.payment_of(req, TossStatus::Done);
         payment.method = Some("카드".to_owned());
@@ -278,6 +284,13 @@ impl Ledger {
         self.paid_orders
             .insert(req.order_id.clone(), req.payment_key.clone());
         self.stats.confirmed += 1;
+        if self.failure_for(&req.payment_key) == FailureMode::Duplicate {
+            return Reply::error(
+                400,
+                codes::ALREADY_PROCESSED_PAYMENT,
+                "이미 처리된 결제 입니다.",
+            );
+        }
         Reply::ok(&payment)
     }
 
@@ -318,7 +331,10 @@ impl Ledger {
                     "the card company refused to cancel the payment",
                 );
             }
-            FailureMode::Declined | FailureMode::Timeout | FailureMode::None => {}
+            FailureMode::Declined
+            | FailureMode::Timeout
+            | FailureMode::Duplicate
+            | FailureMode::None => {}
         }
         let reason = req.cancel_reason.trim();
         if reason.is_empty() || reason.chars().count() > 200 {
