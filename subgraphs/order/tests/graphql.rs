@@ -454,6 +454,14 @@ async fn every_refusal_has_a_code() {
         .post(Some(&staff()), accept, json!({ "id": id }))
         .await;
     assert_eq!(code(&body), "INVALID_ORDER_STATUS", "{body}");
+    // Only a refund Toss refused can be retried, and only by staff.
+    let retry = "mutation($id: ID!) { retryRefund(id: $id) { status } }";
+    let body = server.post(Some(&kim), retry, json!({ "id": id })).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let body = server
+        .post(Some(&staff()), retry, json!({ "id": id }))
+        .await;
+    assert_eq!(code(&body), "INVALID_ORDER_STATUS", "{body}");
     server.stop().await;
 }
 
