@@ -122,6 +122,15 @@ impl Harness {
         id
     }
 
+    /// Waits (up to a minute) until `id` has `want` (on hand, reserved); `what` says why.
+    async fn wait_stock(&self, id: &str, want: (u32, u32), what: &str) {
+        let reached = testkit::eventually(Duration::from_secs(60), || async {
+            self.stock(id).await == want
+        })
+        .await;
+        assert!(reached, "{what}: {:?}", self.stock(id).await);
+    }
+
     async fn stock(&self, id: &str) -> (u32, u32) {
         let product = self
             .ordering
@@ -279,11 +288,7 @@ async fn happy_path_reaches_paid_and_sells_the_stock() {
     let paid = h.pay(&kim, &order, 13_000).await.unwrap();
     assert_eq!(paid.amount, 13_000);
     h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
-    let sold = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (8, 0)
-    })
-    .await;
-    assert!(sold, "stock committed: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (8, 0), "stock committed").await;
     // Staff runs it to completion.
     let staff = Identity::staff("lee");
     h.run_to_completion(&staff, &order.id).await;
@@ -335,22 +340,14 @@ async fn paid_then_cancelled_refunds_and_returns_stock(h: Harness) {
     assert_eq!(h.stock(&cake).await, (6, 2));
     h.pay(&kim, &order, 9_000).await.unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
-    let sold = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (4, 0)
-    })
-    .await;
-    assert!(sold, "stock committed: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (4, 0), "stock committed").await;
     h.ordering
         .orders
         .cancel(Some(&kim), &order.id, Some("plans changed".into()))
         .await
         .unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
-    let restored = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (6, 0)
-    })
-    .await;
-    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (6, 0), "stock back").await;
     let payment = h
         .ordering
         .payments
@@ -390,11 +387,7 @@ async fn declined_card_cancels_and_releases_stock() {
     let err = h.pay(&kim, &order, 15_000).await.unwrap_err();
     assert_eq!(err.code(), "REJECT_CARD_COMPANY");
     h.wait_status(&kim, &order.id, OrderStatus::Cancelled).await;
-    let released = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (5, 0)
-    })
-    .await;
-    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (5, 0), "stock released").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,11 +399,7 @@ async fn unpaid_order_expires_and_releases_stock() {
     h.wait_status(&kim, &order.id, OrderStatus::PaymentPending)
         .await;
     h.wait_status(&kim, &order.id, OrderStatus::Expired).await;
-    let released = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (4, 0)
-    })
-    .await;
-    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (4, 0), "stock released").await;
     // Paying an expired order is refused.
     let err = h.pay(&kim, &order, 32_000).await.unwrap_err();
     assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
@@ -448,11 +437,7 @@ async fn a_broken_saga_does_not_stop_other_orders_expiring() {
     let kim = Identity::customer("kim");
     let order = h.place(&kim, vec![(cake.clone(), 2)]).await;
     h.wait_status(&kim, &order.id, OrderStatus::Expired).await;
-    let released = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (2, 0)
-    })
-    .await;
-    assert!(released, "stock released: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (2, 0), "stock released").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,11 +491,7 @@ async fn staff_reject_after_payment_refunds() {
         .await
         .unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
-    let restored = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (3, 0)
-    })
-    .await;
-    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (3, 0), "stock back").await;
 }
 
 /// A refund Toss refuses for good leaves the order REFUND_FAILED; staff (not the customer)
@@ -587,11 +568,7 @@ async fn staff_retry_a_refund_toss_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "INVALID_ORDER_STATUS", "nothing left to retry");
-    let restored = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (2, 0)
-    })
-    .await;
-    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (2, 0), "stock back").await;
 }
 
 /// Toss refusing a refund "for now" (400 `PROVIDER_ERROR`, "try again in a few minutes"):
@@ -728,20 +705,12 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
         last.reason.as_deref(),
         Some("payment cancelled at Toss: customer called")
     );
-    let restored = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (3, 0)
-    })
-    .await;
-    assert!(restored, "stock back: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (3, 0), "stock back").await;
 
     // Made and handed over, then refunded at Toss: the tart stays sold.
     let (order, key) = h.paid_order(&kim, &cake, 7_200).await;
     h.run_to_completion(&staff, &order.id).await;
-    let sold = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (2, 0)
-    })
-    .await;
-    assert!(sold, "one tart sold: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (2, 0), "one tart sold").await;
     h.cancel_at_toss(&key, &order.id).await;
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     let payment = h
@@ -910,11 +879,7 @@ async fn duplicate_and_reordered_messages_change_nothing() {
     assert_eq!(h.stock(&cake).await, (5, 1), "reserved once");
     h.pay(&kim, &order, 9_000).await.unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
-    let sold = testkit::eventually(Duration::from_secs(30), || async {
-        h.stock(&cake).await == (4, 0)
-    })
-    .await;
-    assert!(sold, "sold once: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (4, 0), "sold once").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1106,11 +1071,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     for id in &order_ids {
         h.wait_status(&kim, id, OrderStatus::Paid).await;
     }
-    let sold = testkit::eventually(Duration::from_secs(60), || async {
-        h.stock(&cake).await == (5, 0)
-    })
-    .await;
-    assert!(sold, "stock and money agree: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (5, 0), "stock and money agree").await;
     assert_eq!(h.toss.stats().confirmed, 3);
 
     // Killed while compensating: the first order, paid, is cancelled by its customer; once the
@@ -1147,11 +1108,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     h.toss.set_failure(FailureMode::None, None);
     runner = run_saga(&h);
     h.wait_status(&kim, &cancelled, OrderStatus::Refunded).await;
-    let back = testkit::eventually(Duration::from_secs(60), || async {
-        h.stock(&cake).await == (6, 0)
-    })
-    .await;
-    assert!(back, "the unit went back: {:?}", h.stock(&cake).await);
+    h.wait_stock(&cake, (6, 0), "the unit went back").await;
     // Refunded once, whoever carried it out.
     assert_eq!(h.toss.stats().cancels, 1);
     runner.abort();

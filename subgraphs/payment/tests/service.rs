@@ -193,31 +193,36 @@ async fn a_declined_card_records_payment_failed() {
 async fn a_provider_error_is_recorded_as_failed_and_a_server_error_is_not() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
-    let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.toss.server.set_failure(FailureMode::ProviderError, None);
-    let err = h
-        .service
-        .confirm(Some(&me), &order, &key, 15_000)
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "PROVIDER_ERROR");
-    assert_eq!(h.toss.server.stats().confirm_requests, 1);
-    assert_eq!(h.payment(&order).await.status, PaymentStatus::Failed);
-    let events = h.payment_events(&order).await;
-    assert_eq!(events.last().unwrap().0, contracts::events::PAYMENT_FAILED);
-
-    let open = h.payable_order("c-1", 9_000).await;
-    let key = h.mint(&open, 9_000).await;
-    h.toss.server.set_failure(FailureMode::InternalError, None);
-    let err = h
-        .service
-        .confirm(Some(&me), &open, &key, 9_000)
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "FAILED_INTERNAL_SYSTEM_PROCESSING");
-    assert_eq!(h.toss.server.stats().confirm_requests, 1 + 3, "retried");
-    assert_ne!(h.payment(&open).await.status, PaymentStatus::Failed);
+    let mut requests = 0;
+    for (mode, code, asks, recorded) in [
+        (FailureMode::ProviderError, "PROVIDER_ERROR", 1, true),
+        (
+            FailureMode::InternalError,
+            "FAILED_INTERNAL_SYSTEM_PROCESSING",
+            3,
+            false,
+        ),
+    ] {
+        let order = h.payable_order("c-1", 15_000).await;
+        let key = h.mint(&order, 15_000).await;
+        h.toss.server.set_failure(mode, None);
+        let err = h
+            .service
+            .confirm(Some(&me), &order, &key, 15_000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code);
+        requests += asks;
+        assert_eq!(h.toss.server.stats().confirm_requests, requests, "{code}");
+        let failed = h.payment(&order).await.status == PaymentStatus::Failed;
+        assert_eq!(failed, recorded, "{code}");
+        let last = h.payment_events(&order).await.last().unwrap().0.clone();
+        assert_eq!(
+            last == contracts::events::PAYMENT_FAILED,
+            recorded,
+            "{code}"
+        );
+    }
 }
 
 #[tokio::test]

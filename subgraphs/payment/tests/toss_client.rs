@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use payment::toss::server::{mint_payment_key, set_failure};
 use payment::toss::{
-    FailureMode, RetryPolicy, Timeouts, TossClient, TossStatus, TossTestServer, codes,
+    FailureMode, RetryPolicy, Timeouts, TossClient, TossError, TossStatus, TossTestServer, codes,
 };
 use secrecy::SecretString;
 
@@ -113,20 +113,25 @@ async fn a_declined_card_is_reported_once_without_retries() {
     assert_eq!(aborted.status, TossStatus::Aborted);
 }
 
-#[tokio::test]
-async fn server_errors_are_retried_with_the_same_key_then_reported() {
+/// A Toss test server failing confirms in `mode`, a client, a key minted for `order-1`, and
+/// the error of confirming it (key `confirm-order-1`).
+async fn a_failed_confirm(mode: FailureMode) -> (Running, TossClient, String, TossError) {
     let toss = start(TossTestServer::default()).await;
     let key = mint_payment_key(&toss.base, "order-1", 5_000)
         .await
         .unwrap();
-    set_failure(&toss.base, FailureMode::InternalError, None)
-        .await
-        .unwrap();
+    set_failure(&toss.base, mode, None).await.unwrap();
     let client = client(&toss.base);
     let err = client
         .confirm(&key, "order-1", 5_000, "confirm-order-1")
         .await
         .unwrap_err();
+    (toss, client, key, err)
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_the_same_key_then_reported() {
+    let (toss, client, key, err) = a_failed_confirm(FailureMode::InternalError).await;
     assert_eq!(
         (err.code.as_str(), err.status),
         (codes::FAILED_INTERNAL_SYSTEM_PROCESSING, Some(500))
@@ -150,18 +155,7 @@ async fn server_errors_are_retried_with_the_same_key_then_reported() {
 /// the idempotency key: trying the same request again cannot help, so it is not retried.
 #[tokio::test]
 async fn a_provider_error_is_answered_once_and_replayed_under_its_key() {
-    let toss = start(TossTestServer::default()).await;
-    let key = mint_payment_key(&toss.base, "order-1", 5_000)
-        .await
-        .unwrap();
-    set_failure(&toss.base, FailureMode::ProviderError, None)
-        .await
-        .unwrap();
-    let client = client(&toss.base);
-    let err = client
-        .confirm(&key, "order-1", 5_000, "confirm-order-1")
-        .await
-        .unwrap_err();
+    let (toss, client, key, err) = a_failed_confirm(FailureMode::ProviderError).await;
     assert_eq!(
         (err.code.as_str(), err.status),
         (codes::PROVIDER_ERROR, Some(400))
