@@ -166,6 +166,47 @@ async fn batches_fold_into_rows_and_later_batches_continue_them(
     );
     assert_eq!(row(&models, "o-1").await.1.len(), 4);
     assert_eq!(row(&models, "o-1").await.0, "ACCEPTED");
+
+    // Listed orders know whether money is held as the aggregate does: a late payment's
+    // refused refund holds it (never PAID on the order), a refund returns it.
+    let paid = |page: &order::orders_view::OrderPage, id: &str| {
+        page.rows
+            .iter()
+            .find(|(o, _)| o.id == id)
+            .map(|(o, _)| o.paid)
+    };
+    append(
+        &store,
+        "o-2",
+        &[changed(
+            "o-2",
+            OrderStatus::RefundFailed,
+            Some("refund failed: NOT_CANCELABLE_PAYMENT"),
+        )],
+    )
+    .await;
+    let third = all_after(&store, second.last().unwrap().position, 1).await;
+    models.apply_batch(&OrdersView, &third, None).await.unwrap();
+    let page = order::orders_view::list_orders(models.pool(), None, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(paid(&page, "o-1"), Some(true));
+    assert_eq!(paid(&page, "o-2"), Some(true));
+    append(
+        &store,
+        "o-2",
+        &[changed("o-2", OrderStatus::Refunded, None)],
+    )
+    .await;
+    let fourth = all_after(&store, third.last().unwrap().position, 1).await;
+    models
+        .apply_batch(&OrdersView, &fourth, None)
+        .await
+        .unwrap();
+    let page = order::orders_view::list_orders(models.pool(), None, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(paid(&page, "o-2"), Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
