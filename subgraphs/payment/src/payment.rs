@@ -47,6 +47,10 @@ impl PaymentStatus {
 /// The refund id prefix of cancels made elsewhere (`toss-{transactionKey}`), seen at Toss.
 pub const AT_TOSS_PREFIX: &str = "toss-";
 
+/// Prefix of the refund ids of staff's partial refunds (`staff-{order}-{key}`; the saga's are
+/// `{order}:refund…`).
+pub const STAFF_REFUND_PREFIX: &str = "staff-";
+
 /// One refund (a Toss cancel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
@@ -278,15 +282,15 @@ impl Payment {
         self.refunds.iter().find(|r| r.refund_id == refund_id)
     }
 
-    /// Whether nothing is left of a confirmed payment and a cancel made elsewhere (the Toss
-    /// console) took part in returning it.
+    /// Whether nothing is left of a confirmed payment and a cancel other than the saga's (the
+    /// Toss console, or staff's partial refunds) took part in returning it.
     pub fn emptied_at_toss(&self) -> bool {
         self.status.was_confirmed()
             && self.balance == 0
-            && self
-                .refunds
-                .iter()
-                .any(|r| r.refund_id.starts_with(AT_TOSS_PREFIX))
+            && self.refunds.iter().any(|r| {
+                r.refund_id.starts_with(AT_TOSS_PREFIX)
+                    || r.refund_id.starts_with(STAFF_REFUND_PREFIX)
+            })
     }
 
     fn knows(&self, refund: &Refund) -> bool {

@@ -22,6 +22,7 @@ use crate::error::PaymentError;
 use crate::payable::PayableOrders;
 use crate::payment::{
     AT_TOSS_PREFIX, Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund,
+    STAFF_REFUND_PREFIX,
 };
 use crate::toss::{TossCancel, TossClient, TossError, TossPayment, codes};
 
@@ -407,7 +408,8 @@ impl PaymentService {
         if amount <= 0 {
             return Err(PaymentError::Invalid("amount must be positive".into()));
         }
-        let refund_id = format!("{STAFF_REFUND_PREFIX}{key}");
+        // Toss scopes idempotency keys by payment; the order id keeps them apart anyway.
+        let refund_id = format!("{STAFF_REFUND_PREFIX}{order_id}-{key}");
         let state = self.inner.payments.load(order_id).await?.state;
         match state.refund(&refund_id) {
             Some(done) if done.amount == amount => return Ok(state),
@@ -419,7 +421,12 @@ impl PaymentService {
             None => {}
         }
         if !state.status.was_confirmed() {
-            return Err(PaymentRuleError::NotConfirmed.into());
+            return Err(if state.status == PaymentStatus::New {
+                PaymentRuleError::NotRequested
+            } else {
+                PaymentRuleError::NotConfirmed
+            }
+            .into());
         }
         if amount >= state.balance {
             return Err(PaymentError::Invalid(format!(
@@ -554,14 +561,16 @@ impl PaymentService {
         let ours = cancelled.cancels.last().ok_or_else(|| {
             PaymentError::Mismatch("toss answered a cancel without cancels".into())
         })?;
-        let mut refunds = vec![Refund {
-            refund_id: refund_id.to_owned(),
-            transaction_key: ours.transaction_key.clone(),
-            amount: ours.cancel_amount,
-            reason: ours.cancel_reason.clone(),
-            canceled_at: ours.canceled_at.with_timezone(&Utc),
-        }];
-        refunds.extend(observed_refunds(&cancelled.cancels));
+        // Recorded in Toss's order, ours under its id: a cancel made meanwhile (a staff partial
+        // refund not recorded yet, the console) comes before ours, with the balance it left.
+        let mut refunds = observed_refunds(&cancelled.cancels);
+        let mine = refunds
+            .iter()
+            .position(|r| r.transaction_key.is_some() && r.transaction_key == ours.transaction_key)
+            .unwrap_or(refunds.len().saturating_sub(1));
+        if let Some(mine) = refunds.get_mut(mine) {
+            mine.refund_id = refund_id.to_owned();
+        }
         let done = self
             .inner
             .payments
@@ -576,10 +585,6 @@ impl PaymentService {
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
     }
 }
-
-/// Prefix of the refund ids of staff's partial refunds (the saga's are `{order}:refund...`,
-/// cancels made at Toss `toss-...`).
-pub const STAFF_REFUND_PREFIX: &str = "staff-";
 
 /// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
 /// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail

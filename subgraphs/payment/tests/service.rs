@@ -537,3 +537,46 @@ async fn a_confirmed_payment_is_announced_to_the_saga() {
         }
     );
 }
+
+/// A cancel Toss made before the saga's (a partial refund not recorded yet) is recorded first,
+/// with the balance it left, and the saga's last, under its id: the relayed events tell the
+/// saga its own refund emptied the payment, not the other cancel.
+#[tokio::test]
+async fn cancels_made_meanwhile_are_recorded_in_tosss_order() {
+    let h = Harness::new().await;
+    let (order, key) = h.paid_order("c-1", 15_000).await;
+    h.toss
+        .client()
+        .cancel(&key, "one cake spoilt", Some(2_000), "elsewhere-1")
+        .await
+        .unwrap();
+    let reply = h
+        .service
+        .handle(refund(&order, "o:refund", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        SagaReply::PaymentRefunded {
+            refund_id: "o:refund".into(),
+            amount: 13_000
+        }
+    );
+    let refunds: Vec<(String, i64, i64)> = h
+        .payment_events(&order)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == contracts::events::PAYMENT_REFUNDED)
+        .map(|(_, data)| {
+            (
+                data["refund_id"].as_str().unwrap().to_owned(),
+                data["amount"].as_i64().unwrap(),
+                data["balance"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(refunds.len(), 2, "{refunds:?}");
+    assert!(refunds[0].0.starts_with("toss-"), "{refunds:?}");
+    assert_eq!((refunds[0].1, refunds[0].2), (2_000, 13_000));
+    assert_eq!(refunds[1], ("o:refund".to_owned(), 13_000, 0));
+}
