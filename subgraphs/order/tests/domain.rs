@@ -957,7 +957,16 @@ fn a_refund_refused_for_now_is_tried_again_by_the_clock_then_left_to_staff() {
     assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:4"));
     let e = step(&mut saga, refused_for_now("o1:refund:4"));
     assert!(e.order_actions.is_empty(), "{e:?}");
-    assert!(saga.deadline.is_some());
+    for attempt in [5, 6] {
+        let due = saga.deadline.expect("a retry is scheduled");
+        let e = step(&mut saga, SagaInput::Tick { now: due });
+        let id = format!("o1:refund:{attempt}");
+        assert_eq!(refund_asked(&e).as_deref(), Some(id.as_str()));
+        let e = step(&mut saga, refused_for_now(&id));
+        let given_up = !e.order_actions.is_empty();
+        assert_eq!(given_up, attempt == 6, "ask {attempt}: {e:?}");
+    }
+    assert_eq!(saga.deadline, None, "three asks since the staff retry");
 }
 
 #[test]
