@@ -14,7 +14,7 @@ use bus::{MessageBus, OutgoingRecord};
 use chrono::Utc;
 use contracts::{Envelope, SagaReply};
 use eventstore::{EventStore, Metadata, Repository};
-use projections::ReadModels;
+use projections::{ProjectionError, ReadModels};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -53,6 +53,11 @@ pub(crate) struct Inner {
     pub(crate) payments: Repository<Payment>,
     pub(crate) payable: PayableOrders,
     pub(crate) toss: TossClient,
+    /// The read-model database, whose Postgres advisory locks take staff refunds of one order
+    /// one at a time across replicas.
+    pub(crate) locks: sqlx::AnyPool,
+    /// Staff refunds in this process, one at a time (rare; SQLite has no advisory locks).
+    pub(crate) staff_refunds: tokio::sync::Mutex<()>,
 }
 
 impl PaymentService {
@@ -67,8 +72,10 @@ impl PaymentService {
             inner: Arc::new(Inner {
                 payments: Repository::new(store.clone()).with_cache(PAYMENTS_CACHED),
                 store,
+                locks: models.pool().clone(),
                 payable: PayableOrders::new(models).await?,
                 toss,
+                staff_refunds: tokio::sync::Mutex::new(()),
             }),
             notice: None,
         })
@@ -410,6 +417,22 @@ impl PaymentService {
         }
         // Toss scopes idempotency keys by payment; the order id keeps them apart anyway.
         let refund_id = format!("{STAFF_REFUND_PREFIX}{order_id}-{key}");
+        // One at a time per order, checked and recorded under the lock: two at once could
+        // each leave something and together return everything.
+        let _turn = self.inner.staff_refunds.lock().await;
+        let mut held = self
+            .inner
+            .locks
+            .begin()
+            .await
+            .map_err(ProjectionError::from)?;
+        if held.backend_name() == "PostgreSQL" {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(format!("staff-refund:{order_id}"))
+                .execute(&mut *held)
+                .await
+                .map_err(ProjectionError::from)?;
+        }
         let state = self.inner.payments.load(order_id).await?.state;
         match state.refund(&refund_id) {
             Some(done) if done.amount == amount => return Ok(state),
@@ -439,7 +462,9 @@ impl PaymentService {
         self.refund(order_id, &refund_id, Some(amount), reason, metadata)
             .await?;
         tracing::info!(order_id, amount, "partial refund by staff");
-        Ok(self.inner.payments.load(order_id).await?.state)
+        let after = self.inner.payments.load(order_id).await?.state;
+        held.commit().await.map_err(ProjectionError::from)?;
+        Ok(after)
     }
 
     /// Handles a saga command. `Ok` is the reply to send (including refusals for good, as

@@ -580,3 +580,27 @@ async fn cancels_made_meanwhile_are_recorded_in_tosss_order() {
     assert_eq!((refunds[0].1, refunds[0].2), (2_000, 13_000));
     assert_eq!(refunds[1], ("o:refund".to_owned(), 13_000, 0));
 }
+
+/// Two partial refunds at once, each leaving something but together everything: taken one
+/// at a time, so the second sees what the first left and is refused.
+#[tokio::test]
+async fn concurrent_partial_refunds_always_leave_something() {
+    let h = Harness::new().await;
+    let (order, key) = h.paid_order("c-1", 10_000).await;
+    let staff = Identity::staff("lee");
+    let (a, b) = tokio::join!(
+        h.service
+            .refund_partly(Some(&staff), &order, 6_000, "two cakes spoilt", "a"),
+        h.service
+            .refund_partly(Some(&staff), &order, 4_000, "one tart spoilt", "b"),
+    );
+    let refused: Vec<_> = [&a, &b]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    assert_eq!(refused.len(), 1, "exactly one refunded: {a:?} {b:?}");
+    assert_eq!(refused[0].code(), "BAD_USER_INPUT");
+    let left = h.toss.server.payment(&key).unwrap().balance_amount;
+    assert!(left == 4_000 || left == 6_000, "something left: {left}");
+    assert_eq!(h.toss.server.stats().cancels, 1);
+}
