@@ -443,14 +443,7 @@ impl PaymentService {
             }
             None => {}
         }
-        if !state.status.was_confirmed() {
-            return Err(if state.status == PaymentStatus::New {
-                PaymentRuleError::NotRequested
-            } else {
-                PaymentRuleError::NotConfirmed
-            }
-            .into());
-        }
+        refundable(&state)?;
         if amount >= state.balance {
             return Err(PaymentError::Invalid(format!(
                 "a partial refund must leave something ({} KRW is left); cancel or reject the \
@@ -532,14 +525,7 @@ impl PaymentService {
         if let Some(done) = state.refund(refund_id) {
             return Ok(done.amount);
         }
-        if !state.status.was_confirmed() {
-            return Err(if state.status == PaymentStatus::New {
-                PaymentRuleError::NotRequested
-            } else {
-                PaymentRuleError::NotConfirmed
-            }
-            .into());
-        }
+        refundable(&state)?;
         let payment_key = state
             .payment_key
             .clone()
@@ -693,6 +679,15 @@ fn order_uuid(order_id: &str) -> Uuid {
 /// Metadata of events written for `order_id`, correlated by the order.
 pub(crate) fn metadata(order_id: &str, cause: Option<Uuid>) -> Metadata {
     Metadata::caused_by(order_uuid(order_id), cause.unwrap_or_else(Uuid::now_v7))
+}
+
+/// Refused unless the payment was confirmed (there is something to refund).
+fn refundable(payment: &Payment) -> Result<(), PaymentRuleError> {
+    match payment.status {
+        s if s.was_confirmed() => Ok(()),
+        PaymentStatus::New => Err(PaymentRuleError::NotRequested),
+        _ => Err(PaymentRuleError::NotConfirmed),
+    }
 }
 
 /// Whether a payment was confirmed or failed (a confirm can only be answered, not retried).
