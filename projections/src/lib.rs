@@ -24,7 +24,7 @@ pub mod runner;
 pub use error::ProjectionError;
 pub use projection::{Projection, Tables};
 pub use read_models::{
-    Applied, PARAMS_PER_STATEMENT, ProjectionStatus, ReadModels, placeholders, run_ddl,
+    Applied, PARAMS_PER_STATEMENT, ProjectionStatus, ReadModels, locked, placeholders, run_ddl,
 };
 pub use rebuild::{RebuildProgress, RebuildReport};
 pub use runner::{BusFeed, run_all_from_bus, run_from_bus, run_from_store};

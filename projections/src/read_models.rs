@@ -245,11 +245,12 @@ impl ReadModels {
     }
 }
 
-/// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction, one process at a time
-/// per `lock` on Postgres: processes starting together on a fresh database (a rollout of
-/// several replicas) would otherwise race, and Postgres refuses the loser of two concurrent
-/// `CREATE TABLE IF NOT EXISTS` with a duplicate `pg_type` key.
-pub async fn run_ddl(pool: &AnyPool, lock: &str, statements: &[&str]) -> Result<(), sqlx::Error> {
+/// A transaction holding `lock` (a Postgres advisory lock, taken one holder at a time across
+/// processes, until the transaction ends); on SQLite, a plain transaction (one process).
+pub async fn locked(
+    pool: &AnyPool,
+    lock: &str,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if tx.backend_name() == "PostgreSQL" {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
@@ -257,6 +258,15 @@ pub async fn run_ddl(pool: &AnyPool, lock: &str, statements: &[&str]) -> Result<
             .execute(&mut *tx)
             .await?;
     }
+    Ok(tx)
+}
+
+/// Runs `statements` (`CREATE ... IF NOT EXISTS`) in one transaction, one process at a time
+/// per `lock` on Postgres: processes starting together on a fresh database (a rollout of
+/// several replicas) would otherwise race, and Postgres refuses the loser of two concurrent
+/// `CREATE TABLE IF NOT EXISTS` with a duplicate `pg_type` key.
+pub async fn run_ddl(pool: &AnyPool, lock: &str, statements: &[&str]) -> Result<(), sqlx::Error> {
+    let mut tx = locked(pool, lock).await?;
     for ddl in statements {
         tx.execute(*ddl).await?;
     }

@@ -49,6 +49,17 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Whether money is held once the order enters this status, `before` saying whether it was
+    /// held before: paid, or a refund refused (the money is held whether or not the order saw
+    /// it arrive: a late payment), until refunded.
+    pub fn holds_money(self, before: bool) -> bool {
+        match self {
+            Self::Paid | Self::RefundFailed => true,
+            Self::Refunded => false,
+            _ => before,
+        }
+    }
+
     /// Whether no further change is possible (refunds aside).
     pub fn is_final(self) -> bool {
         matches!(
@@ -538,16 +549,9 @@ impl Aggregate for Order {
             }
             OrderEvent::Changed(c) => {
                 if c.status == OrderStatus::Paid {
-                    self.paid = true;
                     self.payment_key = c.payment_key.clone();
                 }
-                if c.status == OrderStatus::Refunded {
-                    self.paid = false;
-                }
-                if c.status == OrderStatus::RefundFailed {
-                    // The money is held, whether or not the order saw it arrive.
-                    self.paid = true;
-                }
+                self.paid = c.status.holds_money(self.paid);
                 self.enter(c.status, c.at, c.reason.clone());
             }
         }

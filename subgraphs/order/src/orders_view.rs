@@ -359,13 +359,9 @@ pub async fn list_orders(
             customer_id: row.try_get(1)?,
             total: row.try_get(3)?,
             lines: serde_json::from_str(&lines).map_err(decode)?,
-            // As the aggregate folds it: paid, or a refund refused (a late payment too),
-            // until refunded.
-            paid: timeline.iter().fold(false, |paid, c| match c.status {
-                OrderStatus::Paid | OrderStatus::RefundFailed => true,
-                OrderStatus::Refunded => false,
-                _ => paid,
-            }),
+            paid: timeline
+                .iter()
+                .fold(false, |paid, c| c.status.holds_money(paid)),
             payment_key: None,
             status,
             timeline,

@@ -479,8 +479,7 @@ impl Aggregate for OrderSaga {
                         temporary,
                         ..
                     } => {
-                        let asked =
-                            self.refunds_asked - self.refunds_before_staff.min(self.refunds_asked);
+                        let asked = self.refunds_asked.saturating_sub(self.refunds_before_staff);
                         if temporary && asked < AUTO_REFUND_ATTEMPTS {
                             // Toss asked to try again later: the clock does, as a new refund.
                             tracing::warn!(order_id = %cmd.order_id, code, reason, "refund refused for now; trying again later");

@@ -413,13 +413,7 @@ fn withdrawal_after_payment_releases_stock_and_refunds() {
     );
     assert_eq!(e.sent.len(), 2);
     assert_eq!(saga.phase, Phase::Compensating);
-    let e = step(
-        &mut saga,
-        SagaInput::Replied(SagaReply::PaymentRefunded {
-            refund_id: "o1:refund".into(),
-            amount: 13_000,
-        }),
-    );
+    let e = step(&mut saga, refund_returned("o1:refund", 13_000));
     assert_eq!(
         e.order_actions,
         vec![OrderAction::MarkRefunded { amount: 13_000 }]
@@ -689,6 +683,13 @@ fn refund_asked(e: &SagaAdvanced) -> Option<String> {
     })
 }
 
+fn refund_returned(refund_id: &str, amount: i64) -> SagaInput {
+    SagaInput::Replied(SagaReply::PaymentRefunded {
+        refund_id: refund_id.into(),
+        amount,
+    })
+}
+
 fn refund_refused(refund_id: &str) -> SagaInput {
     SagaInput::Replied(SagaReply::RefundFailed {
         refund_id: refund_id.into(),
@@ -741,13 +742,7 @@ fn staff_retry_a_refused_refund_under_a_new_refund_id() {
     );
     let e = step(&mut saga, SagaInput::RetryRefund);
     assert_eq!(refund_asked(&e).as_deref(), Some("o1:refund:3"));
-    let e = step(
-        &mut saga,
-        SagaInput::Replied(SagaReply::PaymentRefunded {
-            refund_id: "o1:refund:3".into(),
-            amount: 13_000,
-        }),
-    );
+    let e = step(&mut saga, refund_returned("o1:refund:3", 13_000));
     assert_eq!(
         e.order_actions,
         vec![OrderAction::MarkRefunded { amount: 13_000 }]
@@ -847,13 +842,7 @@ fn a_retried_refund_takes_the_order_back_to_refunding() {
 fn a_saga_refund_that_found_nothing_left_waits_for_the_cancel_at_toss() {
     let mut saga = refunding();
     // The payment service answers: nothing was left (a console cancel emptied it).
-    let e = step(
-        &mut saga,
-        SagaInput::Replied(SagaReply::PaymentRefunded {
-            refund_id: "o1:refund".into(),
-            amount: 0,
-        }),
-    );
+    let e = step(&mut saga, refund_returned("o1:refund", 0));
     assert_eq!(e.answered, vec!["refund:o1:refund".to_owned()]);
     assert!(e.order_actions.is_empty(), "not refunded by the saga");
     assert!(

@@ -420,19 +420,9 @@ impl PaymentService {
         // One at a time per order, checked and recorded under the lock: two at once could
         // each leave something and together return everything.
         let _turn = self.inner.staff_refunds.lock().await;
-        let mut held = self
-            .inner
-            .locks
-            .begin()
+        let held = projections::locked(&self.inner.locks, &format!("staff-refund:{order_id}"))
             .await
             .map_err(ProjectionError::from)?;
-        if held.backend_name() == "PostgreSQL" {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
-                .bind(format!("staff-refund:{order_id}"))
-                .execute(&mut *held)
-                .await
-                .map_err(ProjectionError::from)?;
-        }
         let state = self.inner.payments.load(order_id).await?.state;
         match state.refund(&refund_id) {
             Some(done) if done.amount == amount => return Ok(state),
