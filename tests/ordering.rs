@@ -492,6 +492,56 @@ async fn staff_reject_after_payment_refunds() {
         .unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     h.wait_stock(&cake, (3, 0), "stock back").await;
+
+    // Made, then rejected at pick-up (the wrong cake): refunded, and the cake stays sold.
+    let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
+    for step in [
+        order::service::StaffStep::Accept,
+        order::service::StaffStep::StartPreparing,
+        order::service::StaffStep::MarkReady,
+    ] {
+        h.ordering
+            .orders
+            .staff_step(Some(&staff), &order.id, step)
+            .await
+            .unwrap();
+    }
+    h.wait_stock(&cake, (2, 0), "one cake sold").await;
+    let rejected = h
+        .ordering
+        .orders
+        .reject(Some(&staff), &order.id, "wrong cake at pick-up".into())
+        .await
+        .unwrap();
+    assert_eq!(rejected.status, OrderStatus::Rejected);
+    let refunded = h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
+    assert_eq!(
+        refunded.timeline.last().unwrap().reason.as_deref(),
+        Some("payment refunded")
+    );
+    let payment = h
+        .ordering
+        .payments
+        .payment(Some(&kim), &order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(payment.balance, 0, "all of it returned");
+    // Nothing is left waiting (a release sent with the refund would have been answered by
+    // now, putting the cake back).
+    let saga = h.ordering.orchestrator.saga(&order.id).await.unwrap();
+    assert!(saga.pending.is_empty(), "{:?}", saga.pending);
+    assert_eq!(h.stock(&cake).await, (2, 0), "the cake stays sold");
+    // Handed over is final: staff can no longer reject it.
+    let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
+    h.run_to_completion(&staff, &order.id).await;
+    let err = h
+        .ordering
+        .orders
+        .reject(Some(&staff), &order.id, "too late".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ORDER_STATUS");
 }
 
 /// A refund Toss refuses for good leaves the order REFUND_FAILED; staff (not the customer)

@@ -510,15 +510,29 @@ impl Orchestrator {
         };
         let mut order: Option<(eventstore::repository::Loaded<Order>, bool)> = None;
         for _ in 0..50 {
-            if let SagaInput::RefundedAtToss { units_used, .. } = &mut command.input {
-                // The order's status decides whether its units go back. A cached order may be
-                // behind its stream: the append's version check on the order catches that, and
-                // `order_changes` asks for a fresh read when the order would not change.
-                let (current, fresh) = self.order_state(order_id, order.take()).await?;
-                *units_used = matches!(
-                    current.state.status,
-                    OrderStatus::Ready | OrderStatus::Completed
-                );
+            let withdrawn = matches!(command.input, SagaInput::OrderWithdrawn { .. });
+            if let SagaInput::RefundedAtToss { units_used, .. }
+            | SagaInput::OrderWithdrawn { units_used, .. } = &mut command.input
+            {
+                // Whether the order was made decides whether its units go back. A cached order
+                // may be behind its stream: for a refund at Toss the append's version check on
+                // the order catches that (and `order_changes` asks for a fresh read when the
+                // order would not change); a withdrawal changes the order no further, so a
+                // cached state that does not show it yet is read again.
+                let (mut current, mut fresh) = self.order_state(order_id, order.take()).await?;
+                let shows_withdrawal =
+                    current.state.timeline.iter().any(|c| {
+                        matches!(c.status, OrderStatus::Cancelled | OrderStatus::Rejected)
+                    });
+                if withdrawn && !fresh && !shows_withdrawal {
+                    current = self
+                        .orders
+                        .refresh(order_id, current)
+                        .await
+                        .map_err(repository_error)?;
+                    fresh = true;
+                }
+                *units_used = current.state.goods_made();
                 order = Some((current, fresh));
             }
             let events = saga
@@ -785,12 +799,17 @@ impl Orchestrator {
 
     /// The saga's phase, for tests and operators.
     pub async fn phase(&self, order_id: &str) -> Result<Phase, OrchestratorError> {
+        Ok(self.saga(order_id).await?.phase)
+    }
+
+    /// The saga's state as its stream has it, for tests and operators.
+    pub async fn saga(&self, order_id: &str) -> Result<OrderSaga, OrchestratorError> {
         let loaded = self
             .sagas
             .load(&saga_id(order_id))
             .await
             .map_err(|e| OrchestratorError::Repository(e.to_string()))?;
-        Ok(loaded.state.phase)
+        Ok(loaded.state)
     }
 }
 
@@ -895,6 +914,8 @@ fn decode(
                 changed.order_id,
                 SagaInput::OrderWithdrawn {
                     reason: changed.reason.unwrap_or_else(|| "withdrawn".into()),
+                    // Filled in from the order when the saga steps.
+                    units_used: false,
                 },
             ))
         }

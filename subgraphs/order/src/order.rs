@@ -284,6 +284,12 @@ impl Order {
             && !(self.paid && matches!(self.status, S::Cancelled | S::Rejected | S::Expired))
     }
 
+    /// Whether the order was made (it reached READY): its units were used, so whatever happens
+    /// to it afterwards (a rejection at pick-up, a refund) they stay sold.
+    pub fn goods_made(&self) -> bool {
+        self.timeline.iter().any(|c| c.status == OrderStatus::Ready)
+    }
+
     fn change(&self, status: OrderStatus, reason: Option<String>) -> OrderEvent {
         OrderEvent::Changed(StatusChanged {
             order_id: self.id.clone(),
@@ -429,6 +435,8 @@ impl Aggregate for Order {
                         S::Paid,
                         S::Accepted,
                         S::Preparing,
+                        // A wrong or spoiled cake at pick-up: refunded, the units stay sold.
+                        S::Ready,
                     ],
                     "reject",
                 )?;

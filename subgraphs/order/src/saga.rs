@@ -172,6 +172,9 @@ pub enum SagaInput {
     OrderWithdrawn {
         /// Why.
         reason: String,
+        /// Whether the order was READY when the shop rejected it (the orchestrator reads it
+        /// then): its units were used, so they stay sold.
+        units_used: bool,
     },
     /// Staff asked for the refund Toss refused to be tried again.
     RetryRefund,
@@ -555,13 +558,13 @@ impl Aggregate for OrderSaga {
                         .push(OrderAction::MarkRefundedAtToss { reason });
                 }
             }
-            SagaInput::OrderWithdrawn { reason } => {
+            SagaInput::OrderWithdrawn { reason, units_used } => {
                 if matches!(self.phase, P::New | P::Compensating | P::Ended) {
                     return Ok(vec![]);
                 }
                 next.phase = P::Compensating;
                 next.deadline = None;
-                if self.phase != P::Reserving {
+                if self.phase != P::Reserving && !units_used {
                     // Reserved or committed units go back; while reserving, the reply triggers it.
                     next.sent.push(me.release());
                 }

@@ -403,7 +403,7 @@ impl Mutation {
         step(ctx, &id, StaffStep::Complete).await
     }
 
-    /// Staff rejects an order (refunded if paid).
+    /// Staff rejects an order up to READY (refunded if paid; a made order's units stay sold).
     async fn reject_order(
         &self,
         ctx: &Context<'_>,

@@ -317,7 +317,7 @@ impl OrderService {
         Ok(done.state)
     }
 
-    /// Staff rejects an order (refunded by the saga when paid).
+    /// Staff rejects an order, up to READY (refunded by the saga when paid).
     pub async fn reject(
         &self,
         identity: Option<&Identity>,

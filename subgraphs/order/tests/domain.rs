@@ -152,6 +152,48 @@ fn customers_cannot_cancel_once_accepted() {
     );
 }
 
+#[test]
+fn staff_may_reject_a_ready_order_but_not_a_completed_one() {
+    let mut o = fold(&placed());
+    for cmd in [
+        OrderCommand::AwaitPayment {
+            expires_at: Utc::now(),
+        },
+        OrderCommand::MarkPaid {
+            payment_key: "pk".into(),
+        },
+        OrderCommand::Accept,
+        OrderCommand::StartPreparing,
+        OrderCommand::MarkReady,
+    ] {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+    assert!(o.goods_made());
+    let reject = || OrderCommand::Reject {
+        reason: "wrong cake at pick-up".into(),
+    };
+    let mut rejected = o.clone();
+    for e in rejected.handle(reject()).unwrap() {
+        rejected.apply(&e);
+    }
+    assert_eq!(rejected.status, OrderStatus::Rejected);
+    assert!(
+        rejected.paid && !rejected.settled(),
+        "the refund is to come"
+    );
+    assert!(rejected.goods_made(), "made, whatever came after");
+    for e in o.handle(OrderCommand::Complete).unwrap() {
+        o.apply(&e);
+    }
+    assert_eq!(
+        o.handle(reject()).unwrap_err().code(),
+        "INVALID_ORDER_STATUS"
+    );
+    assert!(!fold(&placed()).goods_made());
+}
+
 // ---- saga ----
 
 fn cmd(input: SagaInput) -> SagaCommand {
@@ -279,6 +321,14 @@ fn rejected(reason: &str) -> SagaInput {
     })
 }
 
+/// The customer cancelled or the shop rejected an order that was not made yet.
+fn withdrawn(reason: &str) -> SagaInput {
+    SagaInput::OrderWithdrawn {
+        reason: reason.into(),
+        units_used: false,
+    }
+}
+
 fn confirmed() -> SagaInput {
     SagaInput::PaymentConfirmed {
         payment_key: "pk".into(),
@@ -332,12 +382,7 @@ fn a_commit_refused_after_the_saga_released_is_just_answered() {
     let (mut saga, _) = reserved();
     step(&mut saga, confirmed());
     // Cancelled before the commit was answered: the saga releases and refunds.
-    step(
-        &mut saga,
-        SagaInput::OrderWithdrawn {
-            reason: "changed my mind".into(),
-        },
-    );
+    step(&mut saga, withdrawn("changed my mind"));
     assert!(saga.pending.contains_key("commit:o1"));
     let e = step(&mut saga, rejected("reservation released"));
     assert_eq!(e.answered, ["commit:o1"]);
@@ -405,12 +450,7 @@ fn withdrawal_after_payment_releases_stock_and_refunds() {
             amount: 13_000,
         },
     );
-    let e = step(
-        &mut saga,
-        SagaInput::OrderWithdrawn {
-            reason: "customer cancelled".into(),
-        },
-    );
+    let e = step(&mut saga, withdrawn("customer cancelled"));
     assert_eq!(e.sent.len(), 2);
     assert_eq!(saga.phase, Phase::Compensating);
     let e = step(&mut saga, refund_returned("o1:refund", 13_000));
@@ -424,12 +464,7 @@ fn withdrawal_after_payment_releases_stock_and_refunds() {
 #[test]
 fn withdrawal_while_reserving_releases_once_reserved() {
     let mut saga = started();
-    let e = step(
-        &mut saga,
-        SagaInput::OrderWithdrawn {
-            reason: "customer cancelled".into(),
-        },
-    );
+    let e = step(&mut saga, withdrawn("customer cancelled"));
     assert!(e.sent.is_empty(), "nothing reserved yet");
     let e = step(
         &mut saga,
@@ -510,15 +545,38 @@ fn a_full_cancel_at_toss_of_a_ready_order_keeps_its_units_sold() {
     assert!(!saga.paid);
 }
 
-/// A paid saga whose order the shop then rejected: its release and refund are on their way.
-fn refunding() -> OrderSaga {
+#[test]
+fn a_made_order_rejected_is_refunded_and_its_units_stay_sold() {
     let mut saga = paid();
     let e = step(
         &mut saga,
         SagaInput::OrderWithdrawn {
-            reason: "oven broke".into(),
+            reason: "wrong cake at pick-up".into(),
+            units_used: true,
         },
     );
+    assert!(
+        matches!(&e.sent[..], [Outgoing::Payment(env)] if matches!(env.body, PaymentCommand::RefundPayment { .. })),
+        "only the refund, no release: {:?}",
+        e.sent
+    );
+    assert_eq!(saga.phase, Phase::Compensating);
+    let e = step(&mut saga, refund_returned("o1:refund", 13_000));
+    assert_eq!(
+        e.order_actions,
+        vec![OrderAction::MarkRefunded { amount: 13_000 }]
+    );
+    assert!(
+        e.sent.is_empty() && saga.pending.is_empty(),
+        "{:?}",
+        saga.pending
+    );
+}
+
+/// A paid saga whose order the shop then rejected: its release and refund are on their way.
+fn refunding() -> OrderSaga {
+    let mut saga = paid();
+    let e = step(&mut saga, withdrawn("oven broke"));
     assert_eq!(e.sent.len(), 2, "release and refund: {:?}", e.sent);
     assert!(saga.pending.contains_key("refund:o1:refund"));
     saga
