@@ -14,6 +14,8 @@ use eventstore::{
     StoreError, StreamAppend,
 };
 use sqlx::AnyPool;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::order::{Order, OrderCommand, OrderError, OrderStatus};
@@ -33,6 +35,8 @@ const CARRIED_OUT_REMEMBERED: NonZeroUsize = NonZeroUsize::new(50_000).unwrap();
 /// Appended to the saga's group name to name the group that consumes its replies (the saga's
 /// own group consumes the relayed events, at their own pace).
 const REPLIES_GROUP_SUFFIX: &str = "-replies";
+/// How long a stopping orchestrator waits for the commands of orders placed just before.
+const PLACEMENTS_AT_STOP: Duration = Duration::from_secs(5);
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -123,6 +127,8 @@ pub struct Orchestrator {
     carried_out: Mutex<lru::LruCache<Uuid, ()>>,
     /// The topic of replies (and notices) to the saga.
     replies: String,
+    /// Placements whose index write and commands are still being carried out.
+    placements: TaskTracker,
 }
 
 impl Orchestrator {
@@ -159,6 +165,7 @@ impl Orchestrator {
             config,
             carried_out: Mutex::new(lru::LruCache::new(CARRIED_OUT_REMEMBERED)),
             replies,
+            placements: TaskTracker::new(),
         }))
     }
 
@@ -168,10 +175,11 @@ impl Orchestrator {
     /// saga already exists, or the order refuses `command`: the caller decides it through the
     /// order repository, and the saga follows the bus as for any order.
     ///
-    /// A failure after the append (index, bus) is logged, not returned: the order is placed,
-    /// and its `OrderPlaced` coming over the bus re-indexes the saga and re-sends its commands.
+    /// The index and the commands are written in the background: the caller has its order as
+    /// soon as it is stored. A failure there is logged, not returned: the order is placed, and
+    /// its `OrderPlaced` coming over the bus re-indexes the saga and re-sends its commands.
     pub async fn place(
-        &self,
+        self: &Arc<Self>,
         order_id: &str,
         command: OrderCommand,
         metadata: Metadata,
@@ -259,19 +267,50 @@ impl Orchestrator {
             .remember(&saga_key, &state, saga_done.next_expected_version);
         metrics::counter!("saga_steps_total").increment(1);
         let sent: Vec<&Outgoing> = saga_events.iter().flat_map(|e| e.sent.iter()).collect();
-        // The index and the commands are written side by side: the reserve command does not
-        // wait for the index. Either failing leaves the placement to the `OrderPlaced` that
-        // comes over the bus, which indexes the saga and re-sends what is unanswered.
+        let records = self.records(sent.into_iter())?;
+        // The index row is handed over now, before any later step of this saga can be.
+        let indexed = self.index.submit(&state);
+        let me = Arc::clone(self);
+        let order_id = order_id.to_owned();
+        self.placements.spawn(
+            async move {
+                me.carry_out_placement(&order_id, placed_id, indexed, records)
+                    .await
+            }
+            .in_current_span(),
+        );
+        Ok(Some(order))
+    }
+
+    /// Waits until the index writes and commands of the orders placed so far are carried out
+    /// (or have failed, leaving them to the bus), for tests and a clean stop. Not meant for
+    /// two callers at once.
+    pub async fn placements_carried_out(&self) {
+        self.placements.close();
+        self.placements.wait().await;
+        self.placements.reopen();
+    }
+
+    /// Indexes a saga [`Orchestrator::place`] started and sends its commands, side by side (the
+    /// reserve command does not wait for the index). Either failing leaves the placement to
+    /// the `OrderPlaced` that comes over the bus, which indexes the saga and re-sends what is
+    /// unanswered; should that come first, it is handled as a redelivery (a second reserve
+    /// command, which inventory answers once).
+    async fn carry_out_placement(
+        &self,
+        order_id: &str,
+        placed_id: Uuid,
+        indexed: impl std::future::Future<Output = Result<(), IndexError>>,
+        records: Vec<OutgoingRecord>,
+    ) {
         let send = async {
-            let records = self.records(sent.into_iter())?;
             self.bus
                 .publish(records)
                 .await
                 .map_err(OrchestratorError::from)
         };
-        let (indexed, sent) = tokio::join!(self.index.update(&state), send);
-        let carried_out = indexed.map_err(OrchestratorError::from).and(sent);
-        match carried_out {
+        let (indexed, sent) = tokio::join!(indexed, send);
+        match indexed.map_err(OrchestratorError::from).and(sent) {
             Ok(()) => self.remember_carried_out(placed_id),
             Err(err) => tracing::warn!(
                 order_id,
@@ -279,7 +318,6 @@ impl Orchestrator {
                 "saga started with the order; its commands go out when the order comes over the bus"
             ),
         }
-        Ok(Some(order))
     }
 
     fn remember_carried_out(&self, message_id: Uuid) {
@@ -383,6 +421,15 @@ impl Orchestrator {
             shutdown,
         )
         .await;
+        // Orders placed just before the stop still get their commands (else the bus brings
+        // them back after a restart, later).
+        let carried_out = self.placements_carried_out();
+        if tokio::time::timeout(PLACEMENTS_AT_STOP, carried_out)
+            .await
+            .is_err()
+        {
+            tracing::warn!("placements still under way at the stop; the bus brings them back");
+        }
         Ok(result?)
     }
 

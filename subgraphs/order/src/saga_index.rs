@@ -111,14 +111,28 @@ impl SagaIndex {
 
     /// Stores the saga's row; returns once it is stored.
     pub async fn update(&self, saga: &OrderSaga) -> Result<(), IndexError> {
+        self.submit(saga).await
+    }
+
+    /// Hands the saga's row to the writer at once (rows are stored in the order they are
+    /// handed over, so a later step's row is never overwritten by an earlier one's); the
+    /// future resolves once it is stored.
+    pub fn submit(
+        &self,
+        saga: &OrderSaga,
+    ) -> impl std::future::Future<Output = Result<(), IndexError>> + Send + use<> {
         let (done, stored) = oneshot::channel();
-        self.writes
+        let handed = self
+            .writes
             .send((Row::of(saga), done))
-            .map_err(|_| IndexError::Stopped)?;
-        stored
-            .await
-            .map_err(|_| IndexError::Stopped)?
-            .map_err(IndexError::Write)
+            .map_err(|_| IndexError::Stopped);
+        async move {
+            handed?;
+            stored
+                .await
+                .map_err(|_| IndexError::Stopped)?
+                .map_err(IndexError::Write)
+        }
     }
 
     /// Sagas whose deadline (a payment's, or a refund's retry) is at or before `now` (at

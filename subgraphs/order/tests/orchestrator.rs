@@ -214,6 +214,8 @@ async fn placing_an_order_starts_its_saga_without_the_bus() {
         "the saga step is caused by the OrderPlaced the bus carries"
     );
     let delivered = as_relayed(&events[0]);
+    // The command went out, and the index write beside it is done.
+    orchestrator.placements_carried_out().await;
     assert!(
         orchestrator
             .on_message(&delivered)
