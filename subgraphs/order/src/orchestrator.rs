@@ -37,6 +37,9 @@ const CARRIED_OUT_REMEMBERED: NonZeroUsize = NonZeroUsize::new(50_000).unwrap();
 const REPLIES_GROUP_SUFFIX: &str = "-replies";
 /// How long a stopping orchestrator waits for the commands of orders placed just before.
 const PLACEMENTS_AT_STOP: Duration = Duration::from_secs(5);
+/// Placements whose commands may go out in the background at once; past this `placeOrder`
+/// waits for its own.
+const PLACEMENTS_IN_FLIGHT: usize = 1024;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -129,6 +132,8 @@ pub struct Orchestrator {
     replies: String,
     /// Placements whose index write and commands are still being carried out.
     placements: TaskTracker,
+    /// Held while waiting for `placements` (a wait closes and reopens the tracker).
+    placements_waited: tokio::sync::Mutex<()>,
 }
 
 impl Orchestrator {
@@ -166,6 +171,7 @@ impl Orchestrator {
             carried_out: Mutex::new(lru::LruCache::new(CARRIED_OUT_REMEMBERED)),
             replies,
             placements: TaskTracker::new(),
+            placements_waited: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -235,6 +241,8 @@ impl Orchestrator {
             state.apply(e);
         }
         let saga_data = self.saga_data(order_id, placed_id, &saga_events)?;
+        // Built before the append: once the order is stored, nothing is returned but the order.
+        let records = self.records(saga_events.iter().flat_map(|e| e.sent.iter()))?;
         let appends = vec![
             StreamAppend::new(
                 Repository::<Order>::stream_of(order_id)?,
@@ -266,10 +274,16 @@ impl Orchestrator {
         self.sagas
             .remember(&saga_key, &state, saga_done.next_expected_version);
         metrics::counter!("saga_steps_total").increment(1);
-        let sent: Vec<&Outgoing> = saga_events.iter().flat_map(|e| e.sent.iter()).collect();
-        let records = self.records(sent.into_iter())?;
         // The index row is handed over now, before any later step of this saga can be.
         let indexed = self.index.submit(&state);
+        if self.placements.len() >= PLACEMENTS_IN_FLIGHT {
+            // The bus or the index is slow: callers wait for it rather than pile up work.
+            self.carry_out_placement(order_id, placed_id, indexed, records)
+                .await;
+            return Ok(Some(order));
+        }
+        let span = tracing::info_span!(parent: None, "saga.carry_out_placement", order_id);
+        span.follows_from(tracing::Span::current());
         let me = Arc::clone(self);
         let order_id = order_id.to_owned();
         self.placements.spawn(
@@ -277,18 +291,26 @@ impl Orchestrator {
                 me.carry_out_placement(&order_id, placed_id, indexed, records)
                     .await
             }
-            .in_current_span(),
+            .instrument(span),
         );
         Ok(Some(order))
     }
 
-    /// Waits until the index writes and commands of the orders placed so far are carried out
-    /// (or have failed, leaving them to the bus), for tests and a clean stop. Not meant for
-    /// two callers at once.
+    /// Waits until the index writes and commands of the orders placed so far, and of those
+    /// placed meanwhile, are carried out (or have failed, leaving them to the bus): for tests
+    /// and a clean stop. Callers take turns.
     pub async fn placements_carried_out(&self) {
+        /// Reopens the tracker however the wait ends (a timeout drops it).
+        struct Reopen<'a>(&'a TaskTracker);
+        impl Drop for Reopen<'_> {
+            fn drop(&mut self) {
+                self.0.reopen();
+            }
+        }
+        let _turn = self.placements_waited.lock().await;
         self.placements.close();
+        let _reopen = Reopen(&self.placements);
         self.placements.wait().await;
-        self.placements.reopen();
     }
 
     /// Indexes a saga [`Orchestrator::place`] started and sends its commands, side by side (the

@@ -164,16 +164,16 @@ pub enum SagaInput {
         balance: i64,
         /// Toss's cancel reason.
         reason: String,
-        /// Whether the order is READY or COMPLETED as the saga steps (the orchestrator reads
-        /// it then): its units were used, so they stay sold.
+        /// Whether the order was made (it reached READY; the orchestrator reads it as the saga
+        /// steps): its units were used, so they stay sold.
         units_used: bool,
     },
     /// The customer cancelled or the shop rejected the order.
     OrderWithdrawn {
         /// Why.
         reason: String,
-        /// Whether the order was READY when the shop rejected it (the orchestrator reads it
-        /// then): its units were used, so they stay sold.
+        /// Whether the order was made (READY) when the shop rejected it (the orchestrator reads
+        /// it as the saga steps): its units were used, so they stay sold.
         units_used: bool,
     },
     /// Staff asked for the refund Toss refused to be tried again.

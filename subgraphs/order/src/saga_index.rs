@@ -5,7 +5,9 @@
 //! Saga steps running at the same moment share one write: each step hands its row to a writer
 //! task and waits for it; the task upserts everything waiting in one statement (the newest row
 //! of each saga wins) and answers every step (group commit). A step still returns only after
-//! its row is stored, so its message is acknowledged only then.
+//! its row is stored, so its message is acknowledged only then. A placement hands its row over
+//! at once and waits for it in the background (its `OrderPlaced`, coming over the bus, is the
+//! fallback); rows are stored in the order they are handed over.
 
 use std::collections::HashMap;
 

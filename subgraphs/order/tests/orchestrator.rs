@@ -652,6 +652,107 @@ async fn a_cancel_at_toss_of_a_ready_order_keeps_its_stock_sold() {
     assert_eq!(status(&store, &order_id).await, OrderStatus::Refunded);
 }
 
+/// A READY order rejected at pick-up is refunded and its units stay sold, also by an
+/// orchestrator whose cached order is from before the order was made (the staff's steps and
+/// the rejection went through another replica): a withdrawal its cache does not show yet is
+/// read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_order_rejected_on_a_stale_replica_keeps_its_stock_sold() {
+    use order::order::OrderCommand;
+
+    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    // The orchestrator marks the order paid: its cache holds it PAID.
+    assert!(is_the_commit(
+        &orchestrator
+            .on_message(&payment_notice(&order_id, "tpk_8"))
+            .await
+            .unwrap()
+    ));
+    let elsewhere = eventstore::Repository::<order::Order>::new(store.clone());
+    for step in [
+        OrderCommand::Accept,
+        OrderCommand::StartPreparing,
+        OrderCommand::MarkReady,
+    ] {
+        elsewhere
+            .execute(&order_id, step, eventstore::Metadata::new())
+            .await
+            .unwrap();
+    }
+    let rejected = OrderCommand::Reject {
+        reason: "wrong cake at pick-up".into(),
+    };
+    let sent = withdraw(&orchestrator, &store, &order_id, rejected).await;
+    let payloads: Vec<String> = sent
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .collect();
+    assert!(
+        payloads.iter().any(|p| p.contains("RefundPayment")),
+        "the money goes back: {payloads:?}"
+    );
+    assert!(
+        payloads.iter().all(|p| !p.contains("ReleaseStock")),
+        "the cake stays sold: {payloads:?}"
+    );
+}
+
+/// When a placement's index write fails, its saga is left to the placed order coming over the
+/// bus: the orchestrator that placed it does not take that for a copy of its own work, but
+/// indexes the saga and sends the reserve command again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_whose_index_write_failed_is_carried_out_from_the_bus() {
+    use eventstore::{Direction, Metadata, Repository};
+
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        Arc::new(MemoryBus::new()),
+        models.pool().clone(),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    sqlx::query("DROP TABLE saga_index")
+        .execute(models.pool())
+        .await
+        .unwrap();
+    let order_id = uuid::Uuid::new_v4().to_string();
+    orchestrator
+        .place(&order_id, two_cakes(&order_id, 6_000), Metadata::new())
+        .await
+        .unwrap()
+        .expect("placed, though its index write fails");
+    orchestrator.placements_carried_out().await;
+    // The index is back (another process starting creates it again).
+    order::saga_index::SagaIndex::open(models.pool().clone())
+        .await
+        .unwrap();
+    let placed = store
+        .read_stream(
+            &Repository::<order::Order>::stream_of(&order_id).unwrap(),
+            Direction::Forward,
+            None,
+            1,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let sent = orchestrator.on_message(&as_relayed(&placed)).await.unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(String::from_utf8_lossy(&sent[0].payload).contains("ReserveStock"));
+    let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saga_index WHERE order_id = $1")
+        .bind(order_id.as_str())
+        .fetch_one(models.pool())
+        .await
+        .unwrap();
+    assert_eq!(indexed, 1, "indexed from the bus");
+}
+
 /// An orchestrator whose cached order and saga are behind their streams (another replica took
 /// the payment) still refunds the order when the payment is cancelled at Toss: an order that
 /// would not change on a stale state is read again, not skipped.

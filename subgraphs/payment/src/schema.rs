@@ -223,7 +223,7 @@ impl Mutation {
 
     /// Staff return part of a confirmed payment (a missing or spoilt item), refunded at Toss;
     /// the order stands. The same idempotency key refunds once. Something must be left: all
-    /// of it goes back by cancelling or rejecting the order.
+    /// of it goes back by cancelling or rejecting the order (up to READY).
     async fn refund_partially(
         &self,
         ctx: &Context<'_>,

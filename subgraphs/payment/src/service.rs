@@ -437,7 +437,7 @@ impl PaymentService {
         if amount >= state.balance {
             return Err(PaymentError::Invalid(format!(
                 "a partial refund must leave something ({} KRW is left); cancel or reject the \
-                 order to refund all of it",
+                 order (up to READY) to refund all of it",
                 state.balance
             )));
         }
