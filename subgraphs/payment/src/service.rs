@@ -480,7 +480,7 @@ impl PaymentService {
                             refund_id,
                             code: err.code().to_owned(),
                             reason: err.to_string(),
-                            temporary: err.code() == codes::PROVIDER_ERROR,
+                            temporary: codes::TRY_LATER.contains(&err.code()),
                         })
                     }
                 }

@@ -225,6 +225,85 @@ async fn a_provider_error_is_recorded_as_failed_and_a_server_error_is_not() {
     }
 }
 
+/// Toss's 403 `FORBIDDEN_CONSECUTIVE_REQUEST` ("try again in a while"; the earlier request
+/// may have gone through) is not a decline: the payment is looked up, nothing is recorded, and
+/// a later confirm (the customer trying again) charges once.
+#[tokio::test]
+async fn a_confirm_refused_as_too_soon_records_nothing_and_a_later_one_charges_once() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    let key = h.mint(&order, 15_000).await;
+    h.toss
+        .server
+        .set_failure(FailureMode::Consecutive, Some(&key));
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
+    assert_eq!(h.payment(&order).await.status, PaymentStatus::Requested);
+    assert!(
+        h.payment_events(&order)
+            .await
+            .iter()
+            .all(|(kind, _)| kind != contracts::events::PAYMENT_FAILED),
+        "not recorded as failed"
+    );
+    h.toss.server.set_failure(FailureMode::None, Some(&key));
+    // Toss keeps its answer under the idempotency key: a new widget attempt is a new key.
+    let again = h.mint(&order, 15_000).await;
+    let paid = h
+        .service
+        .confirm(Some(&me), &order, &again, 15_000)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(h.toss.server.stats().confirmed, 1);
+}
+
+/// A refund Toss answers "try again in a while" (`PROVIDER_ERROR`, `FORBIDDEN_CONSECUTIVE_REQUEST`)
+/// is answered as refused for now, which the saga asks again later; a refusal for good
+/// (`NOT_CANCELABLE_PAYMENT`) is not.
+#[tokio::test]
+async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
+    let h = Harness::new().await;
+    for (mode, code, temporary_expected) in [
+        (FailureMode::ProviderError, "PROVIDER_ERROR", true),
+        (
+            FailureMode::Consecutive,
+            "FORBIDDEN_CONSECUTIVE_REQUEST",
+            true,
+        ),
+        (FailureMode::CancelRefused, "NOT_CANCELABLE_PAYMENT", false),
+    ] {
+        let (order, key) = h.paid_order("c-1", 15_000).await;
+        h.toss.server.set_failure(mode, Some(&key));
+        let reply = h
+            .service
+            .handle(refund(&order, "refund-1", None))
+            .await
+            .unwrap();
+        match reply {
+            SagaReply::RefundFailed {
+                code: got,
+                temporary,
+                ..
+            } => {
+                assert_eq!(got, code);
+                assert_eq!(temporary, temporary_expected, "{code}");
+            }
+            other => panic!("{code}: expected RefundFailed, got {other:?}"),
+        }
+        assert_eq!(
+            h.payment(&order).await.balance,
+            15_000,
+            "{code}: nothing returned"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_timeout_records_nothing_and_a_retry_charges_once() {
     let h = Harness::new().await;

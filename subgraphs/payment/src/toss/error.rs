@@ -17,8 +17,11 @@ pub mod codes {
     pub const ALREADY_CANCELED_PAYMENT: &str = "ALREADY_CANCELED_PAYMENT";
     /// The cancel amount exceeds what is left.
     pub const NOT_CANCELABLE_AMOUNT: &str = "NOT_CANCELABLE_AMOUNT";
-    /// The card company or bank failed.
+    /// The card company or bank failed: "try again in a few minutes" (400).
     pub const PROVIDER_ERROR: &str = "PROVIDER_ERROR";
+    /// A request came right after another on the same payment: "try again in a while" (403);
+    /// the earlier one may have taken effect.
+    pub const FORBIDDEN_CONSECUTIVE_REQUEST: &str = "FORBIDDEN_CONSECUTIVE_REQUEST";
     /// Toss failed internally.
     pub const FAILED_INTERNAL_SYSTEM_PROCESSING: &str = "FAILED_INTERNAL_SYSTEM_PROCESSING";
     /// The request is malformed or does not match the payment.
@@ -37,6 +40,10 @@ pub mod codes {
     pub const TOSS_UNREACHABLE: &str = "TOSS_UNREACHABLE";
     /// Ours: Toss answered something this client cannot read.
     pub const TOSS_BAD_RESPONSE: &str = "TOSS_BAD_RESPONSE";
+
+    /// Answers Toss documents as temporary ("try again in a while"), though not 5xx: Toss keeps
+    /// them under the idempotency key, so trying again means a new request.
+    pub const TRY_LATER: &[&str] = &[PROVIDER_ERROR, FORBIDDEN_CONSECUTIVE_REQUEST];
 
     /// Refusals of the payment itself that Toss answers with 400 rather than 403 (the card
     /// or account cannot pay this): declines like `REJECT_CARD_COMPANY`, for good.
@@ -119,21 +126,27 @@ impl TossError {
         }
     }
 
-    /// Whether the request may have taken effect at Toss although it failed (no answer, or a
-    /// 5xx): reload the payment before deciding anything.
+    /// Whether the request may have taken effect at Toss although it failed (no answer, a
+    /// 5xx, or refused as coming right after another request, which may have gone through):
+    /// reload the payment before deciding anything.
     pub fn maybe_done(&self) -> bool {
         match self.status {
             None => self.code != codes::INVALID_REQUEST,
-            Some(status) => status >= 500,
+            Some(status) => status >= 500 || self.code == codes::FORBIDDEN_CONSECUTIVE_REQUEST,
         }
     }
 
     /// Whether Toss refused the payment itself (a 403: declined card, limits, not cancelable;
     /// or one of the declines Toss answers with 400, [`codes::DECLINES_AT_400`]), as opposed
-    /// to a malformed request or a transient failure.
+    /// to a malformed request, a transient failure or a "try again in a while".
     pub fn is_rejection(&self) -> bool {
-        self.status == Some(403)
+        (self.status == Some(403) && self.code != codes::FORBIDDEN_CONSECUTIVE_REQUEST)
             || (self.status == Some(400) && codes::DECLINES_AT_400.contains(&self.code.as_str()))
+    }
+
+    /// Whether Toss asked to try again in a while ([`codes::TRY_LATER`]).
+    pub fn is_try_later(&self) -> bool {
+        self.status.is_some() && codes::TRY_LATER.contains(&self.code.as_str())
     }
 }
 
@@ -157,5 +170,12 @@ mod tests {
         assert!(stopped.is_rejection() && !stopped.is_transient() && !stopped.maybe_done());
         assert!(!TossError::api(400, codes::INVALID_REQUEST, "bad").is_rejection());
         assert_eq!(provider.to_string(), "toss PROVIDER_ERROR (http 500): boom");
+        // "Try again in a while": not a refusal of the payment, and the earlier request may
+        // have gone through.
+        let consecutive = TossError::api(403, codes::FORBIDDEN_CONSECUTIVE_REQUEST, "잠시 후");
+        assert!(!consecutive.is_rejection() && consecutive.is_try_later());
+        assert!(consecutive.maybe_done() && !consecutive.is_transient());
+        assert!(TossError::api(400, codes::PROVIDER_ERROR, "잠시 후").is_try_later());
+        assert!(!declined.is_try_later() && !timeout.is_try_later());
     }
 }

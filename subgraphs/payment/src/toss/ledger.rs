@@ -27,6 +27,10 @@ pub enum FailureMode {
     Timeout,
     /// Cancels are refused for good: 403 `NOT_CANCELABLE_PAYMENT` (confirms and lookups work).
     CancelRefused,
+    /// Confirms and cancels are refused with 403 `FORBIDDEN_CONSECUTIVE_REQUEST`, as Toss
+    /// answers a request that came right after another ("try again in a while"), doing
+    /// nothing (lookups work). Stored under the idempotency key like any 4xx.
+    Consecutive,
     /// Confirms are applied, then answered 400 `ALREADY_PROCESSED_PAYMENT`, as Toss answers a
     /// duplicate of a request whose first answer was lost: the money is taken all the same.
     Duplicate,
@@ -82,6 +86,15 @@ fn provider_error() -> Reply {
         400,
         codes::PROVIDER_ERROR,
         "일시적인 오류가 발생했습니다. 잠시 후 다시 시도해주세요.",
+    )
+}
+
+/// Toss's answer to a request that came right after another on the same payment.
+fn consecutive_request() -> Reply {
+    Reply::error(
+        403,
+        codes::FORBIDDEN_CONSECUTIVE_REQUEST,
+        "반복적인 요청은 허용되지 않습니다. 잠시 후 다시 시도해주세요.",
     )
 }
 
@@ -265,6 +278,7 @@ impl Ledger {
             }
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
+            FailureMode::Consecutive => return consecutive_request(),
             FailureMode::Timeout
             | FailureMode::CancelRefused
             | FailureMode::Duplicate
@@ -324,6 +338,7 @@ impl Ledger {
         match failure {
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
+            FailureMode::Consecutive => return consecutive_request(),
             FailureMode::CancelRefused => {
                 return Reply::error(
                     403,

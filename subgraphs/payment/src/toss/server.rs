@@ -6,8 +6,8 @@
 //! `Idempotency-Key` (same key and body replay the stored answer, with no second effect).
 //! Test controls: `POST /v1/test/payment-keys {orderId, amount}` mints a payment key as the
 //! payment widget would; `POST /v1/test/failures {mode, paymentKey?}` switches failures
-//! (`declined`, `provider_error`, `internal_error`, `timeout`, `cancel_refused`, `duplicate`,
-//! `none`); `GET /v1/test/stats` counts requests.
+//! (`declined`, `provider_error`, `internal_error`, `timeout`, `cancel_refused`, `consecutive`,
+//! `duplicate`, `none`); `GET /v1/test/stats` counts requests.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
