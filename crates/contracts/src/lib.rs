@@ -146,7 +146,8 @@ pub enum SagaReply {
         code: String,
         /// Toss's message or ours.
         reason: String,
-        /// Toss asked for the refund to be tried again later (`PROVIDER_ERROR`), as a new
+        /// Toss asked for the refund to be tried again later (`PROVIDER_ERROR`,
+        /// `FORBIDDEN_CONSECUTIVE_REQUEST`), as a new
         /// request: its answer to this one is kept under this refund's idempotency key.
         #[serde(default)]
         temporary: bool,

@@ -47,7 +47,7 @@ pub struct SagaConfig {
     /// How long a reserved order waits for payment.
     pub payment_timeout: chrono::Duration,
     /// How long the saga waits before asking again for a refund Toss refused for now
-    /// (`PROVIDER_ERROR`: "try again in a few minutes").
+    /// (`PROVIDER_ERROR`, `FORBIDDEN_CONSECUTIVE_REQUEST`: "try again in a while").
     pub refund_retry_after: chrono::Duration,
     /// Prefix of every topic.
     pub topic_prefix: String,

@@ -74,6 +74,11 @@ impl PaymentError {
         )
     }
 
+    /// Whether Toss asked to try again in a while, as a new request (its `TRY_LATER` codes).
+    pub fn is_try_later(&self) -> bool {
+        matches!(self, Self::Toss(e) if e.is_try_later())
+    }
+
     /// Whether trying again later may succeed (Toss or our stores were unavailable, or the
     /// outcome is unknown).
     pub fn is_transient(&self) -> bool {

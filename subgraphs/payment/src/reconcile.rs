@@ -111,7 +111,9 @@ impl PaymentService {
                         &paid.payment_key,
                         "the order's payment failed or was already made",
                         None,
-                        &format!("void-{}", paid.payment_key),
+                        // A new request each time: Toss keeps a refusal ("try again in a
+                        // while") under its key, and a full cancel cannot happen twice.
+                        &format!("void-{}-{}", paid.payment_key, uuid::Uuid::now_v7()),
                     )
                     .await?;
                 return Ok(Reconciled::Voided);

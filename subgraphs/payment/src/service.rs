@@ -480,7 +480,7 @@ impl PaymentService {
                             refund_id,
                             code: err.code().to_owned(),
                             reason: err.to_string(),
-                            temporary: codes::TRY_LATER.contains(&err.code()),
+                            temporary: err.is_try_later(),
                         })
                     }
                 }
@@ -538,7 +538,11 @@ impl PaymentService {
             Err(err) if amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT => {
                 match self.reconcile(Some(order_id), &payment_key).await {
                     Ok(_) => {}
-                    Err(again) if again.is_transient() => return Err(again),
+                    // Toss could not say now (a lookup right after the cancel may be refused
+                    // as too soon): the outcome is open, asked again later.
+                    Err(again) if again.is_transient() || again.is_try_later() => {
+                        return Err(again);
+                    }
                     Err(again) => {
                         tracing::warn!(order_id, error = %again, "cannot record toss's state after it refused a refund");
                         return Err(err.into());
@@ -551,6 +555,30 @@ impl PaymentService {
                     .await?
                     .state
                     .emptied_at_toss()
+                {
+                    return Ok(0);
+                }
+                return Err(err.into());
+            }
+            // The cancel may have gone through although Toss failed or refused it as too soon
+            // after another request: record what Toss has, so the balance is right for the
+            // next ask (and a full refund that went through is not asked for again).
+            Err(err) if err.maybe_done() => {
+                match self.reconcile(Some(order_id), &payment_key).await {
+                    Ok(_) => {}
+                    Err(again) => {
+                        tracing::warn!(order_id, error = %again, "cannot record toss's state after a failed refund");
+                        return Err(err.into());
+                    }
+                }
+                if amount.is_none()
+                    && self
+                        .inner
+                        .payments
+                        .load(order_id)
+                        .await?
+                        .state
+                        .emptied_at_toss()
                 {
                     return Ok(0);
                 }

@@ -71,7 +71,7 @@ pub async fn toss_webhook(State(service): State<PaymentService>, body: Bytes) ->
                 json!({ "status": "ignored", "reason": reason }),
             )
         }
-        Err(err) if err.is_transient() => {
+        Err(err) if err.is_transient() || err.is_try_later() => {
             tracing::warn!(code = err.code(), error = %err, "webhook not processed; toss will retry");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,

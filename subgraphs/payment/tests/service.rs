@@ -225,11 +225,12 @@ async fn a_provider_error_is_recorded_as_failed_and_a_server_error_is_not() {
     }
 }
 
-/// Toss's 403 `FORBIDDEN_CONSECUTIVE_REQUEST` ("try again in a while"; the earlier request
-/// may have gone through) is not a decline: the payment is looked up, nothing is recorded, and
-/// a later confirm (the customer trying again) charges once.
+/// Toss's 403 `FORBIDDEN_CONSECUTIVE_REQUEST` ("try again in a while": a request right after
+/// another, which may have gone through) is not a decline: the payment is looked up, and
+/// recorded confirmed when Toss approved it (the test server's `consecutive` mode applies the
+/// confirm, then answers so), never as failed.
 #[tokio::test]
-async fn a_confirm_refused_as_too_soon_records_nothing_and_a_later_one_charges_once() {
+async fn a_confirm_answered_too_soon_that_went_through_is_recorded_confirmed() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
@@ -237,45 +238,32 @@ async fn a_confirm_refused_as_too_soon_records_nothing_and_a_later_one_charges_o
     h.toss
         .server
         .set_failure(FailureMode::Consecutive, Some(&key));
-    let err = h
+    let paid = h
         .service
         .confirm(Some(&me), &order, &key, 15_000)
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
-    assert_eq!(h.payment(&order).await.status, PaymentStatus::Requested);
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(h.toss.server.stats().confirmed, 1);
     assert!(
         h.payment_events(&order)
             .await
             .iter()
             .all(|(kind, _)| kind != contracts::events::PAYMENT_FAILED),
-        "not recorded as failed"
+        "never recorded as failed"
     );
-    h.toss.server.set_failure(FailureMode::None, Some(&key));
-    // Toss keeps its answer under the idempotency key: a new widget attempt is a new key.
-    let again = h.mint(&order, 15_000).await;
-    let paid = h
-        .service
-        .confirm(Some(&me), &order, &again, 15_000)
-        .await
-        .unwrap();
-    assert_eq!(paid.status, PaymentStatus::Confirmed);
-    assert_eq!(h.toss.server.stats().confirmed, 1);
 }
 
-/// A refund Toss answers "try again in a while" (`PROVIDER_ERROR`, `FORBIDDEN_CONSECUTIVE_REQUEST`)
-/// is answered as refused for now, which the saga asks again later; a refusal for good
-/// (`NOT_CANCELABLE_PAYMENT`) is not.
+/// A refund Toss answers "try again in a while" (`PROVIDER_ERROR`) is answered as refused for
+/// now, which the saga asks again later; a refusal for good (`NOT_CANCELABLE_PAYMENT`) is not.
+/// A refund refused as too soon after another request although it went through
+/// (`FORBIDDEN_CONSECUTIVE_REQUEST`) is recorded from Toss's state: all of it was returned,
+/// once, and the saga is told so (0 KRW left to refund).
 #[tokio::test]
 async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
     let h = Harness::new().await;
     for (mode, code, temporary_expected) in [
         (FailureMode::ProviderError, "PROVIDER_ERROR", true),
-        (
-            FailureMode::Consecutive,
-            "FORBIDDEN_CONSECUTIVE_REQUEST",
-            true,
-        ),
         (FailureMode::CancelRefused, "NOT_CANCELABLE_PAYMENT", false),
     ] {
         let (order, key) = h.paid_order("c-1", 15_000).await;
@@ -302,6 +290,52 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
             "{code}: nothing returned"
         );
     }
+
+    let (order, key) = h.paid_order("c-1", 15_000).await;
+    h.toss
+        .server
+        .set_failure(FailureMode::Consecutive, Some(&key));
+    let cancels = h.toss.server.stats().cancels;
+    let reply = h
+        .service
+        .handle(refund(&order, "refund-1", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        SagaReply::PaymentRefunded {
+            refund_id: "refund-1".into(),
+            amount: 0
+        }
+    );
+    assert_eq!(h.payment(&order).await.balance, 0, "recorded from Toss");
+    assert_eq!(h.toss.server.stats().cancels, cancels + 1, "returned once");
+}
+
+/// A staff partial refund Toss carried out but answered as too soon after another request:
+/// staff get Toss's code, and the payment already shows the refund (recorded from Toss), so
+/// its balance is right for whatever staff do next.
+#[tokio::test]
+async fn a_partial_refund_answered_too_soon_still_shows_on_the_payment() {
+    let h = Harness::new().await;
+    let staff = Identity::staff("s-1");
+    let (order, key) = h.paid_order("c-1", 15_000).await;
+    h.toss
+        .server
+        .set_failure(FailureMode::Consecutive, Some(&key));
+    let err = h
+        .service
+        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
+    let payment = h.payment(&order).await;
+    assert_eq!(payment.balance, 10_000);
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(
+        h.toss.client().get(&key).await.unwrap().balance_amount,
+        10_000
+    );
 }
 
 #[tokio::test]

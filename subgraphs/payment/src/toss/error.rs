@@ -42,7 +42,9 @@ pub mod codes {
     pub const TOSS_BAD_RESPONSE: &str = "TOSS_BAD_RESPONSE";
 
     /// Answers Toss documents as temporary ("try again in a while"), though not 5xx: Toss keeps
-    /// them under the idempotency key, so trying again means a new request.
+    /// them under the idempotency key, so trying again means a new request. A refund refused
+    /// so is asked for again later; a confirm answered `PROVIDER_ERROR` is still a failure of
+    /// that payment key.
     pub const TRY_LATER: &[&str] = &[PROVIDER_ERROR, FORBIDDEN_CONSECUTIVE_REQUEST];
 
     /// Refusals of the payment itself that Toss answers with 400 rather than 403 (the card

@@ -27,9 +27,9 @@ pub enum FailureMode {
     Timeout,
     /// Cancels are refused for good: 403 `NOT_CANCELABLE_PAYMENT` (confirms and lookups work).
     CancelRefused,
-    /// Confirms and cancels are refused with 403 `FORBIDDEN_CONSECUTIVE_REQUEST`, as Toss
-    /// answers a request that came right after another ("try again in a while"), doing
-    /// nothing (lookups work). Stored under the idempotency key like any 4xx.
+    /// Confirms and cancels are applied, then answered 403 `FORBIDDEN_CONSECUTIVE_REQUEST`, as
+    /// Toss answers a request right after another ("try again in a while") when the earlier
+    /// one went through (lookups show it). Stored under the idempotency key like any 4xx.
     Consecutive,
     /// Confirms are applied, then answered 400 `ALREADY_PROCESSED_PAYMENT`, as Toss answers a
     /// duplicate of a request whose first answer was lost: the money is taken all the same.
@@ -278,9 +278,9 @@ impl Ledger {
             }
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
-            FailureMode::Consecutive => return consecutive_request(),
             FailureMode::Timeout
             | FailureMode::CancelRefused
+            | FailureMode::Consecutive
             | FailureMode::Duplicate
             | FailureMode::None => {}
         }
@@ -298,14 +298,15 @@ impl Ledger {
         self.paid_orders
             .insert(req.order_id.clone(), req.payment_key.clone());
         self.stats.confirmed += 1;
-        if self.failure_for(&req.payment_key) == FailureMode::Duplicate {
-            return Reply::error(
+        match self.failure_for(&req.payment_key) {
+            FailureMode::Duplicate => Reply::error(
                 400,
                 codes::ALREADY_PROCESSED_PAYMENT,
                 "이미 처리된 결제 입니다.",
-            );
+            ),
+            FailureMode::Consecutive => consecutive_request(),
+            _ => Reply::ok(&payment),
         }
-        Reply::ok(&payment)
     }
 
     fn payment_of(&self, req: &ConfirmRequest, status: TossStatus) -> TossPayment {
@@ -338,7 +339,6 @@ impl Ledger {
         match failure {
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
-            FailureMode::Consecutive => return consecutive_request(),
             FailureMode::CancelRefused => {
                 return Reply::error(
                     403,
@@ -348,6 +348,7 @@ impl Ledger {
             }
             FailureMode::Declined
             | FailureMode::Timeout
+            | FailureMode::Consecutive
             | FailureMode::Duplicate
             | FailureMode::None => {}
         }
@@ -385,7 +386,11 @@ impl Ledger {
             canceled_at: kst_now(),
             transaction_key: Some(new_key("tx_")),
         });
-        let reply = Reply::ok(payment);
+        let reply = if failure == FailureMode::Consecutive {
+            consecutive_request()
+        } else {
+            Reply::ok(payment)
+        };
         self.stats.cancels += 1;
         reply
     }
