@@ -533,56 +533,16 @@ impl PaymentService {
             .await
         {
             Ok(cancelled) => cancelled,
-            // Toss has nothing left to cancel: most likely a cancel at Toss whose webhook has
-            // not come yet. Record what Toss says; if that empties the payment, all is returned.
-            Err(err) if amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT => {
-                match self.reconcile(Some(order_id), &payment_key).await {
-                    Ok(_) => {}
-                    // Toss could not say now (a lookup right after the cancel may be refused
-                    // as too soon): the outcome is open, asked again later.
-                    Err(again) if again.is_transient() || again.is_try_later() => {
-                        return Err(again);
-                    }
-                    Err(again) => {
-                        tracing::warn!(order_id, error = %again, "cannot record toss's state after it refused a refund");
-                        return Err(err.into());
-                    }
-                }
-                if self
-                    .inner
-                    .payments
-                    .load(order_id)
-                    .await?
-                    .state
-                    .emptied_at_toss()
-                {
-                    return Ok(0);
-                }
-                return Err(err.into());
-            }
-            // The cancel may have gone through although Toss failed or refused it as too soon
-            // after another request: record what Toss has, so the balance is right for the
-            // next ask (and a full refund that went through is not asked for again).
-            Err(err) if err.maybe_done() => {
-                match self.reconcile(Some(order_id), &payment_key).await {
-                    Ok(_) => {}
-                    Err(again) => {
-                        tracing::warn!(order_id, error = %again, "cannot record toss's state after a failed refund");
-                        return Err(err.into());
-                    }
-                }
-                if amount.is_none()
-                    && self
-                        .inner
-                        .payments
-                        .load(order_id)
-                        .await?
-                        .state
-                        .emptied_at_toss()
-                {
-                    return Ok(0);
-                }
-                return Err(err.into());
+            // Toss has nothing left to cancel (most likely a cancel at Toss whose webhook has not
+            // come yet), or the cancel may have gone through although Toss failed or refused it
+            // as too soon after another request.
+            Err(err)
+                if err.maybe_done()
+                    || (amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT) =>
+            {
+                return self
+                    .after_failed_cancel(order_id, &payment_key, amount.is_none(), err)
+                    .await;
             }
             Err(err) => return Err(err.into()),
         };
@@ -612,6 +572,31 @@ impl PaymentService {
                 .find(|r| r.transaction_key.is_some() && r.transaction_key == ours.transaction_key)
         });
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
+    }
+
+    /// Records what Toss has after a cancel that failed as above, so the balance is right for
+    /// the next ask: a full refund found done is answered as done (0 KRW left to return);
+    /// otherwise the cancel's error stands (or the lookup's, when Toss could not say now).
+    async fn after_failed_cancel(
+        &self,
+        order_id: &str,
+        payment_key: &str,
+        full: bool,
+        err: TossError,
+    ) -> Result<i64, PaymentError> {
+        match self.reconcile(Some(order_id), payment_key).await {
+            Ok(_) => {}
+            Err(again) if again.is_transient() || again.is_try_later() => return Err(again),
+            Err(again) => {
+                tracing::warn!(order_id, error = %again, "cannot record toss's state after a failed cancel");
+                return Err(err.into());
+            }
+        }
+        let state = self.inner.payments.load(order_id).await?.state;
+        if full && state.emptied_at_toss() {
+            return Ok(0);
+        }
+        Err(err.into())
     }
 }
 
