@@ -227,11 +227,20 @@ impl Harness {
 
     /// Staff accepts, prepares, readies and hands over the paid order `order_id`.
     async fn run_to_completion(&self, staff: &Identity, order_id: &str) {
+        self.make_ready(staff, order_id).await;
+        self.ordering
+            .orders
+            .staff_step(Some(staff), order_id, order::service::StaffStep::Complete)
+            .await
+            .unwrap();
+    }
+
+    /// Staff accept, prepare and ready a paid order.
+    async fn make_ready(&self, staff: &Identity, order_id: &str) {
         for step in [
             order::service::StaffStep::Accept,
             order::service::StaffStep::StartPreparing,
             order::service::StaffStep::MarkReady,
-            order::service::StaffStep::Complete,
         ] {
             self.ordering
                 .orders
@@ -495,17 +504,7 @@ async fn staff_reject_after_payment_refunds() {
 
     // Made, then rejected at pick-up (the wrong cake): refunded, and the cake stays sold.
     let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
-    for step in [
-        order::service::StaffStep::Accept,
-        order::service::StaffStep::StartPreparing,
-        order::service::StaffStep::MarkReady,
-    ] {
-        h.ordering
-            .orders
-            .staff_step(Some(&staff), &order.id, step)
-            .await
-            .unwrap();
-    }
+    h.make_ready(&staff, &order.id).await;
     h.wait_stock(&cake, (2, 0), "one cake sold").await;
     let rejected = h
         .ordering

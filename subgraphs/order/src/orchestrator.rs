@@ -134,6 +134,8 @@ pub struct Orchestrator {
     placements: TaskTracker,
     /// Held while waiting for `placements` (a wait closes and reopens the tracker).
     placements_waited: tokio::sync::Mutex<()>,
+    /// One per placement carried out in the background ([`PLACEMENTS_IN_FLIGHT`]).
+    placement_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Orchestrator {
@@ -172,6 +174,7 @@ impl Orchestrator {
             replies,
             placements: TaskTracker::new(),
             placements_waited: tokio::sync::Mutex::new(()),
+            placement_permits: Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT)),
         }))
     }
 
@@ -276,20 +279,21 @@ impl Orchestrator {
         metrics::counter!("saga_steps_total").increment(1);
         // The index row is handed over now, before any later step of this saga can be.
         let indexed = self.index.submit(&state);
-        if self.placements.len() >= PLACEMENTS_IN_FLIGHT {
+        let Ok(permit) = Arc::clone(&self.placement_permits).try_acquire_owned() else {
             // The bus or the index is slow: callers wait for it rather than pile up work.
             self.carry_out_placement(order_id, placed_id, indexed, records)
                 .await;
             return Ok(Some(order));
-        }
-        let span = tracing::info_span!(parent: None, "saga.carry_out_placement", order_id);
+        };
+        let span = tracing::debug_span!(parent: None, "saga.carry_out_placement", order_id);
         span.follows_from(tracing::Span::current());
         let me = Arc::clone(self);
         let order_id = order_id.to_owned();
         self.placements.spawn(
             async move {
                 me.carry_out_placement(&order_id, placed_id, indexed, records)
-                    .await
+                    .await;
+                drop(permit);
             }
             .instrument(span),
         );

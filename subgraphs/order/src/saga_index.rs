@@ -117,8 +117,8 @@ impl SagaIndex {
     }
 
     /// Hands the saga's row to the writer at once (rows are stored in the order they are
-    /// handed over, so a later step's row is never overwritten by an earlier one's); the
-    /// future resolves once it is stored.
+    /// handed over, so in this process a later step's row is never overwritten by an earlier
+    /// one's); the future resolves once it is stored.
     pub fn submit(
         &self,
         saga: &OrderSaga,

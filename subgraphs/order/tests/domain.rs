@@ -321,11 +321,11 @@ fn rejected(reason: &str) -> SagaInput {
     })
 }
 
-/// The customer cancelled or the shop rejected an order that was not made yet.
-fn withdrawn(reason: &str) -> SagaInput {
+/// The customer cancelled or the shop rejected the order (made already: `units_used`).
+fn withdrawn(reason: &str, units_used: bool) -> SagaInput {
     SagaInput::OrderWithdrawn {
         reason: reason.into(),
-        units_used: false,
+        units_used,
     }
 }
 
@@ -382,7 +382,7 @@ fn a_commit_refused_after_the_saga_released_is_just_answered() {
     let (mut saga, _) = reserved();
     step(&mut saga, confirmed());
     // Cancelled before the commit was answered: the saga releases and refunds.
-    step(&mut saga, withdrawn("changed my mind"));
+    step(&mut saga, withdrawn("changed my mind", false));
     assert!(saga.pending.contains_key("commit:o1"));
     let e = step(&mut saga, rejected("reservation released"));
     assert_eq!(e.answered, ["commit:o1"]);
@@ -450,7 +450,7 @@ fn withdrawal_after_payment_releases_stock_and_refunds() {
             amount: 13_000,
         },
     );
-    let e = step(&mut saga, withdrawn("customer cancelled"));
+    let e = step(&mut saga, withdrawn("customer cancelled", false));
     assert_eq!(e.sent.len(), 2);
     assert_eq!(saga.phase, Phase::Compensating);
     let e = step(&mut saga, refund_returned("o1:refund", 13_000));
@@ -464,7 +464,7 @@ fn withdrawal_after_payment_releases_stock_and_refunds() {
 #[test]
 fn withdrawal_while_reserving_releases_once_reserved() {
     let mut saga = started();
-    let e = step(&mut saga, withdrawn("customer cancelled"));
+    let e = step(&mut saga, withdrawn("customer cancelled", false));
     assert!(e.sent.is_empty(), "nothing reserved yet");
     let e = step(
         &mut saga,
@@ -548,13 +548,7 @@ fn a_full_cancel_at_toss_of_a_ready_order_keeps_its_units_sold() {
 #[test]
 fn a_made_order_rejected_is_refunded_and_its_units_stay_sold() {
     let mut saga = paid();
-    let e = step(
-        &mut saga,
-        SagaInput::OrderWithdrawn {
-            reason: "wrong cake at pick-up".into(),
-            units_used: true,
-        },
-    );
+    let e = step(&mut saga, withdrawn("wrong cake at pick-up", true));
     assert!(
         matches!(&e.sent[..], [Outgoing::Payment(env)] if matches!(env.body, PaymentCommand::RefundPayment { .. })),
         "only the refund, no release: {:?}",
@@ -576,7 +570,7 @@ fn a_made_order_rejected_is_refunded_and_its_units_stay_sold() {
 /// A paid saga whose order the shop then rejected: its release and refund are on their way.
 fn refunding() -> OrderSaga {
     let mut saga = paid();
-    let e = step(&mut saga, withdrawn("oven broke"));
+    let e = step(&mut saga, withdrawn("oven broke", false));
     assert_eq!(e.sent.len(), 2, "release and refund: {:?}", e.sent);
     assert!(saga.pending.contains_key("refund:o1:refund"));
     saga

@@ -391,6 +391,22 @@ async fn withdraw(
     orchestrator.on_message(&as_relayed(&event)).await.unwrap()
 }
 
+/// Staff accept, prepare and ready the paid order, straight through its stream (as another
+/// replica would: the orchestrator's cache does not see it).
+async fn make_ready(store: &Arc<dyn eventstore::EventStore>, order_id: &str) {
+    let orders = eventstore::Repository::<order::Order>::new(store.clone());
+    for step in [
+        order::OrderCommand::Accept,
+        order::OrderCommand::StartPreparing,
+        order::OrderCommand::MarkReady,
+    ] {
+        orders
+            .execute(order_id, step, eventstore::Metadata::new())
+            .await
+            .unwrap();
+    }
+}
+
 /// Placing an order of two cakes at `unit_price` KRW each for customer `kim`.
 fn two_cakes(order_id: &str, unit_price: i64) -> order::OrderCommand {
     order::OrderCommand::Place {
@@ -624,24 +640,13 @@ async fn a_cancel_at_toss_refunds_a_paid_order_and_releases_its_stock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_at_toss_of_a_ready_order_keeps_its_stock_sold() {
     use order::OrderStatus;
-    use order::order::OrderCommand;
 
     let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
     orchestrator
         .on_message(&payment_notice(&order_id, "tpk_5"))
         .await
         .unwrap();
-    let orders = eventstore::Repository::<order::Order>::new(store.clone());
-    for step in [
-        OrderCommand::Accept,
-        OrderCommand::StartPreparing,
-        OrderCommand::MarkReady,
-    ] {
-        orders
-            .execute(&order_id, step, eventstore::Metadata::new())
-            .await
-            .unwrap();
-    }
+    make_ready(&store, &order_id).await;
     let at_toss = relayed_refund(&store, &order_id, "toss-tx-2", 12_000).await;
     let sent = orchestrator.on_message(&at_toss).await.unwrap();
     assert!(
@@ -668,17 +673,7 @@ async fn a_ready_order_rejected_on_a_stale_replica_keeps_its_stock_sold() {
             .await
             .unwrap()
     ));
-    let elsewhere = eventstore::Repository::<order::Order>::new(store.clone());
-    for step in [
-        OrderCommand::Accept,
-        OrderCommand::StartPreparing,
-        OrderCommand::MarkReady,
-    ] {
-        elsewhere
-            .execute(&order_id, step, eventstore::Metadata::new())
-            .await
-            .unwrap();
-    }
+    make_ready(&store, &order_id).await;
     let rejected = OrderCommand::Reject {
         reason: "wrong cake at pick-up".into(),
     };

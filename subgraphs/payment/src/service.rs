@@ -2,10 +2,12 @@
 //! reconcile with what Toss says (webhooks).
 //!
 //! The amount is never trusted: it must equal what the order asked for (the order's own
-//! events) before Toss is called. Every Toss call carries an idempotency key derived from the
-//! order (confirm) or the refund id (cancel), so retrying any of them is safe; after an answer
-//! that may hide an effect (timeout, 5xx, `ALREADY_PROCESSED_PAYMENT`) the payment is looked up
-//! at Toss before anything is recorded.
+//! events) before Toss is called. Every confirm and refund carries an idempotency key derived
+//! from the order (confirm) or the refund id (cancel), so retrying any of them is safe (a void
+//! of a second payment is a new request each time); after an answer that may hide an effect
+//! (timeout, 5xx, `FORBIDDEN_CONSECUTIVE_REQUEST`, and for a confirm
+//! `ALREADY_PROCESSED_PAYMENT`) the payment is looked up at Toss and recorded as Toss has it
+//! before anything else is decided.
 
 use std::sync::Arc;
 
@@ -304,7 +306,8 @@ impl PaymentService {
             }
         }
         // Declines, and the provider failing, are answers for good; other 5xx and no answer
-        // leave the outcome open (a retry reuses the idempotency key).
+        // leave the outcome open (a retry reuses the idempotency key; after "too soon", which
+        // Toss keeps under the key, the app starts a new widget attempt).
         let for_good = err.is_rejection() || err.code == codes::PROVIDER_ERROR;
         if for_good {
             self.inner
@@ -387,8 +390,8 @@ impl PaymentService {
 
     /// Staff return part of a confirmed payment (a missing or spoilt item): refunded at Toss
     /// and recorded under `idempotency_key` (asked again, it refunds once); the order stands.
-    /// Something must be left: all of it goes back by cancelling or rejecting the order, whose
-    /// saga then refunds what is left.
+    /// Something must be left: all of it goes back by cancelling or rejecting the order (up to
+    /// READY), whose saga then refunds what is left.
     pub async fn refund_partly(
         &self,
         identity: Option<&Identity>,
@@ -574,8 +577,9 @@ impl PaymentService {
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
     }
 
-    /// Records what Toss has after a cancel that failed as above, so the balance is right for
-    /// the next ask: a full refund found done is answered as done (0 KRW left to return);
+    /// Records what Toss has after a cancel that may have gone through (`maybe_done`) or that
+    /// found nothing left (`ALREADY_CANCELED_PAYMENT`), so the balance is right for the next
+    /// ask (the cancel found is recorded as made at Toss, `toss-{tx}`): a full refund found done is answered as done (0 KRW left to return);
     /// otherwise the cancel's error stands (or the lookup's, when Toss could not say now).
     async fn after_failed_cancel(
         &self,

@@ -36,7 +36,8 @@ fn malformed(message: &str) -> Response {
 }
 
 /// Handles one Toss webhook: 200 when recorded, unchanged or ignored; 400 when malformed; 503
-/// when Toss or a store is unavailable (Toss sends the webhook again).
+/// when Toss or a store is unavailable, or Toss asks to try again in a while (Toss sends the
+/// webhook again).
 #[tracing::instrument(skip_all)]
 pub async fn toss_webhook(State(service): State<PaymentService>, body: Bytes) -> Response {
     let Ok(webhook) = serde_json::from_slice::<Webhook>(&body) else {
