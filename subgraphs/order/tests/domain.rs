@@ -31,6 +31,15 @@ fn placed() -> Vec<OrderEvent> {
         .unwrap()
 }
 
+/// Runs `commands` on the order, applying what each decides (each must be accepted).
+fn run(o: &mut Order, commands: impl IntoIterator<Item = OrderCommand>) {
+    for cmd in commands {
+        for e in o.handle(cmd).unwrap() {
+            o.apply(&e);
+        }
+    }
+}
+
 fn fold(events: &[OrderEvent]) -> Order {
     let mut o = Order::default();
     for e in events {
@@ -123,19 +132,18 @@ fn runs_the_status_timeline_and_refuses_skips() {
 #[test]
 fn customers_cannot_cancel_once_accepted() {
     let mut o = fold(&placed());
-    for cmd in [
-        OrderCommand::AwaitPayment {
-            expires_at: Utc::now(),
-        },
-        OrderCommand::MarkPaid {
-            payment_key: "pk".into(),
-        },
-        OrderCommand::Accept,
-    ] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(
+        &mut o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+            OrderCommand::Accept,
+        ],
+    );
     let err = o
         .handle(OrderCommand::Cancel {
             reason: "changed my mind".into(),
@@ -155,38 +163,33 @@ fn customers_cannot_cancel_once_accepted() {
 #[test]
 fn staff_may_reject_a_ready_order_but_not_a_completed_one() {
     let mut o = fold(&placed());
-    for cmd in [
-        OrderCommand::AwaitPayment {
-            expires_at: Utc::now(),
-        },
-        OrderCommand::MarkPaid {
-            payment_key: "pk".into(),
-        },
-        OrderCommand::Accept,
-        OrderCommand::StartPreparing,
-        OrderCommand::MarkReady,
-    ] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(
+        &mut o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+            OrderCommand::Accept,
+            OrderCommand::StartPreparing,
+            OrderCommand::MarkReady,
+        ],
+    );
     assert!(o.goods_made());
     let reject = || OrderCommand::Reject {
         reason: "wrong cake at pick-up".into(),
     };
     let mut rejected = o.clone();
-    for e in rejected.handle(reject()).unwrap() {
-        rejected.apply(&e);
-    }
+    run(&mut rejected, [reject()]);
     assert_eq!(rejected.status, OrderStatus::Rejected);
     assert!(
         rejected.paid && !rejected.settled(),
         "the refund is to come"
     );
     assert!(rejected.goods_made(), "made, whatever came after");
-    for e in o.handle(OrderCommand::Complete).unwrap() {
-        o.apply(&e);
-    }
+    run(&mut o, [OrderCommand::Complete]);
     assert_eq!(
         o.handle(reject()).unwrap_err().code(),
         "INVALID_ORDER_STATUS"
@@ -620,22 +623,21 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
     };
     // Nothing paid: nothing to record.
     assert!(o.handle(at_toss()).unwrap().is_empty());
-    for cmd in [
-        OrderCommand::AwaitPayment {
-            expires_at: Utc::now(),
-        },
-        OrderCommand::MarkPaid {
-            payment_key: "pk".into(),
-        },
-        OrderCommand::Accept,
-        OrderCommand::StartPreparing,
-        OrderCommand::MarkReady,
-        OrderCommand::Complete,
-    ] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(
+        &mut o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+            OrderCommand::Accept,
+            OrderCommand::StartPreparing,
+            OrderCommand::MarkReady,
+            OrderCommand::Complete,
+        ],
+    );
     let events = o.handle(at_toss()).unwrap();
     let [OrderEvent::Changed(change)] = events.as_slice() else {
         panic!("one status change: {events:?}");
@@ -676,22 +678,21 @@ fn a_refund_refused_for_good_shows_on_the_order() {
     let failed = || OrderCommand::MarkRefundFailed {
         reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
     };
-    for cmd in [
-        OrderCommand::AwaitPayment {
-            expires_at: Utc::now(),
-        },
-        OrderCommand::MarkPaid {
-            payment_key: "pk".into(),
-        },
-        OrderCommand::Reject {
-            reason: "oven broke".into(),
-        },
-        failed(),
-    ] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(
+        &mut o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+            OrderCommand::Reject {
+                reason: "oven broke".into(),
+            },
+            failed(),
+        ],
+    );
     assert_eq!(o.status, OrderStatus::RefundFailed);
     assert_eq!(
         o.timeline.last().unwrap().reason.as_deref(),
@@ -846,27 +847,22 @@ fn a_retried_refund_takes_the_order_back_to_refunding() {
     };
     // Only a refused refund can be retried.
     assert!(o.handle(OrderCommand::RetryRefund).is_err());
-    for cmd in [
-        OrderCommand::AwaitPayment {
-            expires_at: Utc::now(),
-        },
-        OrderCommand::MarkPaid {
-            payment_key: "pk".into(),
-        },
-        OrderCommand::Reject {
-            reason: "oven broke".into(),
-        },
-    ] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(
+        &mut o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+            OrderCommand::Reject {
+                reason: "oven broke".into(),
+            },
+        ],
+    );
     assert!(o.handle(OrderCommand::RetryRefund).is_err());
-    for cmd in [failed(), OrderCommand::RetryRefund] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    run(&mut o, [failed(), OrderCommand::RetryRefund]);
     // Back to REJECTED (the status its refund is for), paid, not settled: the subscription
     // goes on to the retry's outcome.
     assert_eq!(o.status, OrderStatus::Rejected);
@@ -876,11 +872,11 @@ fn a_retried_refund_takes_the_order_back_to_refunding() {
     );
     assert!(o.paid && !o.settled());
     // Refused again, then refunded.
-    for cmd in [failed(), OrderCommand::MarkRefunded { amount: o.total }] {
-        for e in o.handle(cmd).unwrap() {
-            o.apply(&e);
-        }
-    }
+    let total = o.total;
+    run(
+        &mut o,
+        [failed(), OrderCommand::MarkRefunded { amount: total }],
+    );
     assert_eq!(o.status, OrderStatus::Refunded);
     let refusals = o
         .timeline

@@ -159,8 +159,7 @@ async fn a_declined_card_records_payment_failed() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.toss.server.set_failure(FailureMode::Declined, Some(&key));
+    let key = h.mint_failing(&order, 15_000, FailureMode::Declined).await;
     let err = h
         .service
         .confirm(Some(&me), &order, &key, 15_000)
@@ -234,10 +233,9 @@ async fn a_confirm_answered_too_soon_that_went_through_is_recorded_confirmed() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Consecutive, Some(&key));
+    let key = h
+        .mint_failing(&order, 15_000, FailureMode::Consecutive)
+        .await;
     let paid = h
         .service
         .confirm(Some(&me), &order, &key, 15_000)
@@ -343,8 +341,7 @@ async fn a_timeout_records_nothing_and_a_retry_charges_once() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.toss.server.set_failure(FailureMode::Timeout, Some(&key));
+    let key = h.mint_failing(&order, 15_000, FailureMode::Timeout).await;
     let err = h
         .service
         .confirm(Some(&me), &order, &key, 15_000)
@@ -370,10 +367,7 @@ async fn a_duplicate_answer_after_the_charge_is_recorded_as_confirmed() {
     let h = Harness::new().await;
     let me = Identity::customer("c-1");
     let order = h.payable_order("c-1", 15_000).await;
-    let key = h.mint(&order, 15_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Duplicate, Some(&key));
+    let key = h.mint_failing(&order, 15_000, FailureMode::Duplicate).await;
     let paid = h
         .service
         .confirm(Some(&me), &order, &key, 15_000)

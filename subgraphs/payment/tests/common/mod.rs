@@ -151,10 +151,9 @@ impl Harness {
     /// An order of `customer` awaiting `amount`, and a payment key for it that Toss declines.
     pub async fn declined_order(&self, customer: &str, amount: i64) -> (String, String) {
         let order_id = self.payable_order(customer, amount).await;
-        let key = self.mint(&order_id, amount).await;
-        self.toss
-            .server
-            .set_failure(payment::toss::FailureMode::Declined, Some(&key));
+        let key = self
+            .mint_failing(&order_id, amount, payment::toss::FailureMode::Declined)
+            .await;
         (order_id, key)
     }
 
@@ -163,6 +162,18 @@ impl Harness {
         payment::toss::server::mint_payment_key(&self.toss.base, order_id, amount)
             .await
             .unwrap()
+    }
+
+    /// A payment key for `order_id` whose requests to the Toss test server fail as `mode` says.
+    pub async fn mint_failing(
+        &self,
+        order_id: &str,
+        amount: i64,
+        mode: payment::toss::FailureMode,
+    ) -> String {
+        let key = self.mint(order_id, amount).await;
+        self.toss.server.set_failure(mode, Some(&key));
+        key
     }
 
     /// The payment stream's events: (type, data).
