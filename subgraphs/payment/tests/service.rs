@@ -252,8 +252,9 @@ async fn a_confirm_answered_too_soon_that_went_through_is_recorded_confirmed() {
     );
 }
 
-/// A refund Toss answers "try again in a while" (`PROVIDER_ERROR`) is answered as refused for
-/// now, which the saga asks again later; a refusal for good (`NOT_CANCELABLE_PAYMENT`) is not.
+/// A refund Toss answers "try again in a while" (`PROVIDER_ERROR`, or
+/// `FORBIDDEN_CONSECUTIVE_REQUEST` when nothing went through) is answered as refused for now,
+/// which the saga asks again later; a refusal for good (`NOT_CANCELABLE_PAYMENT`) is not.
 /// A refund refused as too soon after another request although it went through
 /// (`FORBIDDEN_CONSECUTIVE_REQUEST`) is recorded from Toss's state: all of it was returned,
 /// once, and the saga is told so (0 KRW left to refund).
@@ -262,6 +263,7 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
     let h = Harness::new().await;
     for (mode, code, temporary_expected) in [
         (FailureMode::ProviderError, "PROVIDER_ERROR", true),
+        (FailureMode::TooSoon, "FORBIDDEN_CONSECUTIVE_REQUEST", true),
         (FailureMode::CancelRefused, "NOT_CANCELABLE_PAYMENT", false),
     ] {
         let (order, key) = h.paid_order("c-1", 15_000).await;

@@ -31,6 +31,9 @@ pub enum FailureMode {
     /// Toss answers a request right after another ("try again in a while") when the earlier
     /// one went through (lookups show it). Stored under the idempotency key like any 4xx.
     Consecutive,
+    /// Confirms and cancels are refused with 403 `FORBIDDEN_CONSECUTIVE_REQUEST` and not
+    /// applied: the earlier request did not go through either.
+    TooSoon,
     /// Confirms are applied, then answered 400 `ALREADY_PROCESSED_PAYMENT`, as Toss answers a
     /// duplicate of a request whose first answer was lost: the money is taken all the same.
     Duplicate,
@@ -278,6 +281,7 @@ impl Ledger {
             }
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
+            FailureMode::TooSoon => return consecutive_request(),
             FailureMode::Timeout
             | FailureMode::CancelRefused
             | FailureMode::Consecutive
@@ -339,6 +343,7 @@ impl Ledger {
         match failure {
             FailureMode::ProviderError => return provider_error(),
             FailureMode::InternalError => return internal_error(),
+            FailureMode::TooSoon => return consecutive_request(),
             FailureMode::CancelRefused => {
                 return Reply::error(
                     403,

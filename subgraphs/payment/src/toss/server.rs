@@ -7,7 +7,7 @@
 //! Test controls: `POST /v1/test/payment-keys {orderId, amount}` mints a payment key as the
 //! payment widget would; `POST /v1/test/failures {mode, paymentKey?}` switches failures
 //! (`declined`, `provider_error`, `internal_error`, `timeout`, `cancel_refused`, `consecutive`,
-//! `duplicate`, `none`); `GET /v1/test/stats` counts requests.
+//! `too_soon`, `duplicate`, `none`); `GET /v1/test/stats` counts requests.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
