@@ -225,6 +225,16 @@ impl Harness {
         (order, paid.payment_key.unwrap())
     }
 
+    /// The payment of `order_id` as its customer `who` sees it (the order must have one).
+    async fn payment_of(&self, who: &Identity, order_id: &str) -> payment::payment::Payment {
+        self.ordering
+            .payments
+            .payment(Some(who), order_id)
+            .await
+            .unwrap()
+            .expect("a payment")
+    }
+
     /// Staff accepts, prepares, readies and hands over the paid order `order_id`.
     async fn run_to_completion(&self, staff: &Identity, order_id: &str) {
         self.make_ready(staff, order_id).await;
@@ -357,13 +367,7 @@ async fn paid_then_cancelled_refunds_and_returns_stock(h: Harness) {
         .unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     h.wait_stock(&cake, (6, 0), "stock back").await;
-    let payment = h
-        .ordering
-        .payments
-        .payment(Some(&kim), &order.id)
-        .await
-        .unwrap()
-        .expect("a payment");
+    let payment = h.payment_of(&kim, &order.id).await;
     assert_eq!(payment.balance, 0, "fully refunded");
 }
 
@@ -518,13 +522,7 @@ async fn staff_reject_after_payment_refunds() {
         refunded.timeline.last().unwrap().reason.as_deref(),
         Some("payment refunded")
     );
-    let payment = h
-        .ordering
-        .payments
-        .payment(Some(&kim), &order.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let payment = h.payment_of(&kim, &order.id).await;
     assert_eq!(payment.balance, 0, "all of it returned");
     // Nothing is left waiting (a release sent with the refund would have been answered by
     // now, putting the cake back).
@@ -762,13 +760,7 @@ async fn a_cancel_in_the_toss_console_refunds_the_order() {
     h.wait_stock(&cake, (2, 0), "one tart sold").await;
     h.cancel_at_toss(&key, &order.id).await;
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
-    let payment = h
-        .ordering
-        .payments
-        .payment(Some(&kim), &order.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let payment = h.payment_of(&kim, &order.id).await;
     assert_eq!(payment.balance, 0);
     // The saga's step and the order's REFUNDED are one append: a release would have left the
     // saga compensating.

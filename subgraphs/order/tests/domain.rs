@@ -40,6 +40,28 @@ fn run(o: &mut Order, commands: impl IntoIterator<Item = OrderCommand>) {
     }
 }
 
+/// The reserved order awaits payment and is paid.
+fn pay(o: &mut Order) {
+    run(
+        o,
+        [
+            OrderCommand::AwaitPayment {
+                expires_at: Utc::now(),
+            },
+            OrderCommand::MarkPaid {
+                payment_key: "pk".into(),
+            },
+        ],
+    );
+}
+
+/// Toss refused the order's refund for good.
+fn toss_refused_the_refund() -> OrderCommand {
+    OrderCommand::MarkRefundFailed {
+        reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
+    }
+}
+
 fn fold(events: &[OrderEvent]) -> Order {
     let mut o = Order::default();
     for e in events {
@@ -132,18 +154,8 @@ fn runs_the_status_timeline_and_refuses_skips() {
 #[test]
 fn customers_cannot_cancel_once_accepted() {
     let mut o = fold(&placed());
-    run(
-        &mut o,
-        [
-            OrderCommand::AwaitPayment {
-                expires_at: Utc::now(),
-            },
-            OrderCommand::MarkPaid {
-                payment_key: "pk".into(),
-            },
-            OrderCommand::Accept,
-        ],
-    );
+    pay(&mut o);
+    run(&mut o, [OrderCommand::Accept]);
     let err = o
         .handle(OrderCommand::Cancel {
             reason: "changed my mind".into(),
@@ -163,15 +175,10 @@ fn customers_cannot_cancel_once_accepted() {
 #[test]
 fn staff_may_reject_a_ready_order_but_not_a_completed_one() {
     let mut o = fold(&placed());
+    pay(&mut o);
     run(
         &mut o,
         [
-            OrderCommand::AwaitPayment {
-                expires_at: Utc::now(),
-            },
-            OrderCommand::MarkPaid {
-                payment_key: "pk".into(),
-            },
             OrderCommand::Accept,
             OrderCommand::StartPreparing,
             OrderCommand::MarkReady,
@@ -623,15 +630,10 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
     };
     // Nothing paid: nothing to record.
     assert!(o.handle(at_toss()).unwrap().is_empty());
+    pay(&mut o);
     run(
         &mut o,
         [
-            OrderCommand::AwaitPayment {
-                expires_at: Utc::now(),
-            },
-            OrderCommand::MarkPaid {
-                payment_key: "pk".into(),
-            },
             OrderCommand::Accept,
             OrderCommand::StartPreparing,
             OrderCommand::MarkReady,
@@ -675,22 +677,14 @@ fn a_refund_refused_for_good_shows_on_the_order() {
 
     // The order: paid, rejected, then its refund failed; a refund later still settles it.
     let mut o = fold(&placed());
-    let failed = || OrderCommand::MarkRefundFailed {
-        reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
-    };
+    pay(&mut o);
     run(
         &mut o,
         [
-            OrderCommand::AwaitPayment {
-                expires_at: Utc::now(),
-            },
-            OrderCommand::MarkPaid {
-                payment_key: "pk".into(),
-            },
             OrderCommand::Reject {
                 reason: "oven broke".into(),
             },
-            failed(),
+            toss_refused_the_refund(),
         ],
     );
     assert_eq!(o.status, OrderStatus::RefundFailed);
@@ -699,7 +693,10 @@ fn a_refund_refused_for_good_shows_on_the_order() {
         Some("refund failed: NOT_CANCELABLE_PAYMENT: cannot be cancelled")
     );
     assert!(o.paid && !o.settled(), "still to be refunded");
-    assert!(o.handle(failed()).unwrap().is_empty(), "recorded once");
+    assert!(
+        o.handle(toss_refused_the_refund()).unwrap().is_empty(),
+        "recorded once"
+    );
     for e in o
         .handle(OrderCommand::MarkRefunded { amount: o.total })
         .unwrap()
@@ -715,7 +712,7 @@ fn a_refund_refused_for_good_shows_on_the_order() {
         OrderCommand::Cancel {
             reason: "changed my mind".into(),
         },
-        failed(),
+        toss_refused_the_refund(),
     ] {
         for e in late.handle(cmd).unwrap() {
             late.apply(&e);
@@ -724,7 +721,7 @@ fn a_refund_refused_for_good_shows_on_the_order() {
     assert_eq!(late.status, OrderStatus::RefundFailed);
     assert!(late.paid);
     // Nothing else ends there: a placed order cannot.
-    assert!(fold(&placed()).handle(failed()).is_err());
+    assert!(fold(&placed()).handle(toss_refused_the_refund()).is_err());
 }
 
 fn refund_asked(e: &SagaAdvanced) -> Option<String> {
@@ -842,27 +839,20 @@ fn the_saga_knows_its_own_refunds_by_id() {
 #[test]
 fn a_retried_refund_takes_the_order_back_to_refunding() {
     let mut o = fold(&placed());
-    let failed = || OrderCommand::MarkRefundFailed {
-        reason: "NOT_CANCELABLE_PAYMENT: cannot be cancelled".into(),
-    };
     // Only a refused refund can be retried.
+    assert!(o.handle(OrderCommand::RetryRefund).is_err());
+    pay(&mut o);
+    run(
+        &mut o,
+        [OrderCommand::Reject {
+            reason: "oven broke".into(),
+        }],
+    );
     assert!(o.handle(OrderCommand::RetryRefund).is_err());
     run(
         &mut o,
-        [
-            OrderCommand::AwaitPayment {
-                expires_at: Utc::now(),
-            },
-            OrderCommand::MarkPaid {
-                payment_key: "pk".into(),
-            },
-            OrderCommand::Reject {
-                reason: "oven broke".into(),
-            },
-        ],
+        [toss_refused_the_refund(), OrderCommand::RetryRefund],
     );
-    assert!(o.handle(OrderCommand::RetryRefund).is_err());
-    run(&mut o, [failed(), OrderCommand::RetryRefund]);
     // Back to REJECTED (the status its refund is for), paid, not settled: the subscription
     // goes on to the retry's outcome.
     assert_eq!(o.status, OrderStatus::Rejected);
@@ -875,7 +865,10 @@ fn a_retried_refund_takes_the_order_back_to_refunding() {
     let total = o.total;
     run(
         &mut o,
-        [failed(), OrderCommand::MarkRefunded { amount: total }],
+        [
+            toss_refused_the_refund(),
+            OrderCommand::MarkRefunded { amount: total },
+        ],
     );
     assert_eq!(o.status, OrderStatus::Refunded);
     let refusals = o

@@ -20,6 +20,14 @@ fn refund(order_id: &str, refund_id: &str, amount: Option<i64>) -> Envelope<Paym
     )
 }
 
+/// The saga's refund of all that is left of `order`, answered.
+async fn refund_all(h: &Harness, order: &str, refund_id: &str) -> SagaReply {
+    h.service
+        .handle(refund(order, refund_id, None))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_tampered_amount_is_refused_before_toss_is_called() {
     let h = Harness::new().await;
@@ -266,13 +274,8 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
         (FailureMode::TooSoon, "FORBIDDEN_CONSECUTIVE_REQUEST", true),
         (FailureMode::CancelRefused, "NOT_CANCELABLE_PAYMENT", false),
     ] {
-        let (order, key) = h.paid_order("c-1", 15_000).await;
-        h.toss.server.set_failure(mode, Some(&key));
-        let reply = h
-            .service
-            .handle(refund(&order, "refund-1", None))
-            .await
-            .unwrap();
+        let (order, _) = h.paid_order_failing("c-1", 15_000, mode).await;
+        let reply = refund_all(&h, &order, "refund-1").await;
         match reply {
             SagaReply::RefundFailed {
                 code: got,
@@ -291,16 +294,11 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
         );
     }
 
-    let (order, key) = h.paid_order("c-1", 15_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Consecutive, Some(&key));
+    let (order, _) = h
+        .paid_order_failing("c-1", 15_000, FailureMode::Consecutive)
+        .await;
     let cancels = h.toss.server.stats().cancels;
-    let reply = h
-        .service
-        .handle(refund(&order, "refund-1", None))
-        .await
-        .unwrap();
+    let reply = refund_all(&h, &order, "refund-1").await;
     assert_eq!(
         reply,
         SagaReply::PaymentRefunded {
@@ -319,10 +317,9 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
 async fn a_partial_refund_answered_too_soon_still_shows_on_the_payment() {
     let h = Harness::new().await;
     let staff = Identity::staff("s-1");
-    let (order, key) = h.paid_order("c-1", 15_000).await;
-    h.toss
-        .server
-        .set_failure(FailureMode::Consecutive, Some(&key));
+    let (order, key) = h
+        .paid_order_failing("c-1", 15_000, FailureMode::Consecutive)
+        .await;
     let err = h
         .service
         .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
@@ -457,11 +454,7 @@ async fn refunds_for_the_saga_partly_then_fully_idempotently() {
     assert_eq!(h.service.handle(command).await.unwrap(), reply);
     assert_eq!(h.toss.server.stats().cancels, 1);
 
-    let reply = h
-        .service
-        .handle(refund(&order, "refund-2", None))
-        .await
-        .unwrap();
+    let reply = refund_all(&h, &order, "refund-2").await;
     assert_eq!(
         reply,
         SagaReply::PaymentRefunded {
@@ -476,11 +469,7 @@ async fn refunds_for_the_saga_partly_then_fully_idempotently() {
     assert_eq!((state.status, state.balance), (PaymentStatus::Refunded, 0));
     assert_eq!(state.refunds.len(), 2);
 
-    let reply = h
-        .service
-        .handle(refund(&order, "refund-3", None))
-        .await
-        .unwrap();
+    let reply = refund_all(&h, &order, "refund-3").await;
     match reply {
         SagaReply::RefundFailed {
             refund_id, code, ..
@@ -534,11 +523,7 @@ async fn a_refund_for_a_long_or_blank_reason_still_refunds() {
 async fn refunding_an_unpaid_order_fails_for_good() {
     let h = Harness::new().await;
     let order = h.payable_order("c-1", 15_000).await;
-    let reply = h
-        .service
-        .handle(refund(&order, "refund-1", None))
-        .await
-        .unwrap();
+    let reply = refund_all(&h, &order, "refund-1").await;
     assert!(
         matches!(&reply, SagaReply::RefundFailed { code, .. } if code == "PAYMENT_NOT_FOUND"),
         "{reply:?}"
@@ -659,11 +644,7 @@ async fn cancels_made_meanwhile_are_recorded_in_tosss_order() {
         .cancel(&key, "one cake spoilt", Some(2_000), "elsewhere-1")
         .await
         .unwrap();
-    let reply = h
-        .service
-        .handle(refund(&order, "o:refund", None))
-        .await
-        .unwrap();
+    let reply = refund_all(&h, &order, "o:refund").await;
     assert_eq!(
         reply,
         SagaReply::PaymentRefunded {

@@ -148,6 +148,19 @@ impl Harness {
         (order_id, key)
     }
 
+    /// A paid order of `customer` and its payment key, whose later requests to the Toss test
+    /// server fail as `mode` says.
+    pub async fn paid_order_failing(
+        &self,
+        customer: &str,
+        amount: i64,
+        mode: payment::toss::FailureMode,
+    ) -> (String, String) {
+        let (order_id, key) = self.paid_order(customer, amount).await;
+        self.toss.server.set_failure(mode, Some(&key));
+        (order_id, key)
+    }
+
     /// An order of `customer` awaiting `amount`, and a payment key for it that Toss declines.
     pub async fn declined_order(&self, customer: &str, amount: i64) -> (String, String) {
         let order_id = self.payable_order(customer, amount).await;
