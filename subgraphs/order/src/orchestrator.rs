@@ -14,7 +14,6 @@ use eventstore::{
     StoreError, StreamAppend,
 };
 use sqlx::AnyPool;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -39,7 +38,7 @@ const REPLIES_GROUP_SUFFIX: &str = "-replies";
 const PLACEMENTS_AT_STOP: Duration = Duration::from_secs(5);
 /// Placements whose commands may go out in the background at once; past this `placeOrder`
 /// waits for its own.
-const PLACEMENTS_IN_FLIGHT: usize = 1024;
+const PLACEMENTS_IN_FLIGHT: u32 = 1024;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -130,12 +129,9 @@ pub struct Orchestrator {
     carried_out: Mutex<lru::LruCache<Uuid, ()>>,
     /// The topic of replies (and notices) to the saga.
     replies: String,
-    /// Placements whose index write and commands are still being carried out.
-    placements: TaskTracker,
-    /// Held while waiting for `placements` (a wait closes and reopens the tracker).
-    placements_waited: tokio::sync::Mutex<()>,
-    /// One per placement carried out in the background ([`PLACEMENTS_IN_FLIGHT`]).
-    placement_permits: Arc<tokio::sync::Semaphore>,
+    /// One per placement whose index write and commands are being carried out in the
+    /// background ([`PLACEMENTS_IN_FLIGHT`]); all of them free means none is under way.
+    placements: Arc<tokio::sync::Semaphore>,
 }
 
 impl Orchestrator {
@@ -172,9 +168,7 @@ impl Orchestrator {
             config,
             carried_out: Mutex::new(lru::LruCache::new(CARRIED_OUT_REMEMBERED)),
             replies,
-            placements: TaskTracker::new(),
-            placements_waited: tokio::sync::Mutex::new(()),
-            placement_permits: Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT)),
+            placements: Arc::new(tokio::sync::Semaphore::new(PLACEMENTS_IN_FLIGHT as usize)),
         }))
     }
 
@@ -279,7 +273,7 @@ impl Orchestrator {
         metrics::counter!("saga_steps_total").increment(1);
         // The index row is handed over now, before any later step of this saga can be.
         let indexed = self.index.submit(&state);
-        let Ok(permit) = Arc::clone(&self.placement_permits).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&self.placements).try_acquire_owned() else {
             // The bus or the index is slow: callers wait for it rather than pile up work.
             self.carry_out_placement(order_id, placed_id, indexed, records)
                 .await;
@@ -289,7 +283,7 @@ impl Orchestrator {
         span.follows_from(tracing::Span::current());
         let me = Arc::clone(self);
         let order_id = order_id.to_owned();
-        self.placements.spawn(
+        tokio::spawn(
             async move {
                 me.carry_out_placement(&order_id, placed_id, indexed, records)
                     .await;
@@ -300,21 +294,12 @@ impl Orchestrator {
         Ok(Some(order))
     }
 
-    /// Waits until the index writes and commands of the orders placed so far, and of those
-    /// placed meanwhile, are carried out (or have failed, leaving them to the bus): for tests
-    /// and a clean stop. Callers take turns.
+    /// Waits until the index writes and commands of the orders placed so far are carried out
+    /// (or have failed, leaving them to the bus): for tests and a clean stop. Meanwhile new
+    /// placements carry out their own before answering.
     pub async fn placements_carried_out(&self) {
-        /// Reopens the tracker however the wait ends (a timeout drops it).
-        struct Reopen<'a>(&'a TaskTracker);
-        impl Drop for Reopen<'_> {
-            fn drop(&mut self) {
-                self.0.reopen();
-            }
-        }
-        let _turn = self.placements_waited.lock().await;
-        self.placements.close();
-        let _reopen = Reopen(&self.placements);
-        self.placements.wait().await;
+        // Every permit back means no placement is under way in the background.
+        let _all = self.placements.acquire_many(PLACEMENTS_IN_FLIGHT).await;
     }
 
     /// Indexes a saga [`Orchestrator::place`] started and sends its commands, side by side (the
@@ -593,11 +578,12 @@ impl Orchestrator {
                 // order would not change); a withdrawal changes the order no further, so a
                 // cached state that does not show it yet is read again.
                 let (mut current, mut fresh) = self.order_state(order_id, order.take()).await?;
-                let shows_withdrawal =
-                    current.state.timeline.iter().any(|c| {
-                        matches!(c.status, OrderStatus::Cancelled | OrderStatus::Rejected)
-                    });
-                if withdrawn && !fresh && !shows_withdrawal {
+                let shows_withdrawal = |o: &Order| {
+                    o.timeline
+                        .iter()
+                        .any(|c| matches!(c.status, OrderStatus::Cancelled | OrderStatus::Rejected))
+                };
+                if withdrawn && !fresh && !shows_withdrawal(&current.state) {
                     current = self
                         .orders
                         .refresh(order_id, current)

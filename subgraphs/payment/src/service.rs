@@ -579,8 +579,9 @@ impl PaymentService {
 
     /// Records what Toss has after a cancel that may have gone through (`maybe_done`) or that
     /// found nothing left (`ALREADY_CANCELED_PAYMENT`), so the balance is right for the next
-    /// ask (the cancel found is recorded as made at Toss, `toss-{tx}`): a full refund found done is answered as done (0 KRW left to return);
-    /// otherwise the cancel's error stands (or the lookup's, when Toss could not say now).
+    /// ask (a cancel found is recorded as made at Toss, `toss-{tx}`). A full refund found done
+    /// is answered as done (0 KRW left to return); otherwise the cancel's error stands (or the
+    /// lookup's, when Toss could not say now).
     async fn after_failed_cancel(
         &self,
         order_id: &str,
