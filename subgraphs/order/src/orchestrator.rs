@@ -272,7 +272,7 @@ impl Orchestrator {
             .remember(&saga_key, &state, saga_done.next_expected_version);
         metrics::counter!("saga_steps_total").increment(1);
         // The index row is handed over now, before any later step of this saga can be.
-        let indexed = self.index.submit(&state);
+        let indexed = self.index.submit(&state, saga_done.next_expected_version);
         let Ok(permit) = Arc::clone(&self.placements).try_acquire_owned() else {
             // The bus or the index is slow: callers wait for it rather than pile up work.
             self.carry_out_placement(order_id, placed_id, indexed, records)
@@ -609,7 +609,7 @@ impl Orchestrator {
                     continue;
                 }
                 // Seen before (or irrelevant): make sure what it sent is not lost.
-                self.index.update(&saga.state).await?;
+                self.index.update(&saga.state, saga.version).await?;
                 return Ok((self.records(saga.state.pending.values())?, Taken::default()));
             }
             let actions: Vec<&OrderAction> =
@@ -657,13 +657,13 @@ impl Orchestrator {
                     for e in &events {
                         state.apply(e);
                     }
-                    self.sagas
-                        .remember(&saga_key, &state, done[0].next_expected_version);
+                    let version = done[0].next_expected_version;
+                    self.sagas.remember(&saga_key, &state, version);
                     if let (Some(after), Some(order_done)) = (order_after, done.get(1)) {
                         self.orders
                             .remember(order_id, &after, order_done.next_expected_version);
                     }
-                    self.index.update(&state).await?;
+                    self.index.update(&state, version).await?;
                     metrics::counter!("saga_steps_total").increment(1);
                     let sent: Vec<&Outgoing> = events.iter().flat_map(|e| e.sent.iter()).collect();
                     let taken = Taken {
@@ -852,7 +852,7 @@ impl Orchestrator {
             "re-sending unanswered saga commands"
         );
         let records = self.records(loaded.state.pending.values())?;
-        self.index.update(&loaded.state).await?;
+        self.index.update(&loaded.state, loaded.version).await?;
         Ok(records)
     }
 

@@ -7,7 +7,9 @@
 //! of each saga wins) and answers every step (group commit). A step still returns only after
 //! its row is stored, so its message is acknowledged only then. A placement hands its row over
 //! at once and waits for it in the background (its `OrderPlaced`, coming over the bus, is the
-//! fallback); rows are stored in the order they are handed over.
+//! fallback); rows are stored in the order they are handed over. Each row carries its saga
+//! stream's version and a row never replaces a newer one, so replicas writing the same saga
+//! out of order (a late placement row on one, the next step on another) keep the newest.
 
 use std::collections::HashMap;
 
@@ -27,7 +29,8 @@ const DDL: [&str; 4] = [
         phase TEXT NOT NULL,
         deadline TEXT,
         pending BIGINT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        version BIGINT NOT NULL DEFAULT 0
     )",
     // The clock's two queries touch only live sagas: deadlines (a payment's, or a refund's
     // retry) and unanswered commands.
@@ -60,10 +63,11 @@ struct Row {
     deadline: Option<String>,
     pending: i64,
     updated_at: String,
+    version: i64,
 }
 
 impl Row {
-    fn of(saga: &OrderSaga) -> Self {
+    fn of(saga: &OrderSaga, version: u64) -> Self {
         let phase = serde_json::to_value(saga.phase)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -74,6 +78,7 @@ impl Row {
             deadline: saga.deadline.map(stamp),
             pending: i64::try_from(saga.pending.len()).unwrap_or(i64::MAX),
             updated_at: stamp(Utc::now()),
+            version: i64::try_from(version).unwrap_or(i64::MAX),
         }
     }
 }
@@ -102,6 +107,7 @@ impl SagaIndex {
     /// Creates the table if needed and starts the writer.
     pub async fn open(pool: AnyPool) -> Result<Self, IndexError> {
         projections::run_ddl(&pool, "saga-index", &DDL).await?;
+        add_version_column(&pool).await?;
         let (writes, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_batches(pool.clone(), queue));
         Ok(Self {
@@ -111,22 +117,23 @@ impl SagaIndex {
         })
     }
 
-    /// Stores the saga's row; returns once it is stored.
-    pub async fn update(&self, saga: &OrderSaga) -> Result<(), IndexError> {
-        self.submit(saga).await
+    /// Stores the row of `saga` as of its stream's `version`; returns once it is stored (or
+    /// found older than the stored row, which stays).
+    pub async fn update(&self, saga: &OrderSaga, version: u64) -> Result<(), IndexError> {
+        self.submit(saga, version).await
     }
 
-    /// Hands the saga's row to the writer at once (rows are stored in the order they are
-    /// handed over, so in this process a later step's row is never overwritten by an earlier
-    /// one's); the future resolves once it is stored.
+    /// Hands the row of `saga` as of its stream's `version` to the writer at once; the future
+    /// resolves once it is stored (or found older than the stored row, which stays).
     pub fn submit(
         &self,
         saga: &OrderSaga,
+        version: u64,
     ) -> impl std::future::Future<Output = Result<(), IndexError>> + Send + use<> {
         let (done, stored) = oneshot::channel();
         let handed = self
             .writes
-            .send((Row::of(saga), done))
+            .send((Row::of(saga, version), done))
             .map_err(|_| IndexError::Stopped);
         async move {
             handed?;
@@ -162,6 +169,31 @@ impl SagaIndex {
     }
 }
 
+/// Adds the `version` column to a table made before rows carried one (its rows count as
+/// version 0: any new row replaces them).
+async fn add_version_column(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let mut tx = projections::locked(pool, "saga-index").await?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query(
+            "ALTER TABLE saga_index ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0",
+        )
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        let has: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('saga_index') WHERE name = 'version'",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if has == 0 {
+            sqlx::query("ALTER TABLE saga_index ADD COLUMN version BIGINT NOT NULL DEFAULT 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await
+}
+
 /// Writes whatever is waiting as one upsert, until every sender is gone; keeps its connection
 /// while steps keep coming (each pool checkout costs sqlx's release ping, a round trip).
 async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting>) {
@@ -186,8 +218,9 @@ async fn write_batches(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Waiting
     }
 }
 
-/// One statement for all rows; the last row of a saga wins (one statement may not touch a
-/// row twice).
+/// One statement for all rows; a saga's newest row wins: the highest version, the last handed
+/// over among equals (one statement may not touch a row twice), and never over a stored row
+/// of a higher version.
 async fn upsert<'a>(
     conn: &mut AnyConnection,
     rows: impl Iterator<Item = &'a Row>,
@@ -196,7 +229,11 @@ async fn upsert<'a>(
     let mut at: HashMap<&str, usize> = HashMap::new();
     for row in rows {
         match at.get(row.order_id.as_str()) {
-            Some(&i) => unique[i] = row,
+            Some(&i) => {
+                if row.version >= unique[i].version {
+                    unique[i] = row;
+                }
+            }
             None => {
                 at.insert(&row.order_id, unique.len());
                 unique.push(row);
@@ -207,26 +244,28 @@ async fn upsert<'a>(
         return Ok(());
     }
     let mut sql = String::from(
-        "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) VALUES ",
+        "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at, version) VALUES ",
     );
     for i in 0..unique.len() {
-        let n = i * 5;
+        let n = i * 6;
         if i > 0 {
             sql.push(',');
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${})",
             n + 1,
             n + 2,
             n + 3,
             n + 4,
-            n + 5
+            n + 5,
+            n + 6
         ));
     }
     sql.push_str(
         " ON CONFLICT (order_id) DO UPDATE SET phase = excluded.phase, \
          deadline = excluded.deadline, pending = excluded.pending, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, version = excluded.version \
+         WHERE saga_index.version <= excluded.version",
     );
     let mut query = sqlx::query(&sql);
     for row in unique {
@@ -235,7 +274,8 @@ async fn upsert<'a>(
             .bind(row.phase.as_str())
             .bind(row.deadline.as_deref())
             .bind(row.pending)
-            .bind(row.updated_at.as_str());
+            .bind(row.updated_at.as_str())
+            .bind(row.version);
     }
     query.execute(conn).await?;
     Ok(())

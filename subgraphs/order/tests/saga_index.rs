@@ -1,6 +1,7 @@
 //! The saga index on both read-model databases: steps updating at once share writes, every
-//! step's row is stored when its update returns, the newest row of a saga wins, and the clock's
-//! queries find due deadlines and unanswered commands.
+//! step's row is stored when its update returns, the newest row of a saga wins (a late row of
+//! an older version never replaces it), and the clock's queries find due deadlines and
+//! unanswered commands.
 
 use std::sync::Arc;
 
@@ -37,14 +38,17 @@ async fn concurrent_updates_are_all_stored_and_the_newest_wins(models: ReadModel
         .map(|i| {
             let index = index.clone();
             tokio::spawn(async move {
-                index.update(&saga(i, Phase::Reserving, 1)).await.unwrap();
+                index
+                    .update(&saga(i, Phase::Reserving, 1), 2)
+                    .await
+                    .unwrap();
                 // The same saga again, straight after: this row must win.
                 let phase = if i.is_multiple_of(2) {
                     Phase::AwaitingPayment
                 } else {
                     Phase::Confirmed
                 };
-                index.update(&saga(i, phase, 0)).await.unwrap();
+                index.update(&saga(i, phase, 0), 4).await.unwrap();
             })
         })
         .collect();
@@ -75,12 +79,15 @@ async fn concurrent_updates_are_all_stored_and_the_newest_wins(models: ReadModel
     // A refund's retry is a deadline too.
     let mut retrying = saga(1, Phase::Compensating, 0);
     retrying.deadline = Some(Utc::now() - Duration::seconds(1));
-    index.update(&retrying).await.unwrap();
+    index.update(&retrying, 5).await.unwrap();
     let due = index.due(Utc::now()).await.unwrap();
     assert_eq!(due.len(), 101);
     assert!(due.contains(&"order-1".to_owned()));
     assert!(index.unanswered(Utc::now()).await.unwrap().is_empty());
-    index.update(&saga(7, Phase::Committing, 2)).await.unwrap();
+    index
+        .update(&saga(7, Phase::Committing, 2), 5)
+        .await
+        .unwrap();
     assert_eq!(
         index
             .unanswered(Utc::now() + Duration::seconds(1))
@@ -88,6 +95,80 @@ async fn concurrent_updates_are_all_stored_and_the_newest_wins(models: ReadModel
             .unwrap(),
         ["order-7"]
     );
+}
+
+/// The stored (phase, version) of `order_id`.
+async fn row_of(models: &ReadModels, order_id: &str) -> (String, i64) {
+    sqlx::query_as("SELECT phase, version FROM saga_index WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(models.pool())
+        .await
+        .unwrap()
+}
+
+async fn a_late_row_of_an_older_version_leaves_the_newer_one(models: ReadModels) {
+    let index = SagaIndex::open(models.pool().clone()).await.unwrap();
+    // Another replica stored the saga's next step first.
+    index
+        .update(&saga(1, Phase::AwaitingPayment, 0), 3)
+        .await
+        .unwrap();
+    index
+        .update(&saga(1, Phase::Reserving, 1), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        row_of(&models, "order-1").await,
+        ("awaiting_payment".into(), 3)
+    );
+    assert!(
+        index
+            .unanswered(Utc::now() + Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the late row's pending command is not resurrected"
+    );
+    // Both in one write: the higher version wins whatever the order handed over.
+    let newer = index.submit(&saga(2, Phase::Confirmed, 0), 6);
+    let older = index.submit(&saga(2, Phase::Committing, 1), 5);
+    let (newer, older) = tokio::join!(newer, older);
+    newer.unwrap();
+    older.unwrap();
+    assert_eq!(row_of(&models, "order-2").await, ("confirmed".into(), 6));
+    // The same version again (commands re-sent) still refreshes the row.
+    index
+        .update(&saga(2, Phase::Committing, 1), 6)
+        .await
+        .unwrap();
+    assert_eq!(row_of(&models, "order-2").await, ("committing".into(), 6));
+}
+
+async fn a_table_from_before_versions_gets_the_column(models: ReadModels) {
+    sqlx::query(
+        "CREATE TABLE saga_index (order_id TEXT PRIMARY KEY, phase TEXT NOT NULL, \
+         deadline TEXT, pending BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+    )
+    .execute(models.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at) \
+         VALUES ('order-1', 'reserving', NULL, 1, '2000-01-01T00:00:00.000000Z')",
+    )
+    .execute(models.pool())
+    .await
+    .unwrap();
+    let index = SagaIndex::open(models.pool().clone()).await.unwrap();
+    assert_eq!(row_of(&models, "order-1").await, ("reserving".into(), 0));
+    index
+        .update(&saga(1, Phase::Confirmed, 0), 1)
+        .await
+        .unwrap();
+    assert_eq!(row_of(&models, "order-1").await, ("confirmed".into(), 1));
+    // Opening again finds the column there.
+    drop(index);
+    SagaIndex::open(models.pool().clone()).await.unwrap();
 }
 
 #[tokio::test]
@@ -100,4 +181,28 @@ async fn postgres_saga_index() {
 async fn sqlite_saga_index() {
     let (_store, models, _guard) = testkit::stores::sqlite().await;
     concurrent_updates_are_all_stored_and_the_newest_wins(models).await;
+}
+
+#[tokio::test]
+async fn postgres_saga_index_keeps_the_newest_version() {
+    let (_store, models, _guard) = testkit::stores::postgres().await;
+    a_late_row_of_an_older_version_leaves_the_newer_one(models).await;
+}
+
+#[tokio::test]
+async fn sqlite_saga_index_keeps_the_newest_version() {
+    let (_store, models, _guard) = testkit::stores::sqlite().await;
+    a_late_row_of_an_older_version_leaves_the_newer_one(models).await;
+}
+
+#[tokio::test]
+async fn postgres_saga_index_migrates_an_old_table() {
+    let (_store, models, _guard) = testkit::stores::postgres().await;
+    a_table_from_before_versions_gets_the_column(models).await;
+}
+
+#[tokio::test]
+async fn sqlite_saga_index_migrates_an_old_table() {
+    let (_store, models, _guard) = testkit::stores::sqlite().await;
+    a_table_from_before_versions_gets_the_column(models).await;
 }
