@@ -5,7 +5,7 @@
 //! [`payment`] (the event-sourced `Payment` aggregate, stream `payment-{order_id}`),
 //! [`payable`] (the read model of orders awaiting payment), [`service`] (the use cases:
 //! confirm, show, refund for the saga), [`reconcile`] (recording what Toss says, for
-//! webhooks), [`commands`] (the saga's command consumer on the bus), [`webhook`] (Toss
+//! webhooks), `refund_turn` (one refund of an order at a time), [`commands`] (the saga's command consumer on the bus), [`webhook`] (Toss
 //! webhooks), [`schema`](mod@schema) (GraphQL, Federation v2), [`server`] (HTTP) and [`error`].
 //!
 //! It never trusts an amount from a client: the confirmed amount must equal the order's, read
@@ -17,6 +17,7 @@ pub mod error;
 pub mod payable;
 pub mod payment;
 pub mod reconcile;
+mod refund_turn;
 pub mod schema;
 pub mod server;
 pub mod service;

@@ -27,11 +27,30 @@ pub enum Reconciled {
 impl PaymentService {
     /// Brings the recorded payment in line with what Toss says about `payment_key` (fetched
     /// from Toss, never taken from the caller). `order_id`, when given, must match Toss's.
+    /// Cancels are recorded in the order's refund turn, after any refund under way.
     #[tracing::instrument(skip_all)]
     pub async fn reconcile(
         &self,
         order_id: Option<&str>,
         payment_key: &str,
+    ) -> Result<Reconciled, PaymentError> {
+        self.reconcile_with(order_id, payment_key, false).await
+    }
+
+    /// Like [`PaymentService::reconcile`], for a caller that holds the order's refund turn.
+    pub(crate) async fn reconcile_in_turn(
+        &self,
+        order_id: Option<&str>,
+        payment_key: &str,
+    ) -> Result<Reconciled, PaymentError> {
+        self.reconcile_with(order_id, payment_key, true).await
+    }
+
+    async fn reconcile_with(
+        &self,
+        order_id: Option<&str>,
+        payment_key: &str,
+        in_turn: bool,
     ) -> Result<Reconciled, PaymentError> {
         let paid = match self.inner.toss.get(payment_key).await {
             Ok(paid) => paid,
@@ -84,7 +103,13 @@ impl PaymentService {
                 }
             }
             s if s.was_approved() && ours && state.status.was_confirmed() => {
-                self.inner
+                // After any refund under way has recorded its cancel under its own id.
+                let turn = match (in_turn, paid.cancels.is_empty()) {
+                    (false, false) => Some(self.refund_turn(order_id).await?),
+                    _ => None,
+                };
+                let done = self
+                    .inner
                     .payments
                     .execute(
                         order_id,
@@ -94,6 +119,17 @@ impl PaymentService {
                         metadata,
                     )
                     .await?;
+                if let Some(turn) = turn {
+                    turn.end()
+                        .await
+                        .map_err(projections::ProjectionError::from)?;
+                }
+                // What this call recorded (a refund recorded during the wait for the turn is
+                // not this call's).
+                return Ok(match done.events.len() {
+                    0 => Reconciled::Unchanged,
+                    events => Reconciled::Recorded { events },
+                });
             }
             s if s.was_approved()
                 && paid.balance_amount > 0

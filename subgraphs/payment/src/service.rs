@@ -26,6 +26,7 @@ use crate::payment::{
     AT_TOSS_PREFIX, Payment, PaymentCommand, PaymentRuleError, PaymentStatus, Refund,
     STAFF_REFUND_PREFIX,
 };
+use crate::refund_turn::RefundTurns;
 use crate::toss::{TossCancel, TossClient, TossError, TossPayment, codes};
 
 /// Payments whose states stay in memory between requests and commands.
@@ -55,11 +56,8 @@ pub(crate) struct Inner {
     pub(crate) payments: Repository<Payment>,
     pub(crate) payable: PayableOrders,
     pub(crate) toss: TossClient,
-    /// The read-model database, whose Postgres advisory locks take staff refunds of one order
-    /// one at a time across replicas.
-    pub(crate) locks: sqlx::AnyPool,
-    /// Staff refunds in this process, one at a time (rare; SQLite has no advisory locks).
-    pub(crate) staff_refunds: tokio::sync::Mutex<()>,
+    /// Refunds of one order (staff's, the saga's, a webhook's recording) one at a time.
+    pub(crate) refund_turns: RefundTurns,
 }
 
 impl PaymentService {
@@ -74,10 +72,9 @@ impl PaymentService {
             inner: Arc::new(Inner {
                 payments: Repository::new(store.clone()).with_cache(PAYMENTS_CACHED),
                 store,
-                locks: models.pool().clone(),
+                refund_turns: RefundTurns::new(&models),
                 payable: PayableOrders::new(models).await?,
                 toss,
-                staff_refunds: tokio::sync::Mutex::new(()),
             }),
             notice: None,
         })
@@ -420,12 +417,9 @@ impl PaymentService {
         }
         // Toss scopes idempotency keys by payment; the order id keeps them apart anyway.
         let refund_id = format!("{STAFF_REFUND_PREFIX}{order_id}-{key}");
-        // One at a time per order, checked and recorded under the lock: two at once could
-        // each leave something and together return everything.
-        let _turn = self.inner.staff_refunds.lock().await;
-        let held = projections::locked(&self.inner.locks, &format!("staff-refund:{order_id}"))
-            .await
-            .map_err(ProjectionError::from)?;
+        // One at a time per order, checked and recorded in its turn: two at once could each
+        // leave something and together return everything.
+        let turn = self.refund_turn(order_id).await?;
         let state = self.inner.payments.load(order_id).await?.state;
         match state.refund(&refund_id) {
             Some(done) if done.amount == amount => return Ok(state),
@@ -445,11 +439,11 @@ impl PaymentService {
             )));
         }
         let metadata = metadata(order_id, None).with_user(&me.sub);
-        self.refund(order_id, &refund_id, Some(amount), reason, metadata)
+        self.refund_in_turn(order_id, &refund_id, Some(amount), reason, metadata)
             .await?;
         tracing::info!(order_id, amount, "partial refund by staff");
         let after = self.inner.payments.load(order_id).await?.state;
-        held.commit().await.map_err(ProjectionError::from)?;
+        turn.end().await.map_err(ProjectionError::from)?;
         Ok(after)
     }
 
@@ -491,8 +485,41 @@ impl PaymentService {
         }
     }
 
-    /// Refunds (cancels at Toss) and records it; returns the KRW refunded.
+    /// Waits for `order_id`'s refund turn (see `refund_turn`).
+    pub(crate) async fn refund_turn(
+        &self,
+        order_id: &str,
+    ) -> Result<crate::refund_turn::RefundTurn, PaymentError> {
+        Ok(self
+            .inner
+            .refund_turns
+            .take(order_id)
+            .await
+            .map_err(ProjectionError::from)?)
+    }
+
+    /// Refunds (cancels at Toss) and records it in the order's refund turn; returns the KRW
+    /// refunded.
     async fn refund(
+        &self,
+        order_id: &str,
+        refund_id: &str,
+        amount: Option<i64>,
+        reason: &str,
+        metadata: Metadata,
+    ) -> Result<i64, PaymentError> {
+        check_order_id(order_id)?;
+        let turn = self.refund_turn(order_id).await?;
+        let refunded = self
+            .refund_in_turn(order_id, refund_id, amount, reason, metadata)
+            .await?;
+        turn.end().await.map_err(ProjectionError::from)?;
+        Ok(refunded)
+    }
+
+    /// Refunds (cancels at Toss) and records it; returns the KRW refunded. The caller holds
+    /// the order's refund turn.
+    async fn refund_in_turn(
         &self,
         order_id: &str,
         refund_id: &str,
@@ -589,7 +616,7 @@ impl PaymentService {
         full: bool,
         err: TossError,
     ) -> Result<i64, PaymentError> {
-        match self.reconcile(Some(order_id), payment_key).await {
+        match self.reconcile_in_turn(Some(order_id), payment_key).await {
             Ok(_) => {}
             Err(again) if again.is_transient() || again.is_try_later() => return Err(again),
             Err(again) => {

@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use auth::Identity;
 use common::{Harness, Subgraph};
 use payment::payment::PaymentStatus;
+use payment::toss::{FailureMode, TossTestServer};
 use serde_json::json;
 
 fn status_changed(data: serde_json::Value) -> String {
@@ -260,4 +263,109 @@ async fn a_saga_refund_after_a_console_cancel_returns_nothing_more() {
             "only the console cancel is recorded (webhook first: {webhook_first})"
         );
     }
+}
+
+/// A harness whose Toss test server, in `slow` mode, answers 400 ms after carrying a request out.
+async fn slow_toss() -> Harness {
+    Harness::with_toss(
+        TossTestServer::builder()
+            .timeout_delay(Duration::from_secs(3))
+            .slow_delay(Duration::from_millis(400))
+            .build(),
+    )
+    .await
+}
+
+/// Waits until Toss holds `balance` KRW of the payment `key` (a cancel was carried out).
+async fn toss_balance_reaches(h: &Harness, key: &str, balance: i64) {
+    for _ in 0..200 {
+        if h.toss.client().get(key).await.unwrap().balance_amount == balance {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("toss never held {balance} KRW of {key}");
+}
+
+/// Toss's webhook for a staff refund comes while the refund is still being answered: it waits
+/// for the refund to be recorded under its own id, and staff's retry under the same key (its
+/// answer lost, say) is answered as the first time, not refused as leaving nothing.
+#[tokio::test]
+async fn a_webhook_during_a_staff_refund_leaves_it_under_its_own_id() {
+    let h = slow_toss().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let staff = Identity::staff("s-1");
+    let (order, key) = h.paid_order_failing("c-1", 15_000, FailureMode::Slow).await;
+    let refunding = {
+        let (service, order, staff) = (h.service.clone(), order.clone(), staff.clone());
+        tokio::spawn(async move {
+            service
+                .refund_partly(Some(&staff), &order, 10_000, "two spoilt tarts", "k-1")
+                .await
+        })
+    };
+    toss_balance_reaches(&h, &key, 5_000).await;
+    let webhook = status_changed(json!({ "paymentKey": key, "orderId": order }));
+    let (status, body) = subgraph.webhook(&webhook).await;
+    assert_eq!((status, body), (200, json!({ "status": "unchanged" })));
+    let refunded = refunding.await.unwrap().unwrap();
+    assert_eq!(refunded.balance, 5_000);
+    let ids: Vec<&str> = refunded
+        .refunds
+        .iter()
+        .map(|r| r.refund_id.as_str())
+        .collect();
+    assert_eq!(ids, [format!("staff-{order}-k-1")]);
+
+    h.toss.server.set_failure(FailureMode::None, Some(&key));
+    let again = h
+        .service
+        .refund_partly(Some(&staff), &order, 10_000, "two spoilt tarts", "k-1")
+        .await
+        .unwrap();
+    assert_eq!((again.balance, again.refunds.len()), (5_000, 1));
+    assert_eq!(h.toss.server.stats().cancels, 1, "refunded once");
+}
+
+/// The same for the saga's refund: its `PaymentRefunded` carries the saga's refund id (the
+/// saga takes it as its own refund, not as a cancel made at Toss).
+#[tokio::test]
+async fn a_webhook_during_a_saga_refund_leaves_it_under_the_sagas_id() {
+    let h = slow_toss().await;
+    let subgraph = Subgraph::start(h.service.clone()).await;
+    let (order, key) = h.paid_order_failing("c-1", 15_000, FailureMode::Slow).await;
+    let refunding = {
+        let (service, order) = (h.service.clone(), order.clone());
+        tokio::spawn(async move {
+            service
+                .handle(contracts::Envelope::new(
+                    &order,
+                    contracts::PaymentCommand::RefundPayment {
+                        refund_id: "saga-refund".into(),
+                        amount: None,
+                        reason: "rejected".into(),
+                    },
+                ))
+                .await
+        })
+    };
+    toss_balance_reaches(&h, &key, 0).await;
+    let webhook = status_changed(json!({ "paymentKey": key, "orderId": order }));
+    let (status, body) = subgraph.webhook(&webhook).await;
+    assert_eq!((status, body), (200, json!({ "status": "unchanged" })));
+    assert_eq!(
+        refunding.await.unwrap().unwrap(),
+        contracts::SagaReply::PaymentRefunded {
+            refund_id: "saga-refund".into(),
+            amount: 15_000
+        }
+    );
+    let refunds: Vec<serde_json::Value> = h
+        .payment_events(&order)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "PaymentRefunded")
+        .map(|(_, data)| data["refund_id"].clone())
+        .collect();
+    assert_eq!(refunds, [json!("saga-refund")]);
 }

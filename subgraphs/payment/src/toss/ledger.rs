@@ -37,6 +37,9 @@ pub enum FailureMode {
     /// Confirms are applied, then answered 400 `ALREADY_PROCESSED_PAYMENT`, as Toss answers a
     /// duplicate of a request whose first answer was lost: the money is taken all the same.
     Duplicate,
+    /// Confirms and cancels are applied at once and answered only after the server's slow
+    /// delay: the window in which a webhook can report them before the caller hears back.
+    Slow,
     /// No failure.
     None,
 }
@@ -286,6 +289,7 @@ impl Ledger {
             | FailureMode::CancelRefused
             | FailureMode::Consecutive
             | FailureMode::Duplicate
+            | FailureMode::Slow
             | FailureMode::None => {}
         }
         let mut payment = self.payment_of(req, TossStatus::Done);
@@ -355,6 +359,7 @@ impl Ledger {
             | FailureMode::Timeout
             | FailureMode::Consecutive
             | FailureMode::Duplicate
+            | FailureMode::Slow
             | FailureMode::None => {}
         }
         let reason = req.cancel_reason.trim();

@@ -7,7 +7,7 @@
 //! Test controls: `POST /v1/test/payment-keys {orderId, amount}` mints a payment key as the
 //! payment widget would; `POST /v1/test/failures {mode, paymentKey?}` switches failures
 //! (`declined`, `provider_error`, `internal_error`, `timeout`, `cancel_refused`, `consecutive`,
-//! `too_soon`, `duplicate`, `none`); `GET /v1/test/stats` counts requests.
+//! `too_soon`, `duplicate`, `slow`, `none`); `GET /v1/test/stats` counts requests.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub const EMBEDDED_SECRET_KEY: &str = "test_sk_bloody_sweet_embedded";
 #[derive(Debug, Clone)]
 pub struct TossTestServerBuilder {
     timeout_delay: Duration,
+    slow_delay: Duration,
 }
 
 impl TossTestServerBuilder {
@@ -52,12 +53,20 @@ impl TossTestServerBuilder {
         self
     }
 
+    /// How long a request applied in `slow` mode waits before it is answered (keep it shorter
+    /// than the client's request timeout). Default 200 ms.
+    pub fn slow_delay(mut self, delay: Duration) -> Self {
+        self.slow_delay = delay;
+        self
+    }
+
     /// The server, with empty books.
     pub fn build(self) -> TossTestServer {
         TossTestServer {
             inner: Arc::new(Inner {
                 ledger: Mutex::new(Ledger::default()),
                 timeout_delay: self.timeout_delay,
+                slow_delay: self.slow_delay,
             }),
         }
     }
@@ -66,6 +75,7 @@ impl TossTestServerBuilder {
 struct Inner {
     ledger: Mutex<Ledger>,
     timeout_delay: Duration,
+    slow_delay: Duration,
 }
 
 /// The test server's state; clone it to keep a handle for assertions while it serves.
@@ -93,6 +103,7 @@ impl TossTestServer {
     pub fn builder() -> TossTestServerBuilder {
         TossTestServerBuilder {
             timeout_delay: Duration::from_secs(35),
+            slow_delay: Duration::from_millis(200),
         }
     }
 
@@ -163,6 +174,13 @@ impl TossTestServer {
             codes::FAILED_INTERNAL_SYSTEM_PROCESSING,
             "timed out",
         ))
+    }
+
+    /// Waits before answering a request applied in `slow` mode.
+    async fn maybe_answer_slowly(&self, payment_key: &str) {
+        if self.ledger().failure_for(payment_key) == FailureMode::Slow {
+            tokio::time::sleep(self.inner.slow_delay).await;
+        }
     }
 
     /// Runs `apply` once per idempotency key (scoped by secret key, method and path).
@@ -258,7 +276,9 @@ async fn confirm(
         return reply(late);
     }
     let scope = format!("{secret} {} /v1/payments/confirm", Method::POST);
-    reply(server.idempotent(&headers, scope, raw, |ledger| ledger.confirm(&request)))
+    let answer = server.idempotent(&headers, scope, raw, |ledger| ledger.confirm(&request));
+    server.maybe_answer_slowly(&request.payment_key).await;
+    reply(answer)
 }
 
 async fn cancel(
@@ -283,9 +303,11 @@ async fn cancel(
         "{secret} {} /v1/payments/{payment_key}/cancel",
         Method::POST
     );
-    reply(server.idempotent(&headers, scope, raw, |ledger| {
+    let answer = server.idempotent(&headers, scope, raw, |ledger| {
         ledger.cancel(&payment_key, &request)
-    }))
+    });
+    server.maybe_answer_slowly(&payment_key).await;
+    reply(answer)
 }
 
 async fn lookup(
