@@ -16,6 +16,18 @@ fn status_changed(data: serde_json::Value) -> String {
         .to_string()
 }
 
+/// The saga's command to refund all of `order` (refund id `saga-refund`).
+fn saga_refund(order: &str) -> contracts::Envelope<contracts::PaymentCommand> {
+    contracts::Envelope::new(
+        order,
+        contracts::PaymentCommand::RefundPayment {
+            refund_id: "saga-refund".into(),
+            amount: None,
+            reason: "rejected".into(),
+        },
+    )
+}
+
 #[tokio::test]
 async fn a_console_cancel_becomes_one_refund_whatever_the_body_claims() {
     let h = Harness::new().await;
@@ -50,18 +62,7 @@ async fn a_console_cancel_becomes_one_refund_whatever_the_body_claims() {
     assert_eq!(h.payment(&order).await.refunds.len(), 1);
 
     // A later refund through the saga does not count the console cancel twice.
-    let reply = h
-        .service
-        .handle(contracts::Envelope::new(
-            &order,
-            contracts::PaymentCommand::RefundPayment {
-                refund_id: "saga-refund".into(),
-                amount: None,
-                reason: "rejected".into(),
-            },
-        ))
-        .await
-        .unwrap();
+    let reply = h.service.handle(saga_refund(&order)).await.unwrap();
     assert_eq!(
         reply,
         contracts::SagaReply::PaymentRefunded {
@@ -336,18 +337,7 @@ async fn a_webhook_during_a_saga_refund_leaves_it_under_the_sagas_id() {
     let (order, key) = h.paid_order_failing("c-1", 15_000, FailureMode::Slow).await;
     let refunding = {
         let (service, order) = (h.service.clone(), order.clone());
-        tokio::spawn(async move {
-            service
-                .handle(contracts::Envelope::new(
-                    &order,
-                    contracts::PaymentCommand::RefundPayment {
-                        refund_id: "saga-refund".into(),
-                        amount: None,
-                        reason: "rejected".into(),
-                    },
-                ))
-                .await
-        })
+        tokio::spawn(async move { service.handle(saga_refund(&order)).await })
     };
     toss_balance_reaches(&h, &key, 0).await;
     let webhook = status_changed(json!({ "paymentKey": key, "orderId": order }));
