@@ -26,8 +26,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Commands of different orders handled at once (one order's commands stay in order).
-const LANES: usize = 16;
+/// Commands of different orders handled at once (one order's commands stay in order); a lane
+/// waits for its reply's publish to be acknowledged, so lanes outnumber busy orders.
+const LANES: usize = 64;
 
 /// Runs a worker for commands of type `C` on `topic` until `shutdown` resolves (creating
 /// missing topics with `partitions` partitions).

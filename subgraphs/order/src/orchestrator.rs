@@ -23,8 +23,9 @@ use crate::saga::{
 };
 use crate::saga_index::{IndexError, SagaIndex};
 
-/// Sagas handled at once by one orchestrator (messages of one order always share a lane).
-const SAGA_LANES: usize = 16;
+/// Sagas handled at once by one orchestrator (messages of one order always share a lane); a
+/// lane waits for its step's publishes to be acknowledged, so lanes outnumber busy sagas.
+const SAGA_LANES: usize = 64;
 /// Sagas (and their orders) whose states are kept in memory between steps.
 const STATE_CACHE: usize = 20_000;
 /// Most inputs remembered as carried out before the bus brings them (again): placements
