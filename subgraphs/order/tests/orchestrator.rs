@@ -506,7 +506,7 @@ async fn a_payment_notice_and_its_relayed_event_are_one_input() {
 async fn the_relayed_confirmation_alone_marks_the_order_paid() {
     use order::{OrderStatus, Phase};
 
-    let (orchestrator, order_id, store, _models, _guard) = awaiting_payment().await;
+    let (orchestrator, order_id, store, models, _guard) = awaiting_payment().await;
     let relayed = relayed_confirmation(&store, &order_id, "tpk_2").await;
     let sent = orchestrator.on_message(&relayed).await.unwrap();
     assert!(is_the_commit(&sent), "the commit goes out");
@@ -515,6 +515,19 @@ async fn the_relayed_confirmation_alone_marks_the_order_paid() {
         Phase::Committing
     );
     assert_eq!(status(&store, &order_id).await, OrderStatus::Paid);
+    // The index row is the step's, at the saga stream's version.
+    let (phase, version): (String, i64) =
+        sqlx::query_as("SELECT phase, version FROM saga_index WHERE order_id = $1")
+            .bind(order_id.as_str())
+            .fetch_one(models.pool())
+            .await
+            .unwrap();
+    assert_eq!(phase, "committing");
+    assert_eq!(
+        usize::try_from(version).unwrap(),
+        saga_steps(&store, &order_id).await
+    );
+    assert!(version >= 3, "placed, reserved, paid: {version}");
 }
 
 /// When the relayed `PaymentConfirmed` comes first, the notice after it takes no second step,

@@ -5,8 +5,9 @@
 //! [`payment`] (the event-sourced `Payment` aggregate, stream `payment-{order_id}`),
 //! [`payable`] (the read model of orders awaiting payment), [`service`] (the use cases:
 //! confirm, show, refund for the saga), [`reconcile`] (recording what Toss says, for
-//! webhooks), `refund_turn` (one refund of an order at a time), [`commands`] (the saga's command consumer on the bus), [`webhook`] (Toss
-//! webhooks), [`schema`](mod@schema) (GraphQL, Federation v2), [`server`] (HTTP) and [`error`].
+//! webhooks), `refund_turn` (one refund of an order at a time), [`commands`] (the saga's
+//! command consumer on the bus), [`webhook`] (Toss webhooks), [`schema`](mod@schema)
+//! (GraphQL, Federation v2), [`server`] (HTTP) and [`error`].
 //!
 //! It never trusts an amount from a client: the confirmed amount must equal the order's, read
 //! from the order's own events. It never calls another subgraph, and never logs the Toss

@@ -120,9 +120,7 @@ impl PaymentService {
                     )
                     .await?;
                 if let Some(turn) = turn {
-                    turn.end()
-                        .await
-                        .map_err(projections::ProjectionError::from)?;
+                    turn.end().await;
                 }
                 // What this call recorded (a refund recorded during the wait for the turn is
                 // not this call's).

@@ -6,10 +6,14 @@
 //! order: the webhook records only after the refund under way is recorded (and then finds it
 //! known by its transaction key).
 //!
-//! A turn on Postgres is an advisory lock held by a transaction for the length of a Toss call,
-//! so turns use a small pool of their own: a burst of refunds waits for one of its
-//! connections instead of taking every connection the read models' readers need.
+//! A turn is first taken in this process (one of [`STRIPES`] mutexes, by the order's hash), so
+//! callers waiting for the same order hold no connection. On Postgres it is then an advisory
+//! lock across replicas, held by a transaction for the length of a Toss call, so turns use a
+//! small pool of their own: a burst of refunds waits for one of its connections instead of
+//! taking those the read models' readers need, and a wait for another replica's turn ends
+//! after [`LOCK_TIMEOUT`] as an error worth retrying.
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,24 +25,27 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Refund turns held at once per process on Postgres (one connection each).
 const TURNS_AT_ONCE: u32 = 4;
+/// In-process mutexes orders are spread over (two orders rarely share one).
+const STRIPES: usize = 64;
+/// Longest wait for another replica's turn of the same order.
+const LOCK_TIMEOUT: &str = "20s";
+/// The first key of the advisory locks of refund turns (the second is the order's hash), apart
+/// from the single-key locks of the read models.
+const LOCK_SPACE: i32 = 0x7266_6e64; // "rfnd"
 
-/// Where turns are taken: Postgres advisory locks (across replicas) or, on SQLite, which has
-/// none and serves one process, a mutex.
+/// Where turns are taken.
 pub(crate) struct RefundTurns {
     /// On Postgres, the pool the locks' transactions run on.
     pool: Option<AnyPool>,
-    local: Arc<Mutex<()>>,
+    stripes: Vec<Arc<Mutex<()>>>,
+    hasher: RandomState,
 }
 
 /// A turn, held until [`RefundTurn::end`] (or dropped, which also ends it).
-pub(crate) enum RefundTurn {
-    /// An advisory lock held by an open transaction.
-    Postgres(sqlx::Transaction<'static, sqlx::Any>),
-    /// This process's only refund under way (SQLite).
-    Local {
-        /// Held until the turn ends.
-        _guard: OwnedMutexGuard<()>,
-    },
+pub(crate) struct RefundTurn {
+    /// The advisory lock's open transaction, on Postgres.
+    held: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    _stripe: OwnedMutexGuard<()>,
 }
 
 impl RefundTurns {
@@ -53,30 +60,45 @@ impl RefundTurns {
         });
         Self {
             pool,
-            local: Arc::new(Mutex::new(())),
+            stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
+            hasher: RandomState::new(),
         }
     }
 
     /// Waits for `order_id`'s turn.
     pub(crate) async fn take(&self, order_id: &str) -> Result<RefundTurn, sqlx::Error> {
-        match &self.pool {
-            Some(pool) => {
-                let held = projections::locked(pool, &format!("refund:{order_id}")).await?;
-                Ok(RefundTurn::Postgres(held))
-            }
-            None => Ok(RefundTurn::Local {
-                _guard: self.local.clone().lock_owned().await,
-            }),
-        }
+        let stripe = self.hasher.hash_one(order_id) as usize % STRIPES;
+        let stripe = Arc::clone(&self.stripes[stripe]).lock_owned().await;
+        let Some(pool) = &self.pool else {
+            return Ok(RefundTurn {
+                held: None,
+                _stripe: stripe,
+            });
+        };
+        let mut held = pool.begin().await?;
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            .execute(&mut *held)
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))::text")
+            .bind(LOCK_SPACE)
+            .bind(order_id)
+            .execute(&mut *held)
+            .await?;
+        Ok(RefundTurn {
+            held: Some(held),
+            _stripe: stripe,
+        })
     }
 }
 
 impl RefundTurn {
-    /// Gives the turn back now (the lock's transaction wrote nothing).
-    pub(crate) async fn end(self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Postgres(held) => held.rollback().await,
-            Self::Local { .. } => Ok(()),
+    /// Gives the turn back now. The work done in it stands whatever happens here: a lock
+    /// whose transaction cannot be ended is released with its connection.
+    pub(crate) async fn end(self) {
+        if let Some(held) = self.held
+            && let Err(err) = held.rollback().await
+        {
+            tracing::warn!(error = %err, "refund turn not ended cleanly; its connection releases it");
         }
     }
 }

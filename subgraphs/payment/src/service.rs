@@ -443,7 +443,7 @@ impl PaymentService {
             .await?;
         tracing::info!(order_id, amount, "partial refund by staff");
         let after = self.inner.payments.load(order_id).await?.state;
-        turn.end().await.map_err(ProjectionError::from)?;
+        turn.end().await;
         Ok(after)
     }
 
@@ -508,12 +508,12 @@ impl PaymentService {
         reason: &str,
         metadata: Metadata,
     ) -> Result<i64, PaymentError> {
-        check_order_id(order_id)?;
+        check_refund(order_id, refund_id, amount)?;
         let turn = self.refund_turn(order_id).await?;
         let refunded = self
             .refund_in_turn(order_id, refund_id, amount, reason, metadata)
             .await?;
-        turn.end().await.map_err(ProjectionError::from)?;
+        turn.end().await;
         Ok(refunded)
     }
 
@@ -527,20 +527,7 @@ impl PaymentService {
         reason: &str,
         metadata: Metadata,
     ) -> Result<i64, PaymentError> {
-        check_order_id(order_id)?;
-        let valid_id = !refund_id.is_empty()
-            && refund_id.len() <= crate::toss::client::MAX_IDEMPOTENCY_KEY_LEN
-            && refund_id.chars().all(|c| c.is_ascii_graphic());
-        if !valid_id {
-            return Err(PaymentError::Invalid(
-                "refund id must be 1..=300 printable ASCII characters".into(),
-            ));
-        }
-        if amount.is_some_and(|a| a <= 0) {
-            return Err(PaymentError::Invalid(
-                "refund amount must be positive".into(),
-            ));
-        }
+        check_refund(order_id, refund_id, amount)?;
         let state = self.inner.payments.load(order_id).await?.state;
         if let Some(done) = state.refund(refund_id) {
             return Ok(done.amount);
@@ -685,6 +672,26 @@ pub(crate) fn observed_refunds(cancels: &[TossCancel]) -> Vec<Refund> {
 pub fn confirm_idempotency_key(order_id: &str, payment_key: &str) -> String {
     let attempt = Uuid::new_v5(&order_uuid(order_id), payment_key.as_bytes());
     format!("confirm-{order_id}-{}", attempt.simple())
+}
+
+/// Refused unless the order id, the refund id (Toss's idempotency key) and the amount (when
+/// not the whole balance) can be asked of Toss.
+fn check_refund(order_id: &str, refund_id: &str, amount: Option<i64>) -> Result<(), PaymentError> {
+    check_order_id(order_id)?;
+    let valid_id = !refund_id.is_empty()
+        && refund_id.len() <= crate::toss::client::MAX_IDEMPOTENCY_KEY_LEN
+        && refund_id.chars().all(|c| c.is_ascii_graphic());
+    if !valid_id {
+        return Err(PaymentError::Invalid(
+            "refund id must be 1..=300 printable ASCII characters".into(),
+        ));
+    }
+    if amount.is_some_and(|a| a <= 0) {
+        return Err(PaymentError::Invalid(
+            "refund amount must be positive".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Order ids are Toss order ids too: 1..=64 ASCII letters, digits, `-` or `_`.

@@ -266,15 +266,12 @@ async fn a_saga_refund_after_a_console_cancel_returns_nothing_more() {
     }
 }
 
-/// A harness whose Toss test server, in `slow` mode, answers 400 ms after carrying a request out.
-async fn slow_toss() -> Harness {
-    Harness::with_toss(
-        TossTestServer::builder()
-            .timeout_delay(Duration::from_secs(3))
-            .slow_delay(Duration::from_millis(400))
-            .build(),
-    )
-    .await
+/// A Toss test server that, in `slow` mode, answers 400 ms after carrying a request out.
+fn slow_toss() -> TossTestServer {
+    TossTestServer::builder()
+        .timeout_delay(Duration::from_secs(3))
+        .slow_delay(Duration::from_millis(400))
+        .build()
 }
 
 /// Waits until Toss holds `balance` KRW of the payment `key` (a cancel was carried out).
@@ -291,9 +288,7 @@ async fn toss_balance_reaches(h: &Harness, key: &str, balance: i64) {
 /// Toss's webhook for a staff refund comes while the refund is still being answered: it waits
 /// for the refund to be recorded under its own id, and staff's retry under the same key (its
 /// answer lost, say) is answered as the first time, not refused as leaving nothing.
-#[tokio::test]
-async fn a_webhook_during_a_staff_refund_leaves_it_under_its_own_id() {
-    let h = slow_toss().await;
+async fn a_webhook_during_a_staff_refund_leaves_it_under_its_own_id(h: Harness) {
     let subgraph = Subgraph::start(h.service.clone()).await;
     let staff = Identity::staff("s-1");
     let (order, key) = h.paid_order_failing("c-1", 15_000, FailureMode::Slow).await;
@@ -328,11 +323,27 @@ async fn a_webhook_during_a_staff_refund_leaves_it_under_its_own_id() {
     assert_eq!(h.toss.server.stats().cancels, 1, "refunded once");
 }
 
+#[tokio::test]
+async fn postgres_a_webhook_during_a_staff_refund_leaves_it_under_its_own_id() {
+    a_webhook_during_a_staff_refund_leaves_it_under_its_own_id(
+        Harness::with_toss(slow_toss()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_webhook_during_a_staff_refund_leaves_it_under_its_own_id() {
+    a_webhook_during_a_staff_refund_leaves_it_under_its_own_id(
+        Harness::with_toss_on_sqlite(slow_toss()).await,
+    )
+    .await;
+}
+
 /// The same for the saga's refund: its `PaymentRefunded` carries the saga's refund id (the
 /// saga takes it as its own refund, not as a cancel made at Toss).
 #[tokio::test]
 async fn a_webhook_during_a_saga_refund_leaves_it_under_the_sagas_id() {
-    let h = slow_toss().await;
+    let h = Harness::with_toss(slow_toss()).await;
     let subgraph = Subgraph::start(h.service.clone()).await;
     let (order, key) = h.paid_order_failing("c-1", 15_000, FailureMode::Slow).await;
     let refunding = {

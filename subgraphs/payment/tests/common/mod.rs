@@ -1,5 +1,5 @@
-//! Test harness: a fresh Postgres database (event store and read models), a Toss test server
-//! on port 0, and the payment service wired to both.
+//! Test harness: a fresh Postgres database (or the embedded SQLite stores) for the event store
+//! and read models, a Toss test server on port 0, and the payment service wired to both.
 
 #![allow(dead_code)]
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use eventstore::{EventData, EventStore, ExpectedVersion, PgEventStore, StreamId};
+use eventstore::{EventData, EventStore, ExpectedVersion, StreamId};
 use payment::payable::Payable;
 use payment::payment::{Payment, PaymentEvent};
 use payment::toss::{RetryPolicy, Timeouts, TossClient, TossTestServer};
@@ -62,7 +62,7 @@ pub struct Harness {
     pub models: ReadModels,
     pub service: PaymentService,
     pub toss: Toss,
-    _db: testkit::TestDb,
+    _stores: testkit::stores::Guard,
 }
 
 impl Harness {
@@ -75,11 +75,20 @@ impl Harness {
         .await
     }
 
+    /// On a fresh Postgres database.
     pub async fn with_toss(server: TossTestServer) -> Self {
-        let db = testkit::TestDb::new().await;
-        let store: Arc<dyn EventStore> =
-            Arc::new(PgEventStore::connect(db.url(), 8).await.unwrap());
-        let models = ReadModels::connect(db.url()).await.unwrap();
+        Self::on(testkit::stores::postgres().await, server).await
+    }
+
+    /// On the embedded stores (SQLite files).
+    pub async fn with_toss_on_sqlite(server: TossTestServer) -> Self {
+        Self::on(testkit::stores::sqlite().await, server).await
+    }
+
+    async fn on(
+        (store, models, stores): (Arc<dyn EventStore>, ReadModels, testkit::stores::Guard),
+        server: TossTestServer,
+    ) -> Self {
         let toss = Toss::start(server).await;
         let service = PaymentService::new(store.clone(), models.clone(), toss.client())
             .await
@@ -89,7 +98,7 @@ impl Harness {
             models,
             service,
             toss,
-            _db: db,
+            _stores: stores,
         }
     }
 
