@@ -317,8 +317,10 @@ async fn commit_done(
     Ok(())
 }
 
-/// The lane of a key: a stable hash, so one key always lands in the same lane.
-fn lane_of(key: &[u8], lanes: usize) -> usize {
+/// The lane `key` lands in among `lanes` (a stable hash, so one key always lands in the same
+/// lane; tests use it to pick keys in different lanes).
+pub fn lane_of(key: &[u8], lanes: usize) -> usize {
+    let lanes = lanes.max(1);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key {
         hash ^= u64::from(*byte);

@@ -2,7 +2,8 @@
 //! `{prefix}payment.commands` is handled by [`PaymentService::handle`] and answered with an
 //! `Envelope<SagaReply>` on `{prefix}saga.replies`, keyed by order id. The offset is committed
 //! only after the reply is published; a command whose outcome is not known yet is retried
-//! (safe: refunds are idempotent by refund id, at Toss and in the aggregate).
+//! (safe: refunds are idempotent by refund id, at Toss and in the aggregate). Commands of
+//! different orders are handled at once, in [`LANES`] lanes by order id.
 
 use std::sync::Arc;
 
@@ -12,6 +13,15 @@ use uuid::Uuid;
 
 use crate::error::PaymentError;
 use crate::service::PaymentService;
+
+/// Refunds of different orders handled at once (one order's commands stay in order, and one
+/// that Toss keeps failing holds up only its own lane).
+pub const LANES: usize = 16;
+
+/// Commands are keyed by order id.
+fn order_key(msg: &Message) -> &[u8] {
+    msg.key.as_deref().unwrap_or_default()
+}
 
 /// Consumes payment commands as consumer group `group` until `shutdown` resolves (creating
 /// missing topics with `partitions` partitions).
@@ -29,12 +39,14 @@ pub async fn run_commands(
         .await?;
     tracing::info!(group, topic = %commands, "payment commands consumer started");
     let topics = [commands.as_str()];
-    bus::worker::run_worker(
+    let replies: Arc<str> = Arc::from(replies);
+    bus::worker::run_keyed_worker(
         bus.as_ref(),
-        bus::Subscription::prompt(group, &topics),
+        &[bus::Subscription::prompt(group, &topics)],
+        LANES,
+        order_key,
         move |msg| {
-            let service = service.clone();
-            let replies = replies.clone();
+            let (service, replies) = (service.clone(), replies.clone());
             async move { on_command(&service, &replies, &msg).await }
         },
         shutdown,

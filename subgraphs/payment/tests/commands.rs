@@ -76,3 +76,86 @@ async fn a_refund_command_is_answered_on_the_replies_topic() {
     let _ = stop.send(());
     consumer.await.unwrap().unwrap();
 }
+
+/// A refund Toss keeps failing (it times out every time, so the command is retried) holds up
+/// only its own lane: another order's refund is answered meanwhile, and the first is answered
+/// once Toss answers again.
+#[tokio::test]
+async fn a_refund_toss_keeps_failing_holds_up_no_other_order() {
+    let h = Harness::new().await;
+    let (stuck, stuck_key) = h.paid_order("c-1", 15_000).await;
+    let lane = |order: &str| bus::worker::lane_of(order.as_bytes(), payment::commands::LANES);
+    let mut other = h.paid_order("c-2", 9_000).await.0;
+    while lane(&other) == lane(&stuck) {
+        other = h.paid_order("c-2", 9_000).await.0;
+    }
+    h.toss
+        .server
+        .set_failure(payment::toss::FailureMode::Timeout, Some(&stuck_key));
+
+    let bus: Arc<dyn MessageBus> = Arc::new(MemoryBus::new());
+    let prefix = format!("{}.", testkit::unique_name("t"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let consumer = tokio::spawn({
+        let (bus, service, prefix) = (bus.clone(), h.service.clone(), prefix.clone());
+        async move {
+            payment::commands::run_commands(bus, service, "payment", &prefix, 1, async move {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let commands = format!("{prefix}{}", contracts::PAYMENT_COMMANDS);
+    let replies = format!("{prefix}{}", contracts::SAGA_REPLIES);
+    bus.ensure_topics(&[&commands, &replies], 1).await.unwrap();
+    let refund = |order: &str| {
+        let command = Envelope::new(
+            order,
+            PaymentCommand::RefundPayment {
+                refund_id: format!("{order}:refund"),
+                amount: None,
+                reason: "rejected".into(),
+            },
+        );
+        OutgoingRecord::new(&commands, order, serde_json::to_vec(&command).unwrap())
+    };
+    // The stuck order's command first, on the same partition.
+    bus.publish(vec![refund(&stuck), refund(&other)])
+        .await
+        .unwrap();
+
+    let mut saga = bus.subscribe("saga", &[&replies]).await.unwrap();
+    let next_reply = async |saga: &mut Box<dyn bus::Consumer>| {
+        let msg = tokio::time::timeout(Duration::from_secs(20), saga.recv())
+            .await
+            .expect("a reply")
+            .unwrap();
+        serde_json::from_slice::<Envelope<SagaReply>>(&msg.payload).unwrap()
+    };
+    let first = next_reply(&mut saga).await;
+    assert_eq!(
+        first.order_id, other,
+        "answered while the stuck refund fails"
+    );
+    assert_eq!(
+        first.body,
+        SagaReply::PaymentRefunded {
+            refund_id: format!("{other}:refund"),
+            amount: 9_000
+        }
+    );
+    h.toss
+        .server
+        .set_failure(payment::toss::FailureMode::None, Some(&stuck_key));
+    let second = next_reply(&mut saga).await;
+    assert_eq!(second.order_id, stuck);
+    assert_eq!(
+        second.body,
+        SagaReply::PaymentRefunded {
+            refund_id: format!("{stuck}:refund"),
+            amount: 15_000
+        }
+    );
+    let _ = stop.send(());
+    consumer.await.unwrap().unwrap();
+}
