@@ -15,8 +15,11 @@ use crate::error::PaymentError;
 use crate::service::PaymentService;
 
 /// Refunds of different orders handled at once (one order's commands stay in order, and one
-/// that Toss keeps failing holds up only its own lane).
-pub const LANES: usize = 16;
+/// that Toss keeps failing holds up its own lane, until 64 more commands wait for that lane
+/// and the worker stops receiving; its offset holds back the commit, so a restart redelivers
+/// what came after it, which idempotent refunds answer again). Each refund holds a refund
+/// turn, so the turns' pool has room for every lane and for staff and webhooks besides.
+pub const LANES: usize = 8;
 
 /// Commands are keyed by order id.
 fn order_key(msg: &Message) -> &[u8] {

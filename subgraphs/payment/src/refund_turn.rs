@@ -7,9 +7,10 @@
 //! known by its transaction key).
 //!
 //! A turn is first taken in this process (one of [`STRIPES`] mutexes, by the order's hash), so
-//! callers waiting for the same order hold no connection. On Postgres it is then an advisory
+//! callers waiting for the same order hold no connection (that wait is as long as the Toss
+//! call ahead of it, which has its own timeouts). On Postgres it is then an advisory
 //! lock across replicas, held by a transaction for the length of a Toss call, so turns use a
-//! small pool of their own: a burst of refunds waits for one of its connections instead of
+//! pool of their own: a burst of refunds waits for one of its connections instead of
 //! taking those the read models' readers need, and a wait for another replica's turn ends
 //! after [`LOCK_TIMEOUT`] as an error worth retrying.
 
@@ -23,8 +24,9 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// Refund turns held at once per process on Postgres (one connection each).
-const TURNS_AT_ONCE: u32 = 4;
+/// Refund turns held at once per process on Postgres (one connection each): one per lane of
+/// the refund commands, and four for staff and webhooks.
+const TURNS_AT_ONCE: u32 = crate::commands::LANES as u32 + 4;
 /// In-process mutexes orders are spread over (two orders rarely share one).
 const STRIPES: usize = 64;
 /// Longest wait for another replica's turn of the same order.
