@@ -38,7 +38,8 @@ pub async fn run_commands(
 ) -> Result<(), BusError> {
     let commands = format!("{topic_prefix}{PAYMENT_COMMANDS}");
     let replies = format!("{topic_prefix}{SAGA_REPLIES}");
-    bus.ensure_topics(&[&commands, &replies], partitions)
+    let dead_letters = bus::dead_letter_topic(&commands);
+    bus.ensure_topics(&[&commands, &replies, &dead_letters], partitions)
         .await?;
     tracing::info!(group, topic = %commands, "payment commands consumer started");
     let topics = [commands.as_str()];
@@ -57,8 +58,9 @@ pub async fn run_commands(
     .await
 }
 
-/// Handles one command message; returns the reply to publish on `replies_topic` (nothing for
-/// a message that is not a payment command, which is logged and skipped).
+/// Handles one command message; returns the reply to publish on `replies_topic` (for a
+/// message that is not a payment command, its copy on the dead-letter topic, `{topic}.dlq`,
+/// with the reason in an `error` header).
 pub async fn on_command(
     service: &PaymentService,
     replies_topic: &str,
@@ -67,8 +69,9 @@ pub async fn on_command(
     let envelope: Envelope<PaymentCommand> = match serde_json::from_slice(&msg.payload) {
         Ok(envelope) => envelope,
         Err(err) => {
-            tracing::error!(topic = %msg.topic, partition = msg.partition, offset = msg.offset, error = %err, "undecodable payment command skipped");
-            return Ok(Vec::new());
+            tracing::error!(topic = %msg.topic, partition = msg.partition, offset = msg.offset, error = %err, "undecodable payment command dead-lettered");
+            metrics::counter!("commands_dead_lettered_total").increment(1);
+            return Ok(vec![msg.dead_letter(&err.to_string())]);
         }
     };
     let order_id = envelope.order_id.clone();

@@ -1,5 +1,6 @@
 //! The saga's payment commands over the (in-process) message bus: a refund command is
-//! answered on the replies topic, keyed by order id, with a stable reply id.
+//! answered on the replies topic, keyed by order id, with a stable reply id; what is no
+//! command goes to the dead-letter topic.
 
 mod common;
 
@@ -73,6 +74,18 @@ async fn a_refund_command_is_answered_on_the_replies_topic() {
         }
     );
     assert_eq!(h.toss.server.stats().cancels, 1);
+    // The message that is no command is kept on the dead-letter topic, with the reason.
+    let mut dlq = bus
+        .subscribe("ops", &[&bus::dead_letter_topic(&commands)])
+        .await
+        .unwrap();
+    let dead = tokio::time::timeout(Duration::from_secs(20), dlq.recv())
+        .await
+        .expect("a dead letter")
+        .unwrap();
+    assert_eq!(dead.payload, b"not a command");
+    assert_eq!(dead.key.as_deref(), Some(order.as_bytes()));
+    assert!(dead.header("error").is_some_and(|e| !e.is_empty()));
     let _ = stop.send(());
     consumer.await.unwrap().unwrap();
 }
