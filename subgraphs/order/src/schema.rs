@@ -173,6 +173,10 @@ pub struct StatusChangeGql {
     pub reason: Option<String>,
 }
 
+/// The reason a customer sees for a refund Toss refused (staff see Toss's code and message).
+pub const REFUND_FAILED_FOR_CUSTOMERS: &str =
+    "the refund has not gone through yet; the shop has been told and will see to it";
+
 /// An order.
 #[derive(Clone)]
 pub struct OrderGql(pub Order);
@@ -211,15 +215,22 @@ impl OrderGql {
     async fn status(&self) -> OrderStatusGql {
         self.0.status.into()
     }
-    /// Every status entered, oldest first.
-    async fn timeline(&self) -> Vec<StatusChangeGql> {
+    /// Every status entered, oldest first. A refused refund's reason (Toss's code and message)
+    /// is for staff; its customer is told the shop will see to it.
+    async fn timeline(&self, ctx: &Context<'_>) -> Vec<StatusChangeGql> {
+        let staff = identity(ctx).is_some_and(Identity::is_staff);
         self.0
             .timeline
             .iter()
             .map(|c| StatusChangeGql {
                 status: c.status.into(),
                 at: c.at.to_rfc3339(),
-                reason: c.reason.clone(),
+                reason: match c.status {
+                    DomainStatus::RefundFailed if !staff => {
+                        Some(REFUND_FAILED_FOR_CUSTOMERS.to_owned())
+                    }
+                    _ => c.reason.clone(),
+                },
             })
             .collect()
     }

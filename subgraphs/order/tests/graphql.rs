@@ -719,6 +719,35 @@ async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order_even_afte
         .unwrap();
     assert_eq!(receive(&mut ws).await, status("REFUND_FAILED"));
     server.wait_for_orders("REFUND_FAILED", 1).await;
+    // Toss's code and message are for staff; the customer is told the shop will see to it.
+    let refusal = |body: &Value| {
+        body["data"]["order"]["timeline"]
+            .as_array()
+            .and_then(|t| t.last())
+            .map(|c| (c["status"].clone(), c["reason"].clone()))
+    };
+    let timeline = "query($id: ID!) { order(id: $id) { timeline { status reason } } }";
+    let seen = server.post(Some(&kim), timeline, json!({ "id": id })).await;
+    assert_eq!(
+        refusal(&seen),
+        Some((
+            json!("REFUND_FAILED"),
+            json!(order::schema::REFUND_FAILED_FOR_CUSTOMERS)
+        )),
+        "{seen}"
+    );
+    let staff = Identity::staff("lee");
+    let seen = server
+        .post(Some(&staff), timeline, json!({ "id": id }))
+        .await;
+    assert_eq!(
+        refusal(&seen),
+        Some((
+            json!("REFUND_FAILED"),
+            json!("refund failed: NOT_CANCELABLE_PAYMENT: try again later")
+        )),
+        "{seen}"
+    );
     // Refunded in the end (an operator, or a cancel in the Toss console).
     server
         .orders
