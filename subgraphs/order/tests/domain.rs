@@ -40,6 +40,18 @@ fn run(o: &mut Order, commands: impl IntoIterator<Item = OrderCommand>) {
     }
 }
 
+/// The paid order is accepted, prepared and ready.
+fn make_ready(o: &mut Order) {
+    run(
+        o,
+        [
+            OrderCommand::Accept,
+            OrderCommand::StartPreparing,
+            OrderCommand::MarkReady,
+        ],
+    );
+}
+
 /// The reserved order awaits payment and is paid.
 fn pay(o: &mut Order) {
     run(
@@ -176,14 +188,7 @@ fn customers_cannot_cancel_once_accepted() {
 fn staff_may_reject_a_ready_order_but_not_a_completed_one() {
     let mut o = fold(&placed());
     pay(&mut o);
-    run(
-        &mut o,
-        [
-            OrderCommand::Accept,
-            OrderCommand::StartPreparing,
-            OrderCommand::MarkReady,
-        ],
-    );
+    make_ready(&mut o);
     assert!(o.goods_made());
     let reject = || OrderCommand::Reject {
         reason: "wrong cake at pick-up".into(),
@@ -631,15 +636,8 @@ fn an_order_refunded_at_toss_records_the_whole_total() {
     // Nothing paid: nothing to record.
     assert!(o.handle(at_toss()).unwrap().is_empty());
     pay(&mut o);
-    run(
-        &mut o,
-        [
-            OrderCommand::Accept,
-            OrderCommand::StartPreparing,
-            OrderCommand::MarkReady,
-            OrderCommand::Complete,
-        ],
-    );
+    make_ready(&mut o);
+    run(&mut o, [OrderCommand::Complete]);
     let events = o.handle(at_toss()).unwrap();
     let [OrderEvent::Changed(change)] = events.as_slice() else {
         panic!("one status change: {events:?}");

@@ -465,9 +465,18 @@ impl PaymentService {
                 amount,
                 reason,
             } => {
-                let result = self
-                    .refund(&envelope.order_id, &refund_id, amount, &reason, metadata)
-                    .await;
+                let order_id = envelope.order_id.as_str();
+                let result = match check_refund(order_id, &refund_id, amount) {
+                    Ok(()) => {
+                        let turn = self.refund_turn(order_id).await?;
+                        let refunded = self
+                            .refund_in_turn(order_id, &refund_id, amount, &reason, metadata)
+                            .await;
+                        turn.end().await;
+                        refunded
+                    }
+                    Err(invalid) => Err(invalid),
+                };
                 match result {
                     Ok(amount) => Ok(SagaReply::PaymentRefunded { refund_id, amount }),
                     Err(err) if err.is_transient() => Err(err),
@@ -498,27 +507,8 @@ impl PaymentService {
             .map_err(ProjectionError::from)?)
     }
 
-    /// Refunds (cancels at Toss) and records it in the order's refund turn; returns the KRW
-    /// refunded.
-    async fn refund(
-        &self,
-        order_id: &str,
-        refund_id: &str,
-        amount: Option<i64>,
-        reason: &str,
-        metadata: Metadata,
-    ) -> Result<i64, PaymentError> {
-        check_refund(order_id, refund_id, amount)?;
-        let turn = self.refund_turn(order_id).await?;
-        let refunded = self
-            .refund_in_turn(order_id, refund_id, amount, reason, metadata)
-            .await?;
-        turn.end().await;
-        Ok(refunded)
-    }
-
     /// Refunds (cancels at Toss) and records it; returns the KRW refunded. The caller holds
-    /// the order's refund turn.
+    /// the order's refund turn and has checked the ids and the amount.
     async fn refund_in_turn(
         &self,
         order_id: &str,
@@ -527,7 +517,6 @@ impl PaymentService {
         reason: &str,
         metadata: Metadata,
     ) -> Result<i64, PaymentError> {
-        check_refund(order_id, refund_id, amount)?;
         let state = self.inner.payments.load(order_id).await?.state;
         if let Some(done) = state.refund(refund_id) {
             return Ok(done.amount);

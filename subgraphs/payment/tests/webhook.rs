@@ -276,13 +276,12 @@ fn slow_toss() -> TossTestServer {
 
 /// Waits until Toss holds `balance` KRW of the payment `key` (a cancel was carried out).
 async fn toss_balance_reaches(h: &Harness, key: &str, balance: i64) {
-    for _ in 0..200 {
-        if h.toss.client().get(key).await.unwrap().balance_amount == balance {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("toss never held {balance} KRW of {key}");
+    let client = h.toss.client();
+    let reached = testkit::eventually(Duration::from_secs(5), || async {
+        client.get(key).await.unwrap().balance_amount == balance
+    })
+    .await;
+    assert!(reached, "toss never held {balance} KRW of {key}");
 }
 
 /// Toss's webhook for a staff refund comes while the refund is still being answered: it waits
