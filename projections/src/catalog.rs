@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use sqlx::{AnyConnection, Executor};
 
+use crate::collation::bytewise_text_in;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, Tables};
 use crate::read_models::{PARAMS_PER_STATEMENT, placeholders};
@@ -50,6 +51,12 @@ impl Projection for StreamCatalog {
                 tables.table("streams")
             )
             .as_str(),
+        )
+        .await?;
+        bytewise_text_in(
+            conn,
+            &tables.table("streams"),
+            &["stream_id", "category", "updated_at"],
         )
         .await?;
         conn.execute(

@@ -15,12 +15,14 @@
 //! driver and portable SQL).
 
 pub mod catalog;
+pub mod collation;
 pub mod error;
 pub mod projection;
 pub mod read_models;
 pub mod rebuild;
 pub mod runner;
 
+pub use collation::{bytewise_text, bytewise_text_in};
 pub use error::ProjectionError;
 pub use projection::{Projection, Tables};
 pub use read_models::{

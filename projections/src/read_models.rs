@@ -7,6 +7,7 @@ use eventstore::{Position, RecordedEvent};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
+use crate::collation::bytewise_text;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, Tables, valid_name};
 
@@ -122,6 +123,14 @@ impl ReadModels {
             .connect_with(options)
             .await?;
         run_ddl(&pool, "read-models:bookkeeping", &BOOKKEEPING).await?;
+        // Every applied event looks its stream up in this key.
+        bytewise_text(
+            &pool,
+            "read-models:bookkeeping",
+            "rm_stream_versions",
+            &["stream_id", "projection"],
+        )
+        .await?;
         Ok(Self { pool, backend })
     }
 

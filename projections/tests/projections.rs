@@ -479,3 +479,62 @@ async fn read_models_connect_concurrently_on_a_fresh_database() {
             .expect("every process gets its read models");
     }
 }
+
+/// The keys every applied event looks up compare bytewise on Postgres, in a database from
+/// before as in a fresh one, and the rows already there stay.
+#[tokio::test]
+async fn postgres_keys_compare_bytewise() {
+    let db = testkit::TestDb::new().await;
+    let models = ReadModels::connect(db.url()).await.unwrap();
+    // As a database from before: the bookkeeping key in the database's collation, with a row.
+    sqlx::query(
+        r#"ALTER TABLE rm_stream_versions
+             ALTER COLUMN stream_id TYPE TEXT COLLATE "default",
+             ALTER COLUMN projection TYPE TEXT COLLATE "default""#,
+    )
+    .execute(models.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO rm_stream_versions (projection, generation, stream_id, version) \
+         VALUES ('catalog', 1, 'order-1', 3)",
+    )
+    .execute(models.pool())
+    .await
+    .unwrap();
+    let collation = |table: String, column: &'static str| {
+        let url = db.url().to_owned();
+        async move { testkit::column_collation(&url, &table, column).await }
+    };
+    assert_eq!(
+        collation("rm_stream_versions".into(), "stream_id").await,
+        None
+    );
+
+    let models = ReadModels::connect(db.url()).await.unwrap();
+    for column in ["stream_id", "projection"] {
+        assert_eq!(
+            collation("rm_stream_versions".into(), column)
+                .await
+                .as_deref(),
+            Some("C"),
+            "rm_stream_versions.{column}"
+        );
+    }
+    let version: i64 =
+        sqlx::query_scalar("SELECT version FROM rm_stream_versions WHERE stream_id = 'order-1'")
+            .fetch_one(models.pool())
+            .await
+            .unwrap();
+    assert_eq!(version, 3);
+
+    let generation = models.register(&StreamCatalog).await.unwrap();
+    let streams = Tables::new("catalog", generation).table("streams");
+    for column in ["stream_id", "category", "updated_at"] {
+        assert_eq!(
+            collation(streams.clone(), column).await.as_deref(),
+            Some("C"),
+            "{streams}.{column}"
+        );
+    }
+}

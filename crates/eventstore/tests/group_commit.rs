@@ -429,6 +429,53 @@ async fn the_batch_function_plans_its_statements_once_per_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_ids_compare_bytewise_and_keep_their_guarantees() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 4).await.unwrap();
+    for table in ["es_streams", "es_events", "es_snapshots"] {
+        assert_eq!(
+            testkit::column_collation(db.url(), table, "stream_id")
+                .await
+                .as_deref(),
+            Some("C"),
+            "{table}.stream_id compares bytewise"
+        );
+    }
+    // Ids that differ only in case or punctuation are different streams; versions and
+    // expected-version checks hold on each, through the group-commit writer.
+    let names = ["order-Ab.c", "order-ab.c", "order-ab-c", "order-ab_c"];
+    let appends = names.map(|name| {
+        let store = store.clone();
+        async move {
+            store
+                .append(&stream(name), ExpectedVersion::NoStream, vec![ev(1), ev(2)])
+                .await
+        }
+    });
+    for (name, written) in names.iter().zip(futures::future::join_all(appends).await) {
+        assert_eq!(written.unwrap().next_expected_version, 2, "{name}");
+    }
+    for name in names {
+        assert_eq!(
+            store.stream_version(&stream(name)).await.unwrap(),
+            2,
+            "{name}"
+        );
+    }
+    let refused = store
+        .append(
+            &stream("order-ab.c"),
+            ExpectedVersion::Exact(1),
+            vec![ev(3)],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::WrongExpectedVersion { .. })),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_appending_to_the_same_streams_lose_nothing() {
     // Two stores are two processes' writers: their batches contend for the same stream rows.
     let db = testkit::TestDb::new().await;

@@ -95,6 +95,25 @@ impl Drop for TestDb {
     }
 }
 
+/// The collation of text column `table.column` in the Postgres database at `url`: `None` when
+/// it has the database's default.
+pub async fn column_collation(url: &str, table: &str, column: &str) -> Option<String> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let collation: Option<String> = sqlx::query_scalar(
+        "SELECT collation_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("no column {table}.{column}: {e}"));
+    conn.close().await.ok();
+    collation
+}
+
 /// Replaces the database name in a Postgres URL.
 fn replace_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -108,6 +108,14 @@ impl SagaIndex {
     pub async fn open(pool: AnyPool) -> Result<Self, IndexError> {
         projections::run_ddl(&pool, "saga-index", &DDL).await?;
         add_version_column(&pool).await?;
+        // Every step writes its row by order id; the clock scans deadlines and stamps.
+        projections::bytewise_text(
+            &pool,
+            "saga-index",
+            "saga_index",
+            &["order_id", "deadline", "updated_at"],
+        )
+        .await?;
         let (writes, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_batches(pool.clone(), queue));
         Ok(Self {

@@ -197,8 +197,19 @@ async fn sqlite_saga_index_keeps_the_newest_version() {
 
 #[tokio::test]
 async fn postgres_saga_index_migrates_an_old_table() {
-    let (_store, models, _guard) = testkit::stores::postgres().await;
+    let (_store, models, guard) = testkit::stores::postgres().await;
     a_table_from_before_versions_gets_the_column(models).await;
+    // The old table's keys took the database's collation; they now compare bytewise.
+    let db = guard.downcast_ref::<testkit::TestDb>().unwrap();
+    for column in ["order_id", "deadline", "updated_at"] {
+        assert_eq!(
+            testkit::column_collation(db.url(), "saga_index", column)
+                .await
+                .as_deref(),
+            Some("C"),
+            "saga_index.{column}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,103 @@
+//! Bytewise text keys: ids and sortable stamps compared with `memcmp` rather than the
+//! database's locale.
+//!
+//! On Postgres a text column takes the database's collation, and under a locale collation
+//! (en_US.UTF-8, and even C.UTF-8 on PostgreSQL 15) every comparison in its indexes goes
+//! through `strcoll` on copies of both strings. Keys that nobody reads in sorted order (ids,
+//! RFC 3339 stamps, whose byte order is time order) want collation "C". SQLite compares text
+//! bytewise (`BINARY`) already.
+
+use sqlx::{AnyConnection, AnyPool, Executor};
+
+use crate::read_models::locked;
+
+/// Gives `columns` (text) of `table` collation "C" on Postgres, unless they have it; one
+/// process at a time per `lock`. Nothing to do on SQLite. Changing a collation rewrites no
+/// rows but rebuilds the indexes on those columns.
+pub async fn bytewise_text(
+    pool: &AnyPool,
+    lock: &str,
+    table: &str,
+    columns: &[&str],
+) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    if conn.backend_name() != "PostgreSQL"
+        || locale_columns(&mut conn, table, columns).await?.is_empty()
+    {
+        return Ok(());
+    }
+    drop(conn);
+    let mut tx = locked(pool, lock).await?;
+    // Looked up again under the lock: another process may have changed them meanwhile.
+    let missing = locale_columns(&mut tx, table, columns).await?;
+    if !missing.is_empty() {
+        // A busy table fails the start rather than stalling everyone queued behind the lock.
+        tx.execute("SET LOCAL lock_timeout = '10s'").await?;
+        tx.execute(alter_statement(table, &missing).as_str())
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Gives `columns` (text) of `table` collation "C" within `conn`'s transaction on Postgres;
+/// nothing to do on SQLite. For tables just created, which nobody else sees yet.
+pub async fn bytewise_text_in(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+) -> Result<(), sqlx::Error> {
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    conn.execute(alter_statement(table, columns).as_str())
+        .await?;
+    Ok(())
+}
+
+/// Those of `columns` of `table` (in the current schema) whose collation is not "C".
+async fn locale_columns(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut found = Vec::with_capacity(columns.len());
+    for column in columns {
+        // `collation_name` is NULL for a column of the database's default collation.
+        let collation: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT collation_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+        )
+        .bind(table)
+        .bind(*column)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(collation) = collation
+            && collation.as_deref() != Some("C")
+        {
+            found.push((*column).to_owned());
+        }
+    }
+    Ok(found)
+}
+
+/// One `ALTER TABLE`, so the indexes are rebuilt once.
+fn alter_statement<S: AsRef<str>>(table: &str, columns: &[S]) -> String {
+    let clauses: Vec<String> = columns
+        .iter()
+        .map(|column| format!(r#"ALTER COLUMN {} TYPE TEXT COLLATE "C""#, column.as_ref()))
+        .collect();
+    format!("ALTER TABLE {table} {}", clauses.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alter_statement;
+
+    #[test]
+    fn alters_every_column_in_one_statement() {
+        assert_eq!(
+            alter_statement("saga_index", &["order_id", "deadline"]),
+            r#"ALTER TABLE saga_index ALTER COLUMN order_id TYPE TEXT COLLATE "C", ALTER COLUMN deadline TYPE TEXT COLLATE "C""#
+        );
+    }
+}
