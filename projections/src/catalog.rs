@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use eventstore::RecordedEvent;
 use sqlx::{AnyConnection, Executor};
 
-use crate::collation::bytewise_text_in;
 use crate::error::ProjectionError;
 use crate::projection::{Projection, Tables};
 use crate::read_models::{PARAMS_PER_STATEMENT, placeholders};
@@ -51,12 +50,6 @@ impl Projection for StreamCatalog {
                 tables.table("streams")
             )
             .as_str(),
-        )
-        .await?;
-        bytewise_text_in(
-            conn,
-            &tables.table("streams"),
-            &["stream_id", "category", "updated_at"],
         )
         .await?;
         conn.execute(

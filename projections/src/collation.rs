@@ -6,6 +6,13 @@
 //! through `strcoll` on copies of both strings. Keys that nobody reads in sorted order (ids,
 //! RFC 3339 stamps, whose byte order is time order) want collation "C". SQLite compares text
 //! bytewise (`BINARY`) already.
+//!
+//! A column's collation is part of the result type of every statement that returns it, and
+//! Postgres refuses to run a cached prepared statement whose result type changed ("cached plan
+//! must not change result type"). So only tables read by the process that converts them at
+//! start are converted (not read models behind views, whose readers in every process would
+//! fail when a rebuild points the view at a table of another collation), and a release that
+//! converts one must not run beside processes of an older one.
 
 use sqlx::{AnyConnection, AnyPool, Executor};
 
@@ -13,7 +20,7 @@ use crate::read_models::locked;
 
 /// Gives `columns` (text) of `table` collation "C" on Postgres, unless they have it; one
 /// process at a time per `lock`. Nothing to do on SQLite. Changing a collation rewrites no
-/// rows but rebuilds the indexes on those columns.
+/// rows but rebuilds the indexes on those columns; run it before the table is read.
 pub async fn bytewise_text(
     pool: &AnyPool,
     lock: &str,
@@ -39,21 +46,6 @@ pub async fn bytewise_text(
     tx.commit().await
 }
 
-/// Gives `columns` (text) of `table` collation "C" within `conn`'s transaction on Postgres;
-/// nothing to do on SQLite. For tables just created, which nobody else sees yet.
-pub async fn bytewise_text_in(
-    conn: &mut AnyConnection,
-    table: &str,
-    columns: &[&str],
-) -> Result<(), sqlx::Error> {
-    if conn.backend_name() != "PostgreSQL" {
-        return Ok(());
-    }
-    conn.execute(alter_statement(table, columns).as_str())
-        .await?;
-    Ok(())
-}
-
 /// Those of `columns` of `table` (in the current schema) whose collation is not "C".
 async fn locale_columns(
     conn: &mut AnyConnection,
@@ -62,10 +54,12 @@ async fn locale_columns(
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut found = Vec::with_capacity(columns.len());
     for column in columns {
-        // `collation_name` is NULL for a column of the database's default collation.
+        // `collation_name` is NULL for a column of the database's default collation. Only
+        // text columns are ever changed (to text).
         let collation: Option<Option<String>> = sqlx::query_scalar(
             "SELECT collation_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2 \
+             AND data_type = 'text'",
         )
         .bind(table)
         .bind(*column)

@@ -22,7 +22,7 @@ pub mod read_models;
 pub mod rebuild;
 pub mod runner;
 
-pub use collation::{bytewise_text, bytewise_text_in};
+pub use collation::bytewise_text;
 pub use error::ProjectionError;
 pub use projection::{Projection, Tables};
 pub use read_models::{

@@ -49,13 +49,6 @@ impl Projection for OrdersView {
             .as_str(),
         )
         .await?;
-        // Ids and RFC 3339 stamps: byte order is their order (and the cursors').
-        projections::bytewise_text_in(
-            conn,
-            &tables.table("orders"),
-            &["id", "customer_id", "status", "created_at"],
-        )
-        .await?;
         for (suffix, columns) in [
             ("by_customer", "customer_id, created_at"),
             ("by_status", "status, created_at"),

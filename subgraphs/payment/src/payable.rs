@@ -56,7 +56,6 @@ impl Projection for Payable {
             .as_str(),
         )
         .await?;
-        projections::bytewise_text_in(conn, &tables.table("orders"), &["order_id"]).await?;
         Ok(())
     }
 

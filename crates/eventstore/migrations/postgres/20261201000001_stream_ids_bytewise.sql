@@ -7,7 +7,13 @@
 -- (_bt_compare, varstr_cmp, strcoll, strcmp). With "C" they are one memcmp.
 --
 -- Changing only the collation rewrites no table, but rebuilds the indexes on these columns
--- under an exclusive lock: on a large store, run this migration in a quiet moment.
+-- under an exclusive lock: on a large store, run this migration in a quiet moment. A busy
+-- table fails the migration (and the start) after 10 s rather than queueing every append
+-- behind the lock. The collation is part of the result type of the statements that read
+-- these columns, and Postgres refuses a cached statement whose result type changed ("cached
+-- plan must not change result type"): processes of an older release must not run on after
+-- this migration (their pooled connections would fail those reads until replaced).
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE es_streams ALTER COLUMN stream_id TYPE TEXT COLLATE "C";
 ALTER TABLE es_events ALTER COLUMN stream_id TYPE TEXT COLLATE "C";
 ALTER TABLE es_snapshots ALTER COLUMN stream_id TYPE TEXT COLLATE "C";
