@@ -152,24 +152,30 @@ impl SagaIndex {
         }
     }
 
-    /// Sagas whose deadline (a payment's, or a refund's retry) is at or before `now` (at
-    /// most 500).
+    /// Sagas whose deadline (a payment's, or a refund's retry) is at or before `now`, the
+    /// earliest first (at most 500).
     pub async fn due(&self, now: chrono::DateTime<Utc>) -> Result<Vec<String>, IndexError> {
+        // The order also keeps the plan on the partial index whatever the statistics say: a
+        // never-analysed table (no autovacuum) had Postgres scan every saga ever indexed on
+        // each tick of the clock (505,963 rows over one run of `bench ordering`).
         Ok(sqlx::query_scalar(
-            "SELECT order_id FROM saga_index WHERE deadline IS NOT NULL AND deadline <= $1 LIMIT 500",
+            "SELECT order_id FROM saga_index WHERE deadline IS NOT NULL AND deadline <= $1 \
+             ORDER BY deadline LIMIT 500",
         )
         .bind(stamp(now))
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// Sagas with commands unanswered since `before` (at most 500).
+    /// Sagas with commands unanswered since `before`, the longest waiting first (at most
+    /// 500).
     pub async fn unanswered(
         &self,
         before: chrono::DateTime<Utc>,
     ) -> Result<Vec<String>, IndexError> {
         Ok(sqlx::query_scalar(
-            "SELECT order_id FROM saga_index WHERE pending > 0 AND updated_at <= $1 LIMIT 500",
+            "SELECT order_id FROM saga_index WHERE pending > 0 AND updated_at <= $1 \
+             ORDER BY updated_at LIMIT 500",
         )
         .bind(stamp(before))
         .fetch_all(&self.pool)

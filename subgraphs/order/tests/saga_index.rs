@@ -171,6 +171,60 @@ async fn a_table_from_before_versions_gets_the_column(models: ReadModels) {
     SagaIndex::open(models.pool().clone()).await.unwrap();
 }
 
+/// More sagas are due than the clock takes at once: it gets the earliest deadlines and the
+/// longest-unanswered commands, not the rows that happen to come first in the table.
+async fn the_clock_gets_the_oldest_first(models: ReadModels) {
+    let index = SagaIndex::open(models.pool().clone()).await.unwrap();
+    // 600 of each; row i is written i-th but is due (or unanswered) the 600 - i-th: the
+    // earliest come last in the table.
+    let mut tx = models.pool().begin().await.unwrap();
+    for i in 1..=600 {
+        let at = format!("2000-01-01T00:10:00.{:06}Z", 600 - i);
+        for (prefix, deadline, pending) in [("due", Some(at.clone()), 0_i64), ("late", None, 1)] {
+            sqlx::query(
+                "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at, version) \
+                 VALUES ($1, 'awaiting_payment', $2, $3, $4, 1)",
+            )
+            .bind(format!("{prefix}-{i}"))
+            .bind(deadline)
+            .bind(pending)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2000-01-02T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let due = index.due(now).await.unwrap();
+    let unanswered = index.unanswered(now).await.unwrap();
+    for (prefix, got) in [("due", due), ("late", unanswered)] {
+        assert_eq!(got.len(), 500, "{prefix}");
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some(format!("{prefix}-600").as_str())
+        );
+        assert!(
+            !got.contains(&format!("{prefix}-1")),
+            "{prefix}: the latest is left"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_saga_index_clock_gets_the_oldest_first() {
+    let (_store, models, _guard) = testkit::stores::postgres().await;
+    the_clock_gets_the_oldest_first(models).await;
+}
+
+#[tokio::test]
+async fn sqlite_saga_index_clock_gets_the_oldest_first() {
+    let (_store, models, _guard) = testkit::stores::sqlite().await;
+    the_clock_gets_the_oldest_first(models).await;
+}
+
 #[tokio::test]
 async fn postgres_saga_index() {
     let (_store, models, _guard) = testkit::stores::postgres().await;
