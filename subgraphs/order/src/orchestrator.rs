@@ -815,7 +815,8 @@ impl Orchestrator {
             match self.advance(&order_id, id, SagaInput::Tick { now }).await {
                 Ok(due_records) => records.extend(due_records),
                 Err(err) => {
-                    tracing::warn!(order_id, error = %err, "deadline not applied; retrying next tick");
+                    tracing::warn!(order_id, error = %err, "deadline not applied; retrying later");
+                    self.postpone(&order_id, now).await;
                 }
             }
         }
@@ -827,7 +828,8 @@ impl Orchestrator {
             match self.unanswered_commands(&order_id).await {
                 Ok(resent) => records.extend(resent),
                 Err(err) => {
-                    tracing::warn!(order_id, error = %err, "cannot re-send saga commands; retrying next tick");
+                    tracing::warn!(order_id, error = %err, "cannot re-send saga commands; retrying later");
+                    self.postpone(&order_id, now).await;
                 }
             }
         }
@@ -835,6 +837,16 @@ impl Orchestrator {
             self.bus.publish(records).await?;
         }
         Ok(())
+    }
+
+    /// Has the clock try `order_id` again after `resend_after`, not on the next tick: the
+    /// clock takes the earliest first, so sagas that fail every time would otherwise come
+    /// first on every tick and, 500 of them, hold back all others.
+    async fn postpone(&self, order_id: &str, now: chrono::DateTime<Utc>) {
+        let later = now + self.config.resend_after;
+        if let Err(err) = self.index.postpone(order_id, later, now).await {
+            tracing::warn!(order_id, error = %err, "cannot postpone the saga in the index");
+        }
     }
 
     /// The commands `order_id`'s saga still waits on, marked as sent again.

@@ -973,3 +973,77 @@ async fn a_refund_refused_for_good_is_counted() {
         order::OrderStatus::RefundFailed
     );
 }
+
+/// A saga the clock cannot advance (here an index row whose order id names no valid stream)
+/// is tried again after `resend_after`, not first on every tick: the clock takes the earliest
+/// first, so 500 such sagas would otherwise hold back every other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saga_the_clock_cannot_advance_waits_before_it_is_tried_again() {
+    let (store, models, _guard) = testkit::stores::sqlite().await;
+    let config = SagaConfig {
+        topic_prefix: "t.".into(),
+        ..SagaConfig::default()
+    };
+    let resend_after = config.resend_after;
+    let orchestrator = Orchestrator::new(
+        store,
+        Arc::new(MemoryBus::new()),
+        models.pool().clone(),
+        config,
+    )
+    .await
+    .unwrap();
+    // One saga past its deadline, one with a command unanswered for long.
+    let long_ago = "2000-01-01T00:00:00.000000Z";
+    for (order_id, deadline, pending) in [("due id!", Some(long_ago), 0_i64), ("late id!", None, 1)]
+    {
+        sqlx::query(
+            "INSERT INTO saga_index (order_id, phase, deadline, pending, updated_at, version) \
+             VALUES ($1, 'awaiting_payment', $2, $3, $4, 1)",
+        )
+        .bind(order_id)
+        .bind(deadline)
+        .bind(pending)
+        .bind(long_ago)
+        .execute(models.pool())
+        .await
+        .unwrap();
+    }
+    let before = chrono::Utc::now();
+    orchestrator.tick().await.unwrap();
+    let row = |order_id: &'static str| {
+        let pool = models.pool().clone();
+        async move {
+            let (deadline, updated_at): (Option<String>, String) =
+                sqlx::query_as("SELECT deadline, updated_at FROM saga_index WHERE order_id = $1")
+                    .bind(order_id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let at = |stamp: &str| {
+                chrono::DateTime::parse_from_rfc3339(stamp)
+                    .unwrap()
+                    .with_timezone(&chrono::Utc)
+            };
+            (deadline.map(|d| at(&d)), at(&updated_at))
+        }
+    };
+    let (deadline, _) = row("due id!").await;
+    assert!(
+        deadline.unwrap() >= before + resend_after,
+        "the due saga's deadline moved past the next ticks"
+    );
+    let (deadline, updated_at) = row("late id!").await;
+    assert_eq!(deadline, None, "a saga without a deadline gets none");
+    assert!(
+        updated_at >= before,
+        "the unanswered saga's stamp moved to the tick"
+    );
+    let index = order::saga_index::SagaIndex::open(models.pool().clone())
+        .await
+        .unwrap();
+    assert!(
+        index.due(chrono::Utc::now()).await.unwrap().is_empty(),
+        "not due on the next tick"
+    );
+}
