@@ -14,64 +14,57 @@
 //! fail when a rebuild points the view at a table of another collation), and a release that
 //! converts one must not run beside processes of an older one.
 
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool};
 
-use crate::read_models::locked;
+use crate::alter::alter_once;
 
-/// Gives `columns` (text) of `table` collation "C" on Postgres, unless they have it; one
-/// process at a time per `lock`. Nothing to do on SQLite. Changing a collation rewrites no
-/// rows but rebuilds the indexes on those columns; run it before the table is read.
+/// Gives `columns` (text) of `table` collation "C" on Postgres, unless they have it (see
+/// [`alter_once`]). Nothing to do on SQLite. Changing a collation rewrites no rows but
+/// rebuilds the indexes on those columns; run it before the table is read.
 pub async fn bytewise_text(
     pool: &AnyPool,
     lock: &str,
     table: &str,
     columns: &[&str],
 ) -> Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    if conn.backend_name() != "PostgreSQL"
-        || locale_columns(&mut conn, table, columns).await?.is_empty()
-    {
-        return Ok(());
-    }
-    drop(conn);
-    let mut tx = locked(pool, lock).await?;
-    // Looked up again under the lock: another process may have changed them meanwhile.
-    let missing = locale_columns(&mut tx, table, columns).await?;
-    if !missing.is_empty() {
-        // A busy table fails the start rather than stalling everyone queued behind the lock.
-        tx.execute("SET LOCAL lock_timeout = '10s'").await?;
-        tx.execute(alter_statement(table, &missing).as_str())
-            .await?;
-    }
-    tx.commit().await
+    let (table, columns): (String, Vec<String>) = (
+        table.to_owned(),
+        columns.iter().map(|c| (*c).to_owned()).collect(),
+    );
+    alter_once(pool, lock, |conn| {
+        let (table, columns) = (table.clone(), columns.clone());
+        Box::pin(async move {
+            if conn.backend_name() != "PostgreSQL" {
+                return Ok(None);
+            }
+            let missing = locale_columns(conn, &table, &columns).await?;
+            Ok((!missing.is_empty()).then(|| alter_statement(&table, &missing)))
+        })
+    })
+    .await
 }
 
-/// Those of `columns` of `table` (in the current schema) whose collation is not "C".
+/// Those of `columns` of `table` (in the current schema) whose collation is not "C" (one
+/// query for them all).
 async fn locale_columns(
     conn: &mut AnyConnection,
     table: &str,
-    columns: &[&str],
+    columns: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut found = Vec::with_capacity(columns.len());
-    for column in columns {
-        // `collation_name` is NULL for a column of the database's default collation. Only
-        // text columns are ever changed (to text).
-        let collation: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT collation_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2 \
-             AND data_type = 'text'",
-        )
-        .bind(table)
-        .bind(*column)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(collation) = collation
-            && collation.as_deref() != Some("C")
-        {
-            found.push((*column).to_owned());
-        }
-    }
-    Ok(found)
+    // `collation_name` is NULL for a column of the database's default collation. Only text
+    // columns are ever changed (to text).
+    let text: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT column_name::text, collation_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 AND data_type = 'text'",
+    )
+    .bind(table)
+    .fetch_all(conn)
+    .await?;
+    Ok(text
+        .into_iter()
+        .filter(|(column, collation)| columns.contains(column) && collation.as_deref() != Some("C"))
+        .map(|(column, _)| column)
+        .collect())
 }
 
 /// One `ALTER TABLE`, so the indexes are rebuilt once.

@@ -14,6 +14,7 @@
 //! is not in the event store. The same code runs on Postgres and SQLite (through sqlx's `Any`
 //! driver and portable SQL).
 
+pub mod alter;
 pub mod catalog;
 pub mod collation;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod read_models;
 pub mod rebuild;
 pub mod runner;
 
+pub use alter::alter_once;
 pub use collation::bytewise_text;
 pub use error::ProjectionError;
 pub use projection::{Projection, Tables};

@@ -207,49 +207,23 @@ impl SagaIndex {
 }
 
 /// Adds the `version` column to a table made before rows carried one (its rows count as
-/// version 0: any new row replaces them). Looked up first, so a start that finds it takes no
-/// exclusive lock on the table.
+/// version 0: any new row replaces them), once (see [`projections::alter_once`]).
 async fn add_version_column(pool: &AnyPool) -> Result<(), sqlx::Error> {
-    const ADD: &str = "ALTER TABLE saga_index ADD COLUMN version BIGINT NOT NULL DEFAULT 0";
-    let postgres = pool.acquire().await?.backend_name() == "PostgreSQL";
-    if has_version_column(pool, postgres).await? {
-        return Ok(());
-    }
-    if postgres {
-        // One process at a time; a busy table fails the start rather than stalling the index.
-        let mut tx = projections::locked(pool, "saga-index").await?;
-        sqlx::query("SET LOCAL lock_timeout = '10s'")
-            .execute(&mut *tx)
-            .await?;
-        if !has_version_column(&mut *tx, true).await? {
-            sqlx::query(ADD).execute(&mut *tx).await?;
-        }
-        return tx.commit().await;
-    }
-    match sqlx::query(ADD).execute(pool).await {
-        Ok(_) => Ok(()),
-        // Another process opening the same file added it first.
-        Err(err) if has_version_column(pool, false).await? => {
-            tracing::debug!(error = %err, "saga index version column added meanwhile");
-            Ok(())
-        }
-        Err(err) => Err(err),
-    }
-}
-
-/// Whether `saga_index` has its `version` column.
-async fn has_version_column<'c>(
-    conn: impl sqlx::Executor<'c, Database = sqlx::Any>,
-    postgres: bool,
-) -> Result<bool, sqlx::Error> {
-    let query = if postgres {
-        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() \
-         AND table_name = 'saga_index' AND column_name = 'version'"
-    } else {
-        "SELECT COUNT(*) FROM pragma_table_info('saga_index') WHERE name = 'version'"
-    };
-    let count: i64 = sqlx::query_scalar(query).fetch_one(conn).await?;
-    Ok(count > 0)
+    projections::alter_once(pool, "saga-index", |conn| {
+        Box::pin(async move {
+            let query = if conn.backend_name() == "PostgreSQL" {
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = \
+                 current_schema() AND table_name = 'saga_index' AND column_name = 'version'"
+            } else {
+                "SELECT COUNT(*) FROM pragma_table_info('saga_index') WHERE name = 'version'"
+            };
+            let count: i64 = sqlx::query_scalar(query).fetch_one(conn).await?;
+            Ok((count == 0).then(|| {
+                "ALTER TABLE saga_index ADD COLUMN version BIGINT NOT NULL DEFAULT 0".to_owned()
+            }))
+        })
+    })
+    .await
 }
 
 /// Writes whatever is waiting as one upsert, until every sender is gone; keeps its connection
