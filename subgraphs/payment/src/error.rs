@@ -39,6 +39,10 @@ pub enum PaymentError {
     /// The read-model database failed.
     #[error("payable orders: {0}")]
     ReadModel(#[from] ProjectionError),
+    /// The task carrying the request stopped before it finished (the process is shutting
+    /// down); the outcome is unknown.
+    #[error("payment task stopped: {0}")]
+    Interrupted(String),
 }
 
 impl From<RepositoryError<PaymentRuleError>> for PaymentError {
@@ -63,6 +67,7 @@ impl PaymentError {
             Self::Mismatch(_) => "PAYMENT_MISMATCH",
             Self::Store(e) => e.code(),
             Self::ReadModel(_) => "READ_MODEL_UNAVAILABLE",
+            Self::Interrupted(_) => "INTERNAL_SERVER_ERROR",
         }
     }
 
@@ -70,7 +75,7 @@ impl PaymentError {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            Self::Store(_) | Self::ReadModel(_) | Self::Mismatch(_)
+            Self::Store(_) | Self::ReadModel(_) | Self::Mismatch(_) | Self::Interrupted(_)
         )
     }
 
@@ -84,7 +89,7 @@ impl PaymentError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Toss(e) => e.is_transient(),
-            Self::Store(_) | Self::ReadModel(_) => true,
+            Self::Store(_) | Self::ReadModel(_) | Self::Interrupted(_) => true,
             _ => false,
         }
     }

@@ -247,6 +247,31 @@ impl PaymentService {
                 .answer_decided(order_id, payment_key, &requested.state, metadata)
                 .await;
         }
+        // Carried to the end even when the caller goes away (a client or gateway timeout drops
+        // the request): Toss may approve the payment after the caller has gone, and then only
+        // this task records it.
+        let service = self.clone();
+        let (order_id, payment_key) = (order_id.to_owned(), payment_key.to_owned());
+        tokio::spawn(
+            async move {
+                service
+                    .confirm_at_toss(&order_id, &payment_key, amount, metadata)
+                    .await
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(|stopped| PaymentError::Interrupted(stopped.to_string()))?
+    }
+
+    /// Asks Toss to confirm a requested payment and records the outcome.
+    async fn confirm_at_toss(
+        &self,
+        order_id: &str,
+        payment_key: &str,
+        amount: i64,
+        metadata: Metadata,
+    ) -> Result<Payment, PaymentError> {
         let key = confirm_idempotency_key(order_id, payment_key);
         match self
             .inner
@@ -532,33 +557,51 @@ impl PaymentService {
             // left to refund, and that cancel's own event tells the order.
             return Ok(0);
         }
-        let cancelled = match self
+        let (cancels, ours) = match self
             .inner
             .toss
             .cancel(&payment_key, &reason, amount, refund_id)
             .await
         {
-            Ok(cancelled) => cancelled,
-            // Toss has nothing left to cancel (most likely a cancel at Toss whose webhook has not
-            // come yet), or the cancel may have gone through although Toss failed or refused it
-            // as too soon after another request.
-            Err(err)
-                if err.maybe_done()
-                    || (amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT) =>
-            {
+            Ok(cancelled) => {
+                // Toss appends the new cancel; ours is the last one.
+                let ours = cancelled.cancels.last().cloned().ok_or_else(|| {
+                    PaymentError::Mismatch("toss answered a cancel without cancels".into())
+                })?;
+                (cancelled.cancels, ours)
+            }
+            // The cancel may have gone through although Toss failed or refused it as too soon
+            // after another request: if Toss shows it, it is recorded as this refund, so asking
+            // again (same id) answers it instead of failing, or refunding twice under a new id.
+            Err(err) if err.maybe_done() => {
+                match self.cancel_made(&payment_key, &state, amount).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        return self
+                            .after_failed_cancel(order_id, &payment_key, amount.is_none(), err)
+                            .await;
+                    }
+                    Err(again) if again.is_transient() || again.is_try_later() => {
+                        return Err(again);
+                    }
+                    Err(again) => {
+                        tracing::warn!(order_id, error = %again, "cannot look up a cancel that may have gone through");
+                        return Err(err.into());
+                    }
+                }
+            }
+            // Toss has nothing left to cancel: most likely a cancel at Toss whose webhook has not
+            // come yet.
+            Err(err) if amount.is_none() && err.code == codes::ALREADY_CANCELED_PAYMENT => {
                 return self
-                    .after_failed_cancel(order_id, &payment_key, amount.is_none(), err)
+                    .after_failed_cancel(order_id, &payment_key, true, err)
                     .await;
             }
             Err(err) => return Err(err.into()),
         };
-        // Toss appends the new cancel; ours is the last one.
-        let ours = cancelled.cancels.last().ok_or_else(|| {
-            PaymentError::Mismatch("toss answered a cancel without cancels".into())
-        })?;
         // Recorded in Toss's order, ours under its id: a cancel made meanwhile (a staff partial
         // refund not recorded yet, the console) comes before ours, with the balance it left.
-        let mut refunds = observed_refunds(&cancelled.cancels);
+        let mut refunds = observed_refunds(&cancels);
         let mine = refunds
             .iter()
             .position(|r| r.transaction_key.is_some() && r.transaction_key == ours.transaction_key)
@@ -578,6 +621,38 @@ impl PaymentService {
                 .find(|r| r.transaction_key.is_some() && r.transaction_key == ours.transaction_key)
         });
         Ok(recorded.map_or(ours.cancel_amount, |r| r.amount))
+    }
+
+    /// After a cancel that failed but may have gone through: Toss's cancels and the one that
+    /// is this attempt's, when Toss shows exactly one cancel not recorded before it (`before`)
+    /// for the amount asked (all of the balance when `amount` is `None`). The order's refund
+    /// turn keeps our other refunds and the webhook's recording out meanwhile; a cancel made in
+    /// the Toss console in the same moment for the same amount would be taken for it.
+    async fn cancel_made(
+        &self,
+        payment_key: &str,
+        before: &Payment,
+        amount: Option<i64>,
+    ) -> Result<Option<(Vec<TossCancel>, TossCancel)>, PaymentError> {
+        let paid = self.inner.toss.get(payment_key).await?;
+        let known = |cancel: &TossCancel| {
+            before
+                .refunds
+                .iter()
+                .any(|r| r.transaction_key.is_some() && r.transaction_key == cancel.transaction_key)
+        };
+        let mut new = paid
+            .cancels
+            .iter()
+            .filter(|c| c.transaction_key.is_some() && !known(c));
+        let (Some(ours), None) = (new.next(), new.next()) else {
+            return Ok(None);
+        };
+        if ours.cancel_amount != amount.unwrap_or(before.balance) {
+            return Ok(None);
+        }
+        let ours = ours.clone();
+        Ok(Some((paid.cancels, ours)))
     }
 
     /// Records what Toss has after a cancel that may have gone through (`maybe_done`) or that

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use auth::Identity;
 use common::{Harness, order_status};
 use contracts::{Envelope, PaymentCommand, SagaReply};
@@ -264,8 +266,8 @@ async fn a_confirm_answered_too_soon_that_went_through_is_recorded_confirmed() {
 /// `FORBIDDEN_CONSECUTIVE_REQUEST` when nothing went through) is answered as refused for now,
 /// which the saga asks again later; a refusal for good (`NOT_CANCELABLE_PAYMENT`) is not.
 /// A refund refused as too soon after another request although it went through
-/// (`FORBIDDEN_CONSECUTIVE_REQUEST`) is recorded from Toss's state: all of it was returned,
-/// once, and the saga is told so (0 KRW left to refund).
+/// (`FORBIDDEN_CONSECUTIVE_REQUEST`) is found at Toss and recorded as the saga's refund: all
+/// of it was returned, once, and the saga is told so; asked again, it is answered the same.
 #[tokio::test]
 async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
     let h = Harness::new().await;
@@ -298,27 +300,68 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
         .paid_order_failing("c-1", 15_000, FailureMode::Consecutive)
         .await;
     let cancels = h.toss.server.stats().cancels;
-    let reply = refund_all(&h, &order, "refund-1").await;
+    let done = SagaReply::PaymentRefunded {
+        refund_id: "refund-1".into(),
+        amount: 15_000,
+    };
+    assert_eq!(refund_all(&h, &order, "refund-1").await, done);
+    let payment = h.payment(&order).await;
+    assert_eq!(payment.balance, 0, "recorded from Toss");
+    assert_eq!(payment.refunds.len(), 1);
     assert_eq!(
-        reply,
-        SagaReply::PaymentRefunded {
-            refund_id: "refund-1".into(),
-            amount: 0
-        }
+        payment.refunds[0].refund_id, "refund-1",
+        "as the saga's refund"
     );
-    assert_eq!(h.payment(&order).await.balance, 0, "recorded from Toss");
+    assert_eq!(
+        refund_all(&h, &order, "refund-1").await,
+        done,
+        "asked again"
+    );
     assert_eq!(h.toss.server.stats().cancels, cancels + 1, "returned once");
 }
 
-/// A staff partial refund Toss carried out but answered as too soon after another request:
-/// staff get Toss's code, and the payment already shows the refund (recorded from Toss), so
-/// its balance is right for whatever staff do next.
+/// A staff partial refund Toss carried out but answered as too soon after another request is
+/// found at Toss and recorded under the staff's key: staff see it done, and asking again with
+/// the same key answers it without a second cancel (Toss would replay its refusal forever, and
+/// a new key would refund the amount twice).
 #[tokio::test]
-async fn a_partial_refund_answered_too_soon_still_shows_on_the_payment() {
+async fn a_partial_refund_answered_too_soon_that_went_through_is_recorded_as_asked() {
     let h = Harness::new().await;
     let staff = Identity::staff("s-1");
     let (order, key) = h
         .paid_order_failing("c-1", 15_000, FailureMode::Consecutive)
+        .await;
+    let refund = || {
+        h.service
+            .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
+    };
+    let payment = refund().await.unwrap();
+    assert_eq!(payment.balance, 10_000);
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(payment.refunds[0].refund_id, format!("staff-{order}-k-1"));
+    assert_eq!(payment.refunds[0].amount, 5_000);
+    let cancels = h.toss.server.stats().cancels;
+    let again = refund().await.unwrap();
+    assert_eq!((again.balance, again.refunds.len()), (10_000, 1));
+    assert_eq!(
+        h.toss.server.stats().cancels,
+        cancels,
+        "not cancelled again"
+    );
+    assert_eq!(
+        h.toss.client().get(&key).await.unwrap().balance_amount,
+        10_000
+    );
+}
+
+/// A staff partial refund Toss refused as too soon and did not carry out stays refused, with
+/// nothing recorded; once Toss takes requests again, a new key refunds it once.
+#[tokio::test]
+async fn a_partial_refund_refused_as_too_soon_records_nothing() {
+    let h = Harness::new().await;
+    let staff = Identity::staff("s-1");
+    let (order, key) = h
+        .paid_order_failing("c-1", 15_000, FailureMode::TooSoon)
         .await;
     let err = h
         .service
@@ -327,8 +370,15 @@ async fn a_partial_refund_answered_too_soon_still_shows_on_the_payment() {
         .unwrap_err();
     assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
     let payment = h.payment(&order).await;
-    assert_eq!(payment.balance, 10_000);
-    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!((payment.balance, payment.refunds.len()), (15_000, 0));
+
+    h.toss.server.set_failure(FailureMode::None, Some(&key));
+    let payment = h
+        .service
+        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-2")
+        .await
+        .unwrap();
+    assert_eq!((payment.balance, payment.refunds.len()), (10_000, 1));
     assert_eq!(
         h.toss.client().get(&key).await.unwrap().balance_amount,
         10_000
@@ -356,6 +406,33 @@ async fn a_timeout_records_nothing_and_a_retry_charges_once() {
         .await
         .unwrap();
     assert_eq!(paid.status, PaymentStatus::Confirmed);
+    assert_eq!(h.toss.server.stats().confirmed, 1);
+}
+
+/// A confirm whose caller goes away while Toss is still answering (a client or the gateway
+/// timing out drops the request) is carried to the end: the payment Toss approved is recorded,
+/// and the saga hears of it, without the customer asking again.
+#[tokio::test]
+async fn a_confirm_whose_caller_went_away_is_still_recorded() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let order = h.payable_order("c-1", 15_000).await;
+    // Approved at once, answered 200 ms later (the test server's slow delay).
+    let key = h.mint_failing(&order, 15_000, FailureMode::Slow).await;
+    let gone = tokio::time::timeout(
+        Duration::from_millis(50),
+        h.service.confirm(Some(&me), &order, &key, 15_000),
+    )
+    .await;
+    assert!(gone.is_err(), "the caller left before Toss answered");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.payment(&order).await.status != PaymentStatus::Confirmed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the approved payment was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(h.toss.server.stats().confirmed, 1);
 }
 

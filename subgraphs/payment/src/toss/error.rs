@@ -129,12 +129,16 @@ impl TossError {
     }
 
     /// Whether the request may have taken effect at Toss although it failed (no answer, a
-    /// 5xx, or refused as coming right after another request, which may have gone through):
-    /// reload the payment before deciding anything.
+    /// 5xx, a success we could not read, or refused as coming right after another request,
+    /// which may have gone through): reload the payment before deciding anything.
     pub fn maybe_done(&self) -> bool {
         match self.status {
             None => self.code != codes::INVALID_REQUEST,
-            Some(status) => status >= 500 || self.code == codes::FORBIDDEN_CONSECUTIVE_REQUEST,
+            Some(status) => {
+                status >= 500
+                    || (200..300).contains(&status)
+                    || self.code == codes::FORBIDDEN_CONSECUTIVE_REQUEST
+            }
         }
     }
 
@@ -179,5 +183,9 @@ mod tests {
         assert!(consecutive.maybe_done() && !consecutive.is_transient());
         assert!(TossError::api(400, codes::PROVIDER_ERROR, "잠시 후").is_try_later());
         assert!(!declined.is_try_later() && !timeout.is_try_later());
+        // A success whose body we could not read: done at Toss, as far as anyone knows.
+        let unreadable = TossError::api(200, codes::TOSS_BAD_RESPONSE, "unreadable payment");
+        assert!(unreadable.maybe_done() && !unreadable.is_transient());
+        assert!(!unreadable.is_rejection() && !unreadable.is_try_later());
     }
 }
