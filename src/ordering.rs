@@ -236,7 +236,13 @@ pub async fn start_order(
     let orders = OrderService::new(
         store.clone(),
         order::pricing::PriceBook::new(models.pool().clone()),
-    );
+    )
+    .with_open_order_limit(order::service::OpenOrderLimit {
+        read_models: models.pool().clone(),
+        max: platform.settings.order_max_open_per_customer,
+        // An order is open until its payment times out; a minute more for the saga's clock.
+        window: saga.payment_timeout + chrono::Duration::minutes(1),
+    });
     models.register(&order::orders_view::OrdersView).await?;
     let (updates, follower) = OrderUpdates::follow(store.clone()).await?;
     let orchestrator = Orchestrator::sharing_orders(

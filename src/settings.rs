@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 /// The longest the saga's clock may be set to wait (payment timeout, refund retry).
 const MAX_SAGA_WAIT_SECS: u64 = 7 * 24 * 60 * 60;
+/// Highest `ORDER_MAX_OPEN_PER_CUSTOMER`.
+const MAX_OPEN_ORDERS: u32 = 1_000;
 
 /// Everything the platform reads at start. A missing production setting selects the
 /// embedded adapter of that port.
@@ -54,6 +56,9 @@ pub struct Settings {
     /// Seconds before the saga asks again for a refund Toss refused for now;
     /// `REFUND_RETRY_SECS`.
     pub refund_retry_secs: u64,
+    /// Most orders one customer may have awaiting stock or payment at once;
+    /// `ORDER_MAX_OPEN_PER_CUSTOMER`.
+    pub order_max_open_per_customer: u32,
     /// Cognito user pool region; `COGNITO_REGION`. With the pool and client id it selects
     /// Cognito; unset: the local dev issuer.
     pub cognito_region: Option<String>,
@@ -116,6 +121,7 @@ impl Default for Settings {
             toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
             payment_timeout_secs: 600,
             refund_retry_secs: 120,
+            order_max_open_per_customer: 10,
             cognito_region: None,
             cognito_user_pool_id: None,
             cognito_client_id: None,
@@ -304,6 +310,15 @@ impl Settings {
                 reason: format!("must be 1 to {MAX_SAGA_WAIT_SECS} (a week)"),
             });
         }
+        if let Some(v) = var("ORDER_MAX_OPEN_PER_CUSTOMER") {
+            settings.order_max_open_per_customer = parse("ORDER_MAX_OPEN_PER_CUSTOMER", &v)?;
+        }
+        if !(1..=MAX_OPEN_ORDERS).contains(&settings.order_max_open_per_customer) {
+            return Err(SettingsError::Env {
+                name: "ORDER_MAX_OPEN_PER_CUSTOMER",
+                reason: format!("must be 1 to {MAX_OPEN_ORDERS}"),
+            });
+        }
         if settings.chat_workers == 0 || settings.embedding_catch_up_ms == 0 {
             return Err(SettingsError::Env {
                 name: "CHAT_WORKERS",
@@ -433,6 +448,19 @@ mod tests {
                     Settings::load_from(None, |n| (n == name).then(|| value.into())).unwrap_err();
                 assert!(err.to_string().contains(name), "{name}={value}: {err}");
             }
+        }
+    }
+
+    #[test]
+    fn open_orders_per_customer_are_bounded() {
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert_eq!(d.order_max_open_per_customer, 10);
+        let name = "ORDER_MAX_OPEN_PER_CUSTOMER";
+        let s = Settings::load_from(None, |n| (n == name).then(|| "3".into())).unwrap();
+        assert_eq!(s.order_max_open_per_customer, 3);
+        for value in ["0", "1001", "-1", "many"] {
+            let err = Settings::load_from(None, |n| (n == name).then(|| value.into())).unwrap_err();
+            assert!(err.to_string().contains(name), "{value}: {err}");
         }
     }
 

@@ -374,3 +374,25 @@ pub async fn list_orders(
         rows: out,
     })
 }
+
+/// How many of `customer`'s orders placed since `since` await stock or payment (PLACED,
+/// STOCK_RESERVED, PAYMENT_PENDING), counting no further than `limit`.
+pub async fn open_orders(
+    pool: &AnyPool,
+    customer: &str,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Result<u32, sqlx::Error> {
+    // The range of the customer's recent orders on `orders_by_customer`, never all of them.
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM rm_orders_orders \
+         WHERE customer_id = $1 AND created_at >= $2 \
+         AND status IN ('PLACED', 'STOCK_RESERVED', 'PAYMENT_PENDING') LIMIT {limit}) AS open"
+    );
+    let count: i64 = sqlx::query_scalar(&sql)
+        .bind(customer)
+        .bind(micros(since))
+        .fetch_one(pool)
+        .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}

@@ -6,6 +6,7 @@ use auth::{AuthError, Identity};
 use contracts::StockLine;
 use contracts::events::PricedLine;
 use eventstore::{EventStore, Metadata, Repository, RepositoryError};
+use sqlx::AnyPool;
 use uuid::Uuid;
 
 use crate::orchestrator::Orchestrator;
@@ -36,6 +37,9 @@ pub enum ServiceError {
     /// The idempotency key already stands for an order of other lines.
     #[error("idempotencyKey was already used for an order of other lines; use a new key")]
     KeyReused,
+    /// The customer has as many orders awaiting stock or payment as one may.
+    #[error("you have {0} orders awaiting payment; pay for or cancel one before placing another")]
+    TooManyOpenOrders(u32),
     /// Infrastructure failed.
     #[error("order service unavailable: {0}")]
     Internal(String),
@@ -50,6 +54,7 @@ impl ServiceError {
             Self::Unavailable(_) => "PRODUCT_NOT_AVAILABLE",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::KeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::TooManyOpenOrders(_) => "TOO_MANY_OPEN_ORDERS",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -98,12 +103,25 @@ pub enum StaffStep {
     Complete,
 }
 
+/// How many orders awaiting stock or payment one customer may have at once, so that nobody
+/// holds back the shop's stock with orders never paid for.
+#[derive(Clone)]
+pub struct OpenOrderLimit {
+    /// The read-model database with the orders (`rm_orders_orders`).
+    pub read_models: AnyPool,
+    /// Most open orders per customer.
+    pub max: u32,
+    /// How far back an order can still be open (the payment timeout, and some).
+    pub window: chrono::Duration,
+}
+
 /// Order operations.
 #[derive(Clone)]
 pub struct OrderService {
     orders: Repository<Order>,
     prices: PriceBook,
     saga: Option<Arc<Orchestrator>>,
+    open_limit: Option<OpenOrderLimit>,
 }
 
 impl OrderService {
@@ -115,7 +133,16 @@ impl OrderService {
                 .with_cache(ORDERS_CACHED),
             prices,
             saga: None,
+            open_limit: None,
         }
+    }
+
+    /// The service refusing a customer's new order while they have `limit.max` open ones
+    /// (counted in the orders read model, so a burst faster than its projection may pass a
+    /// few more).
+    pub fn with_open_order_limit(mut self, limit: OpenOrderLimit) -> Self {
+        self.open_limit = Some(limit);
+        self
     }
 
     /// The service placing orders through `saga` (built on [`OrderService::repository`]): a
@@ -150,7 +177,7 @@ impl OrderService {
     ) -> Result<Order, ServiceError> {
         let me = auth::require(identity)?;
         let key = idempotency_key.trim();
-        if key.is_empty() || key.len() > 128 || key.chars().any(char::is_control) {
+        if key.is_empty() || key.chars().count() > 128 || key.chars().any(char::is_control) {
             return Err(ServiceError::BadInput(
                 "idempotencyKey must be 1 to 128 printable characters".into(),
             ));
@@ -159,9 +186,23 @@ impl OrderService {
         let order_id = Self::order_id_for(&me.sub, key);
         // A new key is the common case: the order's stream is not read first (the append
         // expects no stream, and a retried key finds its order then).
-        let known = self.orders.current_or_empty(&order_id)?;
-        if known.version > 0 {
-            return replayed(known.state, &lines);
+        if self.orders.current_or_empty(&order_id)?.version > 0 {
+            // A retried key: its order as stored now (another replica's saga may have moved it
+            // on since this one cached it).
+            return replayed(self.orders.load(&order_id).await?.state, &lines);
+        }
+        if let Some(limit) = &self.open_limit {
+            let since = chrono::Utc::now() - limit.window;
+            let open =
+                crate::orders_view::open_orders(&limit.read_models, &me.sub, since, limit.max)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "counting open orders failed");
+                        ServiceError::Internal("READ_MODEL_UNAVAILABLE".into())
+                    })?;
+            if open >= limit.max {
+                return Err(ServiceError::TooManyOpenOrders(open));
+            }
         }
         let priced = match self.price(&lines).await {
             Ok(priced) => priced,
@@ -300,7 +341,10 @@ impl OrderService {
         if order.customer_id != me.sub {
             return Err(AuthError::Forbidden("only the customer can cancel; staff reject").into());
         }
-        let reason = reason.unwrap_or_else(|| "cancelled by the customer".into());
+        let reason = match reason.as_deref().map(str::trim) {
+            None | Some("") => "cancelled by the customer".to_owned(),
+            Some(given) => given.to_owned(),
+        };
         if reason.chars().count() > 500 {
             return Err(ServiceError::BadInput(
                 "reason is longer than 500 characters".into(),

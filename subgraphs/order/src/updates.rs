@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use eventstore::{EventStore, Position};
+use eventstore::EventStore;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 
@@ -29,7 +29,9 @@ impl OrderUpdates {
         store: Arc<dyn EventStore>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), eventstore::StoreError> {
         let (tx, _) = broadcast::channel(4096);
-        let head = store.head().await.unwrap_or(Position::START);
+        // From the head, never from the start: a failure to read it is the caller's to
+        // retry, not a reason to replay every event ever stored.
+        let head = store.head().await?;
         let sender = tx.clone();
         let task = tokio::spawn(async move {
             let mut events = store.subscribe_all(head);

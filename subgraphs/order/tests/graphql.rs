@@ -13,7 +13,7 @@ use inventory::{InventoryState, NewProduct, ProductCatalog};
 use order::orders_view::OrdersView;
 use order::pricing::PriceBook;
 use order::schema::OrderState;
-use order::service::OrderService;
+use order::service::{OpenOrderLimit, OrderService};
 use order::updates::OrderUpdates;
 use projections::{Projection, ReadModels};
 use serde_json::{Value, json};
@@ -62,6 +62,11 @@ fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'sta
 
 impl TestServer {
     async fn start() -> Self {
+        Self::start_with_open_limit(None).await
+    }
+
+    /// The server refusing a customer's order past `open_limit` open ones, when given.
+    async fn start_with_open_limit(open_limit: Option<u32>) -> Self {
         testkit::init_logs();
         // reqwest builds its TLS config up front, even for plain http.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -87,8 +92,16 @@ impl TestServer {
             })
             .collect();
         let (updates, follower) = OrderUpdates::follow(store.clone()).await.unwrap();
+        let mut service = OrderService::new(store.clone(), PriceBook::new(models.pool().clone()));
+        if let Some(max) = open_limit {
+            service = service.with_open_order_limit(OpenOrderLimit {
+                read_models: models.pool().clone(),
+                max,
+                window: chrono::Duration::minutes(11),
+            });
+        }
         let state = OrderState {
-            service: OrderService::new(store.clone(), PriceBook::new(models.pool().clone())),
+            service,
             read_models: models.pool().clone(),
             updates,
         };
@@ -330,6 +343,22 @@ async fn places_an_order_at_catalog_prices_once_per_idempotency_key() {
     );
     let stream = StreamId::parse(format!("order-{id}")).unwrap();
     assert_eq!(server.store.stream_version(&stream).await.unwrap(), 1);
+    // Moved on elsewhere (another replica's saga or service, which this one's cache has not
+    // seen), the retried key answers the order as stored.
+    eventstore::Repository::<order::Order>::new(server.store.clone())
+        .execute(
+            &id,
+            order::OrderCommand::Cancel {
+                reason: "changed my mind".into(),
+            },
+            Metadata::new(),
+        )
+        .await
+        .unwrap();
+    let again = server
+        .place(&kim, "k1", &[(cake.as_str(), 2), (tart.as_str(), 1)])
+        .await;
+    assert_eq!(again["status"], "CANCELLED", "{again}");
     // Keys belong to a customer: another customer's "k1" is another order.
     let other = server
         .place(&Identity::customer("park"), "k1", &[(cake.as_str(), 1)])
@@ -359,7 +388,31 @@ async fn places_an_order_at_catalog_prices_once_per_idempotency_key() {
     let k2 = OrderService::order_id_for("kim", "k2");
     let stream = StreamId::parse(format!("order-{k2}")).unwrap();
     assert_eq!(server.store.stream_version(&stream).await.unwrap(), 0);
+
+    // Keys are measured in characters: 128 Hangul syllables (384 bytes) are a key, 129
+    // characters are not.
+    let hangul = "주".repeat(128);
+    let placed = server.place(&kim, &hangul, &[(cake.as_str(), 1)]).await;
+    assert_eq!(placed["total"], 6_500);
+    let body = server
+        .post(
+            Some(&kim),
+            PLACE,
+            json!({ "input": { "lines": [{ "productId": cake, "quantity": 1 }] }, "key": "주".repeat(129) }),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
     server.stop().await;
+}
+
+/// A follower of order changes that cannot read the store's head does not start (from the
+/// first event ever stored, it would replay them all before any live change).
+#[tokio::test]
+async fn order_updates_need_the_stores_head_to_start() {
+    let db = testkit::TestDb::new().await;
+    let store = PgEventStore::connect(db.url(), 2).await.unwrap();
+    store.pool().close().await;
+    assert!(OrderUpdates::follow(Arc::new(store)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,10 +498,21 @@ async fn every_refusal_has_a_code() {
         .post(Some(&staff()), cancel, json!({ "id": id }))
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let body = server.post(Some(&kim), cancel, json!({ "id": id })).await;
+    // A blank reason is no reason: the timeline says who cancelled.
+    let body = server
+        .post(
+            Some(&kim),
+            "mutation($id: ID!) { cancelOrder(id: $id, reason: \"  \") { status timeline { status reason } } }",
+            json!({ "id": id }),
+        )
+        .await;
     assert_eq!(
-        body,
-        json!({ "data": { "cancelOrder": { "status": "CANCELLED" } } })
+        body["data"]["cancelOrder"],
+        json!({ "status": "CANCELLED", "timeline": [
+            { "status": "PLACED", "reason": null },
+            { "status": "CANCELLED", "reason": "cancelled by the customer" },
+        ] }),
+        "{body}"
     );
     let body = server
         .post(Some(&staff()), accept, json!({ "id": id }))
@@ -462,6 +526,48 @@ async fn every_refusal_has_a_code() {
         .post(Some(&staff()), retry, json!({ "id": id }))
         .await;
     assert_eq!(code(&body), "INVALID_ORDER_STATUS", "{body}");
+    server.stop().await;
+}
+
+/// A customer with as many orders awaiting stock or payment as allowed is refused another
+/// (so nobody holds back the stock with orders never paid for), while a retried key still
+/// answers its order, other customers still order, and a cancel makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_with_too_many_open_orders_is_refused_another() {
+    let server = TestServer::start_with_open_limit(Some(2)).await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let lines = [(cake.as_str(), 1)];
+    let first = server.place(&kim, "k1", &lines).await;
+    server.place(&kim, "k2", &lines).await;
+    server.wait_for_orders("PLACED", 2).await;
+
+    let third =
+        json!({ "input": { "lines": [{ "productId": cake, "quantity": 1 }] }, "key": "k3" });
+    let body = server.post(Some(&kim), PLACE, third.clone()).await;
+    assert_eq!(code(&body), "TOO_MANY_OPEN_ORDERS", "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let k3 = OrderService::order_id_for("kim", "k3");
+    let stream = StreamId::parse(format!("order-{k3}")).unwrap();
+    assert_eq!(server.store.stream_version(&stream).await.unwrap(), 0);
+
+    assert_eq!(
+        server.place(&kim, "k1", &lines).await,
+        first,
+        "a retried key"
+    );
+    server
+        .place(&Identity::customer("park"), "k1", &lines)
+        .await;
+
+    let cancel = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
+    let body = server
+        .post(Some(&kim), cancel, json!({ "id": first["id"] }))
+        .await;
+    assert_eq!(body["data"]["cancelOrder"]["status"], "CANCELLED", "{body}");
+    server.wait_for_orders("CANCELLED", 1).await;
+    let body = server.post(Some(&kim), PLACE, third).await;
+    assert_eq!(body["errors"], Value::Null, "{body}");
     server.stop().await;
 }
 
