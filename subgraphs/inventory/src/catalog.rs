@@ -84,7 +84,7 @@ impl ProductView {
         match event {
             ProductEvent::ProductCreated { .. } => {}
             ProductEvent::PriceChanged { price, .. } => self.price = *price,
-            ProductEvent::Restocked { quantity } => self.on_hand += i64::from(*quantity),
+            ProductEvent::Restocked { quantity, .. } => self.on_hand += i64::from(*quantity),
             ProductEvent::ProductDiscontinued => discontinued = true,
             ProductEvent::StockReserved { quantity, .. } => self.reserved += i64::from(*quantity),
             ProductEvent::StockReleased {

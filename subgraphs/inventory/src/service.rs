@@ -86,15 +86,20 @@ impl Inventory {
             .await
     }
 
-    /// Adds `quantity` units on hand to product `id`.
+    /// Adds `quantity` units on hand to product `id`; with a `restock_id` (the caller's
+    /// idempotency key) asking again adds nothing more.
     pub async fn restock(
         &self,
         id: &ProductId,
         quantity: i64,
+        restock_id: Option<String>,
         metadata: Metadata,
     ) -> Result<Product, InventoryError> {
-        self.run(id, ProductCommand::Restock { quantity }, metadata)
-            .await
+        let command = ProductCommand::Restock {
+            quantity,
+            restock_id,
+        };
+        self.run(id, command, metadata).await
     }
 
     /// Stops selling product `id`.

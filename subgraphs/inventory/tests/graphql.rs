@@ -273,6 +273,12 @@ async fn staff_mutations_return_their_own_write(server: &TestServer) {
         body["data"],
         json!({ "changePrice": { "price": 7000 }, "restock": { "stockOnHand": 10, "available": 10 } })
     );
+    // With an idempotency key, a restock asked again (after a lost answer) adds its units once.
+    let keyed = r#"mutation { restock(id: "p-1", quantity: 5, idempotencyKey: "delivery-7") { stockOnHand } }"#;
+    for _ in 0..2 {
+        let body = server.post(Some(&me), keyed, json!({})).await;
+        assert_eq!(body["data"]["restock"]["stockOnHand"], 15, "{body}");
+    }
     let body = server
         .post(
             Some(&me),
@@ -302,7 +308,7 @@ async fn staff_mutations_return_their_own_write(server: &TestServer) {
     // Creating again with the same id and details is a safe retry (even after the price
     // changed); other details conflict.
     let again = server.create("p-1", "Canele", "pastry", 0).await;
-    assert_eq!(again["stockOnHand"], 10);
+    assert_eq!(again["stockOnHand"], 15);
     let body = server
         .post(
             Some(&me),
@@ -397,6 +403,14 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_written(server: &Tes
         (
             r#"mutation { changePrice(id: "p-2", price: -1) { id } }"#,
             "price",
+        ),
+        (
+            r#"mutation { restock(id: "p-2", quantity: 1, idempotencyKey: " ") { id } }"#,
+            "idempotencyKey",
+        ),
+        (
+            r#"mutation { restock(id: "p-2", quantity: 1, idempotencyKey: "배송-1") { id } }"#,
+            "idempotencyKey",
         ),
     ] {
         let body = server.post(Some(&me), mutation, json!({})).await;

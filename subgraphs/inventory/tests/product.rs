@@ -70,7 +70,13 @@ fn commit(r: &str) -> C {
 }
 
 fn with_stock(n: u32) -> Vec<E> {
-    vec![created(), E::Restocked { quantity: n }]
+    vec![
+        created(),
+        E::Restocked {
+            quantity: n,
+            restock_id: None,
+        },
+    ]
 }
 
 #[test]
@@ -84,7 +90,13 @@ fn creates_a_product_with_its_initial_stock() {
                 ..details()
             },
         })
-        .then_expect_events(vec![created(), E::Restocked { quantity: 5 }]);
+        .then_expect_events(vec![
+            created(),
+            E::Restocked {
+                quantity: 5,
+                restock_id: None,
+            },
+        ]);
     assert_eq!(state.name(), "Strawberry Cake");
     assert_eq!(state.on_hand(), 5);
     assert_eq!(state.status(), ProductStatus::OnSale);
@@ -182,6 +194,42 @@ fn validates_every_field_and_names_it() {
             },
             "image_url",
         ),
+        // Nothing invisible: zero-width spaces, bidi overrides, line separators.
+        (
+            NewProduct {
+                name: "\u{200B}".into(),
+                ..details()
+            },
+            "name",
+        ),
+        (
+            NewProduct {
+                name: "\u{202E}ekaC".into(),
+                ..details()
+            },
+            "name",
+        ),
+        (
+            NewProduct {
+                category: "cake\u{200B}".into(),
+                ..details()
+            },
+            "category",
+        ),
+        (
+            NewProduct {
+                description: "two\u{2028}lines".into(),
+                ..details()
+            },
+            "description",
+        ),
+        (
+            NewProduct {
+                name: "\u{200D}".into(),
+                ..details()
+            },
+            "name",
+        ),
         (
             NewProduct {
                 initial_stock: -1,
@@ -205,6 +253,24 @@ fn validates_every_field_and_names_it() {
                     && e.code() == "BAD_USER_INPUT"
             });
     }
+    // Emoji sequences (joined by U+200D) and Korean are names like any other.
+    AggregateTest::<Product>::given_no_previous_events()
+        .when(C::Create {
+            id: id(),
+            details: NewProduct {
+                name: "딸기 케이크 👩\u{200D}🍳".into(),
+                description: "line one\nline two".into(),
+                ..details()
+            },
+        })
+        .then_expect_events(vec![E::ProductCreated {
+            product_id: id(),
+            name: "딸기 케이크 👩\u{200D}🍳".into(),
+            description: "line one\nline two".into(),
+            price: 32_000,
+            category: "cake".into(),
+            image_url: Some("https://img.example/strawberry.jpg".into()),
+        }]);
     assert!(ProductId::parse("a/b").is_err());
     assert!(ProductId::parse("").is_err());
     assert!(ProductId::parse(&"x".repeat(65)).is_err());
@@ -233,12 +299,21 @@ fn a_price_is_positive_and_at_most_ten_million_won() {
 #[test]
 fn restocks_between_one_and_ten_thousand_units() {
     let state = AggregateTest::<Product>::given(with_stock(3))
-        .when(C::Restock { quantity: 10_000 })
-        .then_expect_events(vec![E::Restocked { quantity: 10_000 }]);
+        .when(C::Restock {
+            quantity: 10_000,
+            restock_id: None,
+        })
+        .then_expect_events(vec![E::Restocked {
+            quantity: 10_000,
+            restock_id: None,
+        }]);
     assert_eq!(state.on_hand(), 10_003);
     for bad in [0, -1, 10_001] {
         AggregateTest::<Product>::given(vec![created()])
-            .when(C::Restock { quantity: bad })
+            .when(C::Restock {
+                quantity: bad,
+                restock_id: None,
+            })
             .then_expect_error(|e| {
                 matches!(
                     e,
@@ -249,6 +324,60 @@ fn restocks_between_one_and_ten_thousand_units() {
                 )
             });
     }
+}
+
+/// A restock asked again with its idempotency key (a retry after an error or a timeout) adds
+/// nothing more, the same key for another quantity is refused, and only the latest keys are
+/// remembered.
+#[test]
+fn a_keyed_restock_adds_its_units_once() {
+    let keyed = |quantity: i64, key: &str| C::Restock {
+        quantity,
+        restock_id: Some(key.into()),
+    };
+    let done = E::Restocked {
+        quantity: 5,
+        restock_id: Some("k-1".into()),
+    };
+    let state = AggregateTest::<Product>::given(with_stock(3))
+        .when(keyed(5, "k-1"))
+        .then_expect_events(vec![done.clone()]);
+    assert_eq!(state.on_hand(), 8);
+    let mut given = with_stock(3);
+    given.push(done);
+    AggregateTest::<Product>::given(given.clone())
+        .when(keyed(5, "k-1"))
+        .then_expect_events(vec![]);
+    AggregateTest::<Product>::given(given.clone())
+        .when(keyed(6, "k-1"))
+        .then_expect_error(|e| {
+            matches!(
+                e,
+                ProductError::Invalid {
+                    field: "idempotency_key",
+                    ..
+                }
+            )
+        });
+    AggregateTest::<Product>::given(given.clone())
+        .when(keyed(5, "k-2"))
+        .then_expect_events(vec![E::Restocked {
+            quantity: 5,
+            restock_id: Some("k-2".into()),
+        }]);
+    // After as many other keyed restocks as it remembers, the first key is new again.
+    for n in 0..inventory::product::RESTOCKS_REMEMBERED {
+        given.push(E::Restocked {
+            quantity: 1,
+            restock_id: Some(format!("other-{n}")),
+        });
+    }
+    AggregateTest::<Product>::given(given)
+        .when(keyed(5, "k-1"))
+        .then_expect_events(vec![E::Restocked {
+            quantity: 5,
+            restock_id: Some("k-1".into()),
+        }]);
 }
 
 #[test]
@@ -269,7 +398,10 @@ fn discontinues_once_and_then_refuses_to_sell() {
                 && e.to_string() == "'Strawberry Cake' is discontinued and no longer sold"
         });
     AggregateTest::<Product>::given(given)
-        .when(C::Restock { quantity: 1 })
+        .when(C::Restock {
+            quantity: 1,
+            restock_id: None,
+        })
         .then_expect_error(|e| e.code() == "NOT_ON_SALE");
 }
 

@@ -268,7 +268,7 @@ async fn redelivered_commands_get_the_same_reply_and_no_second_effect(store: Arc
     let reply = inventory.handle(refused.clone()).await.unwrap();
     assert!(matches!(reply, SagaReply::StockRejected { .. }));
     inventory
-        .restock(&pid("choux"), 10, Metadata::new())
+        .restock(&pid("choux"), 10, None, Metadata::new())
         .await
         .unwrap();
     assert_eq!(inventory.handle(refused).await.unwrap(), reply);

@@ -37,10 +37,12 @@ pub enum ProductCommand {
         /// The new price.
         price: i64,
     },
-    /// Adds units on hand.
+    /// Adds units on hand (once per `restock_id`, when given).
     Restock {
         /// Units, 1..=10,000.
         quantity: i64,
+        /// The caller's idempotency key: asked again with it, the restock adds nothing.
+        restock_id: Option<String>,
     },
     /// Stops selling the product (idempotent).
     Discontinue,
@@ -96,6 +98,9 @@ pub enum ProductEvent {
     Restocked {
         /// Units added.
         quantity: u32,
+        /// The restock's idempotency key, when the caller gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restock_id: Option<String>,
     },
     /// The product is no longer sold.
     ProductDiscontinued,

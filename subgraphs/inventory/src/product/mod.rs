@@ -12,7 +12,7 @@
 mod command;
 mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use eventstore::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,15 @@ pub struct Product {
     discontinued: bool,
     /// Open holds by reservation id.
     holds: BTreeMap<String, Hold>,
+    /// The latest restocks' idempotency keys and units, oldest first (at most
+    /// [`RESTOCKS_REMEMBERED`]).
+    #[serde(default)]
+    restocks: VecDeque<(String, u32)>,
 }
+
+/// Restock idempotency keys a product remembers: a retry comes within moments, not after
+/// this many other keyed restocks of the same product.
+pub const RESTOCKS_REMEMBERED: usize = 32;
 
 impl Product {
     /// Its id, once created.
@@ -201,7 +209,10 @@ impl Product {
         }
         let mut events = vec![created];
         if stock > 0 {
-            events.push(ProductEvent::Restocked { quantity: stock });
+            events.push(ProductEvent::Restocked {
+                quantity: stock,
+                restock_id: None,
+            });
         }
         Ok(events)
     }
@@ -290,8 +301,23 @@ impl Aggregate for Product {
                     price: new,
                 }])
             }
-            ProductCommand::Restock { quantity: added } => {
+            ProductCommand::Restock {
+                quantity: added,
+                restock_id,
+            } => {
                 let added = quantity("quantity", added, 1, MAX_RESTOCK)?;
+                if let Some(key) = &restock_id {
+                    match self.restocks.iter().find(|(seen, _)| seen == key) {
+                        Some((_, units)) if *units == added => return Ok(vec![]),
+                        Some(_) => {
+                            return Err(ProductError::invalid(
+                                "idempotency_key",
+                                "already used for a restock of another quantity; use a new key",
+                            ));
+                        }
+                        None => {}
+                    }
+                }
                 self.on_sale()?;
                 if self.on_hand.saturating_add(added) > MAX_ON_HAND {
                     return Err(ProductError::invalid(
@@ -302,7 +328,10 @@ impl Aggregate for Product {
                         ),
                     ));
                 }
-                Ok(vec![ProductEvent::Restocked { quantity: added }])
+                Ok(vec![ProductEvent::Restocked {
+                    quantity: added,
+                    restock_id,
+                }])
             }
             ProductCommand::Discontinue => {
                 if !self.exists() {
@@ -344,8 +373,17 @@ impl Aggregate for Product {
                 self.image_url = image_url.clone();
             }
             ProductEvent::PriceChanged { price, .. } => self.price = *price,
-            ProductEvent::Restocked { quantity } => {
-                self.on_hand = self.on_hand.saturating_add(*quantity)
+            ProductEvent::Restocked {
+                quantity,
+                restock_id,
+            } => {
+                self.on_hand = self.on_hand.saturating_add(*quantity);
+                if let Some(key) = restock_id {
+                    if self.restocks.len() == RESTOCKS_REMEMBERED {
+                        self.restocks.pop_front();
+                    }
+                    self.restocks.push_back((key.clone(), *quantity));
+                }
             }
             ProductEvent::ProductDiscontinued => self.discontinued = true,
             ProductEvent::StockReserved {

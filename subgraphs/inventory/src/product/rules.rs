@@ -169,7 +169,27 @@ pub(crate) fn quantity(
     }
 }
 
-/// Trims a text and checks its length in characters and that it holds no control characters.
+/// Whether `c` shows nothing or changes how the text around it shows (controls, format
+/// characters such as zero-width spaces and bidi overrides, line and paragraph separators,
+/// private-use and unassigned code points). The zero-width joiner stays: emoji sequences need
+/// it.
+fn invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
+    c != '\u{200D}'
+        && matches!(
+            c.general_category(),
+            G::Control
+                | G::Format
+                | G::LineSeparator
+                | G::ParagraphSeparator
+                | G::PrivateUse
+                | G::Surrogate
+                | G::Unassigned
+        )
+}
+
+/// Trims a text and checks its length in characters, that it holds nothing invisible (see
+/// [`invisible`]; a description may hold line breaks and tabs) and something visible.
 pub(crate) fn text(
     field: &'static str,
     raw: &str,
@@ -186,12 +206,15 @@ pub(crate) fn text(
     }
     if trimmed
         .chars()
-        .any(|c| c.is_control() && !(field == "description" && matches!(c, '\n' | '\t')))
+        .any(|c| invisible(c) && !(field == "description" && matches!(c, '\n' | '\t')))
     {
         return Err(ProductError::invalid(
             field,
-            "must not contain control characters",
+            "must not contain control, format or invisible characters",
         ));
+    }
+    if min > 0 && trimmed.chars().all(|c| c == '\u{200D}') {
+        return Err(ProductError::invalid(field, "must show something"));
     }
     Ok(trimmed.to_owned())
 }
