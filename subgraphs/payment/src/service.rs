@@ -254,9 +254,14 @@ impl PaymentService {
         let (order_id, payment_key) = (order_id.to_owned(), payment_key.to_owned());
         tokio::spawn(
             async move {
-                service
+                let outcome = service
                     .confirm_at_toss(&order_id, &payment_key, amount, metadata)
-                    .await
+                    .await;
+                // Logged here too: the caller may have gone.
+                if let Err(err) = &outcome {
+                    tracing::warn!(order_id, code = err.code(), error = %err, "confirm failed");
+                }
+                outcome
             }
             .in_current_span(),
         )
@@ -557,6 +562,7 @@ impl PaymentService {
             // left to refund, and that cancel's own event tells the order.
             return Ok(0);
         }
+        let asked_at = Utc::now();
         let (cancels, ours) = match self
             .inner
             .toss
@@ -574,7 +580,12 @@ impl PaymentService {
             // after another request: if Toss shows it, it is recorded as this refund, so asking
             // again (same id) answers it instead of failing, or refunding twice under a new id.
             Err(err) if err.maybe_done() => {
-                match self.cancel_made(&payment_key, &state, amount).await {
+                let asked = Asked {
+                    amount,
+                    reason: &reason,
+                    at: asked_at,
+                };
+                match self.cancel_made(&payment_key, &state, asked).await {
                     Ok(Some(found)) => found,
                     Ok(None) => {
                         return self
@@ -625,14 +636,16 @@ impl PaymentService {
 
     /// After a cancel that failed but may have gone through: Toss's cancels and the one that
     /// is this attempt's, when Toss shows exactly one cancel not recorded before it (`before`)
-    /// for the amount asked (all of the balance when `amount` is `None`). The order's refund
-    /// turn keeps our other refunds and the webhook's recording out meanwhile; a cancel made in
-    /// the Toss console in the same moment for the same amount would be taken for it.
+    /// that matches what was `asked`: the amount (all of the balance when `None`), the reason,
+    /// made no earlier than the ask (less [`CLOCK_SKEW`]). The order's refund turn keeps our
+    /// other refunds and the webhook's recording out meanwhile; an earlier refund of ours left
+    /// unrecorded is older than the ask; a cancel made in the Toss console in the same moment
+    /// for the same amount and reason would be taken for it.
     async fn cancel_made(
         &self,
         payment_key: &str,
         before: &Payment,
-        amount: Option<i64>,
+        asked: Asked<'_>,
     ) -> Result<Option<(Vec<TossCancel>, TossCancel)>, PaymentError> {
         let paid = self.inner.toss.get(payment_key).await?;
         let known = |cancel: &TossCancel| {
@@ -648,7 +661,10 @@ impl PaymentService {
         let (Some(ours), None) = (new.next(), new.next()) else {
             return Ok(None);
         };
-        if ours.cancel_amount != amount.unwrap_or(before.balance) {
+        let matches = ours.cancel_amount == asked.amount.unwrap_or(before.balance)
+            && ours.cancel_reason == asked.reason
+            && ours.canceled_at >= asked.at - CLOCK_SKEW;
+        if !matches {
             return Ok(None);
         }
         let ours = ours.clone();
@@ -682,6 +698,19 @@ impl PaymentService {
         Err(err.into())
     }
 }
+
+/// What a cancel asked of Toss, to know it again among Toss's cancels.
+struct Asked<'a> {
+    /// KRW, or the whole balance.
+    amount: Option<i64>,
+    /// The reason sent.
+    reason: &'a str,
+    /// When it was sent.
+    at: chrono::DateTime<Utc>,
+}
+
+/// How far Toss's clock may be behind ours when a cancel is matched to its ask by time.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
 
 /// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
 /// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail

@@ -354,6 +354,36 @@ async fn a_partial_refund_answered_too_soon_that_went_through_is_recorded_as_ask
     );
 }
 
+/// A cancel Toss made that is not this refund's (here one made elsewhere, for the same amount
+/// but another reason, and not recorded yet) is not taken for it when Toss answers "too soon":
+/// it is recorded as made at Toss, and staff's refund stays refused.
+#[tokio::test]
+async fn a_refund_refused_as_too_soon_does_not_take_another_cancel_for_its_own() {
+    let h = Harness::new().await;
+    let staff = Identity::staff("s-1");
+    let (order, key) = h.paid_order("c-1", 15_000).await;
+    h.toss
+        .client()
+        .cancel(&key, "customer called", Some(5_000), "console-1")
+        .await
+        .unwrap();
+    h.toss.server.set_failure(FailureMode::TooSoon, Some(&key));
+    let err = h
+        .service
+        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
+    let payment = h.payment(&order).await;
+    assert_eq!(payment.balance, 10_000);
+    assert_eq!(payment.refunds.len(), 1);
+    assert!(
+        payment.refunds[0].refund_id.starts_with("toss-"),
+        "{:?}",
+        payment.refunds
+    );
+}
+
 /// A staff partial refund Toss refused as too soon and did not carry out stays refused, with
 /// nothing recorded; once Toss takes requests again, a new key refunds it once.
 #[tokio::test]
@@ -419,12 +449,17 @@ async fn a_confirm_whose_caller_went_away_is_still_recorded() {
     let order = h.payable_order("c-1", 15_000).await;
     // Approved at once, answered 200 ms later (the test server's slow delay).
     let key = h.mint_failing(&order, 15_000, FailureMode::Slow).await;
-    let gone = tokio::time::timeout(
-        Duration::from_millis(50),
-        h.service.confirm(Some(&me), &order, &key, 15_000),
-    )
-    .await;
-    assert!(gone.is_err(), "the caller left before Toss answered");
+    // The caller leaves once Toss has the request (well before its answer).
+    let confirm = h.service.confirm(Some(&me), &order, &key, 15_000);
+    let asked = async {
+        while h.toss.server.stats().confirm_requests == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        answered = confirm => panic!("answered before the caller left: {answered:?}"),
+        () = asked => {}
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while h.payment(&order).await.status != PaymentStatus::Confirmed {
         assert!(

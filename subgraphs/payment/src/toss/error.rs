@@ -129,8 +129,9 @@ impl TossError {
     }
 
     /// Whether the request may have taken effect at Toss although it failed (no answer, a
-    /// 5xx, a success we could not read, or refused as coming right after another request,
-    /// which may have gone through): reload the payment before deciding anything.
+    /// 5xx, a success we could not read, still being processed under its idempotency key, or
+    /// refused as coming right after another request, which may have gone through): reload
+    /// the payment before deciding anything.
     pub fn maybe_done(&self) -> bool {
         match self.status {
             None => self.code != codes::INVALID_REQUEST,
@@ -138,6 +139,7 @@ impl TossError {
                 status >= 500
                     || (200..300).contains(&status)
                     || self.code == codes::FORBIDDEN_CONSECUTIVE_REQUEST
+                    || self.code == codes::IDEMPOTENT_REQUEST_PROCESSING
             }
         }
     }
@@ -186,6 +188,8 @@ mod tests {
         // A success whose body we could not read: done at Toss, as far as anyone knows.
         let unreadable = TossError::api(200, codes::TOSS_BAD_RESPONSE, "unreadable payment");
         assert!(unreadable.maybe_done() && !unreadable.is_transient());
+        let processing = TossError::api(409, codes::IDEMPOTENT_REQUEST_PROCESSING, "처리 중");
+        assert!(processing.maybe_done() && processing.is_transient());
         assert!(!unreadable.is_rejection() && !unreadable.is_try_later());
     }
 }
