@@ -201,6 +201,12 @@ impl OrderService {
                         ServiceError::Internal("READ_MODEL_UNAVAILABLE".into())
                     })?;
             if open >= limit.max {
+                // A retried key whose order this replica has not cached is one of those open
+                // orders: it is answered, not refused.
+                let existing = self.orders.load(&order_id).await?;
+                if existing.version > 0 {
+                    return replayed(existing.state, &lines);
+                }
                 return Err(ServiceError::TooManyOpenOrders(open));
             }
         }

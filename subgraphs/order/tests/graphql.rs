@@ -556,6 +556,24 @@ async fn a_customer_with_too_many_open_orders_is_refused_another() {
         first,
         "a retried key"
     );
+    // Also on a replica that has not cached it (another process, a restart).
+    let models = ReadModels::connect(server._db.url()).await.unwrap();
+    let cold = OrderService::new(server.store.clone(), PriceBook::new(models.pool().clone()))
+        .with_open_order_limit(OpenOrderLimit {
+            read_models: models.pool().clone(),
+            max: 2,
+            window: chrono::Duration::minutes(11),
+        });
+    let again = cold
+        .place(Some(&kim), vec![(cake.clone(), 1)], "k2")
+        .await
+        .unwrap();
+    assert_eq!(again.status, order::OrderStatus::Placed);
+    let refused = cold
+        .place(Some(&kim), vec![(cake.clone(), 1)], "k3")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "TOO_MANY_OPEN_ORDERS");
     server
         .place(&Identity::customer("park"), "k1", &lines)
         .await;
