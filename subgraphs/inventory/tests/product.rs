@@ -232,6 +232,20 @@ fn validates_every_field_and_names_it() {
         ),
         (
             NewProduct {
+                name: "\u{3164}".into(),
+                ..details()
+            },
+            "name",
+        ),
+        (
+            NewProduct {
+                name: "tag\u{E0067}".into(),
+                ..details()
+            },
+            "name",
+        ),
+        (
+            NewProduct {
                 initial_stock: -1,
                 ..details()
             },
@@ -253,19 +267,22 @@ fn validates_every_field_and_names_it() {
                     && e.code() == "BAD_USER_INPUT"
             });
     }
-    // Emoji sequences (joined by U+200D) and Korean are names like any other.
+    // Emoji sequences (joined by U+200D; Scotland's flag, of tag characters) and Korean are
+    // names like any other.
+    const SHOWN: &str =
+        "딸기 케이크 👩\u{200D}🍳 \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
     AggregateTest::<Product>::given_no_previous_events()
         .when(C::Create {
             id: id(),
             details: NewProduct {
-                name: "딸기 케이크 👩\u{200D}🍳".into(),
+                name: SHOWN.into(),
                 description: "line one\nline two".into(),
                 ..details()
             },
         })
         .then_expect_events(vec![E::ProductCreated {
             product_id: id(),
-            name: "딸기 케이크 👩\u{200D}🍳".into(),
+            name: SHOWN.into(),
             description: "line one\nline two".into(),
             price: 32_000,
             category: "cake".into(),

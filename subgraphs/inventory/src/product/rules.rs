@@ -169,14 +169,22 @@ pub(crate) fn quantity(
     }
 }
 
+/// Hangul fillers: letters by category, blank on screen.
+const HANGUL_FILLERS: [char; 4] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}'];
+
 /// Whether `c` shows nothing or changes how the text around it shows (controls, format
 /// characters such as zero-width spaces and bidi overrides, line and paragraph separators,
-/// private-use and unassigned code points). The zero-width joiner stays: emoji sequences need
-/// it.
-fn invisible(c: char) -> bool {
+/// private-use and unassigned code points, Hangul fillers). Emoji sequences keep what they are
+/// made of: the zero-width joiner, and tag characters after a black flag (`in_flag`: the
+/// subdivision flags, such as Scotland's).
+fn invisible(c: char, in_flag: bool) -> bool {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
-    c != '\u{200D}'
-        && matches!(
+    let tag = ('\u{E0020}'..='\u{E007F}').contains(&c);
+    if c == '\u{200D}' || (tag && in_flag) {
+        return false;
+    }
+    HANGUL_FILLERS.contains(&c)
+        || matches!(
             c.general_category(),
             G::Control
                 | G::Format
@@ -186,6 +194,17 @@ fn invisible(c: char) -> bool {
                 | G::Surrogate
                 | G::Unassigned
         )
+}
+
+/// Whether `text` holds an invisible character (see [`invisible`]), bar those `allowed`.
+fn holds_invisible(text: &str, allowed: impl Fn(char) -> bool) -> bool {
+    let mut in_flag = false;
+    text.chars().any(|c| {
+        let tag = ('\u{E0020}'..='\u{E007F}').contains(&c);
+        let hidden = invisible(c, in_flag) && !allowed(c);
+        in_flag = c == '\u{1F3F4}' || (in_flag && tag);
+        hidden
+    })
 }
 
 /// Trims a text and checks its length in characters, that it holds nothing invisible (see
@@ -204,10 +223,9 @@ pub(crate) fn text(
             format!("must be {min}..={max} characters, got {chars}"),
         ));
     }
-    if trimmed
-        .chars()
-        .any(|c| invisible(c) && !(field == "description" && matches!(c, '\n' | '\t')))
-    {
+    if holds_invisible(trimmed, |c| {
+        field == "description" && matches!(c, '\n' | '\t')
+    }) {
         return Err(ProductError::invalid(
             field,
             "must not contain control, format or invisible characters",
