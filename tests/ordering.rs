@@ -357,7 +357,8 @@ async fn paid_then_cancelled_refunds_and_returns_stock(h: Harness) {
         .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
         .await;
     assert_eq!(h.stock(&cake).await, (6, 2));
-    h.pay(&kim, &order, 9_000).await.unwrap();
+    let paid = h.pay(&kim, &order, 9_000).await.unwrap();
+    let key = paid.payment_key.unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
     h.wait_stock(&cake, (4, 0), "stock committed").await;
     h.ordering
@@ -369,6 +370,9 @@ async fn paid_then_cancelled_refunds_and_returns_stock(h: Harness) {
     h.wait_stock(&cake, (6, 0), "stock back").await;
     let payment = h.payment_of(&kim, &order.id).await;
     assert_eq!(payment.balance, 0, "fully refunded");
+    // Toss's own books agree: one cancel, nothing left.
+    assert_eq!(h.toss.stats().cancels, 1);
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,7 +387,10 @@ async fn out_of_stock_is_rejected_with_a_reason() {
         .last()
         .and_then(|c| c.reason.clone())
         .unwrap();
-    assert!(reason.contains("out of stock"), "{reason}");
+    assert!(
+        reason.contains("only 1 of 'Chestnut Mont Blanc' left, 2 requested"),
+        "{reason}"
+    );
     assert_eq!(h.stock(&cake).await, (1, 0));
 }
 
@@ -396,11 +403,15 @@ async fn declined_card_cancels_and_releases_stock() {
     let order = h
         .wait_status(&kim, &order.id, OrderStatus::PaymentPending)
         .await;
+    assert_eq!(h.stock(&cake).await, (5, 3), "held while awaiting payment");
     h.toss.set_failure(FailureMode::Declined, None);
     let err = h.pay(&kim, &order, 15_000).await.unwrap_err();
     assert_eq!(err.code(), "REJECT_CARD_COMPANY");
     h.wait_status(&kim, &order.id, OrderStatus::Cancelled).await;
     h.wait_stock(&cake, (5, 0), "stock released").await;
+    assert_eq!(h.toss.stats().confirmed, 0, "nothing charged");
+    let payment = h.payment_of(&kim, &order.id).await;
+    assert_eq!(payment.status, payment::payment::PaymentStatus::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,9 +424,10 @@ async fn unpaid_order_expires_and_releases_stock() {
         .await;
     h.wait_status(&kim, &order.id, OrderStatus::Expired).await;
     h.wait_stock(&cake, (4, 0), "stock released").await;
-    // Paying an expired order is refused.
+    // Paying an expired order is refused, before Toss is asked.
     let err = h.pay(&kim, &order, 32_000).await.unwrap_err();
     assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
+    assert_eq!(h.toss.stats().confirm_requests, 0);
 }
 
 /// A saga that cannot be loaded (here: a corrupt event, due long ago) is logged and skipped by
@@ -484,7 +496,7 @@ async fn staff_reject_after_payment_refunds() {
     let cake = h.product("Hojicha Cake", 6_800, 3).await;
     let kim = Identity::customer("kim");
     let staff = Identity::staff("lee");
-    let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
+    let (order, key) = h.paid_order(&kim, &cake, 6_800).await;
     h.ordering
         .orders
         .staff_step(Some(&staff), &order.id, order::service::StaffStep::Accept)
@@ -505,6 +517,8 @@ async fn staff_reject_after_payment_refunds() {
         .unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Refunded).await;
     h.wait_stock(&cake, (3, 0), "stock back").await;
+    assert_eq!(h.toss.stats().cancels, 1);
+    assert_eq!(h.toss.payment(&key).unwrap().balance_amount, 0);
 
     // Made, then rejected at pick-up (the wrong cake): refunded, and the cake stays sold.
     let (order, _) = h.paid_order(&kim, &cake, 6_800).await;
@@ -910,13 +924,21 @@ async fn duplicate_and_reordered_messages_change_nothing() {
         let record = relay::to_record(&h.platform.settings.kafka_topic_prefix, event).unwrap();
         h.platform.bus.publish(vec![record]).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        h.wait_status(&kim, &order.id, OrderStatus::PaymentPending)
-            .await
-            .status,
-        OrderStatus::PaymentPending
+    // The saga has read every copy (both of its groups caught up with their topics).
+    let group = &h.ordering.orchestrator.config().group;
+    let order_events = relay::topic_for(&h.platform.settings.kafka_topic_prefix, "order");
+    assert!(wait_until_caught_up(&format!("{group}-replies"), &replies).await);
+    assert!(wait_until_caught_up(group, &order_events).await);
+    let saga = h.ordering.orchestrator.saga(&order.id).await.unwrap();
+    assert_eq!(saga.phase, order::Phase::AwaitingPayment, "{saga:?}");
+    assert!(
+        saga.pending.is_empty(),
+        "nothing sent again: {:?}",
+        saga.pending
     );
+    let now = h.ordering.orders.get(Some(&kim), &order.id).await.unwrap();
+    assert_eq!(now.status, OrderStatus::PaymentPending);
+    assert_eq!(now.timeline.len(), 3, "no status twice: {:?}", now.timeline);
     assert_eq!(h.stock(&cake).await, (5, 1), "reserved once");
     h.pay(&kim, &order, 9_000).await.unwrap();
     h.wait_status(&kim, &order.id, OrderStatus::Paid).await;
@@ -958,7 +980,10 @@ async fn two_hundred_concurrent_orders_never_oversell() {
                         .last()
                         .and_then(|c| c.reason.clone())
                         .unwrap_or_default();
-                    assert!(reason.contains("out of stock"), "{reason}");
+                    assert!(
+                        reason.contains("'Limited Whole Cake' is sold out, 1 requested"),
+                        "{reason}"
+                    );
                     rejected += 1;
                     break;
                 }
