@@ -121,8 +121,10 @@ where
     );
     let group_name: Arc<str> = Arc::from(group);
     let mut senders = Vec::with_capacity(lanes);
-    // Lanes end only when this loop does; one ending before means its handler panicked.
-    let mut workers = futures::stream::FuturesUnordered::new();
+    // Lanes end only when this loop does; one ending before means its handler panicked. A
+    // worker that is dropped (its task aborted, its process stopping) aborts them with it, as a
+    // killed process would: no step goes on being handled by nobody.
+    let mut workers = tokio::task::JoinSet::new();
     // The bus is only borrowed here: lanes hand what to publish back to this loop.
     let (publish_tx, mut publish_rx) = tokio::sync::mpsc::channel::<(
         Vec<OutgoingRecord>,
@@ -138,7 +140,7 @@ where
             groups.clone(),
             group_name.clone(),
         );
-        workers.push(tokio::spawn(async move {
+        workers.spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let mut attempt: u32 = 0;
                 loop {
@@ -168,7 +170,7 @@ where
                     return;
                 }
             }
-        }));
+        });
     }
     drop(done_tx);
     drop(publish_tx);
@@ -202,7 +204,7 @@ where
                 });
             }
             Some(()) = futures::StreamExt::next(&mut publishing), if !publishing.is_empty() => {}
-            Some(ended) = futures::StreamExt::next(&mut workers), if !workers.is_empty() => {
+            Some(ended) = workers.join_next(), if !workers.is_empty() => {
                 let why = match ended {
                     Err(join) if join.is_panic() => "its handler panicked",
                     _ => "it ended",
@@ -261,9 +263,7 @@ where
             }
         }
     };
-    for worker in workers.iter() {
-        worker.abort();
-    }
+    workers.abort_all();
     outcome
 }
 

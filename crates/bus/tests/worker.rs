@@ -233,6 +233,54 @@ async fn a_panicking_handler_stops_the_worker_with_an_error() {
     assert!(err.to_string().contains("panicked"), "{err}");
 }
 
+/// A worker that is dropped mid-message (its task aborted, as when its process is stopped)
+/// stops its lanes with it: the handler in progress does not go on to finish by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_worker_stops_its_lanes() {
+    let bus = Arc::new(MemoryBus::new());
+    let topic = testkit::unique_name("slow");
+    bus.ensure_topics(&[topic.as_str()], 1).await.unwrap();
+    bus.publish(vec![OutgoingRecord::new(topic.clone(), "k", b"x".to_vec())])
+        .await
+        .unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (bus, topic) = (bus.clone(), topic.clone());
+        let (started, finished) = (started.clone(), finished.clone());
+        tokio::spawn(async move {
+            let topics = [topic.as_str()];
+            bus::worker::run_keyed_worker(
+                bus.as_ref(),
+                &[bus::Subscription::prompt("g", &topics)],
+                2,
+                by_key,
+                move |_msg: Message| {
+                    let (started, finished) = (started.clone(), finished.clone());
+                    async move {
+                        started.notify_one();
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(vec![])
+                    }
+                },
+                std::future::pending(),
+            )
+            .await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .expect("the handler started");
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !finished.load(std::sync::atomic::Ordering::SeqCst),
+        "the handler went on after its worker was dropped"
+    );
+}
+
 /// A message whose handling fails is counted under the group that received it, not under the
 /// worker's joined name, so a merged worker's failures stay attributable.
 #[tokio::test(flavor = "current_thread")]
