@@ -243,7 +243,8 @@ pub async fn start_order(
         // An order is open until its payment times out; a minute more for the saga's clock.
         window: saga.payment_timeout + chrono::Duration::minutes(1),
     });
-    models.register(&order::orders_view::OrdersView).await?;
+    let generation = models.register(&order::orders_view::OrdersView).await?;
+    order::orders_view::ensure_open_orders_index(models.pool(), generation).await?;
     let (updates, follower) = OrderUpdates::follow(store.clone()).await?;
     let orchestrator = Orchestrator::sharing_orders(
         store,

@@ -220,3 +220,92 @@ async fn orders_view_applies_batches_on_sqlite() {
     let (store, models, _guard) = sqlite().await;
     batches_fold_into_rows_and_later_batches_continue_them(store, models).await;
 }
+
+/// Whether the live orders table has its open-orders index.
+async fn has_open_index(models: &ReadModels) -> bool {
+    let sql = match models.backend() {
+        projections::read_models::Backend::Postgres => {
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'rm_orders_g1_orders_open'"
+        }
+        projections::read_models::Backend::Sqlite => {
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'rm_orders_g1_orders_open'"
+        }
+    };
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(models.pool())
+        .await
+        .unwrap();
+    n == 1
+}
+
+/// A customer's open orders (awaiting stock or payment) are counted, others' and settled ones
+/// not, up to the limit asked; the index they are counted in comes with the table, and is
+/// added to a generation made before it.
+async fn open_orders_are_counted_per_customer(store: Arc<dyn EventStore>, models: ReadModels) {
+    let generation = models.register(&OrdersView).await.unwrap();
+    assert!(has_open_index(&models).await, "made with the table");
+    append(&store, "o-a", &[placed("o-a", "kim", 1_000)]).await;
+    append(
+        &store,
+        "o-b",
+        &[placed("o-b", "kim", 2_000), requested("o-b", "kim", 2_000)],
+    )
+    .await;
+    append(
+        &store,
+        "o-c",
+        &[
+            placed("o-c", "kim", 3_000),
+            changed("o-c", OrderStatus::Paid, None),
+        ],
+    )
+    .await;
+    append(&store, "o-d", &[placed("o-d", "lee", 4_000)]).await;
+    let events = all_after(&store, Position::START, 6).await;
+    models
+        .apply_batch(&OrdersView, &events, None)
+        .await
+        .unwrap();
+    let count = |customer: &'static str, since: chrono::DateTime<Utc>, limit: u32| {
+        let pool = models.pool().clone();
+        async move {
+            order::orders_view::open_orders(&pool, customer, since, limit)
+                .await
+                .unwrap()
+        }
+    };
+    let hour_ago = Utc::now() - Duration::hours(1);
+    assert_eq!(count("kim", hour_ago, 10).await, 2);
+    assert_eq!(
+        count("kim", hour_ago, 1).await,
+        1,
+        "no further than the limit"
+    );
+    assert_eq!(count("lee", hour_ago, 10).await, 1);
+    assert_eq!(count("kim", Utc::now() + Duration::hours(1), 10).await, 0);
+
+    sqlx::query("DROP INDEX rm_orders_g1_orders_open")
+        .execute(models.pool())
+        .await
+        .unwrap();
+    order::orders_view::ensure_open_orders_index(models.pool(), generation)
+        .await
+        .unwrap();
+    assert!(
+        has_open_index(&models).await,
+        "added to an older generation"
+    );
+    assert_eq!(count("kim", hour_ago, 10).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_orders_are_counted_on_postgres() {
+    let (store, models, _guard) = postgres().await;
+    open_orders_are_counted_per_customer(store, models).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_orders_are_counted_on_sqlite() {
+    let (store, models, _guard) = sqlite().await;
+    open_orders_are_counted_per_customer(store, models).await;
+}

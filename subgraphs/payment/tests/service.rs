@@ -30,6 +30,23 @@ async fn refund_all(h: &Harness, order: &str, refund_id: &str) -> SagaReply {
         .unwrap()
 }
 
+/// Staff's partial refund of 5,000 KRW for a spoilt tart, under idempotency key `key`.
+async fn refund_spoilt_tart(
+    h: &Harness,
+    order: &str,
+    key: &str,
+) -> Result<payment::payment::Payment, payment::PaymentError> {
+    h.service
+        .refund_partly(
+            Some(&Identity::staff("s-1")),
+            order,
+            5_000,
+            "a spoilt tart",
+            key,
+        )
+        .await
+}
+
 #[tokio::test]
 async fn a_tampered_amount_is_refused_before_toss_is_called() {
     let h = Harness::new().await;
@@ -327,21 +344,16 @@ async fn refunds_refused_for_now_are_told_apart_from_refusals_for_good() {
 #[tokio::test]
 async fn a_partial_refund_answered_too_soon_that_went_through_is_recorded_as_asked() {
     let h = Harness::new().await;
-    let staff = Identity::staff("s-1");
     let (order, key) = h
         .paid_order_failing("c-1", 15_000, FailureMode::Consecutive)
         .await;
-    let refund = || {
-        h.service
-            .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
-    };
-    let payment = refund().await.unwrap();
+    let payment = refund_spoilt_tart(&h, &order, "k-1").await.unwrap();
     assert_eq!(payment.balance, 10_000);
     assert_eq!(payment.refunds.len(), 1);
     assert_eq!(payment.refunds[0].refund_id, format!("staff-{order}-k-1"));
     assert_eq!(payment.refunds[0].amount, 5_000);
     let cancels = h.toss.server.stats().cancels;
-    let again = refund().await.unwrap();
+    let again = refund_spoilt_tart(&h, &order, "k-1").await.unwrap();
     assert_eq!((again.balance, again.refunds.len()), (10_000, 1));
     assert_eq!(
         h.toss.server.stats().cancels,
@@ -360,7 +372,6 @@ async fn a_partial_refund_answered_too_soon_that_went_through_is_recorded_as_ask
 #[tokio::test]
 async fn a_refund_refused_as_too_soon_does_not_take_another_cancel_for_its_own() {
     let h = Harness::new().await;
-    let staff = Identity::staff("s-1");
     let (order, key) = h.paid_order("c-1", 15_000).await;
     h.toss
         .client()
@@ -368,11 +379,7 @@ async fn a_refund_refused_as_too_soon_does_not_take_another_cancel_for_its_own()
         .await
         .unwrap();
     h.toss.server.set_failure(FailureMode::TooSoon, Some(&key));
-    let err = h
-        .service
-        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
-        .await
-        .unwrap_err();
+    let err = refund_spoilt_tart(&h, &order, "k-1").await.unwrap_err();
     assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
     let payment = h.payment(&order).await;
     assert_eq!(payment.balance, 10_000);
@@ -389,25 +396,16 @@ async fn a_refund_refused_as_too_soon_does_not_take_another_cancel_for_its_own()
 #[tokio::test]
 async fn a_partial_refund_refused_as_too_soon_records_nothing() {
     let h = Harness::new().await;
-    let staff = Identity::staff("s-1");
     let (order, key) = h
         .paid_order_failing("c-1", 15_000, FailureMode::TooSoon)
         .await;
-    let err = h
-        .service
-        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-1")
-        .await
-        .unwrap_err();
+    let err = refund_spoilt_tart(&h, &order, "k-1").await.unwrap_err();
     assert_eq!(err.code(), "FORBIDDEN_CONSECUTIVE_REQUEST");
     let payment = h.payment(&order).await;
     assert_eq!((payment.balance, payment.refunds.len()), (15_000, 0));
 
     h.toss.server.set_failure(FailureMode::None, Some(&key));
-    let payment = h
-        .service
-        .refund_partly(Some(&staff), &order, 5_000, "a spoilt tart", "k-2")
-        .await
-        .unwrap();
+    let payment = refund_spoilt_tart(&h, &order, "k-2").await.unwrap();
     assert_eq!((payment.balance, payment.refunds.len()), (10_000, 1));
     assert_eq!(
         h.toss.client().get(&key).await.unwrap().balance_amount,
