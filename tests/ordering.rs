@@ -409,7 +409,6 @@ async fn declined_card_cancels_and_releases_stock() {
     assert_eq!(err.code(), "REJECT_CARD_COMPANY");
     h.wait_status(&kim, &order.id, OrderStatus::Cancelled).await;
     h.wait_stock(&cake, (5, 0), "stock released").await;
-    assert_eq!(h.toss.stats().confirmed, 0, "nothing charged");
     let payment = h.payment_of(&kim, &order.id).await;
     assert_eq!(payment.status, payment::payment::PaymentStatus::Failed);
 }

@@ -244,6 +244,21 @@ fn validates_every_field_and_names_it() {
             },
             "name",
         ),
+        // Tags after a black flag hide text unless they spell a known flag.
+        (
+            NewProduct {
+                name: "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}\u{E0068}\u{E0069}".into(),
+                ..details()
+            },
+            "name",
+        ),
+        (
+            NewProduct {
+                name: "\u{1F3F4}\u{E0068}\u{E0069}\u{E007F}".into(),
+                ..details()
+            },
+            "name",
+        ),
         (
             NewProduct {
                 initial_stock: -1,

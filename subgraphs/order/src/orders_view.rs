@@ -390,10 +390,42 @@ fn open_orders_index(tables: &Tables) -> String {
 }
 
 /// Adds the open-orders index to generation `generation` of the orders read model when it
-/// predates it (generations made since have it from the start).
+/// predates it (generations made since have it from the start), once (see
+/// [`projections::alter_once`]): a start that finds it, or finds the generation replaced by a
+/// rebuild meanwhile, takes no lock on the table.
 pub async fn ensure_open_orders_index(pool: &AnyPool, generation: i64) -> Result<(), sqlx::Error> {
-    let ddl = open_orders_index(&Tables::new("orders", generation));
-    projections::read_models::run_ddl(pool, "orders_open_index", &[ddl.as_str()]).await
+    let tables = Tables::new("orders", generation);
+    let (table, index) = (tables.table("orders"), tables.object("orders_open"));
+    projections::alter_once(pool, "orders-open-index", |conn| {
+        let (tables, table, index) = (tables.clone(), table.clone(), index.clone());
+        Box::pin(async move {
+            let query = if conn.backend_name() == "PostgreSQL" {
+                "SELECT (CASE WHEN to_regclass($1) IS NULL THEN 0 ELSE 1 END) + \
+                 (CASE WHEN to_regclass($2) IS NULL THEN 0 ELSE 2 END)"
+            } else {
+                "SELECT (SELECT count(*) FROM sqlite_master WHERE name = $1) + \
+                 2 * (SELECT count(*) FROM sqlite_master WHERE name = $2)"
+            };
+            let found: i64 = sqlx::query_scalar(query)
+                .bind(&table)
+                .bind(&index)
+                .fetch_one(conn)
+                .await?;
+            // Only a table without its index needs it.
+            Ok((found == 1).then(|| open_orders_index(&tables)))
+        })
+    })
+    .await
+}
+
+/// The query [`open_orders`] runs (`$1` the customer, `$2` the earliest `created_at`): a range
+/// of the open-orders index, whose predicate is the query's own status condition.
+pub fn open_orders_query(limit: u32) -> String {
+    format!(
+        "SELECT count(*) FROM (SELECT 1 FROM rm_orders_orders \
+         WHERE customer_id = $1 AND created_at >= $2 \
+         AND status IN {OPEN_STATUSES} LIMIT {limit}) AS open"
+    )
 }
 
 /// How many of `customer`'s orders placed since `since` await stock or payment (PLACED,
@@ -404,12 +436,7 @@ pub async fn open_orders(
     since: chrono::DateTime<chrono::Utc>,
     limit: u32,
 ) -> Result<u32, sqlx::Error> {
-    // A range of the open-orders index (its predicate is the query's own status condition).
-    let sql = format!(
-        "SELECT count(*) FROM (SELECT 1 FROM rm_orders_orders \
-         WHERE customer_id = $1 AND created_at >= $2 \
-         AND status IN {OPEN_STATUSES} LIMIT {limit}) AS open"
-    );
+    let sql = open_orders_query(limit);
     let count: i64 = sqlx::query_scalar(&sql)
         .bind(customer)
         .bind(micros(since))

@@ -238,6 +238,45 @@ async fn has_open_index(models: &ReadModels) -> bool {
     n == 1
 }
 
+/// Whether the open-order count's plan reads the open-orders index (on Postgres with
+/// sequential scans off: a table of a few rows is otherwise read whole).
+async fn counts_in_open_index(models: &ReadModels) -> bool {
+    let mut conn = models.pool().acquire().await.unwrap();
+    let query = order::orders_view::open_orders_query(10);
+    let plan: Vec<String> = match models.backend() {
+        projections::read_models::Backend::Postgres => {
+            sqlx::query("SET enable_seqscan = off")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let plan = sqlx::query_scalar(&format!("EXPLAIN {query}"))
+                .bind("kim")
+                .bind("2000-01-01")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query("RESET enable_seqscan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            plan
+        }
+        projections::read_models::Backend::Sqlite => {
+            sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
+                .bind("kim")
+                .bind("2000-01-01")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, 3))
+                .collect()
+        }
+    };
+    plan.iter()
+        .any(|line| line.contains("rm_orders_g1_orders_open"))
+}
+
 /// A customer's open orders (awaiting stock or payment) are counted, others' and settled ones
 /// not, up to the limit asked; the index they are counted in comes with the table, and is
 /// added to a generation made before it.
@@ -276,6 +315,10 @@ async fn open_orders_are_counted_per_customer(store: Arc<dyn EventStore>, models
     };
     let hour_ago = Utc::now() - Duration::hours(1);
     assert_eq!(count("kim", hour_ago, 10).await, 2);
+    assert!(
+        counts_in_open_index(&models).await,
+        "the count reads the open-orders index"
+    );
     assert_eq!(
         count("kim", hour_ago, 1).await,
         1,

@@ -562,7 +562,6 @@ impl PaymentService {
             // left to refund, and that cancel's own event tells the order.
             return Ok(0);
         }
-        let asked_at = Utc::now();
         let (cancels, ours) = match self
             .inner
             .toss
@@ -580,12 +579,10 @@ impl PaymentService {
             // after another request: if Toss shows it, it is recorded as this refund, so asking
             // again (same id) answers it instead of failing, or refunding twice under a new id.
             Err(err) if err.maybe_done() => {
-                let asked = Asked {
-                    amount,
-                    reason: &reason,
-                    at: asked_at,
-                };
-                match self.cancel_made(&payment_key, &state, asked).await {
+                match self
+                    .cancel_made(&payment_key, &state, amount, &reason)
+                    .await
+                {
                     Ok(Some(found)) => found,
                     Ok(None) => {
                         return self
@@ -636,16 +633,17 @@ impl PaymentService {
 
     /// After a cancel that failed but may have gone through: Toss's cancels and the one that
     /// is this attempt's, when Toss shows exactly one cancel not recorded before it (`before`)
-    /// that matches what was `asked`: the amount (all of the balance when `None`), the reason,
-    /// made no earlier than the ask (less [`CLOCK_SKEW`]). The order's refund turn keeps our
-    /// other refunds and the webhook's recording out meanwhile; an earlier refund of ours left
-    /// unrecorded is older than the ask; a cancel made in the Toss console in the same moment
-    /// for the same amount and reason would be taken for it.
+    /// for the `amount` asked (all of the balance when `None`) with the `reason` sent. The
+    /// order's refund turn keeps our other refunds and the webhook's recording out meanwhile;
+    /// an ask of the same id again later (a retry) finds its cancel the same way. Taken for it
+    /// wrongly: a cancel for the same amount and reason made elsewhere meanwhile (the Toss
+    /// console), or left unrecorded by an earlier refund of ours whose lookup failed.
     async fn cancel_made(
         &self,
         payment_key: &str,
         before: &Payment,
-        asked: Asked<'_>,
+        amount: Option<i64>,
+        reason: &str,
     ) -> Result<Option<(Vec<TossCancel>, TossCancel)>, PaymentError> {
         let paid = self.inner.toss.get(payment_key).await?;
         let known = |cancel: &TossCancel| {
@@ -661,9 +659,8 @@ impl PaymentService {
         let (Some(ours), None) = (new.next(), new.next()) else {
             return Ok(None);
         };
-        let matches = ours.cancel_amount == asked.amount.unwrap_or(before.balance)
-            && ours.cancel_reason == asked.reason
-            && ours.canceled_at >= asked.at - CLOCK_SKEW;
+        let matches = ours.cancel_amount == amount.unwrap_or(before.balance)
+            && ours.cancel_reason.trim() == reason.trim();
         if !matches {
             return Ok(None);
         }
@@ -698,19 +695,6 @@ impl PaymentService {
         Err(err.into())
     }
 }
-
-/// What a cancel asked of Toss, to know it again among Toss's cancels.
-struct Asked<'a> {
-    /// KRW, or the whole balance.
-    amount: Option<i64>,
-    /// The reason sent.
-    reason: &'a str,
-    /// When it was sent.
-    at: chrono::DateTime<Utc>,
-}
-
-/// How far Toss's clock may be behind ours when a cancel is matched to its ask by time.
-const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(5);
 
 /// The reason sent with a cancel, fitted to Toss's rules: the saga passes on the customer's or
 /// the staff's words, which may be blank or longer than Toss takes, and a refund must not fail

@@ -172,15 +172,17 @@ pub(crate) fn quantity(
 /// Hangul fillers: letters by category, blank on screen.
 const HANGUL_FILLERS: [char; 4] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}'];
 
+/// The subdivision flags emoji know (England, Scotland, Wales): a black flag, tag characters
+/// spelling the region, a cancel tag. Tag characters anywhere else hide text.
+const FLAG_TAGS: [&str; 3] = ["gbeng", "gbsct", "gbwls"];
+
 /// Whether `c` shows nothing or changes how the text around it shows (controls, format
 /// characters such as zero-width spaces and bidi overrides, line and paragraph separators,
-/// private-use and unassigned code points, Hangul fillers). Emoji sequences keep what they are
-/// made of: the zero-width joiner, and tag characters after a black flag (`in_flag`: the
-/// subdivision flags, such as Scotland's).
-fn invisible(c: char, in_flag: bool) -> bool {
+/// private-use and unassigned code points, Hangul fillers). The zero-width joiner stays:
+/// emoji sequences need it (flags are allowed by [`holds_invisible`]).
+fn invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory as _};
-    let tag = ('\u{E0020}'..='\u{E007F}').contains(&c);
-    if c == '\u{200D}' || (tag && in_flag) {
+    if c == '\u{200D}' {
         return false;
     }
     HANGUL_FILLERS.contains(&c)
@@ -196,15 +198,35 @@ fn invisible(c: char, in_flag: bool) -> bool {
         )
 }
 
-/// Whether `text` holds an invisible character (see [`invisible`]), bar those `allowed`.
+/// Whether `text` holds an invisible character (see [`invisible`]), bar those `allowed` and
+/// the tags of the subdivision flags ([`FLAG_TAGS`]).
 fn holds_invisible(text: &str, allowed: impl Fn(char) -> bool) -> bool {
-    let mut in_flag = false;
-    text.chars().any(|c| {
-        let tag = ('\u{E0020}'..='\u{E007F}').contains(&c);
-        let hidden = invisible(c, in_flag) && !allowed(c);
-        in_flag = c == '\u{1F3F4}' || (in_flag && tag);
-        hidden
-    })
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c == '\u{1F3F4}' {
+            // The tags of a known flag are skipped whole.
+            if let Some(after) = FLAG_TAGS.iter().find_map(|region| flag_tags(rest, region)) {
+                rest = after;
+            }
+            continue;
+        }
+        if invisible(c) && !allowed(c) {
+            return true;
+        }
+    }
+    false
+}
+
+/// What follows the tag characters spelling `region` and their cancel tag at the start of
+/// `text`, if they are there.
+fn flag_tags<'t>(text: &'t str, region: &str) -> Option<&'t str> {
+    let mut rest = text;
+    for letter in region.chars().chain(['\u{7F}']) {
+        let tag = char::from_u32(0xE0000 + u32::from(letter))?;
+        rest = rest.strip_prefix(tag)?;
+    }
+    Some(rest)
 }
 
 /// Trims a text and checks its length in characters, that it holds nothing invisible (see
