@@ -226,6 +226,10 @@ impl PaymentService {
                     .answer_decided(order_id, payment_key, &state, metadata)
                     .await;
             }
+            if state.status == PaymentStatus::Requested {
+                self.record_if_approved(order_id, payment_key, metadata)
+                    .await;
+            }
             return Err(PaymentError::NotPayable(reason));
         }
         let requested = self
@@ -267,6 +271,30 @@ impl PaymentService {
         )
         .await
         .map_err(|stopped| PaymentError::Interrupted(stopped.to_string()))?
+    }
+
+    /// Records the payment if Toss approved `payment_key` for `order_id`: a confirm asked
+    /// before the order closed may have been approved and never recorded (its process stopped
+    /// in between), and once recorded the saga refunds it as a late payment. Asked again after
+    /// the order closed, so the money is not left at Toss; a failure here is only logged.
+    async fn record_if_approved(&self, order_id: &str, payment_key: &str, metadata: Metadata) {
+        let recorded = match self.inner.toss.get(payment_key).await {
+            Ok(found) if found.order_id == order_id && found.status.was_approved() => {
+                tracing::warn!(
+                    order_id,
+                    "a payment approved at toss was never recorded; recording it for the saga to refund"
+                );
+                self.record_approved(order_id, &found, metadata)
+                    .await
+                    .map(drop)
+            }
+            Ok(_) => Ok(()),
+            Err(err) if err.status == Some(404) => Ok(()),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = recorded {
+            tracing::warn!(order_id, error = %err, "cannot check toss for a payment of a closed order");
+        }
     }
 
     /// Asks Toss to confirm a requested payment and records the outcome.

@@ -469,6 +469,57 @@ async fn a_confirm_whose_caller_went_away_is_still_recorded() {
     assert_eq!(h.toss.server.stats().confirmed, 1);
 }
 
+/// A payment Toss approved whose confirm was never recorded (its process stopped in between)
+/// is found when the customer confirms again after the order closed: the confirm is refused,
+/// and the payment is recorded, so the saga refunds it as a late payment instead of leaving
+/// the money at Toss.
+#[tokio::test]
+async fn a_payment_approved_but_never_recorded_is_found_after_the_order_closed() {
+    let h = Harness::new().await;
+    let me = Identity::customer("c-1");
+    let expires = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+    let order = h.payable_order_until("c-1", 15_000, expires).await;
+    // The confirm is requested (Toss does not answer in time, nothing is applied)...
+    let key = h.mint_failing(&order, 15_000, FailureMode::Timeout).await;
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TOSS_TIMEOUT");
+    // ...then approved at Toss under its idempotency key, as by a retry whose process stopped
+    // before recording it.
+    h.toss.server.set_failure(FailureMode::None, Some(&key));
+    h.toss
+        .client()
+        .confirm(
+            &key,
+            &order,
+            15_000,
+            &payment::service::confirm_idempotency_key(&order, &key),
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.payment(&order).await.status, PaymentStatus::Requested);
+    let wait = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+
+    let err = h
+        .service
+        .confirm(Some(&me), &order, &key, 15_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "ORDER_NOT_PAYABLE");
+    let payment = h.payment(&order).await;
+    assert_eq!(
+        payment.status,
+        PaymentStatus::Confirmed,
+        "recorded for the saga"
+    );
+    assert_eq!(payment.payment_key.as_deref(), Some(key.as_str()));
+    assert_eq!(h.toss.server.stats().confirmed, 1, "charged once");
+}
+
 /// Toss's test server in `duplicate` mode takes the money and answers as to a duplicate
 /// (`ALREADY_PROCESSED_PAYMENT`): the payment is looked up and recorded confirmed, once.
 #[tokio::test]
