@@ -1056,6 +1056,10 @@ async fn wait_until_caught_up(group: &str, topic: &str) -> bool {
     .await
 }
 
+/// The saga's process (`bloody-sweet order`) killed with SIGKILL between steps — after its
+/// first step, with a reserve command unanswered, after a payment moved it on, while
+/// compensating — and started again: every order reaches its right final state, and the stock,
+/// the recorded payments and Toss's books agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_resumes_after_its_process_is_killed_between_steps() {
     let mut h = harness(minutes(10)).await;
@@ -1065,22 +1069,14 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     let original = h.saga.take().unwrap();
     original.abort();
     let _ = original.await;
-    // Each runner is a new orchestrator, with empty caches and remembering nothing, as a
-    // restarted process would be; it shares only the store, the bus and the index with the
-    // one the order service places through.
+    // Each runner is a `bloody-sweet order` process (the order subgraph and its saga runner),
+    // killed with SIGKILL: no shutdown path runs, and the next one starts remembering nothing.
+    // It shares only the database and the broker with the one the order service places
+    // through.
     let config = h.ordering.orchestrator.config().clone();
-    let (store, bus, pool) = (
-        h.platform.store.clone(),
-        h.platform.bus.clone(),
-        h.platform.read_models.pool().clone(),
-    );
-    let run_saga = |_: &Harness| {
-        let (store, bus, pool, config) = (store.clone(), bus.clone(), pool.clone(), config.clone());
-        tokio::spawn(async move {
-            let saga = order::Orchestrator::new(store, bus, pool, config).await?;
-            saga.run(std::future::pending()).await
-        })
-    };
+    let url = h._db.as_ref().unwrap().url().to_owned();
+    let prefix = h.platform.settings.kafka_topic_prefix.clone();
+    let run_saga = |_: &Harness| OrderProcess::start(&url, &prefix);
     let mut runner = run_saga(&h);
     let saga = h.ordering.orchestrator.clone();
     let relayed_group = config.group.clone();
@@ -1115,8 +1111,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     // Killed while the second order's reserve command is unanswered: the new runner takes
     // the reply.
     let second = h.place(&kim, vec![(cake.clone(), 1)]).await.id;
-    runner.abort();
-    let _ = runner.await;
+    runner.kill();
     runner = run_saga(&h);
     h.wait_status(&kim, &second, OrderStatus::PaymentPending)
         .await;
@@ -1128,8 +1123,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
         if i == 0 {
             // Killed again once the payment moved the saga on.
             kill_after(id.clone(), order::Phase::AwaitingPayment).await;
-            runner.abort();
-            let _ = runner.await;
+            runner.kill();
             runner = run_saga(&h);
         }
     }
@@ -1154,8 +1148,7 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     })
     .await;
     assert!(compensating, "the saga of {cancelled} began compensating");
-    runner.abort();
-    let _ = runner.await;
+    runner.kill();
     assert_eq!(
         h.toss.stats().cancels,
         0,
@@ -1174,7 +1167,51 @@ async fn saga_resumes_after_its_process_is_killed_between_steps() {
     runner = run_saga(&h);
     h.wait_status(&kim, &cancelled, OrderStatus::Refunded).await;
     h.wait_stock(&cake, (6, 0), "the unit went back").await;
-    // Refunded once, whoever carried it out.
+    // Refunded once, whoever carried it out, and the money agrees with Toss's books.
     assert_eq!(h.toss.stats().cancels, 1);
-    runner.abort();
+    for (id, balance) in order_ids.iter().zip([0, 6_200, 6_200]) {
+        let payment = h.payment_of(&kim, id).await;
+        assert_eq!(payment.balance, balance, "{id}");
+        let key = payment.payment_key.unwrap();
+        assert_eq!(
+            h.toss.payment(&key).unwrap().balance_amount,
+            balance,
+            "{id}"
+        );
+    }
+    runner.kill();
+}
+
+/// `bloody-sweet order` as a real process on the harness's database and topics (its subgraph
+/// on a free port), killed with SIGKILL when asked or dropped.
+struct OrderProcess(std::process::Child);
+
+impl OrderProcess {
+    fn start(database_url: &str, prefix: &str) -> Self {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_bloody-sweet"))
+            .args(["order", "--listen", "127.0.0.1:0"])
+            .env("DATABASE_URL", database_url)
+            .env("KAFKA_BROKERS", testkit::kafka_brokers())
+            .env("KAFKA_TOPIC_PREFIX", prefix)
+            .env("KAFKA_PARTITIONS", "3")
+            .env("KAFKA_SESSION_TIMEOUT_MS", "6000")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start bloody-sweet order");
+        Self(child)
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for OrderProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
