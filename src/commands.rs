@@ -481,7 +481,13 @@ async fn ordering_alone(settings: Settings, subgraph: Subgraph) -> anyhow::Resul
         metrics,
         readiness.clone(),
     ));
-    tasks.push(crate::ordering::serve(listener, router, &shutdown, name));
+    tasks.push(crate::ordering::serve(
+        &platform.settings,
+        listener,
+        router,
+        &shutdown,
+        name,
+    ));
     readiness.set_ready(true);
     let outcome = supervise(tasks, shutdown).await;
     readiness.set_ready(false);
@@ -505,12 +511,13 @@ async fn review_alone(settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(platform.settings.review_listen)
         .await
         .with_context(|| format!("binding {}", platform.settings.review_listen))?;
-    let stop = shutdown.clone();
-    tasks.push(tokio::spawn(async move {
-        review::run(listener, state, stop.cancelled_owned())
-            .await
-            .context("review subgraph")
-    }));
+    tasks.push(crate::ordering::serve(
+        &platform.settings,
+        listener,
+        review::server::router(state),
+        &shutdown,
+        "review",
+    ));
     supervise(tasks, shutdown).await
 }
 

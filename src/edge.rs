@@ -69,6 +69,12 @@ pub fn gateway_config(settings: &Settings, source: SupergraphSource) -> GatewayC
         config.rate_limits.per_ip_burst =
             rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
     }
+    config.identity_signer = settings.identity_signer();
+    if config.identity_signer.is_none() {
+        tracing::warn!(
+            "IDENTITY_SECRET unset: subgraphs trust the identity header unsigned; reach them only through the gateway"
+        );
+    }
     // Checked when the settings were loaded.
     if let Ok(trusted) = settings.trusted_proxies() {
         config.trusted_proxies = trusted;

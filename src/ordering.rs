@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::platform::Platform;
+use crate::settings::Settings;
 
 /// Where each subgraph listens.
 pub struct Listeners {
@@ -94,14 +95,23 @@ impl Ordering {
                 return Err(err);
             }
         };
-        tasks.push(serve(listeners.order, order.router, &shutdown, "order"));
+        let settings = &platform.settings;
         tasks.push(serve(
+            settings,
+            listeners.order,
+            order.router,
+            &shutdown,
+            "order",
+        ));
+        tasks.push(serve(
+            settings,
             listeners.inventory,
             inventory::server::router(inventory.clone()),
             &shutdown,
             "inventory",
         ));
         tasks.push(serve(
+            settings,
             listeners.payment,
             payment::server::router(payments.clone()),
             &shutdown,
@@ -123,13 +133,17 @@ impl Ordering {
     }
 }
 
-/// Serves the `name` subgraph's `router` on `listener` until `shutdown` is cancelled.
+/// Serves the `name` subgraph's `router` on `listener` until `shutdown` is cancelled, behind
+/// the gateway's signature when `settings` have an `IDENTITY_SECRET`
+/// ([`subgraph::verify_identities`]).
 pub fn serve(
+    settings: &Settings,
     listener: TcpListener,
     router: axum::Router,
     shutdown: &CancellationToken,
     name: &'static str,
 ) -> JoinHandle<anyhow::Result<()>> {
+    let router = subgraph::verify_identities(router, settings.identity_signer());
     let stop = shutdown.clone();
     tokio::spawn(async move {
         subgraph::serve(listener, router, name, stop.cancelled_owned())

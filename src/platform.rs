@@ -289,12 +289,13 @@ pub async fn run_up(
             tracing::warn!(error = %format!("{err:#}"), "review search and the assistant are disabled")
         }
     }
-    let stop = shutdown.clone();
-    tasks.push(tokio::spawn(async move {
-        review::run(review_listener, reviews, stop.cancelled_owned())
-            .await
-            .context("review subgraph")
-    }));
+    tasks.push(crate::ordering::serve(
+        &platform.settings,
+        review_listener,
+        review::server::router(reviews),
+        &shutdown,
+        "review",
+    ));
     tasks.push(http);
     readiness.set_ready(true);
     tracing::info!("platform up");

@@ -49,6 +49,9 @@ pub struct Settings {
     pub toss_base_url: Option<String>,
     /// Toss secret key; `TOSS_SECRET_KEY`. Unset: the embedded test server and its test key.
     pub toss_secret_key: Option<SecretString>,
+    /// Secret the gateway signs the identity it passes to subgraphs with, and subgraphs verify
+    /// it by (at least 32 bytes); `IDENTITY_SECRET`. Unset: the identity header is unsigned.
+    pub identity_secret: Option<SecretString>,
     /// Address of the embedded Toss test server; `TOSS_TEST_LISTEN`.
     pub toss_test_listen: SocketAddr,
     /// Seconds a reserved order waits for payment; `PAYMENT_TIMEOUT_SECS`.
@@ -118,6 +121,7 @@ impl Default for Settings {
             review_listen: SocketAddr::from(([127, 0, 0, 1], 4004)),
             toss_base_url: None,
             toss_secret_key: None,
+            identity_secret: None,
             toss_test_listen: SocketAddr::from(([127, 0, 0, 1], 4010)),
             payment_timeout_secs: 600,
             refund_retry_secs: 120,
@@ -265,6 +269,19 @@ impl Settings {
         if let Some(v) = var("TOSS_BASE_URL") {
             settings.toss_base_url = Some(v);
         }
+        if let Some(v) = var("IDENTITY_SECRET") {
+            settings.identity_secret = Some(v.into());
+        }
+        if let Some(Err(err)) = settings
+            .identity_secret
+            .as_ref()
+            .map(|s| auth::IdentitySigner::new(s.expose_secret().as_bytes()))
+        {
+            return Err(SettingsError::Env {
+                name: "IDENTITY_SECRET",
+                reason: err.to_string(),
+            });
+        }
         if let Some(v) = var("TOSS_SECRET_KEY") {
             settings.toss_secret_key = Some(v.into());
         }
@@ -384,6 +401,13 @@ impl Settings {
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_ref().map(|s| s.expose_secret())
     }
+
+    /// The signer of identities passed from the gateway to subgraphs, if `IDENTITY_SECRET` is
+    /// set (checked when the settings were loaded).
+    pub fn identity_signer(&self) -> Option<auth::IdentitySigner> {
+        let secret = self.identity_secret.as_ref()?;
+        auth::IdentitySigner::new(secret.expose_secret().as_bytes()).ok()
+    }
 }
 
 fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, SettingsError>
@@ -449,6 +473,18 @@ mod tests {
                 assert!(err.to_string().contains(name), "{name}={value}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn an_identity_secret_is_long_enough_or_refused() {
+        let d = Settings::load_from(None, |_| None).unwrap();
+        assert!(d.identity_signer().is_none(), "unsigned by default");
+        let name = "IDENTITY_SECRET";
+        let long = "s".repeat(32);
+        let s = Settings::load_from(None, |n| (n == name).then(|| long.clone())).unwrap();
+        assert!(s.identity_signer().is_some());
+        let err = Settings::load_from(None, |n| (n == name).then(|| "short".into())).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
     }
 
     #[test]

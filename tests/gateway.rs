@@ -68,9 +68,13 @@ async fn harness() -> Harness {
         "KAFKA_TOPIC_PREFIX" => Some(prefix.clone()),
         "KAFKA_PARTITIONS" => Some("3".into()),
         "KAFKA_SESSION_TIMEOUT_MS" => Some("6000".into()),
+        // The gateway signs the identity it passes on; the subgraphs take no other.
+        "IDENTITY_SECRET" => Some("a secret the gateway and subgraphs share".into()),
         _ => None,
     })
     .unwrap();
+    let signer = settings.identity_signer();
+    assert!(signer.is_some());
     let platform = Platform::connect(settings).await.unwrap();
     let saga = SagaConfig {
         tick: Duration::from_millis(200),
@@ -119,6 +123,7 @@ async fn harness() -> Harness {
     ));
     config.cognito = Some(issuer.config());
     config.graphiql = None;
+    config.identity_signer = signer;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(gateway::serve(config, listener, shutdown.clone()));
@@ -244,6 +249,26 @@ async fn customers_order_through_the_gateway() {
         .as_str()
         .unwrap_or_default();
     assert!(["FORBIDDEN", "NOT_FOUND"].contains(&code), "{denied}");
+
+    // Around the gateway, claiming to be staff in the identity header gets nowhere: the
+    // subgraphs take only identities the gateway signed.
+    let [order_addr, _, payment_addr] = h.stack.subgraph_addrs;
+    let forged = auth::Identity::staff("mallory").to_header_value();
+    for (addr, query) in [
+        (order_addr, "{ orders(first: 5) { edges { node { id } } } }"),
+        (payment_addr, "{ __typename }"),
+    ] {
+        let answer = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .header(auth::IDENTITY_HEADER, &forged)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{addr}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,6 +12,7 @@ static IDENTITY: HeaderName = HeaderName::from_static(auth::IDENTITY_HEADER);
 pub struct Authenticator {
     verifier: Option<auth::JwtVerifier>,
     leeway: std::time::Duration,
+    signer: Option<auth::IdentitySigner>,
 }
 
 /// A caller after authentication.
@@ -46,7 +47,17 @@ impl Authenticator {
                 None
             }
         };
-        Ok(Self { verifier, leeway })
+        Ok(Self {
+            verifier,
+            leeway,
+            signer: None,
+        })
+    }
+
+    /// The same, signing the identity it passes to subgraphs with `signer` (when given).
+    pub fn with_signer(mut self, signer: Option<auth::IdentitySigner>) -> Self {
+        self.signer = signer;
+        self
     }
 
     /// How long after `exp` a token is still accepted (the verifier's clock-skew leeway).
@@ -81,7 +92,11 @@ impl Authenticator {
         let (identity, expires_at) = (verified.identity, verified.expires_at);
         let mut subgraph_headers = HeaderMap::with_capacity(2);
         // Built from scratch: a client-supplied identity header never reaches a subgraph.
-        if let Ok(value) = HeaderValue::from_str(&identity.to_header_value()) {
+        let value = match &self.signer {
+            Some(signer) => signer.header_value(&identity),
+            None => identity.to_header_value(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
             subgraph_headers.insert(IDENTITY.clone(), value);
         }
         if let Ok(value) = HeaderValue::from_str(authorization) {

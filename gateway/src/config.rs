@@ -45,6 +45,8 @@ pub struct GatewayConfig {
     pub introspection: bool,
     /// GraphiQL: `None` turns it off.
     pub graphiql: Option<GraphiqlConfig>,
+    /// Signs the identity passed to subgraphs (`IDENTITY_SECRET`); `None`: passed unsigned.
+    pub identity_signer: Option<auth::IdentitySigner>,
 }
 
 /// Where the supergraph comes from.
@@ -171,6 +173,7 @@ impl GatewayConfig {
             dedupe_subgraph_requests: true,
             introspection: true,
             graphiql: Some(GraphiqlConfig::from_env()),
+            identity_signer: None,
         }
     }
 }

@@ -68,7 +68,8 @@ impl Gateway {
         readiness.set_check(SUPERGRAPH_CHECK, false);
         let shared = Arc::new(Shared {
             engine: OnceLock::new(),
-            auth: Authenticator::new(config.cognito.clone())?,
+            auth: Authenticator::new(config.cognito.clone())?
+                .with_signer(config.identity_signer.clone()),
             apq: PersistedQueries::new(config.apq_cache_size),
             rate: RateLimit::new(config.rate_limits),
             trusted_proxies: config.trusted_proxies.clone(),

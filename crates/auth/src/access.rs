@@ -14,13 +14,16 @@ pub enum AuthError {
     /// The identity header is present but malformed.
     #[error("malformed identity header")]
     Malformed,
+    /// The identity header lacks the gateway's valid signature.
+    #[error("identity header not signed by the gateway")]
+    Unsigned,
 }
 
 impl AuthError {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Unauthenticated | Self::Malformed => "UNAUTHENTICATED",
+            Self::Unauthenticated | Self::Malformed | Self::Unsigned => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
         }
     }

@@ -86,7 +86,11 @@ impl Identity {
         let Some(value) = headers.get(IDENTITY_HEADER) else {
             return Ok(None);
         };
-        let raw = value.as_bytes();
+        Self::from_header_value(value.as_bytes()).map(Some)
+    }
+
+    /// Reads an identity header's value (as [`Identity::to_header_value`] writes it).
+    pub fn from_header_value(raw: &[u8]) -> Result<Self, AuthError> {
         if raw.len() > MAX_HEADER_LEN {
             return Err(AuthError::Malformed);
         }
@@ -97,7 +101,7 @@ impl Identity {
         if identity.sub.is_empty() || identity.sub.len() > MAX_SUB_LEN {
             return Err(AuthError::Malformed);
         }
-        Ok(Some(identity))
+        Ok(identity)
     }
 
     /// The header value that carries this identity.

@@ -2,6 +2,7 @@
 //! GraphQL error an `extensions.code` (over HTTP and WebSocket alike; `BAD_USER_INPUT` for an
 //! argument value that cannot be coerced, such as a `null` for an argument with a default),
 //! [`unauthenticated`], the answer to a request whose identity header is malformed,
+//! [`verify_identities`], which holds a subgraph's routes to the gateway's signature,
 //! [`cursor`], opaque Relay cursors, and [`serve`], which serves a subgraph's routes.
 
 pub mod cursor;
@@ -66,6 +67,42 @@ fn ensure_code(error: &mut ServerError) {
 /// from argument values, and they carry no other mark of their kind.
 fn is_argument_coercion(message: &str) -> bool {
     message.starts_with("Expected input type \"") || message.starts_with("Failed to parse \"")
+}
+
+/// `router` behind the gateway's signature when there is a `signer` (the process has an
+/// `IDENTITY_SECRET`): a request whose identity header is unsigned, signed with another
+/// secret or altered is refused with 401 `UNAUTHENTICATED`; a signed one reaches the routes
+/// with the plain identity they read; one without the header stays anonymous. Without a
+/// signer, `router` as it is.
+pub fn verify_identities(
+    router: axum::Router,
+    signer: Option<auth::IdentitySigner>,
+) -> axum::Router {
+    match signer {
+        Some(signer) => router.layer(axum::middleware::from_fn_with_state(signer, verified)),
+        None => router,
+    }
+}
+
+/// Passes a request on with its verified identity, or answers 401.
+async fn verified(
+    axum::extract::State(signer): axum::extract::State<auth::IdentitySigner>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match signer.verify(request.headers()) {
+        Ok(Some(identity)) => {
+            match axum::http::HeaderValue::from_str(&identity.to_header_value()) {
+                Ok(plain) => {
+                    request.headers_mut().insert(auth::IDENTITY_HEADER, plain);
+                }
+                Err(_) => return unauthenticated(auth::AuthError::Malformed),
+            }
+            next.run(request).await
+        }
+        Ok(None) => next.run(request).await,
+        Err(err) => unauthenticated(err),
+    }
 }
 
 /// The 401 answer, as a GraphQL error with the auth error's code, to a request whose identity
