@@ -143,7 +143,15 @@ pub fn serve(
     shutdown: &CancellationToken,
     name: &'static str,
 ) -> JoinHandle<anyhow::Result<()>> {
-    let router = subgraph::verify_identities(router, settings.identity_signer());
+    let signer = settings.identity_signer();
+    let exposed = listener.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+    if signer.is_none() && exposed {
+        tracing::warn!(
+            subgraph = name,
+            "serving beyond loopback with IDENTITY_SECRET unset: anyone who reaches this port can claim any identity"
+        );
+    }
+    let router = subgraph::verify_identities(router, signer);
     let stop = shutdown.clone();
     tokio::spawn(async move {
         subgraph::serve(listener, router, name, stop.cancelled_owned())

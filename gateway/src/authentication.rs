@@ -93,7 +93,7 @@ impl Authenticator {
         let mut subgraph_headers = HeaderMap::with_capacity(2);
         // Built from scratch: a client-supplied identity header never reaches a subgraph.
         let value = match &self.signer {
-            Some(signer) => signer.header_value(&identity),
+            Some(signer) => signer.header_value(&identity, expires_at),
             None => identity.to_header_value(),
         };
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -31,5 +31,5 @@ pub use config::CognitoConfig;
 pub use dev_issuer::{DevIssuer, DevIssuerError, MintRequest, MintResponse};
 pub use identity::{Group, IDENTITY_HEADER, Identity};
 pub use jwt::{JwtVerifier, Verified};
-pub use signed::{IdentitySigner, MIN_SECRET_LEN, WeakSecret};
+pub use signed::{IdentitySigner, LEEWAY_SECS, MIN_SECRET_LEN, WeakSecret};
 pub use token_error::TokenError;

@@ -71,7 +71,7 @@ fn is_argument_coercion(message: &str) -> bool {
 
 /// `router` behind the gateway's signature when there is a `signer` (the process has an
 /// `IDENTITY_SECRET`): a request whose identity header is unsigned, signed with another
-/// secret or altered is refused with 401 `UNAUTHENTICATED`; a signed one reaches the routes
+/// secret, altered or expired is refused with 401 `UNAUTHENTICATED`; a signed one reaches the routes
 /// with the plain identity they read; one without the header stays anonymous. Without a
 /// signer, `router` as it is.
 pub fn verify_identities(
@@ -90,7 +90,10 @@ async fn verified(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match signer.verify(request.headers()) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    match signer.verify(request.headers(), now) {
         Ok(Some(identity)) => {
             match axum::http::HeaderValue::from_str(&identity.to_header_value()) {
                 Ok(plain) => {

@@ -38,14 +38,23 @@ async fn only_identities_the_gateway_signed_reach_the_routes() {
     let signer = IdentitySigner::new(b"a secret the gateway and subgraphs share").unwrap();
     let url = serve(Some(signer.clone())).await;
     let staff = Identity::staff("lee");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     assert_eq!(
-        ask(&url, Some(signer.header_value(&staff))).await,
+        ask(&url, Some(signer.header_value(&staff, now + 600))).await,
         (200, "lee".to_owned())
     );
     assert_eq!(ask(&url, None).await, (200, "anonymous".to_owned()));
-    // Claiming to be staff without the gateway's signature, or with another secret's.
+    // Claiming to be staff without the gateway's signature, with another secret's, or with
+    // the gateway's on an identity whose token has expired.
     let other = IdentitySigner::new(&[9; 32]).unwrap();
-    for forged in [staff.to_header_value(), other.header_value(&staff)] {
+    for forged in [
+        staff.to_header_value(),
+        other.header_value(&staff, now + 600),
+        signer.header_value(&staff, now - 3_600),
+    ] {
         let (status, body) = ask(&url, Some(forged)).await;
         assert_eq!(status, 401, "{body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();

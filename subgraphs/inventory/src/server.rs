@@ -45,6 +45,8 @@ pub fn router(state: InventoryState) -> Router {
 
 /// Serves the subgraph on `listener` until `shutdown` resolves, then finishes the requests
 /// in flight.
+/// The identity header is read unsigned: a process that shares an `IDENTITY_SECRET` serves
+/// [`router`] behind `subgraph::verify_identities` instead.
 pub async fn run(
     listener: TcpListener,
     state: InventoryState,

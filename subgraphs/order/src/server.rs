@@ -23,6 +23,8 @@ pub fn router(schema: OrderSchema) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
+/// The identity header is read unsigned: a process that shares an `IDENTITY_SECRET` serves
+/// [`router`] behind `subgraph::verify_identities` instead.
 pub async fn run(
     listener: tokio::net::TcpListener,
     schema: OrderSchema,

@@ -46,6 +46,8 @@ pub fn router(service: PaymentService) -> Router {
 }
 
 /// Serves the subgraph on `listener` until `shutdown` resolves.
+/// The identity header is read unsigned: a process that shares an `IDENTITY_SECRET` serves
+/// [`router`] behind `subgraph::verify_identities` instead.
 pub async fn run(
     listener: tokio::net::TcpListener,
     service: PaymentService,
