@@ -16,7 +16,7 @@ pub struct Authenticator {
 }
 
 /// A caller after authentication.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Caller {
     /// The verified identity; `None` for anonymous callers.
     pub identity: Option<auth::Identity>,
@@ -24,6 +24,20 @@ pub struct Caller {
     pub subgraph_headers: HeaderMap,
     /// The token's `exp` (seconds since the Unix epoch); `None` for anonymous callers.
     pub expires_at: Option<i64>,
+}
+
+/// Names the forwarded headers without their values (the bearer token, the signed identity).
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("identity", &self.identity)
+            .field(
+                "subgraph_headers",
+                &self.subgraph_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl Authenticator {
@@ -133,6 +147,26 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);
         assert_eq!(bearer_token("abc"), None);
+    }
+
+    #[test]
+    fn a_callers_debug_shows_no_header_values() {
+        let mut subgraph_headers = HeaderMap::new();
+        subgraph_headers.insert(
+            header::AUTHORIZATION,
+            "Bearer secret-token".parse().unwrap(),
+        );
+        let caller = Caller {
+            identity: Some(auth::Identity::customer("kim")),
+            subgraph_headers,
+            expires_at: Some(1),
+        };
+        let shown = format!("{caller:?}");
+        assert!(
+            shown.contains("authorization") && shown.contains("kim"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret-token"), "{shown}");
     }
 
     #[tokio::test]

@@ -123,10 +123,11 @@ impl Identity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn headers(value: &str) -> http::HeaderMap {
+    /// Headers holding `value` as the identity header.
+    pub(crate) fn headers(value: &str) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         h.insert(IDENTITY_HEADER, value.parse().unwrap());
         h

@@ -89,12 +89,7 @@ impl IdentitySigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(value: &str) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        h.insert(IDENTITY_HEADER, value.parse().unwrap());
-        h
-    }
+    use crate::identity::tests::headers;
 
     #[test]
     fn a_signed_identity_reads_back_until_it_expires_and_nothing_else_does() {

@@ -30,6 +30,11 @@ async fn refund_all(h: &Harness, order: &str, refund_id: &str) -> SagaReply {
         .unwrap()
 }
 
+/// What Toss holds of payment `key`, by its own books.
+async fn toss_balance(h: &Harness, key: &str) -> i64 {
+    h.toss.client().get(key).await.unwrap().balance_amount
+}
+
 /// Staff's partial refund of 5,000 KRW for a spoilt tart, under idempotency key `key`.
 async fn refund_spoilt_tart(
     h: &Harness,
@@ -360,10 +365,7 @@ async fn a_partial_refund_answered_too_soon_that_went_through_is_recorded_as_ask
         cancels,
         "not cancelled again"
     );
-    assert_eq!(
-        h.toss.client().get(&key).await.unwrap().balance_amount,
-        10_000
-    );
+    assert_eq!(toss_balance(&h, &key).await, 10_000);
 }
 
 /// A cancel Toss made that is not this refund's (here one made elsewhere, for the same amount
@@ -407,10 +409,7 @@ async fn a_partial_refund_refused_as_too_soon_records_nothing() {
     h.toss.server.set_failure(FailureMode::None, Some(&key));
     let payment = refund_spoilt_tart(&h, &order, "k-2").await.unwrap();
     assert_eq!((payment.balance, payment.refunds.len()), (10_000, 1));
-    assert_eq!(
-        h.toss.client().get(&key).await.unwrap().balance_amount,
-        10_000
-    );
+    assert_eq!(toss_balance(&h, &key).await, 10_000);
 }
 
 #[tokio::test]
