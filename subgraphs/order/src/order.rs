@@ -284,6 +284,16 @@ impl Order {
             && !(self.paid && matches!(self.status, S::Cancelled | S::Rejected | S::Expired))
     }
 
+    /// Whether a payment may still arrive for this order, to be refunded: unpaid, and closed
+    /// (cancelled, rejected, expired) while awaiting payment, when a confirm may have been
+    /// under way at Toss.
+    pub fn may_see_late_payment(&self) -> bool {
+        use OrderStatus as S;
+        !self.paid
+            && matches!(self.status, S::Cancelled | S::Rejected | S::Expired)
+            && self.timeline.iter().any(|c| c.status == S::PaymentPending)
+    }
+
     /// Whether the order was made (it reached READY): its units were used, so whatever happens
     /// to it afterwards (a rejection at pick-up, a refund) they stay sold.
     pub fn goods_made(&self) -> bool {

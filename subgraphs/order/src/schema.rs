@@ -456,7 +456,9 @@ pub struct SubscriptionRoot;
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The order now, then again after every change, until it is settled: a paid order that
-    /// is cancelled, rejected or expired goes on to REFUNDED (or waits at REFUND_FAILED).
+    /// is cancelled, rejected or expired goes on to REFUNDED (or waits at REFUND_FAILED); one
+    /// closed unpaid while awaiting payment is followed two minutes more, for the refund of a
+    /// payment that was under way.
     async fn order_updated(
         &self,
         ctx: &Context<'_>,
@@ -479,6 +481,7 @@ impl SubscriptionRoot {
             first: Some(first),
             seen: 0,
             done: false,
+            linger_until: None,
         };
         Ok(futures::stream::unfold(watch, Watch::next))
     }
@@ -493,7 +496,14 @@ struct Watch {
     first: Option<Order>,
     seen: usize,
     done: bool,
+    /// Closed unpaid while awaiting payment: followed until then for a late payment's refund.
+    linger_until: Option<tokio::time::Instant>,
 }
+
+/// How long an order closed unpaid while awaiting payment is still followed: a confirm under
+/// way at Toss then (its retries and lookup take up to about this long) may still be recorded,
+/// and refunded.
+const LATE_PAYMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Watch {
     async fn next(mut self) -> Option<(async_graphql::Result<OrderGql>, Self)> {
@@ -505,7 +515,14 @@ impl Watch {
             return Some(self.emit(order));
         }
         loop {
-            let version = match self.changes.recv().await {
+            let received = match self.linger_until {
+                Some(until) => match tokio::time::timeout_at(until, self.changes.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => return None,
+                },
+                None => self.changes.recv().await,
+            };
+            let version = match received {
                 Ok(changed) if *changed.order_id != *self.id => continue,
                 Ok(changed) => changed.version,
                 Err(RecvError::Lagged(_)) => 0,
@@ -529,7 +546,11 @@ impl Watch {
 
     fn emit(mut self, order: Order) -> (async_graphql::Result<OrderGql>, Self) {
         self.seen = order.timeline.len();
-        self.done = order.settled();
+        let late = order.settled() && order.may_see_late_payment();
+        self.done = order.settled() && !late;
+        if late && self.linger_until.is_none() {
+            self.linger_until = Some(tokio::time::Instant::now() + LATE_PAYMENT_WAIT);
+        }
         (Ok(OrderGql(order)), self)
     }
 }

@@ -782,6 +782,50 @@ async fn order_updated_streams_until_the_order_is_final() {
     server.stop().await;
 }
 
+/// An order that expires while awaiting payment may still have a payment under way at Toss,
+/// which the saga then refunds: its stream goes on past EXPIRED to show the refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_updated_shows_the_refund_of_a_payment_that_came_after_expiry() {
+    use order::OrderCommand;
+    let server = TestServer::start().await;
+    let cake = server.product("Strawberry Cake", 6_500).await;
+    let kim = Identity::customer("kim");
+    let placed = server.place(&kim, "k1", &[(cake.as_str(), 1)]).await;
+    let id = placed["id"].as_str().unwrap();
+    let expires_at = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let run = |command: OrderCommand| {
+        let orders = server.orders.clone();
+        async move { orders.execute(id, command, Metadata::new()).await.unwrap() }
+    };
+    run(OrderCommand::AwaitPayment { expires_at }).await;
+    let mut ws = server.connect(&kim).await;
+    send(
+        &mut ws,
+        json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": {
+                "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }",
+                "variables": { "id": id },
+            },
+        }),
+    )
+    .await;
+    let status = |status: &str| json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "status": status } } } });
+    assert_eq!(receive(&mut ws).await, status("PAYMENT_PENDING"));
+    run(OrderCommand::Expire).await;
+    assert_eq!(receive(&mut ws).await, status("EXPIRED"));
+    // The payment under way was recorded after all, and the saga refunded it.
+    run(OrderCommand::MarkRefunded { amount: 6_500 }).await;
+    assert_eq!(receive(&mut ws).await, status("REFUNDED"));
+    assert_eq!(
+        receive(&mut ws).await,
+        json!({ "id": "1", "type": "complete" })
+    );
+    ws.close(None).await.unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order_even_after_a_failed_one() {
     use order::OrderCommand;
