@@ -226,6 +226,25 @@ impl TestServer {
         assert!(ok, "the orders view never showed {n} {status} orders");
     }
 
+    /// Subscribes as `identity` to `orderUpdated { status }` of order `id` (subscription "1");
+    /// [`status`] is what each change then looks like.
+    async fn follow_status(&self, identity: &Identity, id: &str) -> Ws {
+        let mut ws = self.connect(identity).await;
+        send(
+            &mut ws,
+            json!({
+                "id": "1",
+                "type": "subscribe",
+                "payload": {
+                    "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }",
+                    "variables": { "id": id },
+                },
+            }),
+        )
+        .await;
+        ws
+    }
+
     /// Opens a graphql-transport-ws connection as `identity` and completes the handshake.
     async fn connect(&self, identity: &Identity) -> Ws {
         let (mut ws, response) = tokio_tungstenite::connect_async(self.ws_request(identity))
@@ -282,6 +301,11 @@ async fn receive(ws: &mut Ws) -> Value {
 
 fn staff() -> Identity {
     Identity::staff("lee")
+}
+
+/// A change of status `status` on the subscription of [`TestServer::follow_status`].
+fn status(status: &str) -> Value {
+    json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "status": status } } } })
 }
 
 fn code(body: &Value) -> &str {
@@ -798,20 +822,7 @@ async fn order_updated_shows_the_refund_of_a_payment_that_came_after_expiry() {
         async move { orders.execute(id, command, Metadata::new()).await.unwrap() }
     };
     run(OrderCommand::AwaitPayment { expires_at }).await;
-    let mut ws = server.connect(&kim).await;
-    send(
-        &mut ws,
-        json!({
-            "id": "1",
-            "type": "subscribe",
-            "payload": {
-                "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }",
-                "variables": { "id": id },
-            },
-        }),
-    )
-    .await;
-    let status = |status: &str| json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "status": status } } } });
+    let mut ws = server.follow_status(&kim, id).await;
     assert_eq!(receive(&mut ws).await, status("PAYMENT_PENDING"));
     run(OrderCommand::Expire).await;
     assert_eq!(receive(&mut ws).await, status("EXPIRED"));
@@ -848,20 +859,7 @@ async fn order_updated_goes_on_to_the_refund_of_a_cancelled_paid_order_even_afte
             .await
             .unwrap();
     }
-    let mut ws = server.connect(&kim).await;
-    send(
-        &mut ws,
-        json!({
-            "id": "1",
-            "type": "subscribe",
-            "payload": {
-                "query": "subscription($id: ID!) { orderUpdated(orderId: $id) { status } }",
-                "variables": { "id": id },
-            },
-        }),
-    )
-    .await;
-    let status = |status: &str| json!({ "id": "1", "type": "next", "payload": { "data": { "orderUpdated": { "status": status } } } });
+    let mut ws = server.follow_status(&kim, id).await;
     assert_eq!(receive(&mut ws).await, status("PAID"));
     let body = server
         .post(

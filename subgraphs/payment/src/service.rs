@@ -278,8 +278,8 @@ impl PaymentService {
     /// in between), and once recorded the saga refunds it as a late payment. Asked again after
     /// the order closed, so the money is not left at Toss; a failure here is only logged.
     async fn record_if_approved(&self, order_id: &str, payment_key: &str, metadata: Metadata) {
-        let recorded = match self.inner.toss.get(payment_key).await {
-            Ok(found) if found.order_id == order_id && found.status.was_approved() => {
+        let recorded = match self.approved_at_toss(order_id, payment_key).await {
+            Ok(Some(found)) => {
                 tracing::warn!(
                     order_id,
                     "a payment approved at toss was never recorded; recording it for the saga to refund"
@@ -288,13 +288,23 @@ impl PaymentService {
                     .await
                     .map(drop)
             }
-            Ok(_) => Ok(()),
+            Ok(None) => Ok(()),
             Err(err) if err.status == Some(404) => Ok(()),
             Err(err) => Err(err.into()),
         };
         if let Err(err) = recorded {
             tracing::warn!(order_id, error = %err, "cannot check toss for a payment of a closed order");
         }
+    }
+
+    /// Toss's payment `payment_key`, when Toss approved it for `order_id`.
+    async fn approved_at_toss(
+        &self,
+        order_id: &str,
+        payment_key: &str,
+    ) -> Result<Option<TossPayment>, TossError> {
+        let found = self.inner.toss.get(payment_key).await?;
+        Ok((found.order_id == order_id && found.status.was_approved()).then_some(found))
     }
 
     /// Asks Toss to confirm a requested payment and records the outcome.
@@ -348,11 +358,9 @@ impl PaymentService {
     ) -> Result<Payment, PaymentError> {
         tracing::info!(order_id, code = %err.code, "toss refused or failed the confirm");
         if err.maybe_done() || err.code == codes::ALREADY_PROCESSED_PAYMENT {
-            match self.inner.toss.get(payment_key).await {
-                Ok(found) if found.order_id == order_id && found.status.was_approved() => {
-                    return self.record_approved(order_id, &found, metadata).await;
-                }
-                Ok(_) => {}
+            match self.approved_at_toss(order_id, payment_key).await {
+                Ok(Some(found)) => return self.record_approved(order_id, &found, metadata).await,
+                Ok(None) => {}
                 Err(lookup) => {
                     // The outcome is unknown: record nothing; a retry reuses the idempotency key.
                     tracing::warn!(order_id, code = %lookup.code, "payment lookup failed after a confirm failure");
