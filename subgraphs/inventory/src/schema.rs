@@ -16,7 +16,7 @@ use projections::ReadModels;
 
 use crate::catalog::{Catalog, ProductFilter, ProductView};
 use crate::error::InventoryError;
-use crate::product::{NewProduct, Product, ProductError, ProductId, ProductStatus as DomainStatus};
+use crate::product::{NewProduct, Product, ProductId, ProductStatus as DomainStatus};
 use crate::service::Inventory;
 
 /// The executable schema.
@@ -146,18 +146,6 @@ fn metadata(identity: &Identity) -> Metadata {
 
 fn parse_id(id: &str) -> async_graphql::Result<ProductId> {
     ProductId::parse(id).map_err(gql_error)
-}
-
-/// A restock's idempotency key: 1 to 64 printable ASCII characters.
-fn restock_key(key: &str) -> Result<String, ProductError> {
-    let key = key.trim();
-    if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ProductError::invalid(
-            "idempotency_key",
-            "must be 1 to 64 printable ASCII characters",
-        ));
-    }
-    Ok(key.to_owned())
 }
 
 /// The view of an aggregate just written.
@@ -393,13 +381,14 @@ impl Mutation {
     ) -> async_graphql::Result<ProductNode> {
         let identity = staff(ctx)?;
         let id = parse_id(&id)?;
-        let key = idempotency_key
-            .map(|key| restock_key(&key))
-            .transpose()
-            .map_err(gql_error)?;
         let product = state(ctx)?
             .inventory
-            .restock(&id, i64::from(quantity), key, metadata(identity))
+            .restock(
+                &id,
+                i64::from(quantity),
+                idempotency_key,
+                metadata(identity),
+            )
             .await
             .map_err(gql_error)?;
         written(product)

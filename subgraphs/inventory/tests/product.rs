@@ -391,6 +391,20 @@ fn a_keyed_restock_adds_its_units_once() {
                 }
             )
         });
+    // A key is 1 to 64 printable ASCII characters, whoever calls.
+    for bad in [" ", "배송-1"] {
+        AggregateTest::<Product>::given(given.clone())
+            .when(keyed(5, bad))
+            .then_expect_error(|e| {
+                matches!(
+                    e,
+                    ProductError::Invalid {
+                        field: "idempotency_key",
+                        ..
+                    }
+                )
+            });
+    }
     AggregateTest::<Product>::given(given.clone())
         .when(keyed(5, "k-2"))
         .then_expect_events(vec![E::Restocked {

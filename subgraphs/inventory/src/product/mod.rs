@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{NewProduct, ProductCommand, ProductEvent};
 use rules::{
-    MAX_CATEGORY_CHARS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, image_url, price, quantity, text,
+    MAX_CATEGORY_CHARS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, image_url, price, quantity,
+    restock_key, text,
 };
 pub use rules::{
     MAX_ID_LEN, MAX_ON_HAND, MAX_PRICE, MAX_RESERVATION_ID_LEN, MAX_RESERVE, MAX_RESTOCK,
@@ -306,6 +307,7 @@ impl Aggregate for Product {
                 restock_id,
             } => {
                 let added = quantity("quantity", added, 1, MAX_RESTOCK)?;
+                let restock_id = restock_id.as_deref().map(restock_key).transpose()?;
                 if let Some(key) = &restock_id {
                     match self.restocks.iter().find(|(seen, _)| seen == key) {
                         Some((_, units)) if *units == added => return Ok(vec![]),

@@ -259,6 +259,18 @@ pub(crate) fn text(
     Ok(trimmed.to_owned())
 }
 
+/// A restock's idempotency key, trimmed: 1 to 64 printable ASCII characters.
+pub(crate) fn restock_key(key: &str) -> Result<String, ProductError> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > 64 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ProductError::invalid(
+            "idempotency_key",
+            "must be 1 to 64 printable ASCII characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
 /// Checks an `http(s)` URL without whitespace.
 pub(crate) fn image_url(raw: &str) -> Result<String, ProductError> {
     let url = raw.trim();
